@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# zcopy. Kbuild (beside this file) describes the module to the kernel's build;
+# this Makefile is the front door for people and CI.
+#
+#   make                 build zcopy.ko for the running kernel (or KDIR=...)
+#   make run             boot a VM and show zcopy at work
+#   make check           the whole suite on both pinned kernels
+#   make style sparse    checkpatch and sparse, both clean
+#
+# make check/run/style/sparse fetch what they need first (scripts/fetch-deps).
+
+KDIR	?= /lib/modules/$(shell uname -r)/build
+KERNELS	?= 6.1 6.12
+export KERNELS
+
+SCRIPTS	:= $(CURDIR)/scripts
+CACHE	:= $(CURDIR)/.cache
+KSFT_DIR = $(shell bash -c '. $(SCRIPTS)/lib.sh && echo $$(kernel_src $$(newest_kernel))/tools/testing/selftests')
+
+all: module
+
+module:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+
+module-clean:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+
+deps:
+	$(SCRIPTS)/fetch-deps
+
+# zcopy.ko for every cached kernel, under .cache/build/.
+modules: deps
+	@for k in $(KERNELS); do $(SCRIPTS)/build-module $$k >/dev/null || exit 1; done
+
+selftests:
+	$(MAKE) -C selftests KSFT_DIR=$(KSFT_DIR)
+
+tools:
+	$(MAKE) -C tools
+
+check: deps
+	$(SCRIPTS)/check
+
+run: deps selftests tools
+	$(SCRIPTS)/vm-run --add $(SCRIPTS)/demo.sh:/demo.sh -- /demo.sh
+
+style: deps
+	$(SCRIPTS)/style
+
+sparse: deps
+	$(SCRIPTS)/sparse
+
+clean: module-clean
+	$(MAKE) -C selftests clean
+	$(MAKE) -C tools clean
+
+# Everything fetched as well: the next make fetches it again.
+distclean:
+	rm -rf $(CACHE)
+
+.PHONY: all module module-clean deps modules selftests tools check run style \
+	sparse clean distclean

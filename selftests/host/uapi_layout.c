@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Print the layout of every structure and ioctl number in uapi/linux/zcopy.h.
+ *
+ * Built for -m64 and -m32 with -Wpadded -Werror (no implicit padding), run
+ * both ways, and the two outputs compared by uapi_layout.sh: equal output
+ * means equal sizes, offsets and ioctl numbers, so compat_ioctl needs no
+ * translation. Each structure's fields must tile it exactly, which also
+ * proves that no field was left out of the table below.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <linux/zcopy.h>
+
+static int errors;
+static size_t next_offset;
+
+static void check_field(const char *s, const char *f, size_t off, size_t size)
+{
+	if (off != next_offset) {
+		fprintf(stderr, "struct %s: %s at %zu, expected %zu (hole or missing field)\n",
+			s, f, off, next_offset);
+		errors++;
+	}
+	printf("  %-16s %4zu %4zu\n", f, off, size);
+	next_offset = off + size;
+}
+
+static void check_end(const char *s, size_t size)
+{
+	if (next_offset != size) {
+		fprintf(stderr, "struct %s: fields end at %zu, size is %zu\n",
+			s, next_offset, size);
+		errors++;
+	}
+	if (size % 8) {
+		fprintf(stderr, "struct %s: size %zu is not a multiple of 8\n", s, size);
+		errors++;
+	}
+}
+
+#define STRUCT(s)	(printf("struct %s %zu\n", #s, sizeof(struct s)), next_offset = 0)
+#define FIELD(s, f)	check_field(#s, #f, offsetof(struct s, f), sizeof(((struct s *)0)->f))
+#define END(s)		check_end(#s, sizeof(struct s))
+#define IOCTL(c)	printf("ioctl %s %#lx\n", #c, (unsigned long)(c))
+
+int main(void)
+{
+	STRUCT(zcopy_info);
+	FIELD(zcopy_info, abi_version);
+	FIELD(zcopy_info, page_size);
+	FIELD(zcopy_info, features);
+	FIELD(zcopy_info, flags);
+	FIELD(zcopy_info, __pad);
+	FIELD(zcopy_info, reserved);
+	END(zcopy_info);
+
+	IOCTL(ZCOPY_IOC_INFO);
+
+	return errors ? EXIT_FAILURE : EXIT_SUCCESS;
+}
