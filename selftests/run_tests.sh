@@ -9,6 +9,10 @@
 dir=$(dirname "$0")
 tests=${*:-$(cat "$dir/TESTS")}
 rc=0
+if ! "$dir/setup_net.sh"; then
+	echo "# zcopy-suite: setup_net failed; network tests will fail or skip"
+	rc=1
+fi
 for t in $tests; do
 	echo "# zcopy-suite: start $t"
 	"$dir/$t"

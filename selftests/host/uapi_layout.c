@@ -57,7 +57,58 @@ int main(void)
 	FIELD(zcopy_info, reserved);
 	END(zcopy_info);
 
+	STRUCT(zcopy_iovec);
+	FIELD(zcopy_iovec, base);
+	FIELD(zcopy_iovec, len);
+	END(zcopy_iovec);
+
+	STRUCT(zcopy_send);
+	FIELD(zcopy_send, sockfd);
+	FIELD(zcopy_send, flags);
+	FIELD(zcopy_send, iov);
+	FIELD(zcopy_send, iov_count);
+	FIELD(zcopy_send, __pad);
+	FIELD(zcopy_send, cookie);
+	FIELD(zcopy_send, bytes);
+	FIELD(zcopy_send, seq);
+	FIELD(zcopy_send, offset);
+	FIELD(zcopy_send, reserved);
+	END(zcopy_send);
+
+	STRUCT(zcopy_completion);
+	FIELD(zcopy_completion, cookie);
+	FIELD(zcopy_completion, seq);
+	FIELD(zcopy_completion, offset);
+	FIELD(zcopy_completion, bytes);
+	FIELD(zcopy_completion, copied);
+	FIELD(zcopy_completion, sends);
+	FIELD(zcopy_completion, flags);
+	FIELD(zcopy_completion, status);
+	FIELD(zcopy_completion, __pad);
+	END(zcopy_completion);
+
+	STRUCT(zcopy_stats);
+	FIELD(zcopy_stats, flags);
+	FIELD(zcopy_stats, __pad);
+	FIELD(zcopy_stats, sends);
+	FIELD(zcopy_stats, send_bytes);
+	FIELD(zcopy_stats, send_completions);
+	FIELD(zcopy_stats, tx_zerocopy_bytes);
+	FIELD(zcopy_stats, tx_copied_bytes);
+	FIELD(zcopy_stats, tx_copied_not_offloaded);
+	FIELD(zcopy_stats, tx_copied_loopback);
+	FIELD(zcopy_stats, tx_copied_stack);
+	FIELD(zcopy_stats, sends_in_flight);
+	FIELD(zcopy_stats, pages_pinned);
+	FIELD(zcopy_stats, pages_pinned_peak);
+	FIELD(zcopy_stats, pages_pinned_total);
+	FIELD(zcopy_stats, records_queued);
+	FIELD(zcopy_stats, reserved);
+	END(zcopy_stats);
+
 	IOCTL(ZCOPY_IOC_INFO);
+	IOCTL(ZCOPY_IOC_SEND);
+	IOCTL(ZCOPY_IOC_STATS);
 
 	return errors ? EXIT_FAILURE : EXIT_SUCCESS;
 }

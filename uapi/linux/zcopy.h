@@ -22,6 +22,8 @@
 #define ZCOPY_ABI_VERSION	1
 
 /* Capabilities reported in zcopy_info.features. */
+#define ZCOPY_FEAT_SEND		(1ULL << 0)	/* ZCOPY_IOC_SEND, completion records */
+#define ZCOPY_FEAT_STATS	(1ULL << 1)	/* ZCOPY_IOC_STATS */
 
 /**
  * struct zcopy_info - what this module offers (ZCOPY_IOC_INFO)
@@ -41,8 +43,145 @@ struct zcopy_info {
 	__u64	reserved[4];
 };
 
+/**
+ * struct zcopy_iovec - one user buffer
+ * @base:	user address
+ * @len:	length in bytes; zero-length entries are skipped
+ */
+struct zcopy_iovec {
+	__u64	base;
+	__u64	len;
+};
+
+/* zcopy_send.flags */
+#define ZCOPY_SEND_DONTWAIT	(1U << 0)	/* as MSG_DONTWAIT */
+#define ZCOPY_SEND_MORE		(1U << 1)	/* as MSG_MORE */
+#define ZCOPY_SEND_FLAGS	(ZCOPY_SEND_DONTWAIT | ZCOPY_SEND_MORE)
+
+/**
+ * struct zcopy_send - send user memory without copying it (ZCOPY_IOC_SEND)
+ * @sockfd:	in: a connected TCP or UDP socket, IPv4 or IPv6
+ * @flags:	in: ZCOPY_SEND_*
+ * @iov:	in: address of an array of struct zcopy_iovec
+ * @iov_count:	in: entries in @iov, 1 to ZCOPY_MAX_IOV
+ * @__pad:	must be zero
+ * @cookie:	in: any value; comes back in this send's completion record
+ * @bytes:	out: bytes the socket accepted (fewer than asked on a
+ *		non-blocking socket, a signal, or past the per-send page cap)
+ * @seq:	out: this send's sequence number on this zcopy fd, from 0
+ * @offset:	out: where this send's bytes start in the fd's stream of sent
+ *		bytes; completion records describe byte ranges of that stream
+ * @reserved:	must be zero
+ *
+ * The pages are pinned read-only and handed to the socket as fragments;
+ * they must not be written until the completion record covering them has
+ * been read. On success the ioctl returns 0; when nothing was sent, it
+ * fails with the socket's error (EAGAIN, EPIPE, ...) and no record follows.
+ */
+struct zcopy_send {
+	__s32	sockfd;
+	__u32	flags;
+	__u64	iov;
+	__u32	iov_count;
+	__u32	__pad;
+	__u64	cookie;
+	__u64	bytes;
+	__u64	seq;
+	__u64	offset;
+	__u64	reserved[4];
+};
+
+#define ZCOPY_MAX_IOV		1024
+
+/* zcopy_completion.flags: how the bytes left */
+#define ZCOPY_COMPL_ZEROCOPY	(1U << 0)	/* some left without a copy */
+#define ZCOPY_COMPL_COPIED	(1U << 1)	/* some were copied, see below */
+/* why they were copied */
+#define ZCOPY_COPIED_NOT_OFFLOADED (1U << 8)	/* the stack copied at send time:
+						 * no SG (TCP), or no SG or
+						 * checksum offload, or IP
+						 * fragmentation (UDP) */
+#define ZCOPY_COPIED_LOOPBACK	(1U << 9)	/* delivered over loopback */
+#define ZCOPY_COPIED_STACK	(1U << 10)	/* copied on the way: local
+						 * delivery through a virtual
+						 * device, a packet tap, ... */
+
+/**
+ * struct zcopy_completion - the stack has let go of sent pages
+ * @cookie:	the cookie of the first send covered
+ * @seq:	the sequence number of the first send covered
+ * @offset:	first byte covered, in the fd's stream of sent bytes
+ * @bytes:	bytes covered
+ * @copied:	of which the stack copied (the rest left zero-copy)
+ * @sends:	consecutive sends covered: @seq to @seq + @sends - 1
+ * @flags:	ZCOPY_COMPL_* and ZCOPY_COPIED_*
+ * @status:	0: every page was released; other values are reserved
+ * @__pad:	zero
+ *
+ * Read from the zcopy fd with read(2), whole records only; the fd polls
+ * readable while records wait. Records of consecutive sends with the same
+ * flags are merged. Records are never dropped: a send that could not be
+ * given one fails with ENOSPC (read the records waiting, then retry).
+ */
+struct zcopy_completion {
+	__u64	cookie;
+	__u64	seq;
+	__u64	offset;
+	__u64	bytes;
+	__u64	copied;
+	__u32	sends;
+	__u32	flags;
+	__s32	status;
+	__u32	__pad;
+};
+
+/* zcopy_stats.flags */
+#define ZCOPY_STATS_MODULE	(1U << 0)	/* totals of the module, not the fd */
+
+/**
+ * struct zcopy_stats - the ledger (ZCOPY_IOC_STATS)
+ * @flags:		in: ZCOPY_STATS_*
+ * @__pad:		must be zero
+ * @sends:		sends that moved at least one byte
+ * @send_bytes:		bytes accepted by sockets
+ * @send_completions:	sends whose pages the stack let go of
+ * @tx_zerocopy_bytes:	completed bytes that left without a copy
+ * @tx_copied_bytes:	completed bytes the stack copied; by reason:
+ * @tx_copied_not_offloaded: ... at send time (ZCOPY_COPIED_NOT_OFFLOADED)
+ * @tx_copied_loopback:	... on loopback (ZCOPY_COPIED_LOOPBACK)
+ * @tx_copied_stack:	... elsewhere in the stack (ZCOPY_COPIED_STACK)
+ * @sends_in_flight:	sends not yet completed (now)
+ * @pages_pinned:	user pages pinned for sends (now)
+ * @pages_pinned_peak:	highest @pages_pinned seen
+ * @pages_pinned_total:	pages ever pinned for sends
+ * @records_queued:	completion records waiting to be read (now)
+ * @reserved:		zero, for counters to come
+ *
+ * Counters only grow, except those marked (now).
+ */
+struct zcopy_stats {
+	__u32	flags;
+	__u32	__pad;
+	__u64	sends;
+	__u64	send_bytes;
+	__u64	send_completions;
+	__u64	tx_zerocopy_bytes;
+	__u64	tx_copied_bytes;
+	__u64	tx_copied_not_offloaded;
+	__u64	tx_copied_loopback;
+	__u64	tx_copied_stack;
+	__u64	sends_in_flight;
+	__u64	pages_pinned;
+	__u64	pages_pinned_peak;
+	__u64	pages_pinned_total;
+	__u64	records_queued;
+	__u64	reserved[19];
+};
+
 #define ZCOPY_IOC_MAGIC		0xBB
 
 #define ZCOPY_IOC_INFO		_IOWR(ZCOPY_IOC_MAGIC, 0x00, struct zcopy_info)
+#define ZCOPY_IOC_SEND		_IOWR(ZCOPY_IOC_MAGIC, 0x01, struct zcopy_send)
+#define ZCOPY_IOC_STATS		_IOWR(ZCOPY_IOC_MAGIC, 0x02, struct zcopy_stats)
 
 #endif /* _UAPI_LINUX_ZCOPY_H */
