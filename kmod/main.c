@@ -2,8 +2,8 @@
 /*
  * zcopy: zero-copy socket I/O through /dev/zcopy.
  *
- * The character device: open/release of per-file state and the ioctl
- * dispatcher. The data paths live in their own files.
+ * The character device: per-file state, the ioctl dispatcher, and read(2)
+ * and poll(2) of completion records. The data paths live in their own files.
  */
 
 #include <linux/compat.h>
@@ -11,12 +11,24 @@
 #include <linux/kernel.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/poll.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
-#include <linux/zcopy.h>
-
 #include "zcopy.h"
+
+static void zcopy_file_free(struct kref *ref)
+{
+	struct zcopy_file *zf = container_of(ref, struct zcopy_file, ref);
+
+	WARN_ON_ONCE(!list_empty(&zf->records));
+	kfree(zf);
+}
+
+void zcopy_file_put(struct zcopy_file *zf)
+{
+	kref_put(&zf->ref, zcopy_file_free);
+}
 
 static int zcopy_open(struct inode *inode, struct file *file)
 {
@@ -26,16 +38,37 @@ static int zcopy_open(struct inode *inode, struct file *file)
 	if (!zf)
 		return -ENOMEM;
 
+	kref_init(&zf->ref);
+	spin_lock_init(&zf->lock);
+	INIT_LIST_HEAD(&zf->records);
+	init_waitqueue_head(&zf->wait);
 	file->private_data = zf;
 	return 0;
 }
 
+/* Sends still in flight keep @zf until they complete. */
 static int zcopy_release(struct inode *inode, struct file *file)
 {
 	struct zcopy_file *zf = file->private_data;
 
-	kfree(zf);
+	zcopy_free_records(zf);
+	zcopy_file_put(zf);
 	return 0;
+}
+
+static ssize_t zcopy_read(struct file *file, char __user *buf, size_t count,
+			  loff_t *ppos)
+{
+	return zcopy_read_records(file->private_data, buf, count,
+				  file->f_flags & O_NONBLOCK);
+}
+
+static __poll_t zcopy_poll(struct file *file, poll_table *wait)
+{
+	struct zcopy_file *zf = file->private_data;
+
+	poll_wait(file, &zf->wait, wait);
+	return list_empty_careful(&zf->records) ? 0 : EPOLLIN | EPOLLRDNORM;
 }
 
 static long zcopy_ioctl_info(struct zcopy_file *zf, void __user *uarg)
@@ -57,6 +90,27 @@ static long zcopy_ioctl_info(struct zcopy_file *zf, void __user *uarg)
 	return 0;
 }
 
+static long zcopy_ioctl_stats(struct zcopy_file *zf, void __user *uarg)
+{
+	struct zcopy_stats st;
+	u32 flags;
+
+	if (copy_from_user(&st, uarg, sizeof(st)))
+		return -EFAULT;
+	if (st.flags & ~ZCOPY_STATS_MODULE || st.__pad ||
+	    memchr_inv(st.reserved, 0, sizeof(st.reserved)))
+		return -EINVAL;
+
+	flags = st.flags;
+	memset(&st, 0, sizeof(st));
+	st.flags = flags;
+	zcopy_ledger_read(flags & ZCOPY_STATS_MODULE ? &zcopy_totals : &zf->ledger, &st);
+
+	if (copy_to_user(uarg, &st, sizeof(st)))
+		return -EFAULT;
+	return 0;
+}
+
 static long zcopy_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	struct zcopy_file *zf = file->private_data;
@@ -65,6 +119,10 @@ static long zcopy_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	switch (cmd) {
 	case ZCOPY_IOC_INFO:
 		return zcopy_ioctl_info(zf, uarg);
+	case ZCOPY_IOC_SEND:
+		return zcopy_ioctl_send(zf, uarg);
+	case ZCOPY_IOC_STATS:
+		return zcopy_ioctl_stats(zf, uarg);
 	}
 	return -ENOTTY;
 }
@@ -73,6 +131,8 @@ static const struct file_operations zcopy_fops = {
 	.owner		= THIS_MODULE,
 	.open		= zcopy_open,
 	.release	= zcopy_release,
+	.read		= zcopy_read,
+	.poll		= zcopy_poll,
 	.unlocked_ioctl	= zcopy_ioctl,
 	/* Every argument is a pointer to a layout-identical structure. */
 	.compat_ioctl	= compat_ptr_ioctl,
@@ -89,18 +149,35 @@ static int __init zcopy_init(void)
 {
 	int ret;
 
+	ret = zcopy_tx_init();
+	if (ret)
+		return ret;
+	zcopy_debugfs_init();
+
 	ret = misc_register(&zcopy_misc);
 	if (ret) {
 		pr_err("cannot register /dev/zcopy: %d\n", ret);
-		return ret;
+		goto err_debugfs;
 	}
 	pr_info("ABI %u ready on /dev/zcopy\n", ZCOPY_ABI_VERSION);
 	return 0;
+
+err_debugfs:
+	zcopy_debugfs_exit();
+	zcopy_tx_exit();
+	return ret;
 }
 
+/*
+ * Every open file and every send in flight holds a module reference, so
+ * nothing is in flight here; destroy_workqueue() waits for the last
+ * release work to return.
+ */
 static void __exit zcopy_exit(void)
 {
 	misc_deregister(&zcopy_misc);
+	zcopy_debugfs_exit();
+	zcopy_tx_exit();
 }
 
 module_init(zcopy_init);

@@ -93,18 +93,18 @@ struct zcopy_send {
 
 #define ZCOPY_MAX_IOV		1024
 
-/* zcopy_completion.flags: how the bytes left */
-#define ZCOPY_COMPL_ZEROCOPY	(1U << 0)	/* some left without a copy */
-#define ZCOPY_COMPL_COPIED	(1U << 1)	/* some were copied, see below */
-/* why they were copied */
-#define ZCOPY_COPIED_NOT_OFFLOADED (1U << 8)	/* the stack copied at send time:
-						 * no SG (TCP), or no SG or
-						 * checksum offload, or IP
-						 * fragmentation (UDP) */
-#define ZCOPY_COPIED_LOOPBACK	(1U << 9)	/* delivered over loopback */
-#define ZCOPY_COPIED_STACK	(1U << 10)	/* copied on the way: local
-						 * delivery through a virtual
-						 * device, a packet tap, ... */
+/*
+ * zcopy_completion.flags: how the bytes left, and if the stack copied some,
+ * why: at send time, because the route's device lacks scatter-gather (TCP),
+ * or scatter-gather or checksum offload, or the datagram needs IP
+ * fragmentation (UDP); on delivery over loopback; or elsewhere on the way
+ * (local delivery through a virtual device such as veth, a packet tap).
+ */
+#define ZCOPY_COMPL_ZEROCOPY		(1U << 0)
+#define ZCOPY_COMPL_COPIED		(1U << 1)
+#define ZCOPY_COPIED_NOT_OFFLOADED	(1U << 8)
+#define ZCOPY_COPIED_LOOPBACK		(1U << 9)
+#define ZCOPY_COPIED_STACK		(1U << 10)
 
 /**
  * struct zcopy_completion - the stack has let go of sent pages

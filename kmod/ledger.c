@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The ledger: what zcopy did with every byte, per open file and in total.
+ * Per-file counters are read with ZCOPY_IOC_STATS; the totals with the same
+ * ioctl (ZCOPY_STATS_MODULE) or in debugfs, zcopy/ledger.
+ */
+
+#include <linux/debugfs.h>
+#include <linux/seq_file.h>
+#include <linux/stddef.h>
+
+#include "zcopy.h"
+
+struct zcopy_ledger zcopy_totals;
+
+static struct dentry *zcopy_debugfs;
+
+/* Each counter's name and its place in struct zcopy_stats. */
+static const struct {
+	const char	*name;
+	size_t		offset;
+} zcopy_counters[ZC_NR_COUNTERS] = {
+	[ZC_SENDS]		= { "sends", offsetof(struct zcopy_stats, sends) },
+	[ZC_SEND_BYTES]		= { "send_bytes", offsetof(struct zcopy_stats, send_bytes) },
+	[ZC_SEND_COMPLETIONS]	= { "send_completions",
+				    offsetof(struct zcopy_stats, send_completions) },
+	[ZC_TX_ZEROCOPY_BYTES]	= { "tx_zerocopy_bytes",
+				    offsetof(struct zcopy_stats, tx_zerocopy_bytes) },
+	[ZC_TX_COPIED_BYTES]	= { "tx_copied_bytes",
+				    offsetof(struct zcopy_stats, tx_copied_bytes) },
+	[ZC_TX_COPIED_NOT_OFFLOADED] = { "tx_copied_not_offloaded",
+				    offsetof(struct zcopy_stats, tx_copied_not_offloaded) },
+	[ZC_TX_COPIED_LOOPBACK]	= { "tx_copied_loopback",
+				    offsetof(struct zcopy_stats, tx_copied_loopback) },
+	[ZC_TX_COPIED_STACK]	= { "tx_copied_stack",
+				    offsetof(struct zcopy_stats, tx_copied_stack) },
+	[ZC_SENDS_IN_FLIGHT]	= { "sends_in_flight",
+				    offsetof(struct zcopy_stats, sends_in_flight) },
+	[ZC_PAGES_PINNED]	= { "pages_pinned", offsetof(struct zcopy_stats, pages_pinned) },
+	[ZC_PAGES_PINNED_PEAK]	= { "pages_pinned_peak",
+				    offsetof(struct zcopy_stats, pages_pinned_peak) },
+	[ZC_PAGES_PINNED_TOTAL]	= { "pages_pinned_total",
+				    offsetof(struct zcopy_stats, pages_pinned_total) },
+	[ZC_RECORDS_QUEUED]	= { "records_queued",
+				    offsetof(struct zcopy_stats, records_queued) },
+};
+
+/* Add @n to counter @id of @zf and of the module's totals. */
+void zcopy_count(struct zcopy_file *zf, enum zcopy_counter id, s64 n)
+{
+	atomic64_add(n, &zf->ledger.c[id]);
+	atomic64_add(n, &zcopy_totals.c[id]);
+}
+
+/* Raise a high-water mark to @now, without a lock. */
+static void zcopy_raise(atomic64_t *peak, s64 now)
+{
+	s64 old = atomic64_read(peak);
+
+	while (now > old && !atomic64_try_cmpxchg(peak, &old, now))
+		;
+}
+
+/* Pages pinned (@nr_pages > 0) or unpinned (< 0) for sends by @zf. */
+void zcopy_count_pinned(struct zcopy_file *zf, long nr_pages)
+{
+	s64 now;
+
+	now = atomic64_add_return(nr_pages, &zf->ledger.c[ZC_PAGES_PINNED]);
+	zcopy_raise(&zf->ledger.c[ZC_PAGES_PINNED_PEAK], now);
+	now = atomic64_add_return(nr_pages, &zcopy_totals.c[ZC_PAGES_PINNED]);
+	zcopy_raise(&zcopy_totals.c[ZC_PAGES_PINNED_PEAK], now);
+	if (nr_pages > 0)
+		zcopy_count(zf, ZC_PAGES_PINNED_TOTAL, nr_pages);
+}
+
+void zcopy_ledger_read(const struct zcopy_ledger *l, struct zcopy_stats *st)
+{
+	int i;
+
+	for (i = 0; i < ZC_NR_COUNTERS; i++)
+		*(__u64 *)((char *)st + zcopy_counters[i].offset) = atomic64_read(&l->c[i]);
+}
+
+static int zcopy_ledger_show(struct seq_file *m, void *v)
+{
+	int i;
+
+	for (i = 0; i < ZC_NR_COUNTERS; i++)
+		seq_printf(m, "%-24s %lld\n", zcopy_counters[i].name,
+			   atomic64_read(&zcopy_totals.c[i]));
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(zcopy_ledger);
+
+void zcopy_debugfs_init(void)
+{
+	zcopy_debugfs = debugfs_create_dir(KBUILD_MODNAME, NULL);
+	debugfs_create_file("ledger", 0444, zcopy_debugfs, NULL, &zcopy_ledger_fops);
+}
+
+void zcopy_debugfs_exit(void)
+{
+	debugfs_remove_recursive(zcopy_debugfs);
+}

@@ -1,0 +1,634 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Zero-copy transmit from pinned user memory.
+ *
+ * A send pins the user's pages read-only and long-term, charges them to
+ * RLIMIT_MEMLOCK as MSG_ZEROCOPY does, and hands them to the socket as
+ * fragments: sock_sendmsg() with MSG_ZEROCOPY and a struct ubuf_info of our
+ * own in msg_ubuf, as io_uring's send_zc does. Each skb that carries the
+ * pages holds a reference to the ubuf; the stack calls zcopy_tx_complete()
+ * as each lets go, saying whether it had to copy the pages (local delivery,
+ * a tap). After the last reference, a work item unpins the pages, drops the
+ * charge, and queues a completion record on the zcopy file, to be read with
+ * read(2).
+ *
+ * Records are never lost: every send reserves its record before anything
+ * is pinned, and a file that owes max_records records refuses more sends.
+ */
+
+#include <linux/file.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/net.h>
+#include <linux/netdevice.h>
+#include <linux/poll.h>
+#include <linux/sched/user.h>
+#include <linux/skbuff.h>
+#include <linux/slab.h>
+#include <linux/uio.h>
+#include <linux/workqueue.h>
+#include <net/sock.h>
+#include <net/tcp_states.h>
+
+#include "zcopy.h"
+
+static unsigned int max_send_pages = 4096;
+module_param(max_send_pages, uint, 0644);
+MODULE_PARM_DESC(max_send_pages,
+		 "Most pages one send pins; a longer send is cut short (default 4096)");
+
+static unsigned int max_fd_pages = 65536;
+module_param(max_fd_pages, uint, 0644);
+MODULE_PARM_DESC(max_fd_pages,
+		 "Most pages pinned at once for one open zcopy file (default 65536)");
+
+static unsigned int max_records = 4096;
+module_param(max_records, uint, 0644);
+MODULE_PARM_DESC(max_records,
+		 "Most sends in flight plus unread records per open file (default 4096)");
+
+static struct workqueue_struct *zcopy_tx_wq;
+
+struct zcopy_record {
+	struct list_head	node;
+	struct zcopy_completion	c;
+};
+
+/**
+ * struct zcopy_tx - one send in flight
+ * @ubuf:	given to the stack; its count is the skbs holding the pages,
+ *		plus one of ours while the send is being made
+ * @zf:		the file the record goes to (holds a reference)
+ * @rec:	the completion record, allocated up front
+ * @mmp:	the RLIMIT_MEMLOCK charge
+ * @work:	releases the pages in process context after the last reference
+ * @bytes:	bytes the socket accepted
+ * @copied:	bytes the stack reported copying
+ * @nr_pages:	pages pinned
+ * @why:	ZCOPY_COPIED_* to report if the stack copies on the way
+ * @zc_used:	an skb let go of the pages without copying them
+ * @zc_copied:	the stack copied some of the pages
+ * @failed:	the send failed: release the pages, queue no record
+ * @pages:	the pinned pages, in the order of the user's vector
+ */
+struct zcopy_tx {
+	struct ubuf_info	ubuf;
+	struct zcopy_file	*zf;
+	struct zcopy_record	*rec;
+	struct mmpin		mmp;
+	struct work_struct	work;
+	u64			bytes;
+	atomic64_t		copied;
+	unsigned int		nr_pages;
+	u32			why;
+	bool			zc_used;
+	bool			zc_copied;
+	bool			failed;
+	struct page		*pages[];
+};
+
+/* Merge @next into @prev when it is the next send and left the same way. */
+static bool zcopy_record_merge(struct zcopy_completion *prev,
+			       const struct zcopy_completion *next)
+{
+	if (prev->seq + prev->sends != next->seq ||
+	    prev->offset + prev->bytes != next->offset ||
+	    prev->flags != next->flags || prev->status != next->status)
+		return false;
+	prev->sends += next->sends;
+	prev->bytes += next->bytes;
+	prev->copied += next->copied;
+	return true;
+}
+
+/* Fill in @tx's record, count it in the ledger, and queue it. */
+static void zcopy_tx_post(struct zcopy_tx *tx)
+{
+	struct zcopy_completion *c = &tx->rec->c;
+	struct zcopy_file *zf = tx->zf;
+	bool queued = false;
+	u64 copied = 0;
+
+	if (!tx->zc_used && !tx->zc_copied) {
+		/* The stack never took the pages: it copied them at send. */
+		c->flags = ZCOPY_COMPL_COPIED | ZCOPY_COPIED_NOT_OFFLOADED;
+		copied = tx->bytes;
+	} else if (tx->zc_copied) {
+		c->flags = ZCOPY_COMPL_COPIED | tx->why;
+		copied = min_t(u64, atomic64_read(&tx->copied), tx->bytes);
+		/* A copy counted short: what was not copied left as is. */
+		if (copied < tx->bytes)
+			c->flags |= ZCOPY_COMPL_ZEROCOPY;
+	} else {
+		c->flags = ZCOPY_COMPL_ZEROCOPY;
+	}
+	c->bytes = tx->bytes;
+	c->copied = copied;
+	c->sends = 1;
+
+	zcopy_count(zf, ZC_SEND_COMPLETIONS, 1);
+	zcopy_count(zf, ZC_TX_ZEROCOPY_BYTES, tx->bytes - copied);
+	zcopy_count(zf, ZC_TX_COPIED_BYTES, copied);
+	if (c->flags & ZCOPY_COPIED_NOT_OFFLOADED)
+		zcopy_count(zf, ZC_TX_COPIED_NOT_OFFLOADED, copied);
+	else if (c->flags & ZCOPY_COPIED_LOOPBACK)
+		zcopy_count(zf, ZC_TX_COPIED_LOOPBACK, copied);
+	else
+		zcopy_count(zf, ZC_TX_COPIED_STACK, copied);
+
+	spin_lock(&zf->lock);
+	if (!zf->closed) {
+		struct zcopy_record *last;
+
+		last = list_empty(&zf->records) ? NULL :
+			list_last_entry(&zf->records, struct zcopy_record, node);
+		if (!last || !zcopy_record_merge(&last->c, c)) {
+			list_add_tail(&tx->rec->node, &zf->records);
+			queued = true;
+		}
+	}
+	spin_unlock(&zf->lock);
+
+	if (queued) {
+		zcopy_count(zf, ZC_RECORDS_QUEUED, 1);
+	} else {
+		kfree(tx->rec);
+		atomic_dec(&zf->reserved);
+	}
+	wake_up_interruptible_poll(&zf->wait, EPOLLIN | EPOLLRDNORM);
+}
+
+static void zcopy_unpin(struct zcopy_file *zf, struct page **pages,
+			unsigned int nr_pages)
+{
+	unpin_user_pages(pages, nr_pages);
+	atomic_long_sub(nr_pages, &zf->pinned);
+	zcopy_count_pinned(zf, -(long)nr_pages);
+}
+
+/* After the last reference: process context, never softirq. */
+static void zcopy_tx_release(struct zcopy_tx *tx)
+{
+	struct zcopy_file *zf = tx->zf;
+
+	zcopy_unpin(zf, tx->pages, tx->nr_pages);
+	mm_unaccount_pinned_pages(&tx->mmp);
+	if (tx->failed) {
+		kfree(tx->rec);
+		atomic_dec(&zf->reserved);
+	} else {
+		zcopy_tx_post(tx);
+	}
+	zcopy_count(zf, ZC_SENDS_IN_FLIGHT, -1);
+	zcopy_file_put(zf);
+	kvfree(tx);
+	module_put(THIS_MODULE);
+}
+
+static void zcopy_tx_work(struct work_struct *work)
+{
+	zcopy_tx_release(container_of(work, struct zcopy_tx, work));
+}
+
+/*
+ * Called by the stack as each holder of the ubuf lets go, maybe in softirq:
+ * with the skb that held it (NULL for a reference the stack took for
+ * itself), and whether the pages left that skb uncopied.
+ */
+static void zcopy_tx_complete(struct sk_buff *skb, struct ubuf_info *uarg,
+			      bool zerocopy_success)
+{
+	struct zcopy_tx *tx = container_of(uarg, struct zcopy_tx, ubuf);
+
+	if (skb) {
+		if (!zerocopy_success) {
+			atomic64_add(skb->data_len, &tx->copied);
+			if (!READ_ONCE(tx->zc_copied))
+				WRITE_ONCE(tx->zc_copied, true);
+		} else if (!READ_ONCE(tx->zc_used)) {
+			WRITE_ONCE(tx->zc_used, true);
+		}
+	}
+	if (refcount_dec_and_test(&uarg->refcnt))
+		queue_work(zcopy_tx_wq, &tx->work);
+}
+
+static const struct ubuf_info_ops zcopy_ubuf_ops = {
+	.complete = zcopy_tx_complete,
+};
+
+/* Drop the sender's own reference, in process context. */
+static void zcopy_tx_put(struct zcopy_tx *tx)
+{
+	if (refcount_dec_and_test(&tx->ubuf.refcnt))
+		zcopy_tx_release(tx);
+}
+
+/* Where the bytes would be copied on the way, should the stack copy them. */
+static u32 zcopy_tx_route(struct sock *sk)
+{
+	struct dst_entry *dst;
+	u32 why = ZCOPY_COPIED_STACK;
+
+	rcu_read_lock();
+	dst = __sk_dst_get(sk);
+	if (dst && dst->dev && (dst->dev->flags & IFF_LOOPBACK))
+		why = ZCOPY_COPIED_LOOPBACK;
+	rcu_read_unlock();
+	return why;
+}
+
+/* TCP or UDP over IPv4 or IPv6, able to send zero-copy, and connected. */
+static int zcopy_check_socket(struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+	int state = READ_ONCE(sk->sk_state);
+
+	if (sk->sk_family != AF_INET && sk->sk_family != AF_INET6)
+		return -EOPNOTSUPP;
+
+	if (sock->type == SOCK_STREAM && sk->sk_protocol == IPPROTO_TCP) {
+		if (!((1 << state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT)))
+			return -ENOTCONN;
+	} else if (sock->type == SOCK_DGRAM && sk->sk_protocol == IPPROTO_UDP) {
+		if (state != TCP_ESTABLISHED)
+			return -ENOTCONN;
+	} else {
+		return -EOPNOTSUPP;
+	}
+
+	/* Cleared by ULPs that would copy anyway, such as kTLS. */
+	if (!test_bit(SOCK_SUPPORT_ZC, &sock->flags))
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+/*
+ * Check the user's vector and count the pages it spans. A send longer than
+ * max_send_pages pages or MAX_RW_COUNT bytes is cut short there, as write(2)
+ * cuts at MAX_RW_COUNT: the caller sees a short count.
+ */
+static int zcopy_check_iov(struct zcopy_iovec *iov, unsigned int *nr_iov,
+			   size_t *total, unsigned int *nr_pages)
+{
+	unsigned int limit = max(READ_ONCE(max_send_pages), 1U);
+	size_t sum = 0, len;
+	unsigned int i, pages = 0, n;
+	u64 room;
+
+	for (i = 0; i < *nr_iov; i++) {
+		if (iov[i].len > SSIZE_MAX - sum)
+			return -EINVAL;
+		sum += iov[i].len;
+		if (iov[i].len &&
+		    !access_ok(u64_to_user_ptr(iov[i].base), iov[i].len))
+			return -EFAULT;
+	}
+	if (!sum)
+		return -EINVAL;
+
+	sum = 0;
+	for (i = 0; i < *nr_iov && pages < limit && sum < MAX_RW_COUNT; i++) {
+		len = iov[i].len;
+		if (!len)
+			continue;
+		/* What fits in the pages and bytes left. */
+		room = (u64)(limit - pages) * PAGE_SIZE - offset_in_page(iov[i].base);
+		len = min3(len, (size_t)room, MAX_RW_COUNT - sum);
+		iov[i].len = len;
+		n = DIV_ROUND_UP(offset_in_page(iov[i].base) + len, PAGE_SIZE);
+		pages += n;
+		sum += len;
+	}
+	*nr_iov = i;
+	*total = sum;
+	*nr_pages = pages;
+	return 0;
+}
+
+/* Pin the pages of @iov, read-only; all or none. */
+static int zcopy_pin_iov(struct zcopy_tx *tx, const struct zcopy_iovec *iov,
+			 unsigned int nr_iov, struct bio_vec *bvec)
+{
+	unsigned int i, done = 0, nr, off, seg;
+	unsigned long start;
+	size_t len;
+	int ret;
+
+	for (i = 0; i < nr_iov; i++) {
+		len = iov[i].len;
+		if (!len)
+			continue;
+		start = iov[i].base & PAGE_MASK;
+		off = offset_in_page(iov[i].base);
+		nr = DIV_ROUND_UP(off + len, PAGE_SIZE);
+
+		ret = pin_user_pages_fast(start, nr, FOLL_LONGTERM, tx->pages + done);
+		if (ret != nr) {
+			if (ret > 0)
+				unpin_user_pages(tx->pages + done, ret);
+			ret = ret < 0 ? ret : -EFAULT;
+			goto err_unpin;
+		}
+		for (; nr; nr--, done++, off = 0) {
+			seg = min_t(size_t, len, PAGE_SIZE - off);
+			bvec_set_page(&bvec[done], tx->pages[done], seg, off);
+			len -= seg;
+		}
+	}
+	return 0;
+
+err_unpin:
+	unpin_user_pages(tx->pages, done);
+	return ret;
+}
+
+/*
+ * The socket took only @sent bytes: unpin the pages it did not reach, and
+ * keep the memlock charge of the bytes sent only, as MSG_ZEROCOPY charges.
+ */
+static void zcopy_tx_trim(struct zcopy_tx *tx, const struct bio_vec *bvec,
+			  size_t sent)
+{
+	unsigned int keep = 0;
+	unsigned long charge;
+
+	while (keep < tx->nr_pages && sent > 0) {
+		sent -= min_t(size_t, sent, bvec[keep].bv_len);
+		keep++;
+	}
+	if (keep < tx->nr_pages) {
+		zcopy_unpin(tx->zf, tx->pages + keep, tx->nr_pages - keep);
+		tx->nr_pages = keep;
+	}
+
+	charge = (tx->bytes >> PAGE_SHIFT) + 2;
+	if (tx->mmp.user && tx->mmp.num_pg > charge) {
+		atomic_long_sub(tx->mmp.num_pg - charge, &tx->mmp.user->locked_vm);
+		tx->mmp.num_pg = charge;
+	}
+}
+
+static struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pages)
+{
+	struct zcopy_tx *tx;
+
+	tx = kvzalloc(struct_size(tx, pages, nr_pages), GFP_KERNEL_ACCOUNT);
+	if (!tx)
+		return NULL;
+	tx->rec = kzalloc(sizeof(*tx->rec), GFP_KERNEL_ACCOUNT);
+	if (!tx->rec) {
+		kvfree(tx);
+		return NULL;
+	}
+	zcopy_ubuf_set_ops(&tx->ubuf, &zcopy_ubuf_ops);
+	tx->ubuf.flags = SKBFL_ZEROCOPY_FRAG | SKBFL_DONT_ORPHAN;
+	refcount_set(&tx->ubuf.refcnt, 1);
+	INIT_WORK(&tx->work, zcopy_tx_work);
+	tx->zf = zf;
+	return tx;
+}
+
+static void zcopy_tx_free(struct zcopy_tx *tx)
+{
+	kfree(tx->rec);
+	kvfree(tx);
+}
+
+/* Pinned pages for @zf, within max_fd_pages. */
+static int zcopy_charge_file(struct zcopy_file *zf, unsigned int nr_pages)
+{
+	if (atomic_long_add_return(nr_pages, &zf->pinned) > READ_ONCE(max_fd_pages)) {
+		atomic_long_sub(nr_pages, &zf->pinned);
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
+static int zcopy_reserve_record(struct zcopy_file *zf)
+{
+	if (atomic_inc_return(&zf->reserved) > READ_ONCE(max_records)) {
+		atomic_dec(&zf->reserved);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+/* Hand the pinned pages to the socket; returns bytes sent or an error. */
+static int zcopy_tx_sendmsg(struct socket *sock, struct zcopy_tx *tx,
+			    struct bio_vec *bvec, size_t total, u32 flags)
+{
+	struct msghdr msg = {
+		.msg_flags = MSG_ZEROCOPY | MSG_NOSIGNAL,
+		.msg_ubuf = &tx->ubuf,
+	};
+
+	if ((flags & ZCOPY_SEND_DONTWAIT) || (sock->file->f_flags & O_NONBLOCK))
+		msg.msg_flags |= MSG_DONTWAIT;
+	if (flags & ZCOPY_SEND_MORE)
+		msg.msg_flags |= MSG_MORE;
+	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bvec, tx->nr_pages, total);
+	return sock_sendmsg(sock, &msg);
+}
+
+static int zcopy_send(struct zcopy_file *zf, struct socket *sock,
+		      struct zcopy_send *args, struct zcopy_iovec *iov)
+{
+	unsigned int nr_iov = args->iov_count, nr_pages;
+	struct bio_vec *bvec;
+	struct zcopy_tx *tx;
+	size_t total;
+	int ret;
+
+	ret = zcopy_check_iov(iov, &nr_iov, &total, &nr_pages);
+	if (ret)
+		return ret;
+
+	ret = zcopy_reserve_record(zf);
+	if (ret)
+		return ret;
+	ret = zcopy_charge_file(zf, nr_pages);
+	if (ret)
+		goto err_unreserve;
+	ret = -ENOMEM;
+	tx = zcopy_tx_alloc(zf, nr_pages);
+	if (!tx)
+		goto err_uncharge_file;
+	bvec = kvmalloc_array(nr_pages, sizeof(*bvec), GFP_KERNEL_ACCOUNT);
+	if (!bvec)
+		goto err_free_tx;
+	ret = mm_account_pinned_pages(&tx->mmp, total);
+	if (ret)
+		goto err_free_bvec;
+	ret = zcopy_pin_iov(tx, iov, nr_iov, bvec);
+	if (ret)
+		goto err_unaccount;
+
+	/* From here on the ubuf's references own the send. */
+	tx->nr_pages = nr_pages;
+	tx->why = zcopy_tx_route(sock->sk);
+	zcopy_count_pinned(zf, nr_pages);
+	zcopy_count(zf, ZC_SENDS_IN_FLIGHT, 1);
+	kref_get(&zf->ref);
+	__module_get(THIS_MODULE);
+
+	ret = zcopy_tx_sendmsg(sock, tx, bvec, total, args->flags);
+	if (ret <= 0) {
+		tx->failed = true;
+	} else {
+		tx->bytes = ret;
+		zcopy_tx_trim(tx, bvec, ret);
+
+		spin_lock(&zf->lock);
+		args->seq = zf->next_seq++;
+		args->offset = zf->next_offset;
+		zf->next_offset += ret;
+		spin_unlock(&zf->lock);
+		args->bytes = ret;
+		tx->rec->c.cookie = args->cookie;
+		tx->rec->c.seq = args->seq;
+		tx->rec->c.offset = args->offset;
+
+		zcopy_count(zf, ZC_SENDS, 1);
+		zcopy_count(zf, ZC_SEND_BYTES, ret);
+		ret = 0;
+	}
+	kvfree(bvec);
+	zcopy_tx_put(tx);
+	return ret;
+
+err_unaccount:
+	mm_unaccount_pinned_pages(&tx->mmp);
+err_free_bvec:
+	kvfree(bvec);
+err_free_tx:
+	zcopy_tx_free(tx);
+err_uncharge_file:
+	atomic_long_sub(nr_pages, &zf->pinned);
+err_unreserve:
+	atomic_dec(&zf->reserved);
+	return ret;
+}
+
+long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
+{
+	struct zcopy_iovec *iov;
+	struct zcopy_send args;
+	struct socket *sock;
+	int ret;
+
+	if (copy_from_user(&args, uarg, sizeof(args)))
+		return -EFAULT;
+	if (args.flags & ~ZCOPY_SEND_FLAGS || args.__pad ||
+	    memchr_inv(args.reserved, 0, sizeof(args.reserved)))
+		return -EINVAL;
+	if (!args.iov_count || args.iov_count > ZCOPY_MAX_IOV)
+		return -EINVAL;
+	/* The results go back here: fail now rather than after sending. */
+	if (copy_to_user(uarg, &args, sizeof(args)))
+		return -EFAULT;
+
+	sock = sockfd_lookup(args.sockfd, &ret);
+	if (!sock)
+		return ret;
+	ret = zcopy_check_socket(sock);
+	if (ret)
+		goto out_put_sock;
+
+	iov = memdup_user(u64_to_user_ptr(args.iov),
+			  array_size(args.iov_count, sizeof(*iov)));
+	if (IS_ERR(iov)) {
+		ret = PTR_ERR(iov);
+		goto out_put_sock;
+	}
+
+	ret = zcopy_send(zf, sock, &args, iov);
+	if (!ret && copy_to_user(uarg, &args, sizeof(args)))
+		ret = -EFAULT;
+
+	kfree(iov);
+out_put_sock:
+	sockfd_put(sock);
+	return ret;
+}
+
+/* Read whole records, oldest first; what cannot be copied stays queued. */
+ssize_t zcopy_read_records(struct zcopy_file *zf, char __user *buf,
+			   size_t count, bool nonblock)
+{
+	size_t want = count / sizeof(struct zcopy_completion), done = 0;
+	struct zcopy_record *rec, *tmp;
+	LIST_HEAD(batch);
+	int ret;
+
+	if (!want)
+		return -EINVAL;
+
+	spin_lock(&zf->lock);
+	while (list_empty(&zf->records)) {
+		spin_unlock(&zf->lock);
+		if (nonblock)
+			return -EAGAIN;
+		ret = wait_event_interruptible(zf->wait, !list_empty_careful(&zf->records));
+		if (ret)
+			return ret;
+		spin_lock(&zf->lock);
+	}
+	list_for_each_entry_safe(rec, tmp, &zf->records, node) {
+		if (done == want)
+			break;
+		list_move_tail(&rec->node, &batch);
+		done++;
+	}
+	spin_unlock(&zf->lock);
+
+	done = 0;
+	list_for_each_entry_safe(rec, tmp, &batch, node) {
+		if (copy_to_user(buf + done * sizeof(rec->c), &rec->c, sizeof(rec->c)))
+			break;
+		list_del(&rec->node);
+		kfree(rec);
+		done++;
+	}
+	if (!list_empty(&batch)) {
+		spin_lock(&zf->lock);
+		list_splice(&batch, &zf->records);
+		spin_unlock(&zf->lock);
+	}
+	if (done) {
+		atomic_sub(done, &zf->reserved);
+		zcopy_count(zf, ZC_RECORDS_QUEUED, -(s64)done);
+	}
+	return done ? done * sizeof(struct zcopy_completion) : -EFAULT;
+}
+
+/* The file is closing: no more records; free those still queued. */
+void zcopy_free_records(struct zcopy_file *zf)
+{
+	struct zcopy_record *rec, *tmp;
+	LIST_HEAD(dead);
+	size_t n = 0;
+
+	spin_lock(&zf->lock);
+	zf->closed = true;
+	list_splice_init(&zf->records, &dead);
+	spin_unlock(&zf->lock);
+
+	list_for_each_entry_safe(rec, tmp, &dead, node) {
+		kfree(rec);
+		n++;
+	}
+	atomic_sub(n, &zf->reserved);
+	zcopy_count(zf, ZC_RECORDS_QUEUED, -(s64)n);
+}
+
+int zcopy_tx_init(void)
+{
+	zcopy_tx_wq = alloc_workqueue("zcopy_tx", WQ_UNBOUND, 0);
+	return zcopy_tx_wq ? 0 : -ENOMEM;
+}
+
+void zcopy_tx_exit(void)
+{
+	destroy_workqueue(zcopy_tx_wq);
+}
