@@ -103,12 +103,33 @@ int main(void)
 	FIELD(zcopy_stats, pages_pinned_peak);
 	FIELD(zcopy_stats, pages_pinned_total);
 	FIELD(zcopy_stats, records_queued);
+	FIELD(zcopy_stats, pool_pages);
+	FIELD(zcopy_stats, pool_sends);
+	FIELD(zcopy_stats, pool_send_bytes);
+	FIELD(zcopy_stats, pool_send_copied_bytes);
+	FIELD(zcopy_stats, cow_copies);
+	FIELD(zcopy_stats, write_faults);
+	FIELD(zcopy_stats, pages_rearmed);
+	FIELD(zcopy_stats, pool_pages_in_flight);
 	FIELD(zcopy_stats, reserved);
 	END(zcopy_stats);
+
+	STRUCT(zcopy_pool_send);
+	FIELD(zcopy_pool_send, sockfd);
+	FIELD(zcopy_pool_send, flags);
+	FIELD(zcopy_pool_send, offset);
+	FIELD(zcopy_pool_send, len);
+	FIELD(zcopy_pool_send, cookie);
+	FIELD(zcopy_pool_send, bytes);
+	FIELD(zcopy_pool_send, seq);
+	FIELD(zcopy_pool_send, stream_offset);
+	FIELD(zcopy_pool_send, reserved);
+	END(zcopy_pool_send);
 
 	IOCTL(ZCOPY_IOC_INFO);
 	IOCTL(ZCOPY_IOC_SEND);
 	IOCTL(ZCOPY_IOC_STATS);
+	IOCTL(ZCOPY_IOC_POOL_SEND);
 
 	return errors ? EXIT_FAILURE : EXIT_SUCCESS;
 }

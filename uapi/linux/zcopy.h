@@ -24,6 +24,21 @@
 /* Capabilities reported in zcopy_info.features. */
 #define ZCOPY_FEAT_SEND		(1ULL << 0)	/* ZCOPY_IOC_SEND, completion records */
 #define ZCOPY_FEAT_STATS	(1ULL << 1)	/* ZCOPY_IOC_STATS */
+#define ZCOPY_FEAT_POOL		(1ULL << 2)	/* mmap pool, ZCOPY_IOC_POOL_SEND */
+
+/*
+ * What a mapping of /dev/zcopy is, by its offset:
+ *
+ * ZCOPY_MMAP_POOL: the file's send pool, zeroed pages shared by the
+ * application and the kernel. The first such mmap (MAP_SHARED, not
+ * PROT_EXEC) creates it with the mapping's size, up to the module's
+ * max_pool_pages and charged to RLIMIT_MEMLOCK; later ones map it again,
+ * no larger. The pool lives until the file is closed. A write to a pool
+ * page the network stack still holds lands in a fresh copy of the page,
+ * mapped at the same address: the page in flight never changes. Pool
+ * mappings are not inherited by fork() (as MADV_DONTFORK).
+ */
+#define ZCOPY_MMAP_POOL		0x00000000ULL
 
 /**
  * struct zcopy_info - what this module offers (ZCOPY_IOC_INFO)
@@ -94,6 +109,52 @@ struct zcopy_send {
 #define ZCOPY_MAX_IOV		1024
 
 /*
+ * zcopy_pool_send.flags, beyond ZCOPY_SEND_DONTWAIT and ZCOPY_SEND_MORE:
+ * NOTIFY queues a completion record; ADDR says @offset is an address in a
+ * mapping of the pool.
+ */
+#define ZCOPY_POOL_SEND_NOTIFY	(1U << 2)
+#define ZCOPY_POOL_SEND_ADDR	(1U << 3)
+#define ZCOPY_POOL_SEND_FLAGS	(ZCOPY_SEND_FLAGS | ZCOPY_POOL_SEND_NOTIFY | \
+				 ZCOPY_POOL_SEND_ADDR)
+
+/* zcopy_pool_send.seq and .stream_offset of a send without a record */
+#define ZCOPY_NO_SEQ		(~0ULL)
+
+/**
+ * struct zcopy_pool_send - send from the pool (ZCOPY_IOC_POOL_SEND)
+ * @sockfd:	in: a connected TCP or UDP socket, IPv4 or IPv6
+ * @flags:	in: ZCOPY_SEND_* and ZCOPY_POOL_SEND_*
+ * @offset:	in: first byte, as an offset in the pool, or with
+ *		ZCOPY_POOL_SEND_ADDR as an address in a mapping of it
+ * @len:	in: bytes to send, all within the pool
+ * @cookie:	in: comes back in the completion record, if there is one
+ * @bytes:	out: bytes the socket accepted
+ * @seq:	out: as zcopy_send.seq, or ZCOPY_NO_SEQ without a record
+ * @stream_offset: out: as zcopy_send.offset, or ZCOPY_NO_SEQ
+ * @reserved:	must be zero
+ *
+ * The pages themselves are sent, never copied, except a page that another
+ * subsystem has pinned (it could write to it): that one is sent from a
+ * copy, and counted so. The application may write to the pool at once.
+ * TCP sends hand the pages over by reference, so the receiver gets the
+ * very pages, unless ZCOPY_POOL_SEND_NOTIFY asks for a completion record;
+ * UDP sends always queue one. An application that rewrites only pages
+ * whose record it has read takes neither a copy nor a fault.
+ */
+struct zcopy_pool_send {
+	__s32	sockfd;
+	__u32	flags;
+	__u64	offset;
+	__u64	len;
+	__u64	cookie;
+	__u64	bytes;
+	__u64	seq;
+	__u64	stream_offset;
+	__u64	reserved[4];
+};
+
+/*
  * zcopy_completion.flags: how the bytes left, and if the stack copied some,
  * why: at send time, because the route's device lacks scatter-gather (TCP),
  * or scatter-gather or checksum offload, or the datagram needs IP
@@ -155,6 +216,14 @@ struct zcopy_completion {
  * @pages_pinned_peak:	highest @pages_pinned seen
  * @pages_pinned_total:	pages ever pinned for sends
  * @records_queued:	completion records waiting to be read (now)
+ * @pool_pages:		pages in pools (now)
+ * @pool_sends:		sends from a pool that moved at least one byte
+ * @pool_send_bytes:	bytes they sent
+ * @pool_send_copied_bytes: of which sent from a copy (page pinned elsewhere)
+ * @cow_copies:		pool pages copied because written while in flight
+ * @write_faults:	writes to pool pages that took a fault
+ * @pages_rearmed:	pool pages made writable again after a completion
+ * @pool_pages_in_flight: pool pages the network stack holds (now)
  * @reserved:		zero, for counters to come
  *
  * Counters only grow, except those marked (now).
@@ -175,7 +244,15 @@ struct zcopy_stats {
 	__u64	pages_pinned_peak;
 	__u64	pages_pinned_total;
 	__u64	records_queued;
-	__u64	reserved[19];
+	__u64	pool_pages;
+	__u64	pool_sends;
+	__u64	pool_send_bytes;
+	__u64	pool_send_copied_bytes;
+	__u64	cow_copies;
+	__u64	write_faults;
+	__u64	pages_rearmed;
+	__u64	pool_pages_in_flight;
+	__u64	reserved[11];
 };
 
 #define ZCOPY_IOC_MAGIC		0xBB
@@ -183,5 +260,6 @@ struct zcopy_stats {
 #define ZCOPY_IOC_INFO		_IOWR(ZCOPY_IOC_MAGIC, 0x00, struct zcopy_info)
 #define ZCOPY_IOC_SEND		_IOWR(ZCOPY_IOC_MAGIC, 0x01, struct zcopy_send)
 #define ZCOPY_IOC_STATS		_IOWR(ZCOPY_IOC_MAGIC, 0x02, struct zcopy_stats)
+#define ZCOPY_IOC_POOL_SEND	_IOWR(ZCOPY_IOC_MAGIC, 0x03, struct zcopy_pool_send)
 
 #endif /* _UAPI_LINUX_ZCOPY_H */
