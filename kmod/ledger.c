@@ -43,6 +43,16 @@ static const struct {
 				    offsetof(struct zcopy_stats, pages_pinned_total) },
 	[ZC_RECORDS_QUEUED]	= { "records_queued",
 				    offsetof(struct zcopy_stats, records_queued) },
+	[ZC_POOL_PAGES]		= { "pool_pages", offsetof(struct zcopy_stats, pool_pages) },
+	[ZC_POOL_SENDS]		= { "pool_sends", offsetof(struct zcopy_stats, pool_sends) },
+	[ZC_POOL_SEND_BYTES]	= { "pool_send_bytes",
+				    offsetof(struct zcopy_stats, pool_send_bytes) },
+	[ZC_POOL_SEND_COPIED_BYTES] = { "pool_send_copied_bytes",
+				    offsetof(struct zcopy_stats, pool_send_copied_bytes) },
+	[ZC_COW_COPIES]		= { "cow_copies", offsetof(struct zcopy_stats, cow_copies) },
+	[ZC_WRITE_FAULTS]	= { "write_faults", offsetof(struct zcopy_stats, write_faults) },
+	[ZC_PAGES_REARMED]	= { "pages_rearmed",
+				    offsetof(struct zcopy_stats, pages_rearmed) },
 };
 
 /* Add @n to counter @id of @zf and of the module's totals. */
@@ -89,6 +99,7 @@ static int zcopy_ledger_show(struct seq_file *m, void *v)
 	for (i = 0; i < ZC_NR_COUNTERS; i++)
 		seq_printf(m, "%-24s %lld\n", zcopy_counters[i].name,
 			   atomic64_read(&zcopy_totals.c[i]));
+	seq_printf(m, "%-24s %lu\n", "pool_pages_in_flight", zcopy_pools_in_flight());
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(zcopy_ledger);

@@ -22,6 +22,8 @@ static void zcopy_file_free(struct kref *ref)
 	struct zcopy_file *zf = container_of(ref, struct zcopy_file, ref);
 
 	WARN_ON_ONCE(!list_empty(&zf->records));
+	if (zf->pool)
+		zcopy_pool_free(zf->pool);
 	kfree(zf);
 }
 
@@ -42,6 +44,7 @@ static int zcopy_open(struct inode *inode, struct file *file)
 	spin_lock_init(&zf->lock);
 	INIT_LIST_HEAD(&zf->records);
 	init_waitqueue_head(&zf->wait);
+	mutex_init(&zf->pool_lock);
 	file->private_data = zf;
 	return 0;
 }
@@ -69,6 +72,15 @@ static __poll_t zcopy_poll(struct file *file, poll_table *wait)
 
 	poll_wait(file, &zf->wait, wait);
 	return list_empty_careful(&zf->records) ? 0 : EPOLLIN | EPOLLRDNORM;
+}
+
+static int zcopy_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct zcopy_file *zf = file->private_data;
+
+	if (vma->vm_pgoff == ZCOPY_MMAP_POOL >> PAGE_SHIFT)
+		return zcopy_pool_mmap(zf, file, vma);
+	return -EINVAL;
 }
 
 static long zcopy_ioctl_info(struct zcopy_file *zf, void __user *uarg)
@@ -104,7 +116,16 @@ static long zcopy_ioctl_stats(struct zcopy_file *zf, void __user *uarg)
 	flags = st.flags;
 	memset(&st, 0, sizeof(st));
 	st.flags = flags;
-	zcopy_ledger_read(flags & ZCOPY_STATS_MODULE ? &zcopy_totals : &zf->ledger, &st);
+	if (flags & ZCOPY_STATS_MODULE) {
+		zcopy_ledger_read(&zcopy_totals, &st);
+		st.pool_pages_in_flight = zcopy_pools_in_flight();
+	} else {
+		/* Pairs with smp_store_release() in zcopy_pool_mmap(). */
+		struct zcopy_pool *pool = smp_load_acquire(&zf->pool);
+
+		zcopy_ledger_read(&zf->ledger, &st);
+		st.pool_pages_in_flight = pool ? zcopy_pool_in_flight(pool) : 0;
+	}
 
 	if (copy_to_user(uarg, &st, sizeof(st)))
 		return -EFAULT;
@@ -123,6 +144,8 @@ static long zcopy_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return zcopy_ioctl_send(zf, uarg);
 	case ZCOPY_IOC_STATS:
 		return zcopy_ioctl_stats(zf, uarg);
+	case ZCOPY_IOC_POOL_SEND:
+		return zcopy_ioctl_pool_send(zf, uarg);
 	}
 	return -ENOTTY;
 }
@@ -133,6 +156,7 @@ static const struct file_operations zcopy_fops = {
 	.release	= zcopy_release,
 	.read		= zcopy_read,
 	.poll		= zcopy_poll,
+	.mmap		= zcopy_mmap,
 	.unlocked_ioctl	= zcopy_ioctl,
 	/* Every argument is a pointer to a layout-identical structure. */
 	.compat_ioctl	= compat_ptr_ioctl,

@@ -49,44 +49,6 @@ MODULE_PARM_DESC(max_records,
 
 static struct workqueue_struct *zcopy_tx_wq;
 
-struct zcopy_record {
-	struct list_head	node;
-	struct zcopy_completion	c;
-};
-
-/**
- * struct zcopy_tx - one send in flight
- * @ubuf:	given to the stack; its count is the skbs holding the pages,
- *		plus one of ours while the send is being made
- * @zf:		the file the record goes to (holds a reference)
- * @rec:	the completion record, allocated up front
- * @mmp:	the RLIMIT_MEMLOCK charge
- * @work:	releases the pages in process context after the last reference
- * @bytes:	bytes the socket accepted
- * @copied:	bytes the stack reported copying
- * @nr_pages:	pages pinned
- * @why:	ZCOPY_COPIED_* to report if the stack copies on the way
- * @zc_used:	an skb let go of the pages without copying them
- * @zc_copied:	the stack copied some of the pages
- * @failed:	the send failed: release the pages, queue no record
- * @pages:	the pinned pages, in the order of the user's vector
- */
-struct zcopy_tx {
-	struct ubuf_info	ubuf;
-	struct zcopy_file	*zf;
-	struct zcopy_record	*rec;
-	struct mmpin		mmp;
-	struct work_struct	work;
-	u64			bytes;
-	atomic64_t		copied;
-	unsigned int		nr_pages;
-	u32			why;
-	bool			zc_used;
-	bool			zc_copied;
-	bool			failed;
-	struct page		*pages[];
-};
-
 /* Merge @next into @prev when it is the next send and left the same way. */
 static bool zcopy_record_merge(struct zcopy_completion *prev,
 			       const struct zcopy_completion *next)
@@ -153,7 +115,7 @@ static void zcopy_tx_post(struct zcopy_tx *tx)
 		zcopy_count(zf, ZC_RECORDS_QUEUED, 1);
 	} else {
 		kfree(tx->rec);
-		atomic_dec(&zf->reserved);
+		zcopy_unreserve_record(zf);
 	}
 	wake_up_interruptible_poll(&zf->wait, EPOLLIN | EPOLLRDNORM);
 }
@@ -166,16 +128,35 @@ static void zcopy_unpin(struct zcopy_file *zf, struct page **pages,
 	zcopy_count_pinned(zf, -(long)nr_pages);
 }
 
+/* Let go of pages [from, nr_pages) of @tx, which the stack did not take. */
+static void zcopy_tx_drop_pages(struct zcopy_tx *tx, unsigned int from)
+{
+	unsigned int i;
+
+	if (tx->pool) {
+		for (i = from; i < tx->nr_pages; i++)
+			put_page(tx->pages[i]);
+	} else {
+		zcopy_unpin(tx->zf, tx->pages + from, tx->nr_pages - from);
+	}
+	tx->nr_pages = from;
+}
+
 /* After the last reference: process context, never softirq. */
 static void zcopy_tx_release(struct zcopy_tx *tx)
 {
 	struct zcopy_file *zf = tx->zf;
 
-	zcopy_unpin(zf, tx->pages, tx->nr_pages);
-	mm_unaccount_pinned_pages(&tx->mmp);
+	if (tx->pool) {
+		/* Pages made writable again before the record says so. */
+		zcopy_pool_tx_done(tx, !tx->failed);
+	} else {
+		zcopy_tx_drop_pages(tx, 0);
+		mm_unaccount_pinned_pages(&tx->mmp);
+	}
 	if (tx->failed) {
 		kfree(tx->rec);
-		atomic_dec(&zf->reserved);
+		zcopy_unreserve_record(zf);
 	} else {
 		zcopy_tx_post(tx);
 	}
@@ -239,7 +220,7 @@ static u32 zcopy_tx_route(struct sock *sk)
 }
 
 /* TCP or UDP over IPv4 or IPv6, able to send zero-copy, and connected. */
-static int zcopy_check_socket(struct socket *sock)
+int zcopy_check_socket(struct socket *sock)
 {
 	struct sock *sk = sock->sk;
 	int state = READ_ONCE(sk->sk_state);
@@ -264,10 +245,19 @@ static int zcopy_check_socket(struct socket *sock)
 }
 
 /*
- * Check the user's vector and count the pages it spans. A send longer than
- * max_send_pages pages or MAX_RW_COUNT bytes is cut short there, as write(2)
- * cuts at MAX_RW_COUNT: the caller sees a short count.
+ * How much of @len bytes starting @first_offset into a page one send may
+ * take: a send longer than max_send_pages pages or MAX_RW_COUNT bytes is
+ * cut short there, as write(2) cuts at MAX_RW_COUNT; the caller sees a
+ * short count.
  */
+size_t zcopy_send_limit(unsigned long first_offset, size_t len)
+{
+	u64 room = (u64)max(READ_ONCE(max_send_pages), 1U) * PAGE_SIZE - first_offset;
+
+	return min_t(u64, min_t(u64, len, room), MAX_RW_COUNT);
+}
+
+/* Check the user's vector, cut it to the limits, and count its pages. */
 static int zcopy_check_iov(struct zcopy_iovec *iov, unsigned int *nr_iov,
 			   size_t *total, unsigned int *nr_pages)
 {
@@ -294,7 +284,7 @@ static int zcopy_check_iov(struct zcopy_iovec *iov, unsigned int *nr_iov,
 			continue;
 		/* What fits in the pages and bytes left. */
 		room = (u64)(limit - pages) * PAGE_SIZE - offset_in_page(iov[i].base);
-		len = min3(len, (size_t)room, MAX_RW_COUNT - sum);
+		len = min_t(u64, min_t(u64, len, room), MAX_RW_COUNT - sum);
 		iov[i].len = len;
 		n = DIV_ROUND_UP(offset_in_page(iov[i].base) + len, PAGE_SIZE);
 		pages += n;
@@ -357,10 +347,8 @@ static void zcopy_tx_trim(struct zcopy_tx *tx, const struct bio_vec *bvec,
 		sent -= min_t(size_t, sent, bvec[keep].bv_len);
 		keep++;
 	}
-	if (keep < tx->nr_pages) {
-		zcopy_unpin(tx->zf, tx->pages + keep, tx->nr_pages - keep);
-		tx->nr_pages = keep;
-	}
+	if (keep < tx->nr_pages)
+		zcopy_tx_drop_pages(tx, keep);
 
 	charge = (tx->bytes >> PAGE_SHIFT) + 2;
 	if (tx->mmp.user && tx->mmp.num_pg > charge) {
@@ -369,7 +357,7 @@ static void zcopy_tx_trim(struct zcopy_tx *tx, const struct bio_vec *bvec,
 	}
 }
 
-static struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pages)
+struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pages)
 {
 	struct zcopy_tx *tx;
 
@@ -389,7 +377,8 @@ static struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pa
 	return tx;
 }
 
-static void zcopy_tx_free(struct zcopy_tx *tx)
+/* Free a send that was never submitted. */
+void zcopy_tx_free(struct zcopy_tx *tx)
 {
 	kfree(tx->rec);
 	kvfree(tx);
@@ -405,13 +394,19 @@ static int zcopy_charge_file(struct zcopy_file *zf, unsigned int nr_pages)
 	return 0;
 }
 
-static int zcopy_reserve_record(struct zcopy_file *zf)
+/* A record owed to @zf: one of max_records, until read or merged. */
+int zcopy_reserve_record(struct zcopy_file *zf)
 {
 	if (atomic_inc_return(&zf->reserved) > READ_ONCE(max_records)) {
 		atomic_dec(&zf->reserved);
 		return -ENOSPC;
 	}
 	return 0;
+}
+
+void zcopy_unreserve_record(struct zcopy_file *zf)
+{
+	atomic_dec(&zf->reserved);
 }
 
 /* Hand the pinned pages to the socket; returns bytes sent or an error. */
@@ -429,6 +424,47 @@ static int zcopy_tx_sendmsg(struct socket *sock, struct zcopy_tx *tx,
 		msg.msg_flags |= MSG_MORE;
 	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bvec, tx->nr_pages, total);
 	return sock_sendmsg(sock, &msg);
+}
+
+/*
+ * Send the pages of @tx, described by @bvec, and hand @tx to the stack: it
+ * completes when the last skb lets go. Returns the bytes sent, with their
+ * sequence number and stream offset, or an error with no record to come.
+ */
+int zcopy_tx_submit(struct zcopy_tx *tx, struct socket *sock,
+		    struct bio_vec *bvec, size_t total, u32 flags, u64 cookie,
+		    u64 *seq, u64 *offset)
+{
+	struct zcopy_file *zf = tx->zf;
+	int ret;
+
+	tx->why = zcopy_tx_route(sock->sk);
+	zcopy_count(zf, ZC_SENDS_IN_FLIGHT, 1);
+	kref_get(&zf->ref);
+	__module_get(THIS_MODULE);
+
+	ret = zcopy_tx_sendmsg(sock, tx, bvec, total, flags);
+	if (ret <= 0) {
+		tx->failed = true;
+		ret = ret ?: -EAGAIN;
+	} else {
+		tx->bytes = ret;
+		zcopy_tx_trim(tx, bvec, ret);
+
+		spin_lock(&zf->lock);
+		*seq = zf->next_seq++;
+		*offset = zf->next_offset;
+		zf->next_offset += ret;
+		spin_unlock(&zf->lock);
+		tx->rec->c.cookie = cookie;
+		tx->rec->c.seq = *seq;
+		tx->rec->c.offset = *offset;
+
+		zcopy_count(zf, ZC_SENDS, 1);
+		zcopy_count(zf, ZC_SEND_BYTES, ret);
+	}
+	zcopy_tx_put(tx);
+	return ret;
 }
 
 static int zcopy_send(struct zcopy_file *zf, struct socket *sock,
@@ -463,39 +499,16 @@ static int zcopy_send(struct zcopy_file *zf, struct socket *sock,
 	ret = zcopy_pin_iov(tx, iov, nr_iov, bvec);
 	if (ret)
 		goto err_unaccount;
-
-	/* From here on the ubuf's references own the send. */
 	tx->nr_pages = nr_pages;
-	tx->why = zcopy_tx_route(sock->sk);
 	zcopy_count_pinned(zf, nr_pages);
-	zcopy_count(zf, ZC_SENDS_IN_FLIGHT, 1);
-	kref_get(&zf->ref);
-	__module_get(THIS_MODULE);
 
-	ret = zcopy_tx_sendmsg(sock, tx, bvec, total, args->flags);
-	if (ret <= 0) {
-		tx->failed = true;
-	} else {
-		tx->bytes = ret;
-		zcopy_tx_trim(tx, bvec, ret);
-
-		spin_lock(&zf->lock);
-		args->seq = zf->next_seq++;
-		args->offset = zf->next_offset;
-		zf->next_offset += ret;
-		spin_unlock(&zf->lock);
-		args->bytes = ret;
-		tx->rec->c.cookie = args->cookie;
-		tx->rec->c.seq = args->seq;
-		tx->rec->c.offset = args->offset;
-
-		zcopy_count(zf, ZC_SENDS, 1);
-		zcopy_count(zf, ZC_SEND_BYTES, ret);
-		ret = 0;
-	}
+	ret = zcopy_tx_submit(tx, sock, bvec, total, args->flags, args->cookie,
+			      &args->seq, &args->offset);
 	kvfree(bvec);
-	zcopy_tx_put(tx);
-	return ret;
+	if (ret < 0)
+		return ret;
+	args->bytes = ret;
+	return 0;
 
 err_unaccount:
 	mm_unaccount_pinned_pages(&tx->mmp);
@@ -506,7 +519,7 @@ err_free_tx:
 err_uncharge_file:
 	atomic_long_sub(nr_pages, &zf->pinned);
 err_unreserve:
-	atomic_dec(&zf->reserved);
+	zcopy_unreserve_record(zf);
 	return ret;
 }
 

@@ -42,4 +42,75 @@ static inline void zcopy_ubuf_set_ops(struct ubuf_info *uarg,
 }
 #endif
 
+/* 6.3 made vma->vm_flags read-only, to be changed through these. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
+#include <linux/mm.h>
+
+static inline void vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
+{
+	vma->vm_flags |= flags;
+}
+
+static inline void vm_flags_clear(struct vm_area_struct *vma, vm_flags_t flags)
+{
+	vma->vm_flags &= ~flags;
+}
+#endif
+
+/*
+ * The mappings of an order-0 page: 6.1 exports no folio_mapcount(), and
+ * its page_mapcount() is exact for such a page; later kernels dropped
+ * page_mapcount() for folio_mapcount().
+ */
+#include <linux/mm.h>
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 9, 0)
+static inline int zcopy_page_mapcount(struct page *page)
+{
+	return page_mapcount(page);
+}
+#else
+static inline int zcopy_page_mapcount(struct page *page)
+{
+	return folio_mapcount(page_folio(page));
+}
+#endif
+
+/*
+ * Send pages by reference, the receiver getting the pages themselves: 6.5
+ * replaced ->sendpage() with MSG_SPLICE_PAGES. Before it, only TCP's
+ * sendpage takes references (UDP's copies); callers send UDP otherwise.
+ */
+#include <linux/net.h>
+#include <linux/socket.h>
+#include <linux/uio.h>
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 5, 0)
+static inline int zcopy_sendpages(struct socket *sock, const struct bio_vec *bvec,
+				  unsigned int nr, size_t len, int flags)
+{
+	unsigned int i;
+	int sent = 0, ret;
+
+	for (i = 0; i < nr; i++) {
+		ret = kernel_sendpage(sock, bvec[i].bv_page, bvec[i].bv_offset,
+				      bvec[i].bv_len,
+				      flags | (i + 1 < nr ? MSG_SENDPAGE_NOTLAST : 0));
+		if (ret <= 0)
+			return sent ?: ret;
+		sent += ret;
+		if (ret < bvec[i].bv_len)
+			break;
+	}
+	return sent;
+}
+#else
+static inline int zcopy_sendpages(struct socket *sock, struct bio_vec *bvec,
+				  unsigned int nr, size_t len, int flags)
+{
+	struct msghdr msg = { .msg_flags = flags | MSG_SPLICE_PAGES };
+
+	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bvec, nr, len);
+	return sock_sendmsg(sock, &msg);
+}
+#endif
+
 #endif /* _ZCOPY_COMPAT_H */
