@@ -9,7 +9,9 @@
  * comes to us (write-notify).
  *
  * A page is busy while anyone but the pool and the page tables holds it:
- * the skbs of a send, a receiver that mapped it, a pipe, a pin. A send
+ * the skbs of a send, a receiver that mapped it, a pipe, a pin; and for
+ * good once it has been sent by reference, as a receiver may then map it
+ * (TCP_ZEROCOPY_RECEIVE) with no reference we could see. A send
  * locks its pages, as writeback does, zaps their PTEs in every mapping and
  * takes references; a later write faults, finds the page busy, and puts a
  * copy in the slot (copy-on-write). So the page in flight is never written:
@@ -27,6 +29,7 @@
  * range of file offsets: zapping one pool never touches another.
  */
 
+#include <linux/bitmap.h>
 #include <linux/file.h>
 #include <linux/highmem.h>
 #include <linux/idr.h>
@@ -70,6 +73,7 @@ static DEFINE_MUTEX(zcopy_pools_lock);
  *		re-arm, and checked against the VMA each time
  * @mmp:	the RLIMIT_MEMLOCK charge
  * @id:		allocates @pgoff
+ * @shared:	slots whose page was sent by reference: never written again
  * @slots:	the pages
  */
 struct zcopy_pool {
@@ -85,6 +89,7 @@ struct zcopy_pool {
 	unsigned long		uaddr;
 	struct mmpin		mmp;
 	int			id;
+	unsigned long		*shared;
 	struct page		*slots[];
 };
 
@@ -98,6 +103,12 @@ static const struct vm_operations_struct zcopy_pool_vm_ops;
 static bool zcopy_page_busy(struct page *page, int extra)
 {
 	return page_ref_count(page) > 1 + zcopy_page_mapcount(page) + extra;
+}
+
+/* May slot @idx's page be written in place? Called with pool->lock held. */
+static bool zcopy_slot_busy(struct zcopy_pool *pool, unsigned long idx, int extra)
+{
+	return test_bit(idx, pool->shared) || zcopy_page_busy(pool->slots[idx], extra);
 }
 
 static bool zcopy_pool_rearming(struct zcopy_pool *pool)
@@ -124,6 +135,7 @@ static struct page *zcopy_pool_cow(struct zcopy_pool *pool, unsigned long idx)
 		return NULL;
 	copy_highpage(new, old);
 	pool->slots[idx] = new;
+	__clear_bit(idx, pool->shared);
 	zcopy_pool_zap(pool, idx, 1);
 	put_page(old);
 	zcopy_count(pool->zf, ZC_COW_COPIES, 1);
@@ -142,7 +154,7 @@ static vm_fault_t zcopy_pool_fault(struct vm_fault *vmf)
 	mutex_lock(&pool->lock);
 	page = pool->slots[idx];
 	/* A write to a busy page gets the copy now, saving a fault. */
-	if ((vmf->flags & FAULT_FLAG_WRITE) && zcopy_page_busy(page, 0) &&
+	if ((vmf->flags & FAULT_FLAG_WRITE) && zcopy_slot_busy(pool, idx, 0) &&
 	    !zcopy_pool_rearming(pool)) {
 		page = zcopy_pool_cow(pool, idx);
 		if (!page) {
@@ -176,7 +188,7 @@ static vm_fault_t zcopy_pool_mkwrite(struct vm_fault *vmf)
 		mutex_unlock(&pool->lock);
 		return VM_FAULT_NOPAGE;
 	}
-	if (zcopy_page_busy(page, 1)) {
+	if (zcopy_slot_busy(pool, idx, 1)) {
 		/* Re-arming leaves a busy page alone; a write copies it. */
 		if (!rearm && !zcopy_pool_cow(pool, idx)) {
 			mutex_unlock(&pool->lock);
@@ -231,6 +243,9 @@ static struct zcopy_pool *zcopy_pool_create(struct zcopy_file *zf,
 		goto err_unaccount;
 	}
 	ret = -ENOMEM;
+	pool->shared = bitmap_zalloc(nr, GFP_KERNEL_ACCOUNT);
+	if (!pool->shared)
+		goto err_free_id;
 	for (i = 0; i < nr; i++) {
 		pool->slots[i] = alloc_page(GFP_HIGHUSER | __GFP_ZERO);
 		if (!pool->slots[i])
@@ -254,6 +269,8 @@ static struct zcopy_pool *zcopy_pool_create(struct zcopy_file *zf,
 err_free_pages:
 	while (i--)
 		put_page(pool->slots[i]);
+	bitmap_free(pool->shared);
+err_free_id:
 	ida_free(&zcopy_pool_ida, pool->id);
 err_unaccount:
 	mm_unaccount_pinned_pages(&pool->mmp);
@@ -278,6 +295,7 @@ void zcopy_pool_free(struct zcopy_pool *pool)
 	mm_unaccount_pinned_pages(&pool->mmp);
 	if (pool->mm)
 		mmdrop(pool->mm);
+	bitmap_free(pool->shared);
 	ida_free(&zcopy_pool_ida, pool->id);
 	kvfree(pool);
 }
@@ -371,14 +389,15 @@ void zcopy_pool_tx_done(struct zcopy_tx *tx, bool rearm)
 
 /*
  * Take slots [first, first + nr) for a send: zap them from every page table
- * and hold a reference, so that a write from now on copies. A page pinned
- * by someone else, who could write to it, is replaced by a copy for the
- * send. Fills @pages and @bvec for bytes [@off, @off + @len) of the first
- * page on; returns the bytes that come from copies, or an error.
+ * and hold a reference, so that a write from now on copies; pages given
+ * away @by_ref stay copy-on-write for good. A page pinned by someone else,
+ * who could write to it, is replaced by a copy for the send. Fills @pages
+ * and @bvec for bytes [@off, @off + @len) of the first page on; returns the
+ * bytes that come from copies, or an error.
  */
 static ssize_t zcopy_pool_take(struct zcopy_pool *pool, unsigned long first,
 			       unsigned int nr, unsigned int off, size_t len,
-			       struct page **pages, struct bio_vec *bvec)
+			       bool by_ref, struct page **pages, struct bio_vec *bvec)
 {
 	struct page *page, *copy;
 	size_t copied = 0, seg;
@@ -401,6 +420,8 @@ static ssize_t zcopy_pool_take(struct zcopy_pool *pool, unsigned long first,
 			copied += seg;
 		} else {
 			get_page(page);
+			if (by_ref)
+				__set_bit(first + i, pool->shared);
 		}
 		pages[i] = page;
 		bvec_set_page(&bvec[i], page, seg, off);
@@ -509,7 +530,8 @@ static int zcopy_pool_send(struct zcopy_file *zf, struct zcopy_pool *pool,
 			goto out_free_bvec;
 	}
 
-	copied = zcopy_pool_take(pool, first, nr, offset_in_page(off), len, pages, bvec);
+	copied = zcopy_pool_take(pool, first, nr, offset_in_page(off), len, !notify,
+				 pages, bvec);
 	if (copied < 0) {
 		ret = copied;
 		if (notify) {

@@ -139,8 +139,10 @@ struct zcopy_send {
  * copy, and counted so. The application may write to the pool at once.
  * TCP sends hand the pages over by reference, so the receiver gets the
  * very pages, unless ZCOPY_POOL_SEND_NOTIFY asks for a completion record;
- * UDP sends always queue one. An application that rewrites only pages
- * whose record it has read takes neither a copy nor a fault.
+ * UDP sends always queue one. A page handed over by reference may be kept
+ * by a receiver for good, so the next write to it always copies it. With
+ * records, an application that rewrites only pages whose record it has
+ * read takes neither a copy nor a fault.
  */
 struct zcopy_pool_send {
 	__s32	sockfd;
