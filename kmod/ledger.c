@@ -53,6 +53,12 @@ static const struct {
 	[ZC_WRITE_FAULTS]	= { "write_faults", offsetof(struct zcopy_stats, write_faults) },
 	[ZC_PAGES_REARMED]	= { "pages_rearmed",
 				    offsetof(struct zcopy_stats, pages_rearmed) },
+	[ZC_RECEIVES]		= { "receives", offsetof(struct zcopy_stats, receives) },
+	[ZC_RX_BYTES_MAPPED]	= { "rx_bytes_mapped",
+				    offsetof(struct zcopy_stats, rx_bytes_mapped) },
+	[ZC_RX_BYTES_COPIED]	= { "rx_bytes_copied",
+				    offsetof(struct zcopy_stats, rx_bytes_copied) },
+	[ZC_RX_SLOTS_USED]	= { "rx_slots_used", offsetof(struct zcopy_stats, rx_slots_used) },
 };
 
 /* Add @n to counter @id of @zf and of the module's totals. */

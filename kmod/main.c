@@ -8,6 +8,7 @@
 
 #include <linux/compat.h>
 #include <linux/fs.h>
+#include <linux/idr.h>
 #include <linux/kernel.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
@@ -17,6 +18,33 @@
 
 #include "zcopy.h"
 
+/*
+ * Every opener of /dev/zcopy shares the device inode's address_space, so
+ * each pool and receive area gets a range of file offsets of its own, and
+ * zapping one never touches another: 1 << 24 pages each, ids kept small
+ * enough for every byte offset to fit in loff_t. Range 0 stays unused: it
+ * holds the offsets that user space passes to mmap().
+ */
+#define ZCOPY_RANGE_SHIFT	24
+#define ZCOPY_RANGE_MAX		((1U << 26) - 1)
+
+static DEFINE_IDA(zcopy_ranges);
+
+int zcopy_offsets_get(pgoff_t *pgoff)
+{
+	int id = ida_alloc_range(&zcopy_ranges, 1, ZCOPY_RANGE_MAX, GFP_KERNEL);
+
+	if (id < 0)
+		return id;
+	*pgoff = (pgoff_t)id << ZCOPY_RANGE_SHIFT;
+	return 0;
+}
+
+void zcopy_offsets_put(pgoff_t pgoff)
+{
+	ida_free(&zcopy_ranges, pgoff >> ZCOPY_RANGE_SHIFT);
+}
+
 static void zcopy_file_free(struct kref *ref)
 {
 	struct zcopy_file *zf = container_of(ref, struct zcopy_file, ref);
@@ -24,6 +52,8 @@ static void zcopy_file_free(struct kref *ref)
 	WARN_ON_ONCE(!list_empty(&zf->records));
 	if (zf->pool)
 		zcopy_pool_free(zf->pool);
+	if (zf->rx)
+		zcopy_rx_free(zf->rx);
 	kfree(zf);
 }
 
@@ -78,8 +108,12 @@ static int zcopy_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct zcopy_file *zf = file->private_data;
 
-	if (vma->vm_pgoff == ZCOPY_MMAP_POOL >> PAGE_SHIFT)
+	switch ((u64)vma->vm_pgoff << PAGE_SHIFT) {
+	case ZCOPY_MMAP_POOL:
 		return zcopy_pool_mmap(zf, file, vma);
+	case ZCOPY_MMAP_RECV:
+		return zcopy_rx_mmap(zf, file, vma);
+	}
 	return -EINVAL;
 }
 
@@ -146,6 +180,10 @@ static long zcopy_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return zcopy_ioctl_stats(zf, uarg);
 	case ZCOPY_IOC_POOL_SEND:
 		return zcopy_ioctl_pool_send(zf, uarg);
+	case ZCOPY_IOC_RECV:
+		return zcopy_ioctl_recv(zf, uarg);
+	case ZCOPY_IOC_RELEASE:
+		return zcopy_ioctl_release(zf, uarg);
 	}
 	return -ENOTTY;
 }

@@ -32,7 +32,6 @@
 #include <linux/bitmap.h>
 #include <linux/file.h>
 #include <linux/highmem.h>
-#include <linux/idr.h>
 #include <linux/mm.h>
 #include <linux/net.h>
 #include <linux/pagemap.h>
@@ -43,18 +42,10 @@
 
 #include "zcopy.h"
 
-/*
- * Each pool's range of file offsets: 1 << 24 pages. Pool ids stay below
- * 1 << 26 so that every byte offset fits in loff_t.
- */
-#define ZCOPY_POOL_SHIFT	24
-#define ZCOPY_POOL_MAX_ID	((1U << 26) - 2)
-
 static unsigned int max_pool_pages = 65536;
 module_param(max_pool_pages, uint, 0644);
 MODULE_PARM_DESC(max_pool_pages, "Most pages in one pool (default 65536)");
 
-static DEFINE_IDA(zcopy_pool_ida);
 static LIST_HEAD(zcopy_pools);
 static DEFINE_MUTEX(zcopy_pools_lock);
 
@@ -72,7 +63,6 @@ static DEFINE_MUTEX(zcopy_pools_lock);
  * @uaddr:	where @mm maps the pool's start, as far as we know; used to
  *		re-arm, and checked against the VMA each time
  * @mmp:	the RLIMIT_MEMLOCK charge
- * @id:		allocates @pgoff
  * @shared:	slots whose page was sent by reference: never written again
  * @slots:	the pages
  */
@@ -88,7 +78,6 @@ struct zcopy_pool {
 	struct mm_struct	*mm;
 	unsigned long		uaddr;
 	struct mmpin		mmp;
-	int			id;
 	unsigned long		*shared;
 	struct page		*slots[];
 };
@@ -227,7 +216,7 @@ static struct zcopy_pool *zcopy_pool_create(struct zcopy_file *zf,
 	unsigned long i;
 	int ret;
 
-	if (nr > min_t(unsigned long, READ_ONCE(max_pool_pages), 1UL << ZCOPY_POOL_SHIFT))
+	if (nr > READ_ONCE(max_pool_pages))
 		return ERR_PTR(-EINVAL);
 
 	pool = kvzalloc(struct_size(pool, slots, nr), GFP_KERNEL_ACCOUNT);
@@ -237,11 +226,9 @@ static struct zcopy_pool *zcopy_pool_create(struct zcopy_file *zf,
 	ret = -EAGAIN;
 	if (mm_account_pinned_pages(&pool->mmp, nr << PAGE_SHIFT))
 		goto err_free_pool;
-	pool->id = ida_alloc_max(&zcopy_pool_ida, ZCOPY_POOL_MAX_ID, GFP_KERNEL);
-	if (pool->id < 0) {
-		ret = pool->id;
+	ret = zcopy_offsets_get(&pool->pgoff);
+	if (ret)
 		goto err_unaccount;
-	}
 	ret = -ENOMEM;
 	pool->shared = bitmap_zalloc(nr, GFP_KERNEL_ACCOUNT);
 	if (!pool->shared)
@@ -256,8 +243,6 @@ static struct zcopy_pool *zcopy_pool_create(struct zcopy_file *zf,
 	mutex_init(&pool->rearm_lock);
 	pool->zf = zf;
 	pool->mapping = file->f_mapping;
-	/* Offset 0 stays unused: the offsets the user passes to mmap(). */
-	pool->pgoff = (pgoff_t)(pool->id + 1) << ZCOPY_POOL_SHIFT;
 	pool->nr_pages = nr;
 
 	mutex_lock(&zcopy_pools_lock);
@@ -271,7 +256,7 @@ err_free_pages:
 		put_page(pool->slots[i]);
 	bitmap_free(pool->shared);
 err_free_id:
-	ida_free(&zcopy_pool_ida, pool->id);
+	zcopy_offsets_put(pool->pgoff);
 err_unaccount:
 	mm_unaccount_pinned_pages(&pool->mmp);
 err_free_pool:
@@ -296,7 +281,7 @@ void zcopy_pool_free(struct zcopy_pool *pool)
 	if (pool->mm)
 		mmdrop(pool->mm);
 	bitmap_free(pool->shared);
-	ida_free(&zcopy_pool_ida, pool->id);
+	zcopy_offsets_put(pool->pgoff);
 	kvfree(pool);
 }
 

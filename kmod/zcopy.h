@@ -22,8 +22,10 @@ struct file;
 struct socket;
 struct vm_area_struct;
 struct zcopy_pool;
+struct zcopy_rx_area;
 
-#define ZCOPY_FEATURES	(ZCOPY_FEAT_SEND | ZCOPY_FEAT_STATS | ZCOPY_FEAT_POOL)
+#define ZCOPY_FEATURES	(ZCOPY_FEAT_SEND | ZCOPY_FEAT_STATS | ZCOPY_FEAT_POOL | \
+			 ZCOPY_FEAT_RECV)
 
 /* The ledger's counters, in the order of struct zcopy_stats. */
 enum zcopy_counter {
@@ -47,6 +49,10 @@ enum zcopy_counter {
 	ZC_COW_COPIES,
 	ZC_WRITE_FAULTS,
 	ZC_PAGES_REARMED,
+	ZC_RECEIVES,
+	ZC_RX_BYTES_MAPPED,
+	ZC_RX_BYTES_COPIED,
+	ZC_RX_SLOTS_USED,
 	ZC_NR_COUNTERS
 };
 
@@ -65,8 +71,9 @@ struct zcopy_ledger {
  * @reserved:	records owed: sends in flight plus records queued
  * @pinned:	pages pinned for sends in flight, within max_fd_pages
  * @closed:	the file is gone; completions queue no more records
- * @pool_lock:	serialises creating @pool
+ * @pool_lock:	serialises creating @pool and @rx
  * @pool:	the send pool, once mapped; lives as long as the file
+ * @rx:		the receive area, once mapped; lives as long as the file
  * @ledger:	this file's counters
  */
 struct zcopy_file {
@@ -81,6 +88,7 @@ struct zcopy_file {
 	bool			closed;
 	struct mutex		pool_lock;	/* see above */
 	struct zcopy_pool	*pool;
+	struct zcopy_rx_area	*rx;
 	struct zcopy_ledger	ledger;
 };
 
@@ -127,6 +135,8 @@ struct zcopy_tx {
 };
 
 void zcopy_file_put(struct zcopy_file *zf);
+int zcopy_offsets_get(pgoff_t *pgoff);
+void zcopy_offsets_put(pgoff_t pgoff);
 
 /* ledger.c */
 extern struct zcopy_ledger zcopy_totals;
@@ -163,5 +173,12 @@ unsigned long zcopy_pool_in_flight(struct zcopy_pool *pool);
 unsigned long zcopy_pools_in_flight(void);
 long zcopy_ioctl_pool_send(struct zcopy_file *zf,
 			   struct zcopy_pool_send __user *uarg);
+
+/* recv.c */
+int zcopy_rx_mmap(struct zcopy_file *zf, struct file *file,
+		  struct vm_area_struct *vma);
+void zcopy_rx_free(struct zcopy_rx_area *area);
+long zcopy_ioctl_recv(struct zcopy_file *zf, struct zcopy_recv __user *uarg);
+long zcopy_ioctl_release(struct zcopy_file *zf, struct zcopy_release __user *uarg);
 
 #endif /* _ZCOPY_H */

@@ -113,4 +113,17 @@ static inline int zcopy_sendpages(struct socket *sock, struct bio_vec *bvec,
 }
 #endif
 
+/* 6.12 brought frags of device memory (net_iov), which have no page. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 12, 0)
+static inline bool zcopy_frag_is_net_iov(const skb_frag_t *frag)
+{
+	return false;
+}
+#else
+static inline bool zcopy_frag_is_net_iov(const skb_frag_t *frag)
+{
+	return skb_frag_is_net_iov(frag);
+}
+#endif
+
 #endif /* _ZCOPY_COMPAT_H */

@@ -111,6 +111,10 @@ int main(void)
 	FIELD(zcopy_stats, write_faults);
 	FIELD(zcopy_stats, pages_rearmed);
 	FIELD(zcopy_stats, pool_pages_in_flight);
+	FIELD(zcopy_stats, receives);
+	FIELD(zcopy_stats, rx_bytes_mapped);
+	FIELD(zcopy_stats, rx_bytes_copied);
+	FIELD(zcopy_stats, rx_slots_used);
 	FIELD(zcopy_stats, reserved);
 	END(zcopy_stats);
 
@@ -126,10 +130,39 @@ int main(void)
 	FIELD(zcopy_pool_send, reserved);
 	END(zcopy_pool_send);
 
+	STRUCT(zcopy_rx_desc);
+	FIELD(zcopy_rx_desc, offset);
+	FIELD(zcopy_rx_desc, len);
+	FIELD(zcopy_rx_desc, flags);
+	END(zcopy_rx_desc);
+
+	STRUCT(zcopy_recv);
+	FIELD(zcopy_recv, sockfd);
+	FIELD(zcopy_recv, flags);
+	FIELD(zcopy_recv, desc);
+	FIELD(zcopy_recv, desc_count);
+	FIELD(zcopy_recv, timeout_ms);
+	FIELD(zcopy_recv, max_bytes);
+	FIELD(zcopy_recv, release);
+	FIELD(zcopy_recv, release_count);
+	FIELD(zcopy_recv, __pad);
+	FIELD(zcopy_recv, bytes);
+	FIELD(zcopy_recv, reserved);
+	END(zcopy_recv);
+
+	STRUCT(zcopy_release);
+	FIELD(zcopy_release, offsets);
+	FIELD(zcopy_release, count);
+	FIELD(zcopy_release, flags);
+	FIELD(zcopy_release, reserved);
+	END(zcopy_release);
+
 	IOCTL(ZCOPY_IOC_INFO);
 	IOCTL(ZCOPY_IOC_SEND);
 	IOCTL(ZCOPY_IOC_STATS);
 	IOCTL(ZCOPY_IOC_POOL_SEND);
+	IOCTL(ZCOPY_IOC_RECV);
+	IOCTL(ZCOPY_IOC_RELEASE);
 
 	return errors ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -25,6 +25,7 @@
 #define ZCOPY_FEAT_SEND		(1ULL << 0)	/* ZCOPY_IOC_SEND, completion records */
 #define ZCOPY_FEAT_STATS	(1ULL << 1)	/* ZCOPY_IOC_STATS */
 #define ZCOPY_FEAT_POOL		(1ULL << 2)	/* mmap pool, ZCOPY_IOC_POOL_SEND */
+#define ZCOPY_FEAT_RECV		(1ULL << 3)	/* receive area, ZCOPY_IOC_RECV */
 
 /*
  * What a mapping of /dev/zcopy is, by its offset:
@@ -39,6 +40,15 @@
  * mappings are not inherited by fork() (as MADV_DONTFORK).
  */
 #define ZCOPY_MMAP_POOL		0x00000000ULL
+
+/*
+ * ZCOPY_MMAP_RECV: the file's receive area, where ZCOPY_IOC_RECV maps
+ * received data one page-sized slot at a time. It is mapped read-only
+ * (PROT_WRITE and PROT_EXEC are refused, and cannot be added later), sized
+ * by the first such mmap up to max_recv_pages and charged to
+ * RLIMIT_MEMLOCK, and not inherited by fork(). One mapping at a time.
+ */
+#define ZCOPY_MMAP_RECV		0x40000000ULL
 
 /**
  * struct zcopy_info - what this module offers (ZCOPY_IOC_INFO)
@@ -198,6 +208,90 @@ struct zcopy_completion {
 	__u32	__pad;
 };
 
+/* zcopy_rx_desc.flags */
+#define ZCOPY_RX_MAPPED		(1U << 0)	/* the received page itself */
+#define ZCOPY_RX_COPIED		(1U << 1)	/* copied into a page of ours */
+#define ZCOPY_RX_EOR		(1U << 2)	/* ends a datagram (UDP) */
+
+/**
+ * struct zcopy_rx_desc - one piece of received data
+ * @offset:	where it lies, as an offset in the receive area; page-aligned
+ * @len:	bytes, from the start of the slot: a page when mapped
+ * @flags:	ZCOPY_RX_*
+ *
+ * Received data is split into page-sized slots in stream order. A page
+ * the network delivered whole and page-aligned (a sender's page-reference
+ * frag) is mapped as it is; anything else (headers, partial or compound
+ * pages, ordinary send() data) is copied into pages of ours, mapped the
+ * same way. Each slot stays mapped until released.
+ */
+struct zcopy_rx_desc {
+	__u64	offset;
+	__u32	len;
+	__u32	flags;
+};
+
+/* zcopy_recv.flags */
+#define ZCOPY_RECV_DONTWAIT	(1U << 0)	/* as MSG_DONTWAIT */
+#define ZCOPY_RECV_FLAGS	ZCOPY_RECV_DONTWAIT
+
+#define ZCOPY_MAX_RX_DESC	1024
+
+/**
+ * struct zcopy_recv - receive into the receive area (ZCOPY_IOC_RECV)
+ * @sockfd:	in: a connected TCP socket, or a UDP socket, IPv4 or IPv6
+ * @flags:	in: ZCOPY_RECV_*
+ * @desc:	in: address of an array of struct zcopy_rx_desc
+ * @desc_count:	in: its room, 1 to ZCOPY_MAX_RX_DESC; out: entries filled
+ * @timeout_ms:	in: how long a blocking receive waits; 0: as SO_RCVTIMEO
+ * @max_bytes:	in: receive at most this much; 0: as much as fits
+ * @release:	in: address of an array of area offsets (__u64) whose slots
+ *		are released first, as by ZCOPY_IOC_RELEASE
+ * @release_count: in: entries in @release, 0 for none
+ * @__pad:	must be zero
+ * @bytes:	out: bytes received, 0 at the end of the stream
+ * @reserved:	must be zero
+ *
+ * Like recv(2): blocks until data arrives (unless ZCOPY_RECV_DONTWAIT or
+ * O_NONBLOCK on the socket: EAGAIN), returns 0 bytes at the end of the
+ * stream, and fails with the connection's error. A receive with no free
+ * slot fails with ENOSPC. TCP data is split into slots as described for
+ * struct zcopy_rx_desc; UDP gets one datagram per call, copied, its last
+ * descriptor flagged ZCOPY_RX_EOR (EMSGSIZE, leaving it queued, if it
+ * does not fit in @desc_count free slots).
+ */
+struct zcopy_recv {
+	__s32	sockfd;
+	__u32	flags;
+	__u64	desc;
+	__u32	desc_count;
+	__u32	timeout_ms;
+	__u64	max_bytes;
+	__u64	release;
+	__u32	release_count;
+	__u32	__pad;
+	__u64	bytes;
+	__u64	reserved[4];
+};
+
+/**
+ * struct zcopy_release - give receive slots back (ZCOPY_IOC_RELEASE)
+ * @offsets:	in: address of an array of area offsets (__u64), one per slot
+ * @count:	in: entries, 1 to ZCOPY_MAX_RX_DESC
+ * @flags:	in: none defined, must be zero
+ * @reserved:	must be zero
+ *
+ * All or nothing: an offset that is not a slot of the area (EINVAL), or a
+ * slot that holds nothing (ENOENT: released twice, or never received
+ * into) fails the call and releases none.
+ */
+struct zcopy_release {
+	__u64	offsets;
+	__u32	count;
+	__u32	flags;
+	__u64	reserved[2];
+};
+
 /* zcopy_stats.flags */
 #define ZCOPY_STATS_MODULE	(1U << 0)	/* totals of the module, not the fd */
 
@@ -226,6 +320,10 @@ struct zcopy_completion {
  * @write_faults:	writes to pool pages that took a fault
  * @pages_rearmed:	pool pages made writable again after a completion
  * @pool_pages_in_flight: pool pages the network stack holds (now)
+ * @receives:		receives that returned data
+ * @rx_bytes_mapped:	bytes received as mapped pages
+ * @rx_bytes_copied:	bytes received by copying, into mapped pages
+ * @rx_slots_used:	receive slots holding data (now)
  * @reserved:		zero, for counters to come
  *
  * Counters only grow, except those marked (now).
@@ -254,7 +352,11 @@ struct zcopy_stats {
 	__u64	write_faults;
 	__u64	pages_rearmed;
 	__u64	pool_pages_in_flight;
-	__u64	reserved[11];
+	__u64	receives;
+	__u64	rx_bytes_mapped;
+	__u64	rx_bytes_copied;
+	__u64	rx_slots_used;
+	__u64	reserved[7];
 };
 
 #define ZCOPY_IOC_MAGIC		0xBB
@@ -263,5 +365,7 @@ struct zcopy_stats {
 #define ZCOPY_IOC_SEND		_IOWR(ZCOPY_IOC_MAGIC, 0x01, struct zcopy_send)
 #define ZCOPY_IOC_STATS		_IOWR(ZCOPY_IOC_MAGIC, 0x02, struct zcopy_stats)
 #define ZCOPY_IOC_POOL_SEND	_IOWR(ZCOPY_IOC_MAGIC, 0x03, struct zcopy_pool_send)
+#define ZCOPY_IOC_RECV		_IOWR(ZCOPY_IOC_MAGIC, 0x04, struct zcopy_recv)
+#define ZCOPY_IOC_RELEASE	_IOWR(ZCOPY_IOC_MAGIC, 0x05, struct zcopy_release)
 
 #endif /* _UAPI_LINUX_ZCOPY_H */

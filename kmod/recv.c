@@ -1,0 +1,745 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Receive into page-aligned mappings: page flipping, with a copy fallback.
+ *
+ * The application maps a read-only receive area from /dev/zcopy. A receive
+ * walks the socket's queue with tcp_read_sock(), as splice does: a frag that
+ * is a whole, page-aligned, ordinary page (what a page-reference send
+ * delivers) is taken by reference and mapped into a free slot of the area;
+ * everything else is copied into zeroed pages of ours, mapped the same way.
+ * Slots are mapped in batches with vm_insert_pages() and stay until
+ * released. Should an insert fail, the area's ->fault maps the slot on
+ * first touch: data taken from the socket is never lost.
+ *
+ * The mappings are read-only, as TCP_ZEROCOPY_RECEIVE's are: the pages may
+ * be shared with their sender, whose pool copies them on write.
+ *
+ * Lock order, as TCP's: socket lock, mmap_lock, area->lock, i_mmap_rwsem.
+ */
+
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/net.h>
+#include <linux/pagemap.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/sort.h>
+#include <linux/uio.h>
+#include <net/sock.h>
+#include <net/tcp.h>
+#include <net/udp.h>
+
+#include "zcopy.h"
+
+static unsigned int max_recv_pages = 65536;
+module_param(max_recv_pages, uint, 0644);
+MODULE_PARM_DESC(max_recv_pages, "Most pages in one receive area (default 65536)");
+
+/**
+ * struct zcopy_rx_area - the receive area of a file
+ * @lock:	protects @slots, @used, @hint and @maps
+ * @zf:		the file that owns the area
+ * @mapping:	the device's address_space
+ * @pgoff:	the area's first file offset, in pages
+ * @nr_pages:	slots in the area
+ * @maps:	mappings of the area (one at most)
+ * @uaddr:	where the area is mapped
+ * @mmp:	the RLIMIT_MEMLOCK charge
+ * @used:	slots holding a page
+ * @hint:	where to look for a free slot next
+ * @slots:	the page in each slot, or NULL
+ */
+struct zcopy_rx_area {
+	struct mutex		lock;		/* see above */
+	struct zcopy_file	*zf;
+	struct address_space	*mapping;
+	pgoff_t			pgoff;
+	unsigned long		nr_pages;
+	unsigned int		maps;
+	unsigned long		uaddr;
+	struct mmpin		mmp;
+	unsigned long		used;
+	unsigned long		hint;
+	struct page		*slots[];
+};
+
+static const struct vm_operations_struct zcopy_rx_vm_ops;
+
+/* The backstop: a slot whose batch insert failed is mapped on first touch. */
+static vm_fault_t zcopy_rx_fault(struct vm_fault *vmf)
+{
+	struct zcopy_rx_area *area = vmf->vma->vm_private_data;
+	unsigned long idx = vmf->pgoff - area->pgoff;
+	struct page *page = NULL;
+
+	if (idx >= area->nr_pages)
+		return VM_FAULT_SIGBUS;
+	mutex_lock(&area->lock);
+	page = area->slots[idx];
+	if (page)
+		get_page(page);
+	mutex_unlock(&area->lock);
+	if (!page)
+		return VM_FAULT_SIGBUS;
+	vmf->page = page;
+	return 0;
+}
+
+static void zcopy_rx_open(struct vm_area_struct *vma)
+{
+	struct zcopy_rx_area *area = vma->vm_private_data;
+
+	mutex_lock(&area->lock);
+	area->maps++;
+	area->uaddr = vma->vm_start;
+	mutex_unlock(&area->lock);
+}
+
+static void zcopy_rx_close(struct vm_area_struct *vma)
+{
+	struct zcopy_rx_area *area = vma->vm_private_data;
+
+	mutex_lock(&area->lock);
+	area->maps--;
+	mutex_unlock(&area->lock);
+}
+
+/* The area is mapped whole or not at all. */
+static int zcopy_rx_may_split(struct vm_area_struct *vma, unsigned long addr)
+{
+	return -EINVAL;
+}
+
+static const struct vm_operations_struct zcopy_rx_vm_ops = {
+	.open		= zcopy_rx_open,
+	.close		= zcopy_rx_close,
+	.may_split	= zcopy_rx_may_split,
+	.fault		= zcopy_rx_fault,
+};
+
+static struct zcopy_rx_area *zcopy_rx_create(struct zcopy_file *zf,
+					     struct file *file, unsigned long nr)
+{
+	struct zcopy_rx_area *area;
+	int ret;
+
+	if (nr > READ_ONCE(max_recv_pages))
+		return ERR_PTR(-EINVAL);
+	area = kvzalloc(struct_size(area, slots, nr), GFP_KERNEL_ACCOUNT);
+	if (!area)
+		return ERR_PTR(-ENOMEM);
+	ret = -EAGAIN;
+	if (mm_account_pinned_pages(&area->mmp, nr << PAGE_SHIFT))
+		goto err_free;
+	ret = zcopy_offsets_get(&area->pgoff);
+	if (ret)
+		goto err_unaccount;
+	mutex_init(&area->lock);
+	area->zf = zf;
+	area->mapping = file->f_mapping;
+	area->nr_pages = nr;
+	return area;
+
+err_unaccount:
+	mm_unaccount_pinned_pages(&area->mmp);
+err_free:
+	kvfree(area);
+	return ERR_PTR(ret);
+}
+
+/* With the file: no mapping is left. */
+void zcopy_rx_free(struct zcopy_rx_area *area)
+{
+	unsigned long i;
+
+	for (i = 0; i < area->nr_pages; i++)
+		if (area->slots[i])
+			put_page(area->slots[i]);
+	zcopy_count(area->zf, ZC_RX_SLOTS_USED, -(s64)area->used);
+	mm_unaccount_pinned_pages(&area->mmp);
+	zcopy_offsets_put(area->pgoff);
+	kvfree(area);
+}
+
+int zcopy_rx_mmap(struct zcopy_file *zf, struct file *file,
+		  struct vm_area_struct *vma)
+{
+	unsigned long nr = vma_pages(vma);
+	struct zcopy_rx_area *area;
+	int ret = 0;
+
+	/* Read-only for good, as TCP_ZEROCOPY_RECEIVE's mappings. */
+	if (vma->vm_flags & (VM_WRITE | VM_EXEC))
+		return -EPERM;
+
+	mutex_lock(&zf->pool_lock);
+	area = zf->rx;
+	if (!area) {
+		area = zcopy_rx_create(zf, file, nr);
+		if (IS_ERR(area)) {
+			ret = PTR_ERR(area);
+			goto out_unlock;
+		}
+		/* Pairs with smp_load_acquire() in zcopy_ioctl_recv(). */
+		smp_store_release(&zf->rx, area);
+	} else if (nr != area->nr_pages || area->maps) {
+		ret = -EINVAL;
+		goto out_unlock;
+	}
+
+	vma->vm_pgoff = area->pgoff;
+	vma->vm_private_data = area;
+	vma->vm_ops = &zcopy_rx_vm_ops;
+	vm_flags_set(vma, VM_MIXEDMAP | VM_DONTCOPY | VM_DONTEXPAND);
+	vm_flags_clear(vma, VM_MAYWRITE | VM_MAYEXEC);
+	zcopy_rx_open(vma);
+out_unlock:
+	mutex_unlock(&zf->pool_lock);
+	return ret;
+}
+
+/*
+ * A receive in progress: descriptors filled so far, and the page of ours
+ * that copied bytes go to until it is full.
+ */
+struct zcopy_rx_ctx {
+	struct zcopy_rx_area	*area;
+	struct zcopy_rx_desc	*desc;
+	unsigned int		nr_desc;
+	unsigned int		max_desc;
+	struct zcopy_rx_desc	*bounce;
+	size_t			mapped;
+	size_t			copied;
+	int			err;
+};
+
+/* Put @page in a free slot, for @len bytes; the slot takes our reference. */
+static struct zcopy_rx_desc *zcopy_rx_push(struct zcopy_rx_ctx *ctx, struct page *page,
+					   unsigned int len, u32 flags)
+{
+	struct zcopy_rx_area *area = ctx->area;
+	struct zcopy_rx_desc *d;
+	unsigned long i, idx;
+
+	lockdep_assert_held(&area->lock);
+	if (ctx->nr_desc == ctx->max_desc || area->used == area->nr_pages)
+		return NULL;
+	for (i = 0; i < area->nr_pages; i++) {
+		idx = (area->hint + i) % area->nr_pages;
+		if (!area->slots[idx])
+			break;
+	}
+	area->slots[idx] = page;
+	area->hint = idx + 1;
+	area->used++;
+
+	d = &ctx->desc[ctx->nr_desc++];
+	d->offset = (u64)idx << PAGE_SHIFT;
+	d->len = len;
+	d->flags = flags;
+	return d;
+}
+
+/* TCP's rule for a frag that can be mapped, and what vm_insert_pages() takes. */
+static bool zcopy_rx_can_map(const skb_frag_t *frag)
+{
+	struct page *page;
+
+	if (zcopy_frag_is_net_iov(frag) || skb_frag_size(frag) != PAGE_SIZE ||
+	    skb_frag_off(frag))
+		return false;
+	page = skb_frag_page(frag);
+	return !PageCompound(page) && !page->mapping && !PageSlab(page) &&
+	       !page_has_type(page);
+}
+
+/*
+ * The end of the piece of @skb's data that holds byte @off: the linear
+ * part, a frag, or the frag list; and the frag, when @off starts one that
+ * can be mapped.
+ */
+static unsigned int zcopy_rx_span(const struct sk_buff *skb, unsigned int off,
+				  const skb_frag_t **mappable)
+{
+	unsigned int pos = skb_headlen(skb), end;
+	int i;
+
+	*mappable = NULL;
+	if (off < pos)
+		return pos;
+	for (i = 0; i < skb_shinfo(skb)->nr_frags; i++) {
+		const skb_frag_t *frag = &skb_shinfo(skb)->frags[i];
+
+		end = pos + skb_frag_size(frag);
+		if (off < end) {
+			if (off == pos && zcopy_rx_can_map(frag))
+				*mappable = frag;
+			return end;
+		}
+		pos = end;
+	}
+	return skb->len;
+}
+
+/* Copy @len bytes of @skb from @off into pages of ours; returns bytes copied. */
+static size_t zcopy_rx_copy(struct zcopy_rx_ctx *ctx, const struct sk_buff *skb,
+			    unsigned int off, size_t len)
+{
+	size_t done = 0, n;
+	struct page *page;
+	void *kaddr;
+	int err;
+
+	while (done < len) {
+		if (!ctx->bounce) {
+			page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+			if (!page) {
+				ctx->err = -ENOMEM;
+				break;
+			}
+			ctx->bounce = zcopy_rx_push(ctx, page, 0, ZCOPY_RX_COPIED);
+			if (!ctx->bounce) {
+				put_page(page);
+				break;
+			}
+		}
+		page = ctx->area->slots[ctx->bounce->offset >> PAGE_SHIFT];
+		n = min_t(size_t, len - done, PAGE_SIZE - ctx->bounce->len);
+		kaddr = kmap_local_page(page);
+		err = skb_copy_bits(skb, off + done, kaddr + ctx->bounce->len, n);
+		kunmap_local(kaddr);
+		if (err) {
+			ctx->err = err;
+			break;
+		}
+		ctx->bounce->len += n;
+		ctx->copied += n;
+		done += n;
+		if (ctx->bounce->len == PAGE_SIZE)
+			ctx->bounce = NULL;
+	}
+	return done;
+}
+
+/* tcp_read_sock()'s actor: map what can be mapped, copy the rest. */
+static int zcopy_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
+			  unsigned int offset, size_t len)
+{
+	struct zcopy_rx_ctx *ctx = rd->arg.data;
+	const skb_frag_t *frag;
+	size_t done = 0, n;
+	unsigned int end;
+
+	len = min_t(size_t, len, rd->count);
+	while (done < len && !ctx->err) {
+		end = zcopy_rx_span(skb, offset + done, &frag);
+		if (frag && len - done >= PAGE_SIZE) {
+			struct page *page = skb_frag_page(frag);
+
+			if (!zcopy_rx_push(ctx, page, PAGE_SIZE, ZCOPY_RX_MAPPED))
+				break;
+			get_page(page);
+			/* What is copied next goes to a page after this one. */
+			ctx->bounce = NULL;
+			ctx->mapped += PAGE_SIZE;
+			done += PAGE_SIZE;
+			continue;
+		}
+		n = zcopy_rx_copy(ctx, skb, offset + done,
+				  min_t(size_t, end - (offset + done), len - done));
+		if (!n)
+			break;
+		done += n;
+	}
+	rd->count -= done;
+	return done;
+}
+
+/*
+ * Map the slots just filled, in runs of consecutive slots. What fails to
+ * map here is mapped by ->fault on first touch.
+ */
+static void zcopy_rx_map(struct zcopy_rx_area *area, struct vm_area_struct *vma,
+			 const struct zcopy_rx_desc *desc, unsigned int nr)
+{
+	struct page *batch[32];
+	unsigned long first, idx, num;
+	unsigned int i = 0, n;
+
+	while (i < nr) {
+		first = desc[i].offset >> PAGE_SHIFT;
+		for (n = 0; i < nr && n < ARRAY_SIZE(batch); i++, n++) {
+			idx = desc[i].offset >> PAGE_SHIFT;
+			if (idx != first + n)
+				break;
+			batch[n] = area->slots[idx];
+		}
+		num = n;
+		vm_insert_pages(vma, vma->vm_start + (first << PAGE_SHIFT), batch, &num);
+	}
+}
+
+/* The area's mapping in the caller's address space, or NULL. */
+static struct vm_area_struct *zcopy_rx_vma(struct zcopy_rx_area *area)
+{
+	struct vm_area_struct *vma = vma_lookup(current->mm, READ_ONCE(area->uaddr));
+
+	if (!vma || vma->vm_ops != &zcopy_rx_vm_ops || vma->vm_private_data != area)
+		return NULL;
+	return vma;
+}
+
+/* Wait for data like tcp_recvmsg(); 0 when there is some, else why not. */
+static int zcopy_rx_wait_tcp(struct sock *sk, long *timeo)
+{
+	while (skb_queue_empty(&sk->sk_receive_queue)) {
+		if (sk->sk_err)
+			return sock_error(sk);
+		if (sock_flag(sk, SOCK_DONE) || (sk->sk_shutdown & RCV_SHUTDOWN))
+			return 1;
+		if (sk->sk_state == TCP_CLOSE)
+			return -ENOTCONN;
+		if (!*timeo)
+			return -EAGAIN;
+		if (signal_pending(current))
+			return sock_intr_errno(*timeo);
+		sk_wait_data(sk, timeo, NULL);
+	}
+	return 0;
+}
+
+static int zcopy_rx_tcp(struct zcopy_rx_ctx *ctx, struct socket *sock,
+			size_t max_bytes, long timeo)
+{
+	read_descriptor_t rd = { .arg.data = ctx, .count = max_bytes };
+	struct zcopy_rx_area *area = ctx->area;
+	struct sock *sk = sock->sk;
+	struct vm_area_struct *vma;
+	int ret;
+
+	lock_sock(sk);
+	if (sk->sk_state == TCP_LISTEN) {
+		ret = -ENOTCONN;
+		goto out_release;
+	}
+	ret = zcopy_rx_wait_tcp(sk, &timeo);
+	if (ret)
+		goto out_release;
+
+	mmap_read_lock(current->mm);
+	vma = zcopy_rx_vma(area);
+	if (!vma) {
+		ret = -ENXIO;
+		goto out_unlock_mm;
+	}
+	mutex_lock(&area->lock);
+	if (area->used == area->nr_pages) {
+		ret = -ENOSPC;
+	} else {
+		ret = tcp_read_sock(sk, &rd, zcopy_rx_actor);
+		zcopy_rx_map(area, vma, ctx->desc, ctx->nr_desc);
+	}
+	mutex_unlock(&area->lock);
+out_unlock_mm:
+	mmap_read_unlock(current->mm);
+out_release:
+	release_sock(sk);
+	/* End of stream, or what was taken even if something then failed. */
+	if (ret == 1 || ret > 0 || ctx->nr_desc)
+		return 0;
+	return ret ?: ctx->err;
+}
+
+static bool zcopy_udp_readable(struct sock *sk)
+{
+	return !skb_queue_empty_lockless(&sk->sk_receive_queue) ||
+	       !skb_queue_empty_lockless(&udp_sk(sk)->reader_queue) ||
+	       READ_ONCE(sk->sk_err) || (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN);
+}
+
+/* The length of the next datagram, waiting up to @timeo for one. */
+static int zcopy_rx_udp_peek(struct socket *sock, long timeo)
+{
+	struct msghdr msg = {};
+	long left;
+	int ret;
+
+	for (;;) {
+		iov_iter_kvec(&msg.msg_iter, ITER_DEST, NULL, 0, 0);
+		ret = sock_recvmsg(sock, &msg, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+		if (ret != -EAGAIN || !timeo)
+			return ret;
+		left = wait_event_interruptible_timeout(*sk_sleep(sock->sk),
+							zcopy_udp_readable(sock->sk), timeo);
+		if (left < 0)
+			return sock_intr_errno(timeo);
+		if (!left)
+			return -EAGAIN;
+		if (timeo != MAX_SCHEDULE_TIMEOUT)
+			timeo = left;
+	}
+}
+
+static int zcopy_rx_udp(struct zcopy_rx_ctx *ctx, struct socket *sock, long timeo)
+{
+	struct zcopy_rx_area *area = ctx->area;
+	struct msghdr msg = {};
+	struct vm_area_struct *vma;
+	struct bio_vec *bvec;
+	struct page **pages;
+	unsigned int i, nr;
+	int len, ret;
+
+	len = zcopy_rx_udp_peek(sock, timeo);
+	if (len < 0)
+		return len;
+	nr = max(DIV_ROUND_UP(len, PAGE_SIZE), 1);
+	if (nr > ctx->max_desc)
+		return -EMSGSIZE;
+
+	pages = kcalloc(nr, sizeof(*pages), GFP_KERNEL);
+	bvec = kcalloc(nr, sizeof(*bvec), GFP_KERNEL);
+	ret = -ENOMEM;
+	if (!pages || !bvec)
+		goto out_free;
+	for (i = 0; i < nr; i++) {
+		pages[i] = alloc_page(GFP_KERNEL | __GFP_ZERO);
+		if (!pages[i])
+			goto out_put;
+		bvec_set_page(&bvec[i], pages[i], PAGE_SIZE, 0);
+	}
+
+	mmap_read_lock(current->mm);
+	mutex_lock(&area->lock);
+	vma = zcopy_rx_vma(area);
+	if (!vma) {
+		ret = -ENXIO;
+		goto out_unlock;
+	}
+	if (area->nr_pages - area->used < nr) {
+		ret = area->used == area->nr_pages ? -ENOSPC : -EMSGSIZE;
+		goto out_unlock;
+	}
+	iov_iter_bvec(&msg.msg_iter, ITER_DEST, bvec, nr, (size_t)nr << PAGE_SHIFT);
+	ret = sock_recvmsg(sock, &msg, MSG_DONTWAIT);
+	if (ret < 0)
+		goto out_unlock;
+
+	for (i = 0; i < nr; i++) {
+		unsigned int seg = min_t(int, ret - i * PAGE_SIZE, PAGE_SIZE);
+		struct zcopy_rx_desc *d;
+
+		if (i && ret <= i * PAGE_SIZE)
+			break;
+		d = zcopy_rx_push(ctx, pages[i], max_t(int, seg, 0), ZCOPY_RX_COPIED);
+		if (!d)
+			break;
+		pages[i] = NULL;
+		ctx->copied += d->len;
+	}
+	ctx->desc[ctx->nr_desc - 1].flags |= ZCOPY_RX_EOR;
+	zcopy_rx_map(area, vma, ctx->desc, ctx->nr_desc);
+	ret = 0;
+out_unlock:
+	mutex_unlock(&area->lock);
+	mmap_read_unlock(current->mm);
+out_put:
+	for (i = 0; i < nr; i++)
+		if (pages[i])
+			put_page(pages[i]);
+out_free:
+	kfree(bvec);
+	kfree(pages);
+	return ret;
+}
+
+static int zcopy_cmp_u64(const void *a, const void *b)
+{
+	u64 x = *(const u64 *)a, y = *(const u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Give slots back, all or none: unmap them, in runs of consecutive slots,
+ * and drop their pages. Sorts @offs.
+ */
+static int zcopy_rx_release(struct zcopy_rx_area *area, u64 *offs, unsigned int n)
+{
+	unsigned long idx, first;
+	unsigned int i, run;
+	int ret = 0;
+
+	sort(offs, n, sizeof(*offs), zcopy_cmp_u64, NULL);
+	mutex_lock(&area->lock);
+	for (i = 0; i < n; i++) {
+		if (offset_in_page(offs[i]) || offs[i] >= (u64)area->nr_pages << PAGE_SHIFT) {
+			ret = -EINVAL;
+			goto out_unlock;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (!area->slots[offs[i] >> PAGE_SHIFT] || (i && offs[i] == offs[i - 1])) {
+			ret = -ENOENT;
+			goto out_unlock;
+		}
+	}
+
+	for (i = 0; i < n; i += run) {
+		first = offs[i] >> PAGE_SHIFT;
+		for (run = 1; i + run < n && offs[i + run] >> PAGE_SHIFT == first + run; run++)
+			;
+		unmap_mapping_range(area->mapping,
+				    (loff_t)(area->pgoff + first) << PAGE_SHIFT,
+				    (loff_t)run << PAGE_SHIFT, 1);
+		for (idx = first; idx < first + run; idx++) {
+			put_page(area->slots[idx]);
+			area->slots[idx] = NULL;
+		}
+	}
+	area->used -= n;
+	zcopy_count(area->zf, ZC_RX_SLOTS_USED, -(s64)n);
+out_unlock:
+	mutex_unlock(&area->lock);
+	return ret;
+}
+
+static int zcopy_rx_release_user(struct zcopy_rx_area *area, u64 uoffs, u32 count)
+{
+	u64 *offs;
+	int ret;
+
+	if (!count || count > ZCOPY_MAX_RX_DESC)
+		return -EINVAL;
+	offs = memdup_user(u64_to_user_ptr(uoffs), array_size(count, sizeof(*offs)));
+	if (IS_ERR(offs))
+		return PTR_ERR(offs);
+	ret = zcopy_rx_release(area, offs, count);
+	kfree(offs);
+	return ret;
+}
+
+long zcopy_ioctl_release(struct zcopy_file *zf, struct zcopy_release __user *uarg)
+{
+	struct zcopy_release args;
+	struct zcopy_rx_area *area;
+
+	if (copy_from_user(&args, uarg, sizeof(args)))
+		return -EFAULT;
+	if (args.flags || memchr_inv(args.reserved, 0, sizeof(args.reserved)))
+		return -EINVAL;
+	/* Pairs with smp_store_release() in zcopy_rx_mmap(). */
+	area = smp_load_acquire(&zf->rx);
+	if (!area)
+		return -ENXIO;
+	return zcopy_rx_release_user(area, args.offsets, args.count);
+}
+
+/* Which sockets can be received from, and whether they are TCP. */
+static int zcopy_rx_check_socket(struct socket *sock, bool *tcp)
+{
+	struct sock *sk = sock->sk;
+
+	if (sk->sk_family != AF_INET && sk->sk_family != AF_INET6)
+		return -EOPNOTSUPP;
+	if (sock->type == SOCK_STREAM && sk->sk_protocol == IPPROTO_TCP)
+		*tcp = true;
+	else if (sock->type == SOCK_DGRAM && sk->sk_protocol == IPPROTO_UDP)
+		*tcp = false;
+	else
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+static int zcopy_recv(struct zcopy_file *zf, struct zcopy_rx_area *area,
+		      struct zcopy_recv *args, struct zcopy_rx_desc *desc)
+{
+	struct zcopy_rx_ctx ctx = {
+		.area = area,
+		.desc = desc,
+		.max_desc = args->desc_count,
+	};
+	struct socket *sock;
+	bool tcp;
+	long timeo;
+	int ret;
+
+	sock = sockfd_lookup(args->sockfd, &ret);
+	if (!sock)
+		return ret;
+	ret = zcopy_rx_check_socket(sock, &tcp);
+	if (ret)
+		goto out_put;
+	if (args->release_count) {
+		ret = zcopy_rx_release_user(area, args->release, args->release_count);
+		if (ret)
+			goto out_put;
+	}
+
+	if ((args->flags & ZCOPY_RECV_DONTWAIT) || (sock->file->f_flags & O_NONBLOCK))
+		timeo = 0;
+	else if (args->timeout_ms)
+		timeo = msecs_to_jiffies(args->timeout_ms);
+	else
+		timeo = sock_rcvtimeo(sock->sk, false);
+
+	if (tcp)
+		ret = zcopy_rx_tcp(&ctx, sock, args->max_bytes ?: SIZE_MAX, timeo);
+	else
+		ret = zcopy_rx_udp(&ctx, sock, timeo);
+	if (ret)
+		goto out_put;
+
+	args->desc_count = ctx.nr_desc;
+	args->bytes = ctx.mapped + ctx.copied;
+	if (ctx.nr_desc) {
+		zcopy_count(zf, ZC_RECEIVES, 1);
+		zcopy_count(zf, ZC_RX_BYTES_MAPPED, ctx.mapped);
+		zcopy_count(zf, ZC_RX_BYTES_COPIED, ctx.copied);
+		zcopy_count(zf, ZC_RX_SLOTS_USED, ctx.nr_desc);
+	}
+out_put:
+	sockfd_put(sock);
+	return ret;
+}
+
+long zcopy_ioctl_recv(struct zcopy_file *zf, struct zcopy_recv __user *uarg)
+{
+	struct zcopy_rx_area *area;
+	struct zcopy_rx_desc *desc;
+	struct zcopy_recv args;
+	size_t size;
+	int ret;
+
+	if (copy_from_user(&args, uarg, sizeof(args)))
+		return -EFAULT;
+	if (args.flags & ~ZCOPY_RECV_FLAGS || args.__pad ||
+	    memchr_inv(args.reserved, 0, sizeof(args.reserved)))
+		return -EINVAL;
+	if (!args.desc_count || args.desc_count > ZCOPY_MAX_RX_DESC ||
+	    args.release_count > ZCOPY_MAX_RX_DESC)
+		return -EINVAL;
+	/* Pairs with smp_store_release() in zcopy_rx_mmap(). */
+	area = smp_load_acquire(&zf->rx);
+	if (!area)
+		return -ENXIO;
+
+	size = array_size(args.desc_count, sizeof(*desc));
+	desc = kzalloc(size, GFP_KERNEL);
+	if (!desc)
+		return -ENOMEM;
+	/* Where the results go must take them before data leaves the socket. */
+	ret = -EFAULT;
+	if (copy_to_user(u64_to_user_ptr(args.desc), desc, size) ||
+	    copy_to_user(uarg, &args, sizeof(args)))
+		goto out_free;
+
+	ret = zcopy_recv(zf, area, &args, desc);
+	if (!ret && (copy_to_user(u64_to_user_ptr(args.desc), desc,
+				  array_size(args.desc_count, sizeof(*desc))) ||
+		     copy_to_user(uarg, &args, sizeof(args))))
+		ret = -EFAULT;
+out_free:
+	kfree(desc);
+	return ret;
+}
