@@ -71,7 +71,10 @@ static void zcopy_tx_post(struct zcopy_tx *tx)
 	bool queued = false;
 	u64 copied = 0;
 
-	if (!tx->zc_used && !tx->zc_copied) {
+	if (tx->why == ZCOPY_COPIED_FRAGS) {
+		c->flags = ZCOPY_COMPL_COPIED | ZCOPY_COPIED_FRAGS;
+		copied = tx->bytes;
+	} else if (!tx->zc_used && !tx->zc_copied) {
 		/* The stack never took the pages: it copied them at send. */
 		c->flags = ZCOPY_COMPL_COPIED | ZCOPY_COPIED_NOT_OFFLOADED;
 		copied = tx->bytes;
@@ -91,7 +94,7 @@ static void zcopy_tx_post(struct zcopy_tx *tx)
 	zcopy_count(zf, ZC_SEND_COMPLETIONS, 1);
 	zcopy_count(zf, ZC_TX_ZEROCOPY_BYTES, tx->bytes - copied);
 	zcopy_count(zf, ZC_TX_COPIED_BYTES, copied);
-	if (c->flags & ZCOPY_COPIED_NOT_OFFLOADED)
+	if (c->flags & (ZCOPY_COPIED_NOT_OFFLOADED | ZCOPY_COPIED_FRAGS))
 		zcopy_count(zf, ZC_TX_COPIED_NOT_OFFLOADED, copied);
 	else if (c->flags & ZCOPY_COPIED_LOOPBACK)
 		zcopy_count(zf, ZC_TX_COPIED_LOOPBACK, copied);
@@ -229,7 +232,8 @@ int zcopy_check_socket(struct socket *sock)
 		return -EOPNOTSUPP;
 
 	if (sock->type == SOCK_STREAM && sk->sk_protocol == IPPROTO_TCP) {
-		if (!((1 << state) & (TCPF_ESTABLISHED | TCPF_CLOSE_WAIT)))
+		/* No connection; any other state is TCP's to judge (EPIPE...). */
+		if ((1 << state) & (TCPF_LISTEN | TCPF_CLOSE))
 			return -ENOTCONN;
 	} else if (sock->type == SOCK_DGRAM && sk->sk_protocol == IPPROTO_UDP) {
 		if (state != TCP_ESTABLISHED)
@@ -266,16 +270,17 @@ static int zcopy_check_iov(struct zcopy_iovec *iov, unsigned int *nr_iov,
 	unsigned int i, pages = 0, n;
 	u64 room;
 
+	/* The lengths first, whatever the addresses, as one total. */
 	for (i = 0; i < *nr_iov; i++) {
 		if (iov[i].len > SSIZE_MAX - sum)
 			return -EINVAL;
 		sum += iov[i].len;
-		if (iov[i].len &&
-		    !access_ok(u64_to_user_ptr(iov[i].base), iov[i].len))
-			return -EFAULT;
 	}
 	if (!sum)
 		return -EINVAL;
+	for (i = 0; i < *nr_iov; i++)
+		if (iov[i].len && !access_ok(u64_to_user_ptr(iov[i].base), iov[i].len))
+			return -EFAULT;
 
 	sum = 0;
 	for (i = 0; i < *nr_iov && pages < limit && sum < MAX_RW_COUNT; i++) {
@@ -409,7 +414,11 @@ void zcopy_unreserve_record(struct zcopy_file *zf)
 	atomic_dec(&zf->reserved);
 }
 
-/* Hand the pinned pages to the socket; returns bytes sent or an error. */
+/*
+ * Hand the pages to the socket; returns bytes sent or an error. A datagram
+ * is one skb, which holds at most MAX_SKB_FRAGS pieces of pages: one made
+ * of more is sent by copying, and its record says so.
+ */
 static int zcopy_tx_sendmsg(struct socket *sock, struct zcopy_tx *tx,
 			    struct bio_vec *bvec, size_t total, u32 flags)
 {
@@ -417,6 +426,12 @@ static int zcopy_tx_sendmsg(struct socket *sock, struct zcopy_tx *tx,
 		.msg_flags = MSG_ZEROCOPY | MSG_NOSIGNAL,
 		.msg_ubuf = &tx->ubuf,
 	};
+
+	if (sock->type == SOCK_DGRAM && tx->nr_pages > MAX_SKB_FRAGS) {
+		msg.msg_flags &= ~MSG_ZEROCOPY;
+		msg.msg_ubuf = NULL;
+		tx->why = ZCOPY_COPIED_FRAGS;
+	}
 
 	if ((flags & ZCOPY_SEND_DONTWAIT) || (sock->file->f_flags & O_NONBLOCK))
 		msg.msg_flags |= MSG_DONTWAIT;

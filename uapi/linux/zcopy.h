@@ -170,14 +170,18 @@ struct zcopy_pool_send {
  * zcopy_completion.flags: how the bytes left, and if the stack copied some,
  * why: at send time, because the route's device lacks scatter-gather (TCP),
  * or scatter-gather or checksum offload, or the datagram needs IP
- * fragmentation (UDP); on delivery over loopback; or elsewhere on the way
- * (local delivery through a virtual device such as veth, a packet tap).
+ * fragmentation (UDP); on delivery over loopback; elsewhere on the way
+ * (local delivery through a virtual device such as veth, a packet tap); or
+ * because a datagram spans more pieces of pages than an skb holds
+ * (MAX_SKB_FRAGS, 17), which the module then sends by copying. In the
+ * ledger, the last is counted with tx_copied_not_offloaded.
  */
 #define ZCOPY_COMPL_ZEROCOPY		(1U << 0)
 #define ZCOPY_COMPL_COPIED		(1U << 1)
 #define ZCOPY_COPIED_NOT_OFFLOADED	(1U << 8)
 #define ZCOPY_COPIED_LOOPBACK		(1U << 9)
 #define ZCOPY_COPIED_STACK		(1U << 10)
+#define ZCOPY_COPIED_FRAGS		(1U << 11)
 
 /**
  * struct zcopy_completion - the stack has let go of sent pages
