@@ -6,13 +6,18 @@
  * and poll(2) of completion records. The data paths live in their own files.
  */
 
+#include <linux/capability.h>
 #include <linux/compat.h>
+#include <linux/cred.h>
 #include <linux/fs.h>
 #include <linux/idr.h>
 #include <linux/kernel.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/poll.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/user.h>
+#include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -43,6 +48,38 @@ int zcopy_offsets_get(pgoff_t *pgoff)
 void zcopy_offsets_put(pgoff_t pgoff)
 {
 	ida_free(&zcopy_ranges, pgoff >> ZCOPY_RANGE_SHIFT);
+}
+
+/*
+ * Charge @nr pages to the caller's RLIMIT_MEMLOCK, exactly: as
+ * mm_account_pinned_pages() does for MSG_ZEROCOPY, skipped likewise with
+ * CAP_IPC_LOCK, but without its slack of two pages for unaligned buffers,
+ * which a pool or a receive area never is. mm_unaccount_pinned_pages()
+ * takes the charge back.
+ */
+int zcopy_account_pages(struct mmpin *mmp, unsigned long nr)
+{
+	unsigned long limit, old, new;
+	struct user_struct *user;
+
+	if (!nr || capable(CAP_IPC_LOCK))
+		return 0;
+	limit = rlimit(RLIMIT_MEMLOCK);
+	if (limit == RLIM_INFINITY)
+		return 0;
+	limit >>= PAGE_SHIFT;
+
+	user = current_user();
+	old = atomic_long_read(&user->locked_vm);
+	do {
+		new = old + nr;
+		if (new > limit)
+			return -ENOBUFS;
+	} while (!atomic_long_try_cmpxchg(&user->locked_vm, &old, new));
+
+	mmp->user = get_uid(user);
+	mmp->num_pg = nr;
+	return 0;
 }
 
 static void zcopy_file_free(struct kref *ref)

@@ -224,7 +224,7 @@ static struct zcopy_pool *zcopy_pool_create(struct zcopy_file *zf,
 		return ERR_PTR(-ENOMEM);
 	/* As mmap(2) fails over RLIMIT_MEMLOCK. */
 	ret = -EAGAIN;
-	if (mm_account_pinned_pages(&pool->mmp, nr << PAGE_SHIFT))
+	if (zcopy_account_pages(&pool->mmp, nr))
 		goto err_free_pool;
 	ret = zcopy_offsets_get(&pool->pgoff);
 	if (ret)

@@ -129,7 +129,7 @@ static struct zcopy_rx_area *zcopy_rx_create(struct zcopy_file *zf,
 	if (!area)
 		return ERR_PTR(-ENOMEM);
 	ret = -EAGAIN;
-	if (mm_account_pinned_pages(&area->mmp, nr << PAGE_SHIFT))
+	if (zcopy_account_pages(&area->mmp, nr))
 		goto err_free;
 	ret = zcopy_offsets_get(&area->pgoff);
 	if (ret)

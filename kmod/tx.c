@@ -235,6 +235,9 @@ int zcopy_check_socket(struct socket *sock)
 		/* No connection; any other state is TCP's to judge (EPIPE...). */
 		if ((1 << state) & (TCPF_LISTEN | TCPF_CLOSE))
 			return -ENOTCONN;
+		/* As TCP would say it, before pinning anything for nothing. */
+		if (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN)
+			return -EPIPE;
 	} else if (sock->type == SOCK_DGRAM && sk->sk_protocol == IPPROTO_UDP) {
 		if (state != TCP_ESTABLISHED)
 			return -ENOTCONN;

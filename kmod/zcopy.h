@@ -135,6 +135,7 @@ struct zcopy_tx {
 };
 
 void zcopy_file_put(struct zcopy_file *zf);
+int zcopy_account_pages(struct mmpin *mmp, unsigned long nr);
 int zcopy_offsets_get(pgoff_t *pgoff);
 void zcopy_offsets_put(pgoff_t pgoff);
 
