@@ -270,7 +270,10 @@ err_debugfs:
 /*
  * Every open file and every send in flight holds a module reference, so
  * nothing is in flight here; destroy_workqueue() waits for the last
- * release work to return.
+ * release work to return. The stack's last call of zcopy_tx_complete()
+ * queues that work and returns: from softirq, free_module()'s grace period
+ * covers those last instructions; a caller in process context preempted
+ * right there is the window every module callback of the stack shares.
  */
 static void __exit zcopy_exit(void)
 {

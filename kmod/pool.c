@@ -491,6 +491,9 @@ static int zcopy_pool_send(struct zcopy_file *zf, struct zcopy_pool *pool,
 		return -EINVAL;
 
 	len = zcopy_send_limit(offset_in_page(off), args->len);
+	/* A datagram is sent whole or not at all. */
+	if (sock->type == SOCK_DGRAM && len < args->len)
+		return -EMSGSIZE;
 	first = off >> PAGE_SHIFT;
 	nr = DIV_ROUND_UP(offset_in_page(off) + len, PAGE_SIZE);
 

@@ -266,8 +266,9 @@ size_t zcopy_send_limit(unsigned long first_offset, size_t len)
 
 /* Check the user's vector, cut it to the limits, and count its pages. */
 static int zcopy_check_iov(struct zcopy_iovec *iov, unsigned int *nr_iov,
-			   size_t *total, unsigned int *nr_pages)
+			   bool dgram, size_t *total, unsigned int *nr_pages)
 {
+	size_t want;
 	unsigned int limit = max(READ_ONCE(max_send_pages), 1U);
 	size_t sum = 0, len;
 	unsigned int i, pages = 0, n;
@@ -284,6 +285,7 @@ static int zcopy_check_iov(struct zcopy_iovec *iov, unsigned int *nr_iov,
 	for (i = 0; i < *nr_iov; i++)
 		if (iov[i].len && !access_ok(u64_to_user_ptr(iov[i].base), iov[i].len))
 			return -EFAULT;
+	want = sum;
 
 	sum = 0;
 	for (i = 0; i < *nr_iov && pages < limit && sum < MAX_RW_COUNT; i++) {
@@ -298,6 +300,9 @@ static int zcopy_check_iov(struct zcopy_iovec *iov, unsigned int *nr_iov,
 		pages += n;
 		sum += len;
 	}
+	/* A datagram is sent whole or not at all. */
+	if (dgram && sum < want)
+		return -EMSGSIZE;
 	*nr_iov = i;
 	*total = sum;
 	*nr_pages = pages;
@@ -494,7 +499,7 @@ static int zcopy_send(struct zcopy_file *zf, struct socket *sock,
 	size_t total;
 	int ret;
 
-	ret = zcopy_check_iov(iov, &nr_iov, &total, &nr_pages);
+	ret = zcopy_check_iov(iov, &nr_iov, sock->type == SOCK_DGRAM, &total, &nr_pages);
 	if (ret)
 		return ret;
 

@@ -92,7 +92,8 @@ struct zcopy_iovec {
  * @__pad:	must be zero
  * @cookie:	in: any value; comes back in this send's completion record
  * @bytes:	out: bytes the socket accepted (fewer than asked on a
- *		non-blocking socket, a signal, or past the per-send page cap)
+ *		non-blocking socket, a signal, or past the per-send page cap;
+ *		a UDP datagram past the cap fails with EMSGSIZE instead)
  * @seq:	out: this send's sequence number on this zcopy fd, from 0
  * @offset:	out: where this send's bytes start in the fd's stream of sent
  *		bytes; completion records describe byte ranges of that stream

@@ -1,0 +1,1026 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Zero-copy send (ZCOPY_IOC_SEND): every byte arrives, checksummed end to
+ * end by a receiver in a forked child; the completion records cover each
+ * send exactly once and say how its bytes left; the ledger agrees.
+ *
+ * Paths: loopback (copied: LOOPBACK), the e1000e pair eth0 -> eth1 in netns
+ * "peer" (TCP and UDP datagrams that fit the MTU leave zero-copy, bigger
+ * datagrams are fragmented: NOT_OFFLOADED), and the veth pair to netns
+ * "vpeer" (copied on local delivery: STACK); TCP and UDP, IPv4 and IPv6.
+ */
+#include <net/if.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+
+#include <linux/zcopy.h>
+
+#include "kselftest_harness.h"
+#include "zcopy_test_util.h"
+
+/*
+ * TEST_F()'s wrapper reads a local after setjmp(); with the test bodies
+ * inlined into it, -Wextra's -Wclobbered flags the harness's code.
+ */
+#pragma GCC diagnostic ignored "-Wclobbered"
+
+#define KB	1024UL
+#define MB	(1024 * KB)
+
+FIXTURE(tx)
+{
+	struct zc_tx t;
+};
+
+FIXTURE_VARIANT(tx)
+{
+	enum zc_path path;
+	int type;
+	int family;
+};
+
+#define TX_VARIANT(p, P, proto, TYPE, fam, FAM)				\
+	FIXTURE_VARIANT_ADD(tx, p##_##proto##_##fam)			\
+	{								\
+		.path = P, .type = TYPE, .family = FAM,			\
+	}
+
+TX_VARIANT(loopback, ZC_LOOPBACK, tcp, SOCK_STREAM, v4, AF_INET);
+TX_VARIANT(loopback, ZC_LOOPBACK, tcp, SOCK_STREAM, v6, AF_INET6);
+TX_VARIANT(loopback, ZC_LOOPBACK, udp, SOCK_DGRAM, v4, AF_INET);
+TX_VARIANT(loopback, ZC_LOOPBACK, udp, SOCK_DGRAM, v6, AF_INET6);
+TX_VARIANT(nic, ZC_NIC, tcp, SOCK_STREAM, v4, AF_INET);
+TX_VARIANT(nic, ZC_NIC, tcp, SOCK_STREAM, v6, AF_INET6);
+TX_VARIANT(nic, ZC_NIC, udp, SOCK_DGRAM, v4, AF_INET);
+TX_VARIANT(nic, ZC_NIC, udp, SOCK_DGRAM, v6, AF_INET6);
+TX_VARIANT(veth, ZC_VETH, tcp, SOCK_STREAM, v4, AF_INET);
+TX_VARIANT(veth, ZC_VETH, tcp, SOCK_STREAM, v6, AF_INET6);
+TX_VARIANT(veth, ZC_VETH, udp, SOCK_DGRAM, v4, AF_INET);
+TX_VARIANT(veth, ZC_VETH, udp, SOCK_DGRAM, v6, AF_INET6);
+
+FIXTURE_SETUP(tx)
+{
+	const char *why = zc_tx_init(_metadata, &self->t, variant->path,
+				     variant->family, variant->type);
+
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->t.zfd) TH_LOG("open " ZCOPY_DEVICE ": %s", strerror(errno));
+}
+
+FIXTURE_TEARDOWN(tx)
+{
+	zc_tx_fini(&self->t);
+}
+
+#define IS_UDP(t)	((t)->net.type == SOCK_DGRAM)
+
+/* @len bytes from @off past a page boundary, in as few sends as it takes. */
+static void tx_one_buffer(struct __test_metadata *_metadata, struct zc_tx *t,
+			  size_t len, size_t off)
+{
+	char *buf = zc_map(off + len);
+	int ret;
+
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, off + len, len * 131 + off);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	ret = zc_tx_send_buf(t, buf + off, len);
+	ASSERT_EQ(0, ret) TH_LOG("sending %zu bytes: %s", len, strerror(-ret));
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, off + len);
+}
+
+TEST_F(tx, size_1)
+{
+	tx_one_buffer(_metadata, &self->t, 1, 0);
+}
+
+TEST_F(tx, size_4095)
+{
+	tx_one_buffer(_metadata, &self->t, 4095, 0);
+}
+
+TEST_F(tx, size_4096)
+{
+	tx_one_buffer(_metadata, &self->t, 4096, 0);
+}
+
+TEST_F(tx, size_4097)
+{
+	tx_one_buffer(_metadata, &self->t, 4097, 0);
+}
+
+/* UDP: a datagram of the largest size and one of the rest. */
+TEST_F(tx, size_65536)
+{
+	tx_one_buffer(_metadata, &self->t, 65536, 0);
+}
+
+TEST_F(tx, size_1m)
+{
+	tx_one_buffer(_metadata, &self->t, MB, 0);
+}
+
+TEST_F(tx, udp_max_datagram)
+{
+	if (!IS_UDP(&self->t))
+		SKIP(return, "UDP only");
+	tx_one_buffer(_metadata, &self->t, zc_udp_max(variant->family), 0);
+}
+
+/* Too big for a datagram: the socket's EMSGSIZE, no send, no record. */
+TEST_F(tx, udp_oversize_emsgsize)
+{
+	struct zc_tx *t = &self->t;
+	size_t max = zc_udp_max(variant->family);
+	struct zcopy_iovec iov;
+	struct zcopy_send s;
+	char *buf;
+
+	if (!IS_UDP(t))
+		SKIP(return, "UDP only");
+	buf = zc_map(max + 1);
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, max + 1, 7);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	iov = (struct zcopy_iovec){ (uintptr_t)buf, max + 1 };
+	EXPECT_EQ(-EMSGSIZE, zc_send(t->zfd, t->sock, &iov, 1, 0, 1, &s));
+	/* The failed send took no sequence number and no bytes. */
+	iov.len = max;
+	ASSERT_EQ(0, zc_tx_send_once(t, t->zfd, t->sock, &t->log, &iov, 1, 0, 2, &s));
+	EXPECT_EQ(0, s.seq);
+	EXPECT_EQ(0, s.offset);
+	EXPECT_EQ(max, s.bytes);
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, max + 1);
+}
+
+/*
+ * Datagrams around the path's MTU: the largest that fits leaves as the
+ * path leaves it, one byte more is fragmented and copied (NOT_OFFLOADED).
+ */
+TEST_F(tx, udp_mtu_boundary)
+{
+	struct zc_tx *t = &self->t;
+	size_t p = zc_udp_mtu_payload(&t->net), max = zc_udp_max(variant->family);
+	size_t sizes[] = { 1, p - 1, p, p + 1, p + 2, p + 1000 };
+	unsigned int i, n = 0;
+	char *buf;
+
+	if (!IS_UDP(t))
+		SKIP(return, "UDP only");
+	buf = zc_map(max);
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, max, 11);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	for (i = 0; i < ARRAY_SIZE(sizes); i++) {
+		struct zcopy_iovec iov = { (uintptr_t)buf, sizes[i] };
+
+		if (sizes[i] > max)
+			continue;
+		ASSERT_EQ(0, zc_tx_sendv(t, &iov, 1, 0, i)) TH_LOG("datagram of %zu", sizes[i]);
+		n++;
+	}
+	TH_LOG("%u datagrams around %s's payload limit %zu", n,
+	       zc_path_dev(t->net.path), p);
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, max);
+}
+
+/* Starts off page boundaries, ends on and off them. */
+TEST_F(tx, unaligned_start)
+{
+	struct zc_tx *t = &self->t;
+	size_t offs[] = { 1, 100, 2048, 4095 }, lens[] = { 2, 4096, 10001 };
+	size_t slot = 16 * KB, i, j, k = 0;
+	char *buf = zc_map(ARRAY_SIZE(offs) * ARRAY_SIZE(lens) * slot);
+
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, ARRAY_SIZE(offs) * ARRAY_SIZE(lens) * slot, 13);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	for (i = 0; i < ARRAY_SIZE(offs); i++) {
+		for (j = 0; j < ARRAY_SIZE(lens); j++, k++) {
+			struct zcopy_iovec iov = { (uintptr_t)buf + k * slot + offs[i], lens[j] };
+
+			ASSERT_EQ(0, zc_tx_sendv(t, &iov, 1, 0, k))
+				TH_LOG("offset %zu length %zu", offs[i], lens[j]);
+		}
+	}
+	zc_tx_verify(_metadata, t);
+}
+
+/* Page-aligned starts, ends short of and past page boundaries. */
+TEST_F(tx, unaligned_end)
+{
+	struct zc_tx *t = &self->t;
+	size_t lens[] = { 1, 4095, 4097, 2 * 4096 - 1, 3 * 4096 + 1, 5 * 4096 - 3 };
+	size_t slot = 32 * KB, i;
+	char *buf = zc_map(ARRAY_SIZE(lens) * slot);
+
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, ARRAY_SIZE(lens) * slot, 17);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	for (i = 0; i < ARRAY_SIZE(lens); i++) {
+		struct zcopy_iovec iov = { (uintptr_t)buf + i * slot, lens[i] };
+
+		ASSERT_EQ(0, zc_tx_sendv(t, &iov, 1, 0, i)) TH_LOG("length %zu", lens[i]);
+	}
+	zc_tx_verify(_metadata, t);
+}
+
+/*
+ * @n vectors of random lengths up to @maxlen with random gaps, from a
+ * random offset: @rounds sends (UDP: one datagram each).
+ */
+static void tx_vectors(struct __test_metadata *_metadata, struct zc_tx *t, unsigned int n,
+		       size_t maxlen, size_t maxgap, unsigned int rounds, uint64_t seed)
+{
+	size_t size = n * (maxlen + maxgap) + 4096;
+	struct zcopy_iovec *iov = calloc(n, sizeof(*iov));
+	char *buf = zc_map(size);
+	unsigned int r, i;
+
+	ASSERT_NE(NULL, iov);
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, size, seed);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	for (r = 0; r < rounds; r++) {
+		size_t pos = zc_rand_range(&seed, 0, 4095);
+		int ret;
+
+		for (i = 0; i < n; i++) {
+			pos += zc_rand_range(&seed, 0, maxgap);
+			iov[i].base = (uintptr_t)buf + pos;
+			iov[i].len = zc_rand_range(&seed, 1, maxlen);
+			pos += iov[i].len;
+		}
+		ret = zc_tx_sendv(t, iov, n, 0, r);
+		ASSERT_EQ(0, ret) TH_LOG("round %u: %s", r, strerror(-ret));
+	}
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, size);
+	free(iov);
+}
+
+TEST_F(tx, many_vectors)
+{
+	/* UDP: 100 vectors of up to 600 bytes fit one datagram. */
+	tx_vectors(_metadata, &self->t, 100, IS_UDP(&self->t) ? 600 : 8000, 200, 3, 19);
+}
+
+TEST_F(tx, max_vectors)
+{
+	size_t maxlen = IS_UDP(&self->t) ? zc_udp_max(variant->family) / ZCOPY_MAX_IOV : 256;
+
+	tx_vectors(_metadata, &self->t, ZCOPY_MAX_IOV, maxlen, 16, 2, 23);
+}
+
+/*
+ * A small message (it fits the MTU everywhere) in more pieces than an skb
+ * has fragments (MAX_SKB_FRAGS, 17): one vector at the start of each page.
+ */
+TEST_F(tx, scattered_vectors)
+{
+	struct zc_tx *t = &self->t;
+	size_t ps = zc_page_size(), n = 40, i;
+	struct zcopy_iovec iov[40];
+	char *buf = zc_map(n * ps);
+	int ret;
+
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, n * ps, 97);
+	for (i = 0; i < n; i++)
+		iov[i] = (struct zcopy_iovec){ (uintptr_t)buf + i * ps, 8 + i % 17 };
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	ret = zc_tx_sendv(t, iov, n, 0, 0);
+	ASSERT_EQ(0, ret) TH_LOG("%zu vectors: %s", n, strerror(-ret));
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, n * ps);
+}
+
+/* Zero-length entries are skipped, whatever their base. */
+TEST_F(tx, zero_length_entries)
+{
+	struct zc_tx *t = &self->t;
+	char *buf = zc_map(16 * KB);
+	struct zcopy_iovec iov[] = {
+		{ 0, 0 },
+		{ (uintptr_t)buf + 10, 100 },
+		{ (uintptr_t)buf + 200, 0 },
+		{ (uintptr_t)buf + 300, 5000 },
+		{ 0, 0 },
+		{ (uintptr_t)buf + 9000, 1 },
+		{ (uintptr_t)buf + 9001, 0 },
+	};
+	struct zcopy_send s;
+
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, 16 * KB, 29);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	ASSERT_EQ(0, zc_tx_send_once(t, t->zfd, t->sock, &t->log, iov, ARRAY_SIZE(iov),
+				     0, 0, &s));
+	EXPECT_EQ(5101, s.bytes);
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, 16 * KB);
+}
+
+/* The same bytes twice in one send, and overlapping. */
+TEST_F(tx, same_buffer_twice)
+{
+	struct zc_tx *t = &self->t;
+	char *buf = zc_map(16 * KB);
+	struct zcopy_iovec iov[] = {
+		{ (uintptr_t)buf, 3000 },
+		{ (uintptr_t)buf, 3000 },
+		{ (uintptr_t)buf + 1000, 5000 },
+	};
+
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, 16 * KB, 31);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	ASSERT_EQ(0, zc_tx_sendv(t, iov, ARRAY_SIZE(iov), 0, 0));
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, 16 * KB);
+}
+
+/* Pages are pinned for reading: a read-only file mapping is fine. */
+TEST_F(tx, readonly_file_mapping)
+{
+	struct zc_tx *t = &self->t;
+	size_t size = 64 * KB;
+	char *src = malloc(size), *map;
+	struct zcopy_iovec iov[2];
+	int mfd;
+
+	ASSERT_NE(NULL, src);
+	zc_fill(src, size, 37);
+	mfd = memfd_create("zcopy-ro", MFD_CLOEXEC);
+	ASSERT_LE(0, mfd);
+	ASSERT_EQ(size, pwrite(mfd, src, size, 0));
+	map = mmap(NULL, size, PROT_READ, MAP_SHARED, mfd, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	iov[0] = (struct zcopy_iovec){ (uintptr_t)map, 3 * 4096 };
+	iov[1] = (struct zcopy_iovec){ (uintptr_t)map + 5000, 20000 };
+	ASSERT_EQ(0, zc_tx_sendv(t, &iov[0], 1, 0, 0));
+	ASSERT_EQ(0, zc_tx_sendv(t, &iov[1], 1, 0, 1));
+	zc_tx_verify(_metadata, t);
+	munmap(map, size);
+	close(mfd);
+	free(src);
+}
+
+/* Anonymous memory never written reads as zeroes, and sends as zeroes. */
+TEST_F(tx, untouched_anonymous_memory)
+{
+	struct zc_tx *t = &self->t;
+	size_t size = 64 * KB;
+	char *buf = zc_map(size);
+	uint64_t h = ZC_FNV_INIT;
+	size_t i;
+
+	ASSERT_NE(NULL, buf);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	ASSERT_EQ(0, zc_tx_send_buf(t, buf, size));
+	for (i = 0; i < size; i++)
+		h = zc_fnv(h, "", 1);
+	if (!IS_UDP(t))
+		EXPECT_EQ(h, t->hash) TH_LOG("the buffer changed under the send");
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, size);
+}
+
+/*
+ * Put data in flight: the receiver holds, the socket's buffers are small,
+ * non-blocking sends until the socket takes no more (UDP sends never wait:
+ * a few datagrams).
+ */
+static void tx_fill(struct __test_metadata *_metadata, struct zc_tx *t,
+		    char *buf, size_t size, size_t chunk)
+{
+	unsigned int n;
+	int err;
+
+	n = zc_tx_fill(t, buf, size, chunk, IS_UDP(t) ? 4 : 0, &err);
+	if (!IS_UDP(t))
+		EXPECT_EQ(EAGAIN, err) TH_LOG("filling the socket: %s", strerror(err));
+	EXPECT_LT(0, n);
+}
+
+/* A held TCP receiver takes little; a UDP one must keep every datagram. */
+static int tx_hold_rcvbuf(struct zc_tx *t)
+{
+	return IS_UDP(t) ? 0 : 4096;
+}
+
+static void tx_expect_in_flight(struct __test_metadata *_metadata, struct zc_tx *t)
+{
+	struct zcopy_stats st;
+
+	if (!t->stats || IS_UDP(t))
+		return;
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st));
+	ASSERT_LT(0, st.sends_in_flight) TH_LOG("nothing in flight: the test proves nothing");
+	ASSERT_LT(0, st.pages_pinned);
+}
+
+/* Pinned pages outlive the mapping: unmapped in flight, sent intact. */
+TEST_F(tx, munmap_in_flight)
+{
+	struct zc_tx *t = &self->t;
+	size_t size = MB, chunk = IS_UDP(t) ? 1000 : 64 * KB;
+	char *buf = zc_map(size);
+
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, size, 41);
+	zc_tx_start(_metadata, t, true, tx_hold_rcvbuf(t), 64 * KB, false);
+	tx_fill(_metadata, t, buf, size, chunk);
+	tx_expect_in_flight(_metadata, t);
+	zc_unmap(buf, size);
+	ASSERT_EQ(0, zc_rx_release(&t->rx));
+	zc_tx_verify(_metadata, t);
+}
+
+/* A child writing its copy of the buffer leaves the in-flight data alone. */
+TEST_F(tx, fork_child_writes_in_flight)
+{
+	struct zc_tx *t = &self->t;
+	size_t size = MB, chunk = IS_UDP(t) ? 1000 : 64 * KB;
+	char *buf = zc_map(size);
+	int status;
+	pid_t pid;
+
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, size, 43);
+	zc_tx_start(_metadata, t, true, tx_hold_rcvbuf(t), 64 * KB, false);
+	tx_fill(_metadata, t, buf, size, chunk);
+	tx_expect_in_flight(_metadata, t);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		memset(buf, 0xa5, size);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, status);
+	ASSERT_EQ(0, zc_rx_release(&t->rx));
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, size);
+}
+
+/* SEND_MORE: TCP holds the bytes for the next send, UDP builds one datagram. */
+TEST_F(tx, send_more_flag)
+{
+	struct zc_tx *t = &self->t;
+	char *buf = zc_map(16 * KB);
+	struct zcopy_iovec a, b;
+
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, 16 * KB, 47);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	a = (struct zcopy_iovec){ (uintptr_t)buf, 100 };
+	b = (struct zcopy_iovec){ (uintptr_t)buf + 5000, 200 };
+	ASSERT_EQ(0, zc_tx_sendv(t, &a, 1, ZCOPY_SEND_MORE, 1));
+	ASSERT_EQ(0, zc_tx_sendv(t, &b, 1, 0, 2));
+	if (IS_UDP(t))
+		ASSERT_EQ(1, t->ndg);
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, 16 * KB);
+}
+
+/*
+ * ZCOPY_SEND_DONTWAIT on a blocking socket: a short send, then EAGAIN,
+ * which takes no sequence number and leaves no record; blocking sends then
+ * carry on from where it stopped.
+ */
+TEST_F(tx, dontwait_partial_send)
+{
+	struct zc_tx *t = &self->t;
+	size_t size = MB, off;
+	char *buf = zc_map(size);
+	struct zcopy_iovec iov;
+	struct zcopy_send s;
+	unsigned int i;
+	int ret;
+
+	if (IS_UDP(t))
+		SKIP(return, "TCP only: a datagram is all or nothing");
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, size, 53);
+	zc_tx_start(_metadata, t, true, 4096, 64 * KB, false);
+	iov = (struct zcopy_iovec){ (uintptr_t)buf, size };
+	ASSERT_EQ(0, zc_tx_send_once(t, t->zfd, t->sock, &t->log, &iov, 1,
+				     ZCOPY_SEND_DONTWAIT, 0, &s));
+	EXPECT_LT(0, s.bytes);
+	EXPECT_GT(size, s.bytes) TH_LOG("a 64 KiB socket buffer took the whole MiB");
+	off = s.bytes;
+	for (i = 0, ret = 0; i < 1000 && !ret && off < size; i++) {
+		iov = (struct zcopy_iovec){ (uintptr_t)buf + off, size - off };
+		ret = zc_tx_send_once(t, t->zfd, t->sock, &t->log, &iov, 1,
+				      ZCOPY_SEND_DONTWAIT, off, &s);
+		if (!ret)
+			off += s.bytes;
+	}
+	ASSERT_EQ(-EAGAIN, ret);
+	/* Again: EAGAIN, or the socket drained a little; the records will tell. */
+	ret = zc_tx_send_once(t, t->zfd, t->sock, &t->log, &iov, 1, ZCOPY_SEND_DONTWAIT, off, &s);
+	if (ret != -EAGAIN) {
+		ASSERT_EQ(0, ret) TH_LOG("%s", strerror(-ret));
+		off += s.bytes;
+	}
+	EXPECT_LE(0, zc_read_records(t->zfd, &t->log, 0));
+	ASSERT_EQ(0, zc_rx_release(&t->rx));
+	iov = (struct zcopy_iovec){ (uintptr_t)buf + off, size - off };
+	ASSERT_EQ(0, zc_tx_sendv(t, &iov, 1, 0, off));
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, size);
+}
+
+/* A non-blocking socket: short sends, EAGAIN, then the rest once it drains. */
+TEST_F(tx, nonblocking_socket_eagain)
+{
+	struct zc_tx *t = &self->t;
+	size_t size = MB, off = 0;
+	char *buf = zc_map(size);
+	unsigned int eagain = 0;
+	int64_t deadline;
+
+	if (IS_UDP(t))
+		SKIP(return, "TCP only: a datagram is all or nothing");
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, size, 59);
+	zc_tx_start(_metadata, t, true, 4096, 64 * KB, true);
+	deadline = zc_now_ms() + 20000;
+	while (off < size) {
+		struct zcopy_iovec iov = { (uintptr_t)buf + off, size - off };
+		struct zcopy_send s;
+		int ret;
+
+		ret = zc_tx_send_once(t, t->zfd, t->sock, &t->log, &iov, 1, 0, off, &s);
+		if (ret == -EAGAIN) {
+			struct pollfd p = { t->sock, POLLOUT, 0 };
+
+			/* The first time, let the receiver go. */
+			if (!eagain++)
+				ASSERT_EQ(0, zc_rx_release(&t->rx));
+			ASSERT_GT(deadline, zc_now_ms()) TH_LOG("stuck at %zu bytes", off);
+			poll(&p, 1, 1000);
+			continue;
+		}
+		ASSERT_EQ(0, ret) TH_LOG("at %zu bytes: %s", off, strerror(-ret));
+		off += s.bytes;
+	}
+	EXPECT_LT(0, eagain) TH_LOG("a held receiver never filled the socket");
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, size);
+}
+
+/* Many sends of random sizes and cookies: each covered once, in order. */
+TEST_F(tx, records_cover_sends)
+{
+	struct zc_tx *t = &self->t;
+	size_t size = 2 * MB, p = zc_udp_mtu_payload(&t->net);
+	size_t max = zc_udp_max(variant->family);
+	char *buf = zc_map(size);
+	uint64_t seed = 61;
+	unsigned int i;
+
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, size, seed);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	for (i = 0; i < 48; i++) {
+		struct zcopy_iovec iov;
+		size_t len;
+
+		if (!IS_UDP(t))
+			len = zc_rand_range(&seed, 1, 40000);
+		else if (p < max && zc_rand(&seed) & 1)	/* fragmented */
+			len = zc_rand_range(&seed, p + 1, max);
+		else
+			len = zc_rand_range(&seed, 1, p < max ? p : max);
+		iov.base = (uintptr_t)buf + zc_rand_range(&seed, 0, size - len);
+		iov.len = len;
+		ASSERT_EQ(0, zc_tx_sendv(t, &iov, 1, 0, zc_rand(&seed)));
+	}
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, size);
+}
+
+/* Sends completing one after the other, records unread: one record. */
+TEST_F(tx, records_merge)
+{
+	struct zc_tx *t = &self->t;
+	char *buf = zc_map(16 * KB);
+	struct zcopy_stats st;
+	unsigned int i, n = 8;
+	int ret;
+
+	if (!t->stats)
+		SKIP(return, "the module has no ZCOPY_FEAT_STATS");
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, 16 * KB, 67);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	for (i = 0; i < n; i++) {
+		struct zcopy_iovec iov = { (uintptr_t)buf + i * 1000, 1000 };
+
+		ASSERT_EQ(0, zc_tx_sendv(t, &iov, 1, 0, 100 + i));
+		ret = zc_wait_idle(t->zfd, 0, 10000, &st);
+		ASSERT_EQ(0, ret) TH_LOG("send %u: %llu in flight", i,
+					 ZC_U64(st.sends_in_flight));
+	}
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st));
+	EXPECT_EQ(1, st.records_queued);
+	ASSERT_LT(0, zc_read_records(t->zfd, &t->log, 5000));
+	ASSERT_EQ(1, t->log.nrec);
+	EXPECT_EQ(0, t->log.rec[0].seq);
+	EXPECT_EQ(n, t->log.rec[0].sends);
+	EXPECT_EQ(0, t->log.rec[0].offset);
+	EXPECT_EQ(n * 1000, t->log.rec[0].bytes);
+	EXPECT_EQ(100, t->log.rec[0].cookie);
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, 16 * KB);
+}
+
+/*
+ * The fd's ledger: vectors that share no page, so pages_pinned_total is
+ * exactly the pages they span; the peak at least the largest send's.
+ */
+TEST_F(tx, ledger_fd)
+{
+	struct zc_tx *t = &self->t;
+	size_t block = 4 * 4096, size = 32 * block;
+	char *buf = zc_map(size);
+	uint32_t pages = 0, peak = 0;
+	struct zcopy_stats st;
+	uint64_t seed = 71;
+	unsigned int i, j, k = 0;
+
+	if (!t->stats)
+		SKIP(return, "the module has no ZCOPY_FEAT_STATS");
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, size, seed);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	for (i = 0; i < 8; i++) {
+		struct zcopy_iovec iov[3];
+		unsigned int n = zc_rand_range(&seed, 1, 3);
+		uint32_t np;
+
+		for (j = 0; j < n; j++, k++) {
+			iov[j].base = (uintptr_t)buf + k * block + zc_rand_range(&seed, 0, 4095);
+			iov[j].len = zc_rand_range(&seed, 1, 2 * 4096 + 1);
+		}
+		np = zc_iov_pages(iov, n, ~0ULL);
+		pages += np;
+		if (np > peak)
+			peak = np;
+		ASSERT_EQ(0, zc_tx_sendv(t, iov, n, 0, i));
+	}
+	ASSERT_EQ(8, t->log.nsent);
+	zc_tx_verify(_metadata, t);
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st));
+	EXPECT_EQ(pages, st.pages_pinned_total);
+	EXPECT_LE(peak, st.pages_pinned_peak);
+	EXPECT_EQ(0, st.flags);
+	EXPECT_EQ(0, st.__pad);
+	zc_unmap(buf, size);
+}
+
+/* The module's totals grow by what the fd's ledger says, then idle. */
+TEST_F(tx, ledger_module)
+{
+	struct zc_tx *t = &self->t;
+	struct zcopy_stats a, b, f;
+	size_t size = 256 * KB;
+	char *buf = zc_map(size);
+	int ret;
+
+	if (!t->stats)
+		SKIP(return, "the module has no ZCOPY_FEAT_STATS");
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, size, 73);
+	ret = zc_wait_idle(t->zfd, ZCOPY_STATS_MODULE, 5000, &a);
+	ASSERT_EQ(0, ret) TH_LOG("module: %llu sends in flight, %llu pages pinned before the test",
+				 ZC_U64(a.sends_in_flight), ZC_U64(a.pages_pinned));
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	ASSERT_EQ(0, zc_tx_send_buf(t, buf, size));
+	ASSERT_EQ(0, zc_tx_send_buf(t, buf + 1, 3000));
+	zc_tx_verify(_metadata, t);
+	ret = zc_wait_idle(t->zfd, ZCOPY_STATS_MODULE, 5000, &b);
+	EXPECT_EQ(0, ret) TH_LOG("module: %llu sends in flight, %llu pages pinned after",
+				 ZC_U64(b.sends_in_flight), ZC_U64(b.pages_pinned));
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &f));
+	EXPECT_EQ(f.sends, b.sends - a.sends);
+	EXPECT_EQ(f.send_bytes, b.send_bytes - a.send_bytes);
+	EXPECT_EQ(f.send_completions, b.send_completions - a.send_completions);
+	EXPECT_EQ(f.tx_zerocopy_bytes, b.tx_zerocopy_bytes - a.tx_zerocopy_bytes);
+	EXPECT_EQ(f.tx_copied_bytes, b.tx_copied_bytes - a.tx_copied_bytes);
+	EXPECT_EQ(f.tx_copied_not_offloaded,
+		  b.tx_copied_not_offloaded - a.tx_copied_not_offloaded);
+	EXPECT_EQ(f.tx_copied_loopback, b.tx_copied_loopback - a.tx_copied_loopback);
+	EXPECT_EQ(f.tx_copied_stack, b.tx_copied_stack - a.tx_copied_stack);
+	EXPECT_EQ(f.pages_pinned_total, b.pages_pinned_total - a.pages_pinned_total);
+	EXPECT_LE(f.pages_pinned_peak, b.pages_pinned_peak);
+	EXPECT_EQ(0, b.records_queued);
+	/* The module's own invariants, everything completed. */
+	EXPECT_EQ(b.sends, b.send_completions);
+	EXPECT_EQ(b.send_bytes, b.tx_zerocopy_bytes + b.tx_copied_bytes);
+	EXPECT_EQ(b.tx_copied_bytes,
+		  b.tx_copied_not_offloaded + b.tx_copied_loopback + b.tx_copied_stack);
+	zc_unmap(buf, size);
+}
+
+/* Two zcopy fds on one socket: each its own seqs, offsets and records. */
+TEST_F(tx, two_fds_independent)
+{
+	struct zc_tx *t = &self->t;
+	struct zc_log log2 = { 0 };
+	char *buf = zc_map(64 * KB);
+	unsigned int i;
+	int zfd2;
+
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, 64 * KB, 79);
+	zfd2 = zc_open();
+	ASSERT_LE(0, zfd2);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	for (i = 0; i < 6; i++) {
+		struct zcopy_iovec a = { (uintptr_t)buf + i * 100, 1000 + i };
+		struct zcopy_iovec b = { (uintptr_t)buf + 20000 + i * 7, 3000 - i };
+		struct zcopy_send s;
+
+		ASSERT_EQ(0, zc_tx_send_once(t, t->zfd, t->sock, &t->log, &a, 1, 0, i, &s));
+		EXPECT_EQ(i, s.seq);
+		ASSERT_EQ(0, zc_tx_send_once(t, zfd2, t->sock, &log2, &b, 1, 0, 50 + i, &s));
+		EXPECT_EQ(i, s.seq);
+	}
+	zc_tx_check_data(_metadata, t);
+	zc_tx_check_records(_metadata, t, t->zfd, &t->log);
+	zc_tx_check_records(_metadata, t, zfd2, &log2);
+	close(zfd2);
+	zc_log_free(&log2);
+	zc_unmap(buf, 64 * KB);
+}
+
+/*
+ * A packet tap on the sending device sees every packet: the stack copies
+ * for it, whatever the path. The data still arrives, and the records and
+ * the ledger stay consistent (which flags they get is the module's call).
+ */
+TEST_F(tx, packet_tap)
+{
+	struct zc_tx *t = &self->t;
+	struct sockaddr_ll ll = {
+		.sll_family = AF_PACKET,
+		.sll_protocol = htons(ETH_P_ALL),
+		.sll_ifindex = if_nametoindex(zc_path_dev(t->net.path)),
+	};
+	size_t size = 256 * KB, i;
+	char *buf = zc_map(size), c;
+	int tap;
+
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, size, 89);
+	tap = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+	ASSERT_LE(0, tap);
+	ASSERT_NE(0, ll.sll_ifindex);
+	ASSERT_EQ(0, bind(tap, (struct sockaddr *)&ll, sizeof(ll)));
+	zc_set_buf(tap, SO_RCVBUF, 4 << 20);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	ASSERT_EQ(0, zc_tx_send_buf(t, buf, size));
+	EXPECT_LT(0, recv(tap, &c, 1, MSG_DONTWAIT | MSG_TRUNC)) TH_LOG("the tap saw nothing");
+	for (i = 0; i < t->log.nsent; i++)
+		t->log.sent[i].eflags = 0;
+	zc_tx_verify(_metadata, t);
+	close(tap);
+	zc_unmap(buf, size);
+}
+
+/*
+ * Reading records: loopback TCP over IPv4 is enough, what is read does not
+ * depend on the path.
+ */
+struct compl_ctx {
+	struct zc_tx t;
+	char *buf;
+};
+
+FIXTURE(compl)
+{
+	struct compl_ctx c;
+};
+
+FIXTURE_SETUP(compl)
+{
+	const char *why = zc_tx_init(_metadata, &self->c.t, ZC_LOOPBACK, AF_INET, SOCK_STREAM);
+
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->c.t.zfd) TH_LOG("open " ZCOPY_DEVICE ": %s", strerror(errno));
+	self->c.buf = zc_map(64 * KB);
+	ASSERT_NE(NULL, self->c.buf);
+	zc_fill(self->c.buf, 64 * KB, 83);
+	zc_tx_start(_metadata, &self->c.t, false, 0, 0, false);
+}
+
+FIXTURE_TEARDOWN(compl)
+{
+	zc_tx_fini(&self->c.t);
+	zc_unmap(self->c.buf, 64 * KB);
+}
+
+/* One send, and wait until its record can be read. */
+static void compl_send_wait(struct __test_metadata *_metadata, struct compl_ctx *c,
+			    size_t len)
+{
+	struct zcopy_iovec iov = { (uintptr_t)c->buf, len };
+	struct pollfd p = { c->t.zfd, POLLIN, 0 };
+
+	ASSERT_EQ(0, zc_tx_sendv(&c->t, &iov, 1, 0, 0xc0ffee));
+	ASSERT_EQ(1, poll(&p, 1, 10000)) TH_LOG("no record within 10 s");
+	ASSERT_TRUE(p.revents & POLLIN);
+}
+
+TEST_F(compl, poll_pollin)
+{
+	struct pollfd p = { self->c.t.zfd, POLLIN, 0 };
+
+	EXPECT_EQ(0, poll(&p, 1, 0)) TH_LOG("readable before any send");
+	compl_send_wait(_metadata, &self->c, 1);
+	ASSERT_EQ(1, zc_read_records(self->c.t.zfd, &self->c.t.log, 0));
+	p.revents = 0;
+	EXPECT_EQ(0, poll(&p, 1, 0)) TH_LOG("still readable after reading all");
+	zc_tx_verify(_metadata, &self->c.t);
+}
+
+TEST_F(compl, read_nonblock_eagain)
+{
+	struct zcopy_completion r;
+
+	ASSERT_EQ(0, fcntl(self->c.t.zfd, F_SETFL, O_NONBLOCK));
+	EXPECT_EQ(-1, read(self->c.t.zfd, &r, sizeof(r)));
+	EXPECT_EQ(EAGAIN, errno);
+	compl_send_wait(_metadata, &self->c, 100);
+	ASSERT_EQ(sizeof(r), read(self->c.t.zfd, &r, sizeof(r)));
+	zc_log_add_rec(&self->c.t.log, &r);
+	EXPECT_EQ(-1, read(self->c.t.zfd, &r, sizeof(r)));
+	EXPECT_EQ(EAGAIN, errno);
+	zc_tx_verify(_metadata, &self->c.t);
+}
+
+static void *compl_late_send(void *arg)
+{
+	struct compl_ctx *c = arg;
+	struct zcopy_iovec iov = { (uintptr_t)c->buf, 333 };
+
+	zc_sleep_ms(300);
+	return (void *)(intptr_t)zc_tx_send_once(&c->t, c->t.zfd, c->t.sock,
+						 &c->t.log, &iov, 1, 0, 5, NULL);
+}
+
+/* A blocking read waits for the record of a send made meanwhile. */
+TEST_F(compl, read_blocks_until_record)
+{
+	struct zcopy_completion r[4];
+	pthread_t th;
+	int64_t t0;
+	void *ret;
+	ssize_t n;
+
+	t0 = zc_now_ms();
+	ASSERT_EQ(0, pthread_create(&th, NULL, compl_late_send, &self->c));
+	n = read(self->c.t.zfd, r, sizeof(r));
+	EXPECT_LE(250, zc_now_ms() - t0) TH_LOG("read returned before the send");
+	ASSERT_EQ(0, pthread_join(th, &ret));
+	ASSERT_EQ(NULL, ret);
+	ASSERT_EQ(sizeof(r[0]), n);
+	EXPECT_EQ(333, r[0].bytes);
+	zc_log_add_rec(&self->c.t.log, &r[0]);
+	zc_tx_verify(_metadata, &self->c.t);
+}
+
+/* Less than a record: EINVAL, and the record stays for the next read. */
+TEST_F(compl, read_short_buffer_einval)
+{
+	struct zcopy_completion r[2];
+	size_t sizes[] = { 0, 1, sizeof(r[0]) - 1 };
+	unsigned int i;
+
+	compl_send_wait(_metadata, &self->c, 10);
+	for (i = 0; i < ARRAY_SIZE(sizes); i++) {
+		errno = 0;
+		EXPECT_EQ(-1, read(self->c.t.zfd, r, sizes[i])) TH_LOG("size %zu", sizes[i]);
+		EXPECT_EQ(EINVAL, errno) TH_LOG("size %zu", sizes[i]);
+	}
+	ASSERT_EQ(sizeof(r[0]), read(self->c.t.zfd, r, sizeof(r)));
+	zc_log_add_rec(&self->c.t.log, &r[0]);
+	zc_tx_verify(_metadata, &self->c.t);
+}
+
+static void compl_alarm(int sig)
+{
+}
+
+/* The size is checked before waiting: a short read does not block. */
+TEST_F(compl, read_short_buffer_empty_einval)
+{
+	struct sigaction sa = { .sa_handler = compl_alarm };
+	char c;
+
+	ASSERT_EQ(0, sigaction(SIGALRM, &sa, NULL));
+	alarm(3);
+	errno = 0;
+	EXPECT_EQ(-1, read(self->c.t.zfd, &c, 1));
+	alarm(0);
+	EXPECT_EQ(EINVAL, errno) TH_LOG("%s", errno == EINTR ? "the read blocked" : "");
+}
+
+/* A buffer of one and a half records reads one. */
+TEST_F(compl, read_whole_records_only)
+{
+	char raw[sizeof(struct zcopy_completion) * 3 / 2];
+	struct zcopy_completion r;
+
+	compl_send_wait(_metadata, &self->c, 4096);
+	ASSERT_EQ(sizeof(r), read(self->c.t.zfd, raw, sizeof(raw)));
+	memcpy(&r, raw, sizeof(r));
+	zc_log_add_rec(&self->c.t.log, &r);
+	zc_tx_verify(_metadata, &self->c.t);
+}
+
+/* A read into bad memory fails and loses no record. */
+TEST_F(compl, read_efault_keeps_record)
+{
+	size_t ps = zc_page_size();
+	struct zcopy_completion r;
+	struct zcopy_stats st;
+	void *bad;
+
+	bad = mmap(NULL, ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, bad);
+	compl_send_wait(_metadata, &self->c, 5000);
+	EXPECT_EQ(-1, read(self->c.t.zfd, bad, sizeof(r)));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(-1, syscall(SYS_read, self->c.t.zfd, NULL, sizeof(r)));
+	EXPECT_EQ(EFAULT, errno);
+	if (self->c.t.stats) {
+		ASSERT_EQ(0, zc_stats(self->c.t.zfd, 0, &st));
+		EXPECT_EQ(1, st.records_queued);
+	}
+	ASSERT_EQ(sizeof(r), read(self->c.t.zfd, &r, sizeof(r)));
+	zc_log_add_rec(&self->c.t.log, &r);
+	zc_tx_verify(_metadata, &self->c.t);
+	munmap(bad, ps);
+}
+
+/*
+ * Records that cannot merge, read one at a time, then the rest at once:
+ * over IPv6 loopback, UDP datagrams alternately within the MTU (copied:
+ * LOOPBACK) and past it (fragmented: NOT_OFFLOADED).
+ */
+TEST(read_records_one_at_a_time)
+{
+	size_t big = zc_udp_mtu_payload(&(struct zc_net){ ZC_LOOPBACK, AF_INET6, SOCK_DGRAM }) + 12;
+	struct zcopy_completion r[10];
+	struct zcopy_stats st;
+	unsigned int i, n = 6;
+	const char *why;
+	struct zc_tx t;
+	char *buf;
+
+	why = zc_tx_init(_metadata, &t, ZC_LOOPBACK, AF_INET6, SOCK_DGRAM);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, t.zfd);
+	if (!t.stats)
+		SKIP(return, "the module has no ZCOPY_FEAT_STATS");
+	ASSERT_GE(zc_udp_max(AF_INET6), big);
+	buf = zc_map(big);
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, big, 91);
+	zc_tx_start(_metadata, &t, false, 0, 0, false);
+	for (i = 0; i < n; i++) {
+		struct zcopy_iovec iov = { (uintptr_t)buf, i & 1 ? big : 1000 };
+
+		ASSERT_EQ(0, zc_tx_sendv(&t, &iov, 1, 0, i));
+	}
+	ASSERT_EQ(0, zc_wait_idle(t.zfd, 0, 5000, &st));
+	ASSERT_EQ(n, st.records_queued) TH_LOG("records of different flags merged?");
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(sizeof(r[0]), read(t.zfd, r, sizeof(r[0]))) TH_LOG("read %u", i);
+		zc_log_add_rec(&t.log, &r[0]);
+	}
+	ASSERT_EQ(0, zc_stats(t.zfd, 0, &st));
+	EXPECT_EQ(n - 3, st.records_queued);
+	ASSERT_EQ((n - 3) * sizeof(r[0]), read(t.zfd, r, sizeof(r)));
+	for (i = 0; i < n - 3; i++)
+		zc_log_add_rec(&t.log, &r[i]);
+	zc_tx_verify(_metadata, &t);
+	zc_tx_fini(&t);
+	zc_unmap(buf, big);
+}
+
+TEST_HARNESS_MAIN
