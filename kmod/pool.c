@@ -30,6 +30,7 @@
  */
 
 #include <linux/bitmap.h>
+#include <linux/delay.h>
 #include <linux/file.h>
 #include <linux/highmem.h>
 #include <linux/mm.h>
@@ -329,6 +330,29 @@ out_unlock:
 }
 
 /*
+ * The stack calls zcopy_tx_complete() from skb_release_data() before it
+ * drops the frags' page references, so the re-arm work, on another CPU,
+ * may find slot @idx's page still held for a few microseconds. Give those
+ * references a moment to go, from a budget of waits shared by the batch; a
+ * page still held after that (another send, a receiver) is left alone.
+ */
+static void zcopy_pool_settle(struct zcopy_pool *pool, unsigned long idx,
+			      int *budget)
+{
+	bool busy;
+
+	for (;;) {
+		mutex_lock(&pool->lock);
+		busy = zcopy_slot_busy(pool, idx, 0);
+		mutex_unlock(&pool->lock);
+		if (!busy || *budget <= 0)
+			return;
+		(*budget)--;
+		udelay(2);
+	}
+}
+
+/*
  * Fault slots [first, first + nr) in writable where the pool's owner maps
  * them, now that a send has let go of them: the owner's next write to them
  * takes no fault. Pages still busy, or mapped elsewhere, are left alone.
@@ -339,6 +363,7 @@ static void zcopy_pool_rearm(struct zcopy_pool *pool, unsigned long first,
 	struct mm_struct *mm = pool->mm;
 	struct vm_area_struct *vma = NULL;
 	unsigned long i, addr;
+	int budget = 50;
 
 	if (!mm || !mmget_not_zero(mm))
 		return;
@@ -346,6 +371,7 @@ static void zcopy_pool_rearm(struct zcopy_pool *pool, unsigned long first,
 	mmap_read_lock(mm);
 	WRITE_ONCE(pool->rearming, current);
 	for (i = first; i < first + nr; i++) {
+		zcopy_pool_settle(pool, i, &budget);
 		addr = pool->uaddr + (i << PAGE_SHIFT);
 		if (!vma || addr < vma->vm_start || addr >= vma->vm_end)
 			vma = vma_lookup(mm, addr);

@@ -232,6 +232,9 @@ int zcopy_check_socket(struct socket *sock)
 		return -EOPNOTSUPP;
 
 	if (sock->type == SOCK_STREAM && sk->sk_protocol == IPPROTO_TCP) {
+		/* A pending error first, as send(2) reports it: ECONNRESET... */
+		if (READ_ONCE(sk->sk_err))
+			return sock_error(sk);
 		/* No connection; any other state is TCP's to judge (EPIPE...). */
 		if ((1 << state) & (TCPF_LISTEN | TCPF_CLOSE))
 			return -ENOTCONN;

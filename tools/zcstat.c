@@ -25,6 +25,7 @@ static const struct {
 	{ ZCOPY_FEAT_SEND, "send" },
 	{ ZCOPY_FEAT_STATS, "stats" },
 	{ ZCOPY_FEAT_POOL, "pool" },
+	{ ZCOPY_FEAT_RECV, "recv" },
 };
 
 #define COUNTER(f, what) { #f, offsetof(struct zcopy_stats, f), what }
@@ -54,6 +55,10 @@ static const struct {
 	COUNTER(write_faults, "writes to pool pages that faulted"),
 	COUNTER(pages_rearmed, "pool pages re-armed after completion"),
 	COUNTER(pool_pages_in_flight, "pool pages the stack holds (now)"),
+	COUNTER(receives, "receives that returned data"),
+	COUNTER(rx_bytes_mapped, "bytes received as mapped pages"),
+	COUNTER(rx_bytes_copied, "bytes received by copying"),
+	COUNTER(rx_slots_used, "receive slots holding data (now)"),
 };
 
 static void usage(FILE *f)

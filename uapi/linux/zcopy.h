@@ -322,7 +322,8 @@ struct zcopy_release {
  * @pool_send_bytes:	bytes they sent
  * @pool_send_copied_bytes: of which sent from a copy (page pinned elsewhere)
  * @cow_copies:		pool pages copied because written while in flight
- * @write_faults:	writes to pool pages that took a fault
+ * @write_faults:	writes to pool pages that took a fault (the first
+ *			touch of each page is one)
  * @pages_rearmed:	pool pages made writable again after a completion
  * @pool_pages_in_flight: pool pages the network stack holds (now)
  * @receives:		receives that returned data
