@@ -124,9 +124,16 @@ static struct page *zcopy_pool_cow(struct zcopy_pool *pool, unsigned long idx)
 	if (!new)
 		return NULL;
 	copy_highpage(new, old);
+	/*
+	 * A fault that found @old writable holds its lock until its PTE is in
+	 * (->page_mkwrite returns it locked): wait for that PTE, then zap it
+	 * with the others, as a send does.
+	 */
+	lock_page(old);
 	pool->slots[idx] = new;
 	__clear_bit(idx, pool->shared);
 	zcopy_pool_zap(pool, idx, 1);
+	unlock_page(old);
 	put_page(old);
 	zcopy_count(pool->zf, ZC_COW_COPIES, 1);
 	return new;
@@ -400,15 +407,14 @@ void zcopy_pool_tx_done(struct zcopy_tx *tx, bool rearm)
 
 /*
  * Take slots [first, first + nr) for a send: zap them from every page table
- * and hold a reference, so that a write from now on copies; pages given
- * away @by_ref stay copy-on-write for good. A page pinned by someone else,
+ * and hold a reference, so that a write from now on copies. A page pinned by someone else,
  * who could write to it, is replaced by a copy for the send. Fills @pages
  * and @bvec for bytes [@off, @off + @len) of the first page on; returns the
  * bytes that come from copies, or an error.
  */
 static ssize_t zcopy_pool_take(struct zcopy_pool *pool, unsigned long first,
 			       unsigned int nr, unsigned int off, size_t len,
-			       bool by_ref, struct page **pages, struct bio_vec *bvec)
+			       struct page **pages, struct bio_vec *bvec)
 {
 	struct page *page, *copy;
 	size_t copied = 0, seg;
@@ -431,8 +437,6 @@ static ssize_t zcopy_pool_take(struct zcopy_pool *pool, unsigned long first,
 			copied += seg;
 		} else {
 			get_page(page);
-			if (by_ref)
-				__set_bit(first + i, pool->shared);
 		}
 		pages[i] = page;
 		bvec_set_page(&bvec[i], page, seg, off);
@@ -472,19 +476,34 @@ static int zcopy_pool_addr(struct zcopy_pool *pool, u64 addr, u64 len, u64 *off)
 	return ret;
 }
 
-/* Send by page reference: no record; the receiver gets the pages themselves. */
-static int zcopy_pool_send_pages(struct socket *sock, struct page **pages,
+/*
+ * Send by page reference: no record; the receiver gets the pages themselves
+ * and may keep them for good, so the slots whose page went out are marked
+ * copy-on-write from now on (unless a copy already took a slot's place).
+ */
+static int zcopy_pool_send_pages(struct socket *sock, struct zcopy_pool *pool,
+				 unsigned long first, struct page **pages,
 				 struct bio_vec *bvec, unsigned int nr,
 				 size_t len, u32 flags)
 {
 	int msg_flags = MSG_NOSIGNAL, ret;
 	unsigned int i;
+	size_t sent;
 
 	if ((flags & ZCOPY_SEND_DONTWAIT) || (sock->file->f_flags & O_NONBLOCK))
 		msg_flags |= MSG_DONTWAIT;
 	if (flags & ZCOPY_SEND_MORE)
 		msg_flags |= MSG_MORE;
 	ret = zcopy_sendpages(sock, bvec, nr, len, msg_flags);
+
+	mutex_lock(&pool->lock);
+	for (i = 0, sent = max(ret, 0); i < nr && sent; i++) {
+		sent -= min_t(size_t, sent, bvec[i].bv_len);
+		if (pool->slots[first + i] == pages[i])
+			__set_bit(first + i, pool->shared);
+	}
+	mutex_unlock(&pool->lock);
+
 	for (i = 0; i < nr; i++)
 		put_page(pages[i]);
 	return ret ?: -EAGAIN;
@@ -544,8 +563,7 @@ static int zcopy_pool_send(struct zcopy_file *zf, struct zcopy_pool *pool,
 			goto out_free_bvec;
 	}
 
-	copied = zcopy_pool_take(pool, first, nr, offset_in_page(off), len, !notify,
-				 pages, bvec);
+	copied = zcopy_pool_take(pool, first, nr, offset_in_page(off), len, pages, bvec);
 	if (copied < 0) {
 		ret = copied;
 		if (notify) {
@@ -564,7 +582,7 @@ static int zcopy_pool_send(struct zcopy_file *zf, struct zcopy_pool *pool,
 		ret = zcopy_tx_submit(tx, sock, bvec, len, flags, args->cookie,
 				      &args->seq, &args->stream_offset);
 	} else {
-		ret = zcopy_pool_send_pages(sock, pages, bvec, nr, len, flags);
+		ret = zcopy_pool_send_pages(sock, pool, first, pages, bvec, nr, len, flags);
 		args->seq = ZCOPY_NO_SEQ;
 		args->stream_offset = ZCOPY_NO_SEQ;
 		kvfree(pages);

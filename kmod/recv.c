@@ -408,6 +408,25 @@ static int zcopy_rx_wait_tcp(struct sock *sk, long *timeo)
 	return 0;
 }
 
+/*
+ * tcp_read_sock() stops at urgent data. Do at the urgent mark what
+ * tcp_recvmsg() does: skip the urgent byte, or with SO_OOBINLINE read it
+ * as data; either way the urgent data is then gone. True when there is
+ * more to read.
+ */
+static bool zcopy_rx_pass_urgent(struct sock *sk)
+{
+	struct tcp_sock *tp = tcp_sk(sk);
+
+	if (!READ_ONCE(tp->urg_data) || tp->urg_seq != tp->copied_seq)
+		return false;
+	if (!sock_flag(sk, SOCK_URGINLINE))
+		WRITE_ONCE(tp->copied_seq, tp->copied_seq + 1);
+	WRITE_ONCE(tp->urg_data, 0);
+	tcp_fast_path_check(sk);
+	return true;
+}
+
 static int zcopy_rx_tcp(struct zcopy_rx_ctx *ctx, struct socket *sock,
 			size_t max_bytes, long timeo)
 {
@@ -420,6 +439,10 @@ static int zcopy_rx_tcp(struct zcopy_rx_ctx *ctx, struct socket *sock,
 	lock_sock(sk);
 	if (sk->sk_state == TCP_LISTEN) {
 		ret = -ENOTCONN;
+		goto out_release;
+	}
+	if (READ_ONCE(area->used) == area->nr_pages) {
+		ret = -ENOSPC;
 		goto out_release;
 	}
 	ret = zcopy_rx_wait_tcp(sk, &timeo);
@@ -437,6 +460,9 @@ static int zcopy_rx_tcp(struct zcopy_rx_ctx *ctx, struct socket *sock,
 		ret = -ENOSPC;
 	} else {
 		ret = tcp_read_sock(sk, &rd, zcopy_rx_actor);
+		/* Stopped at the urgent mark with nothing read: step past it. */
+		if (!ret && !ctx->nr_desc && !ctx->err && zcopy_rx_pass_urgent(sk))
+			ret = tcp_read_sock(sk, &rd, zcopy_rx_actor);
 		zcopy_rx_map(area, vma, ctx->desc, ctx->nr_desc);
 	}
 	mutex_unlock(&area->lock);
@@ -457,9 +483,14 @@ static bool zcopy_udp_readable(struct sock *sk)
 	       READ_ONCE(sk->sk_err) || (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN);
 }
 
-/* The length of the next datagram, waiting up to @timeo for one. */
-static int zcopy_rx_udp_peek(struct socket *sock, long timeo)
+/*
+ * The length of the next datagram, waiting up to @timeo for one, as
+ * recv(2) waits: 1 with *@len set, 0 once the socket is shut down for
+ * reading and empty, or an error.
+ */
+static int zcopy_rx_udp_peek(struct socket *sock, long timeo, int *len)
 {
+	struct sock *sk = sock->sk;
 	struct msghdr msg = {};
 	long left;
 	int ret;
@@ -467,10 +498,20 @@ static int zcopy_rx_udp_peek(struct socket *sock, long timeo)
 	for (;;) {
 		iov_iter_kvec(&msg.msg_iter, ITER_DEST, NULL, 0, 0);
 		ret = sock_recvmsg(sock, &msg, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
-		if (ret != -EAGAIN || !timeo)
+		if (ret >= 0) {
+			*len = ret;
+			return 1;
+		}
+		if (ret != -EAGAIN)
 			return ret;
-		left = wait_event_interruptible_timeout(*sk_sleep(sock->sk),
-							zcopy_udp_readable(sock->sk), timeo);
+		if (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN)
+			return 0;
+		if (!timeo)
+			return -EAGAIN;
+		if (signal_pending(current))
+			return sock_intr_errno(timeo);
+		left = wait_event_interruptible_timeout(*sk_sleep(sk),
+							zcopy_udp_readable(sk), timeo);
 		if (left < 0)
 			return sock_intr_errno(timeo);
 		if (!left)
@@ -480,7 +521,8 @@ static int zcopy_rx_udp_peek(struct socket *sock, long timeo)
 	}
 }
 
-static int zcopy_rx_udp(struct zcopy_rx_ctx *ctx, struct socket *sock, long timeo)
+static int zcopy_rx_udp(struct zcopy_rx_ctx *ctx, struct socket *sock,
+			size_t max_bytes, long timeo)
 {
 	struct zcopy_rx_area *area = ctx->area;
 	struct msghdr msg = {};
@@ -490,11 +532,12 @@ static int zcopy_rx_udp(struct zcopy_rx_ctx *ctx, struct socket *sock, long time
 	unsigned int i, nr;
 	int len, ret;
 
-	len = zcopy_rx_udp_peek(sock, timeo);
-	if (len < 0)
-		return len;
+	ret = zcopy_rx_udp_peek(sock, timeo, &len);
+	if (ret <= 0)
+		return ret;
 	nr = max(DIV_ROUND_UP(len, PAGE_SIZE), 1);
-	if (nr > ctx->max_desc)
+	/* A datagram is received whole or stays queued. */
+	if (nr > ctx->max_desc || len > max_bytes)
 		return -EMSGSIZE;
 
 	pages = kcalloc(nr, sizeof(*pages), GFP_KERNEL);
@@ -648,6 +691,12 @@ static int zcopy_rx_check_socket(struct socket *sock, bool *tcp)
 		*tcp = false;
 	else
 		return -EOPNOTSUPP;
+	/*
+	 * A socket whose data an upper layer reads (kTLS, ESP in TCP) or a
+	 * BPF sockmap redirects: its queue is not ours to take.
+	 */
+	if ((*tcp && inet_csk_has_ulp(sk)) || rcu_access_pointer(sk->sk_user_data))
+		return -EOPNOTSUPP;
 	return 0;
 }
 
@@ -686,7 +735,7 @@ static int zcopy_recv(struct zcopy_file *zf, struct zcopy_rx_area *area,
 	if (tcp)
 		ret = zcopy_rx_tcp(&ctx, sock, args->max_bytes ?: SIZE_MAX, timeo);
 	else
-		ret = zcopy_rx_udp(&ctx, sock, timeo);
+		ret = zcopy_rx_udp(&ctx, sock, args->max_bytes ?: SIZE_MAX, timeo);
 	if (ret)
 		goto out_put;
 

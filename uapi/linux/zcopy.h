@@ -46,7 +46,9 @@
  * received data one page-sized slot at a time. It is mapped read-only
  * (PROT_WRITE and PROT_EXEC are refused, and cannot be added later), sized
  * by the first such mmap up to max_recv_pages and charged to
- * RLIMIT_MEMLOCK, and not inherited by fork(). One mapping at a time.
+ * RLIMIT_MEMLOCK, and not inherited by fork() (unless the application asks
+ * with MADV_DOFORK: the child then sees the same slots). One mapping at a
+ * time otherwise.
  */
 #define ZCOPY_MMAP_RECV		0x40000000ULL
 
@@ -261,9 +263,12 @@ struct zcopy_rx_desc {
  * O_NONBLOCK on the socket: EAGAIN), returns 0 bytes at the end of the
  * stream, and fails with the connection's error. A receive with no free
  * slot fails with ENOSPC. TCP data is split into slots as described for
- * struct zcopy_rx_desc; UDP gets one datagram per call, copied, its last
- * descriptor flagged ZCOPY_RX_EOR (EMSGSIZE, leaving it queued, if it
- * does not fit in @desc_count free slots).
+ * struct zcopy_rx_desc; urgent data is skipped (read inline with
+ * SO_OOBINLINE), as recv(2) does. UDP gets one datagram per call, copied,
+ * its last descriptor flagged ZCOPY_RX_EOR (EMSGSIZE, leaving it queued,
+ * if it does not fit in @desc_count free slots or @max_bytes); 0 bytes once
+ * shut down for reading. Sockets whose data belongs to an upper layer
+ * (kTLS, a BPF sockmap) are refused with EOPNOTSUPP.
  */
 struct zcopy_recv {
 	__s32	sockfd;
@@ -321,7 +326,8 @@ struct zcopy_release {
  * @pool_sends:		sends from a pool that moved at least one byte
  * @pool_send_bytes:	bytes they sent
  * @pool_send_copied_bytes: of which sent from a copy (page pinned elsewhere)
- * @cow_copies:		pool pages copied because written while in flight
+ * @cow_copies:		pool pages copied because written while in flight, or
+ *			after they were sent by reference
  * @write_faults:	writes to pool pages that took a fault (the first
  *			touch of each page is one)
  * @pages_rearmed:	pool pages made writable again after a completion
