@@ -33,6 +33,7 @@
 #include <linux/delay.h>
 #include <linux/file.h>
 #include <linux/highmem.h>
+#include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/net.h>
 #include <linux/pagemap.h>
@@ -339,12 +340,13 @@ out_unlock:
 /*
  * The stack calls zcopy_tx_complete() from skb_release_data() before it
  * drops the frags' page references, so the re-arm work, on another CPU,
- * may find slot @idx's page still held for a few microseconds. Give those
- * references a moment to go, from a budget of waits shared by the batch; a
- * page still held after that (another send, a receiver) is left alone.
+ * may find slot @idx's page still held a moment longer (longer still when
+ * that CPU is a preempted vCPU). Wait for those references, sleeping, up
+ * to @deadline for the whole batch; a page held past it (another send, a
+ * receiver) is left alone.
  */
 static void zcopy_pool_settle(struct zcopy_pool *pool, unsigned long idx,
-			      int *budget)
+			      u64 deadline)
 {
 	bool busy;
 
@@ -352,10 +354,9 @@ static void zcopy_pool_settle(struct zcopy_pool *pool, unsigned long idx,
 		mutex_lock(&pool->lock);
 		busy = zcopy_slot_busy(pool, idx, 0);
 		mutex_unlock(&pool->lock);
-		if (!busy || *budget <= 0)
+		if (!busy || ktime_get_ns() > deadline)
 			return;
-		(*budget)--;
-		udelay(2);
+		usleep_range(10, 20);
 	}
 }
 
@@ -369,8 +370,8 @@ static void zcopy_pool_rearm(struct zcopy_pool *pool, unsigned long first,
 {
 	struct mm_struct *mm = pool->mm;
 	struct vm_area_struct *vma = NULL;
+	u64 deadline = ktime_get_ns() + 2 * NSEC_PER_MSEC;
 	unsigned long i, addr;
-	int budget = 50;
 
 	if (!mm || !mmget_not_zero(mm))
 		return;
@@ -378,7 +379,7 @@ static void zcopy_pool_rearm(struct zcopy_pool *pool, unsigned long first,
 	mmap_read_lock(mm);
 	WRITE_ONCE(pool->rearming, current);
 	for (i = first; i < first + nr; i++) {
-		zcopy_pool_settle(pool, i, &budget);
+		zcopy_pool_settle(pool, i, deadline);
 		addr = pool->uaddr + (i << PAGE_SHIFT);
 		if (!vma || addr < vma->vm_start || addr >= vma->vm_end)
 			vma = vma_lookup(mm, addr);
