@@ -695,7 +695,7 @@ static int zcopy_rx_check_socket(struct socket *sock, bool *tcp)
 	 * A socket whose data an upper layer reads (kTLS, ESP in TCP) or a
 	 * BPF sockmap redirects: its queue is not ours to take.
 	 */
-	if ((*tcp && inet_csk_has_ulp(sk)) || rcu_access_pointer(sk->sk_user_data))
+	if ((*tcp && inet_csk_has_ulp(sk)) || READ_ONCE(sk->sk_user_data))
 		return -EOPNOTSUPP;
 	return 0;
 }

@@ -235,12 +235,15 @@ int zcopy_check_socket(struct socket *sock)
 		/* A pending error first, as send(2) reports it: ECONNRESET... */
 		if (READ_ONCE(sk->sk_err))
 			return sock_error(sk);
-		/* No connection; any other state is TCP's to judge (EPIPE...). */
-		if ((1 << state) & (TCPF_LISTEN | TCPF_CLOSE))
-			return -ENOTCONN;
-		/* As TCP would say it, before pinning anything for nothing. */
+		/*
+		 * As TCP would say it, before pinning anything for nothing:
+		 * shut down for sending (even once closed since) is EPIPE...
+		 */
 		if (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN)
 			return -EPIPE;
+		/* ...no connection at all is ENOTCONN; the rest is TCP's. */
+		if ((1 << state) & (TCPF_LISTEN | TCPF_CLOSE))
+			return -ENOTCONN;
 	} else if (sock->type == SOCK_DGRAM && sk->sk_protocol == IPPROTO_UDP) {
 		if (state != TCP_ESTABLISHED)
 			return -ENOTCONN;
