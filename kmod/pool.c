@@ -487,15 +487,11 @@ static int zcopy_pool_send_pages(struct socket *sock, struct zcopy_pool *pool,
 				 struct bio_vec *bvec, unsigned int nr,
 				 size_t len, u32 flags)
 {
-	int msg_flags = MSG_NOSIGNAL, ret;
 	unsigned int i;
 	size_t sent;
+	int ret;
 
-	if ((flags & ZCOPY_SEND_DONTWAIT) || (sock->file->f_flags & O_NONBLOCK))
-		msg_flags |= MSG_DONTWAIT;
-	if (flags & ZCOPY_SEND_MORE)
-		msg_flags |= MSG_MORE;
-	ret = zcopy_sendpages(sock, bvec, nr, len, msg_flags);
+	ret = zcopy_sendpages(sock, bvec, nr, len, zcopy_msg_flags(sock, flags));
 
 	mutex_lock(&pool->lock);
 	for (i = 0, sent = max(ret, 0); i < nr && sent; i++) {
@@ -619,12 +615,10 @@ long zcopy_ioctl_pool_send(struct zcopy_file *zf, struct zcopy_pool_send __user 
 	if (copy_to_user(uarg, &args, sizeof(args)))
 		return -EFAULT;
 
-	sock = sockfd_lookup(args.sockfd, &ret);
-	if (!sock)
-		return ret;
-	ret = zcopy_check_socket(sock);
-	if (!ret)
-		ret = zcopy_pool_send(zf, pool, sock, &args);
+	sock = zcopy_get_send_socket(args.sockfd);
+	if (IS_ERR(sock))
+		return PTR_ERR(sock);
+	ret = zcopy_pool_send(zf, pool, sock, &args);
 	sockfd_put(sock);
 
 	if (!ret && copy_to_user(uarg, &args, sizeof(args)))

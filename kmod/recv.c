@@ -471,7 +471,7 @@ out_unlock_mm:
 out_release:
 	release_sock(sk);
 	/* End of stream, or what was taken even if something then failed. */
-	if (ret == 1 || ret > 0 || ctx->nr_desc)
+	if (ret > 0 || ctx->nr_desc)
 		return 0;
 	return ret ?: ctx->err;
 }

@@ -222,8 +222,20 @@ static u32 zcopy_tx_route(struct sock *sk)
 	return why;
 }
 
+/* The MSG_* flags of a send with ZCOPY_SEND_* @flags on @sock. */
+int zcopy_msg_flags(struct socket *sock, u32 flags)
+{
+	int msg_flags = MSG_NOSIGNAL;
+
+	if ((flags & ZCOPY_SEND_DONTWAIT) || (sock->file->f_flags & O_NONBLOCK))
+		msg_flags |= MSG_DONTWAIT;
+	if (flags & ZCOPY_SEND_MORE)
+		msg_flags |= MSG_MORE;
+	return msg_flags;
+}
+
 /* TCP or UDP over IPv4 or IPv6, able to send zero-copy, and connected. */
-int zcopy_check_socket(struct socket *sock)
+static int zcopy_check_socket(struct socket *sock)
 {
 	struct sock *sk = sock->sk;
 	int state = READ_ONCE(sk->sk_state);
@@ -255,6 +267,23 @@ int zcopy_check_socket(struct socket *sock)
 	if (!test_bit(SOCK_SUPPORT_ZC, &sock->flags))
 		return -EOPNOTSUPP;
 	return 0;
+}
+
+/* The socket behind @fd, if zcopy can send on it; sockfd_put() it after. */
+struct socket *zcopy_get_send_socket(int fd)
+{
+	struct socket *sock;
+	int ret;
+
+	sock = sockfd_lookup(fd, &ret);
+	if (!sock)
+		return ERR_PTR(ret);
+	ret = zcopy_check_socket(sock);
+	if (ret) {
+		sockfd_put(sock);
+		return ERR_PTR(ret);
+	}
+	return sock;
 }
 
 /*
@@ -437,7 +466,7 @@ static int zcopy_tx_sendmsg(struct socket *sock, struct zcopy_tx *tx,
 			    struct bio_vec *bvec, size_t total, u32 flags)
 {
 	struct msghdr msg = {
-		.msg_flags = MSG_ZEROCOPY | MSG_NOSIGNAL,
+		.msg_flags = MSG_ZEROCOPY | zcopy_msg_flags(sock, flags),
 		.msg_ubuf = &tx->ubuf,
 	};
 
@@ -447,10 +476,6 @@ static int zcopy_tx_sendmsg(struct socket *sock, struct zcopy_tx *tx,
 		tx->why = ZCOPY_COPIED_FRAGS;
 	}
 
-	if ((flags & ZCOPY_SEND_DONTWAIT) || (sock->file->f_flags & O_NONBLOCK))
-		msg.msg_flags |= MSG_DONTWAIT;
-	if (flags & ZCOPY_SEND_MORE)
-		msg.msg_flags |= MSG_MORE;
 	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bvec, tx->nr_pages, total);
 	return sock_sendmsg(sock, &msg);
 }
@@ -570,12 +595,9 @@ long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
 	if (copy_to_user(uarg, &args, sizeof(args)))
 		return -EFAULT;
 
-	sock = sockfd_lookup(args.sockfd, &ret);
-	if (!sock)
-		return ret;
-	ret = zcopy_check_socket(sock);
-	if (ret)
-		goto out_put_sock;
+	sock = zcopy_get_send_socket(args.sockfd);
+	if (IS_ERR(sock))
+		return PTR_ERR(sock);
 
 	iov = memdup_user(u64_to_user_ptr(args.iov),
 			  array_size(args.iov_count, sizeof(*iov)));

@@ -151,7 +151,8 @@ void zcopy_debugfs_exit(void);
 /* tx.c */
 int zcopy_tx_init(void);
 void zcopy_tx_exit(void);
-int zcopy_check_socket(struct socket *sock);
+int zcopy_msg_flags(struct socket *sock, u32 flags);
+struct socket *zcopy_get_send_socket(int fd);
 size_t zcopy_send_limit(unsigned long first_offset, size_t len);
 int zcopy_reserve_record(struct zcopy_file *zf);
 void zcopy_unreserve_record(struct zcopy_file *zf);
