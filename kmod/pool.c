@@ -44,6 +44,9 @@
 
 #include "zcopy.h"
 
+/* How long a re-arm waits for the stack's last references to a batch. */
+#define ZCOPY_SETTLE_MS		50
+
 static unsigned int max_pool_pages = 65536;
 module_param(max_pool_pages, uint, 0644);
 MODULE_PARM_DESC(max_pool_pages, "Most pages in one pool (default 65536)");
@@ -51,12 +54,19 @@ MODULE_PARM_DESC(max_pool_pages, "Most pages in one pool (default 65536)");
 static LIST_HEAD(zcopy_pools);
 static DEFINE_MUTEX(zcopy_pools_lock);
 
+enum zcopy_rearm {
+	ZCOPY_REARM_NONE,	/* not called: the PTE was writable, or no page */
+	ZCOPY_REARM_WRITABLE,	/* the page may be written */
+	ZCOPY_REARM_BUSY,	/* someone else held the page: left read-only */
+};
+
 /**
  * struct zcopy_pool - the pages of a send pool
  * @node:	in zcopy_pools
  * @lock:	protects @slots
  * @rearm_lock:	one re-arm at a time, so @rearming names it
  * @rearming:	the task re-arming pages, whose faults must not copy
+ * @rearm_mkwrite: what ->page_mkwrite said to the re-arm's last fault
  * @zf:		the file that owns the pool
  * @mapping:	the device's address_space
  * @pgoff:	the pool's first file offset, in pages
@@ -66,6 +76,7 @@ static DEFINE_MUTEX(zcopy_pools_lock);
  *		re-arm, and checked against the VMA each time
  * @mmp:	the RLIMIT_MEMLOCK charge
  * @shared:	slots whose page was sent by reference: never written again
+ * @sending:	per slot, the sends with a record in flight that took it
  * @slots:	the pages
  */
 struct zcopy_pool {
@@ -73,6 +84,7 @@ struct zcopy_pool {
 	struct mutex		lock;		/* see above */
 	struct mutex		rearm_lock;	/* see above */
 	struct task_struct	*rearming;
+	enum zcopy_rearm	rearm_mkwrite;	/* under rearm_lock */
 	struct zcopy_file	*zf;
 	struct address_space	*mapping;
 	pgoff_t			pgoff;
@@ -81,6 +93,7 @@ struct zcopy_pool {
 	unsigned long		uaddr;
 	struct mmpin		mmp;
 	unsigned long		*shared;
+	unsigned int		*sending;
 	struct page		*slots[];
 };
 
@@ -188,7 +201,9 @@ static vm_fault_t zcopy_pool_mkwrite(struct vm_fault *vmf)
 	}
 	if (zcopy_slot_busy(pool, idx, 1)) {
 		/* Re-arming leaves a busy page alone; a write copies it. */
-		if (!rearm && !zcopy_pool_cow(pool, idx)) {
+		if (rearm) {
+			pool->rearm_mkwrite = ZCOPY_REARM_BUSY;
+		} else if (!zcopy_pool_cow(pool, idx)) {
 			mutex_unlock(&pool->lock);
 			return VM_FAULT_OOM;
 		}
@@ -198,7 +213,11 @@ static vm_fault_t zcopy_pool_mkwrite(struct vm_fault *vmf)
 	lock_page(page);
 	mutex_unlock(&pool->lock);
 
-	zcopy_count(pool->zf, rearm ? ZC_PAGES_REARMED : ZC_WRITE_FAULTS, 1);
+	/* The re-arm counts its page once the PTE is in: see zcopy_pool_rearm_one(). */
+	if (rearm)
+		pool->rearm_mkwrite = ZCOPY_REARM_WRITABLE;
+	else
+		zcopy_count(pool->zf, ZC_WRITE_FAULTS, 1);
 	return VM_FAULT_LOCKED;
 }
 
@@ -242,6 +261,9 @@ static struct zcopy_pool *zcopy_pool_create(struct zcopy_file *zf,
 	pool->shared = bitmap_zalloc(nr, GFP_KERNEL_ACCOUNT);
 	if (!pool->shared)
 		goto err_free_id;
+	pool->sending = kvcalloc(nr, sizeof(*pool->sending), GFP_KERNEL_ACCOUNT);
+	if (!pool->sending)
+		goto err_free_shared;
 	for (i = 0; i < nr; i++) {
 		pool->slots[i] = alloc_page(GFP_HIGHUSER | __GFP_ZERO);
 		if (!pool->slots[i])
@@ -263,6 +285,8 @@ static struct zcopy_pool *zcopy_pool_create(struct zcopy_file *zf,
 err_free_pages:
 	while (i--)
 		put_page(pool->slots[i]);
+	kvfree(pool->sending);
+err_free_shared:
 	bitmap_free(pool->shared);
 err_free_id:
 	zcopy_offsets_put(pool->pgoff);
@@ -289,6 +313,7 @@ void zcopy_pool_free(struct zcopy_pool *pool)
 	mm_unaccount_pinned_pages(&pool->mmp);
 	if (pool->mm)
 		mmdrop(pool->mm);
+	kvfree(pool->sending);
 	bitmap_free(pool->shared);
 	zcopy_offsets_put(pool->pgoff);
 	kvfree(pool);
@@ -340,23 +365,54 @@ out_unlock:
 /*
  * The stack calls zcopy_tx_complete() from skb_release_data() before it
  * drops the frags' page references, so the re-arm work, on another CPU,
- * may find slot @idx's page still held a moment longer (longer still when
- * that CPU is a preempted vCPU). Wait for those references, sleeping, up
- * to @deadline for the whole batch; a page held past it (another send, a
- * receiver) is left alone.
+ * may find slot @idx's page still held a moment longer: longer still when
+ * that CPU is a vCPU its host has preempted, for milliseconds. A fault of
+ * the owner's, in progress, holds it for a moment too. Wait for those
+ * references, sleeping, up to @deadline for the whole batch, and say
+ * whether the page is free now. A slot another send of ours holds (its
+ * completion re-arms it) or one sent by reference has nothing to wait for.
  */
-static void zcopy_pool_settle(struct zcopy_pool *pool, unsigned long idx,
+static bool zcopy_pool_settle(struct zcopy_pool *pool, unsigned long idx,
 			      u64 deadline)
 {
-	bool busy;
+	bool held, busy;
 
 	for (;;) {
 		mutex_lock(&pool->lock);
-		busy = zcopy_slot_busy(pool, idx, 0);
+		held = pool->sending[idx] || test_bit(idx, pool->shared);
+		busy = held || zcopy_page_busy(pool->slots[idx], 0);
 		mutex_unlock(&pool->lock);
-		if (!busy || ktime_get_ns() > deadline)
-			return;
+		if (!busy)
+			return true;
+		if (held || ktime_get_ns() > deadline)
+			return false;
 		usleep_range(10, 20);
+	}
+}
+
+/*
+ * Fault slot @idx in writable at @addr. A fault of the owner's own (a read
+ * of the page just sent, say) may race with it: holding the page when
+ * ->page_mkwrite looks, or putting a read-only PTE in first. Settle and
+ * fault again then, through that PTE.
+ */
+static void zcopy_pool_rearm_one(struct zcopy_pool *pool, struct vm_area_struct *vma,
+				 unsigned long idx, unsigned long addr, u64 deadline)
+{
+	vm_fault_t ret;
+	int tries;
+
+	for (tries = 0; tries < 4; tries++) {
+		if (!zcopy_pool_settle(pool, idx, deadline))
+			return;
+		pool->rearm_mkwrite = ZCOPY_REARM_NONE;
+		ret = handle_mm_fault(vma, addr, FAULT_FLAG_WRITE | FAULT_FLAG_REMOTE, NULL);
+		if (pool->rearm_mkwrite == ZCOPY_REARM_NONE || (ret & VM_FAULT_ERROR))
+			return;
+		if (pool->rearm_mkwrite == ZCOPY_REARM_WRITABLE && !(ret & VM_FAULT_NOPAGE)) {
+			zcopy_count(pool->zf, ZC_PAGES_REARMED, 1);
+			return;
+		}
 	}
 }
 
@@ -370,7 +426,7 @@ static void zcopy_pool_rearm(struct zcopy_pool *pool, unsigned long first,
 {
 	struct mm_struct *mm = pool->mm;
 	struct vm_area_struct *vma = NULL;
-	u64 deadline = ktime_get_ns() + 2 * NSEC_PER_MSEC;
+	u64 deadline = ktime_get_ns() + ZCOPY_SETTLE_MS * NSEC_PER_MSEC;
 	unsigned long i, addr;
 
 	if (!mm || !mmget_not_zero(mm))
@@ -379,7 +435,6 @@ static void zcopy_pool_rearm(struct zcopy_pool *pool, unsigned long first,
 	mmap_read_lock(mm);
 	WRITE_ONCE(pool->rearming, current);
 	for (i = first; i < first + nr; i++) {
-		zcopy_pool_settle(pool, i, deadline);
 		addr = pool->uaddr + (i << PAGE_SHIFT);
 		if (!vma || addr < vma->vm_start || addr >= vma->vm_end)
 			vma = vma_lookup(mm, addr);
@@ -387,7 +442,7 @@ static void zcopy_pool_rearm(struct zcopy_pool *pool, unsigned long first,
 		    vma->vm_private_data != pool || !(vma->vm_flags & VM_WRITE) ||
 		    linear_page_index(vma, addr) != pool->pgoff + i)
 			continue;
-		handle_mm_fault(vma, addr, FAULT_FLAG_WRITE | FAULT_FLAG_REMOTE, NULL);
+		zcopy_pool_rearm_one(pool, vma, i, addr, deadline);
 	}
 	WRITE_ONCE(pool->rearming, NULL);
 	mmap_read_unlock(mm);
@@ -395,13 +450,24 @@ static void zcopy_pool_rearm(struct zcopy_pool *pool, unsigned long first,
 	mmput(mm);
 }
 
+/* Let go of pages [from, tx->nr_pages) of a send with a record. */
+void zcopy_pool_tx_put(struct zcopy_tx *tx, unsigned int from)
+{
+	struct zcopy_pool *pool = tx->pool;
+	unsigned int i;
+
+	mutex_lock(&pool->lock);
+	for (i = from; i < tx->nr_pages; i++)
+		pool->sending[tx->first + i]--;
+	mutex_unlock(&pool->lock);
+	for (i = from; i < tx->nr_pages; i++)
+		put_page(tx->pages[i]);
+}
+
 /* A send with a record completed: drop its pages, re-arm them if it went out. */
 void zcopy_pool_tx_done(struct zcopy_tx *tx, bool rearm)
 {
-	unsigned int i;
-
-	for (i = 0; i < tx->nr_pages; i++)
-		put_page(tx->pages[i]);
+	zcopy_pool_tx_put(tx, 0);
 	if (rearm && tx->nr_pages)
 		zcopy_pool_rearm(tx->pool, tx->first, tx->nr_pages);
 }
@@ -573,6 +639,12 @@ static int zcopy_pool_send(struct zcopy_file *zf, struct zcopy_pool *pool,
 	}
 
 	if (notify) {
+		unsigned int i;
+
+		mutex_lock(&pool->lock);
+		for (i = 0; i < nr; i++)
+			pool->sending[first + i]++;
+		mutex_unlock(&pool->lock);
 		tx->pool = pool;
 		tx->first = first;
 		tx->nr_pages = nr;

@@ -134,14 +134,10 @@ static void zcopy_unpin(struct zcopy_file *zf, struct page **pages,
 /* Let go of pages [from, nr_pages) of @tx, which the stack did not take. */
 static void zcopy_tx_drop_pages(struct zcopy_tx *tx, unsigned int from)
 {
-	unsigned int i;
-
-	if (tx->pool) {
-		for (i = from; i < tx->nr_pages; i++)
-			put_page(tx->pages[i]);
-	} else {
+	if (tx->pool)
+		zcopy_pool_tx_put(tx, from);
+	else
 		zcopy_unpin(tx->zf, tx->pages + from, tx->nr_pages - from);
-	}
 	tx->nr_pages = from;
 }
 

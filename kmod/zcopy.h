@@ -170,6 +170,7 @@ void zcopy_free_records(struct zcopy_file *zf);
 int zcopy_pool_mmap(struct zcopy_file *zf, struct file *file,
 		    struct vm_area_struct *vma);
 void zcopy_pool_free(struct zcopy_pool *pool);
+void zcopy_pool_tx_put(struct zcopy_tx *tx, unsigned int from);
 void zcopy_pool_tx_done(struct zcopy_tx *tx, bool rearm);
 unsigned long zcopy_pool_in_flight(struct zcopy_pool *pool);
 unsigned long zcopy_pools_in_flight(void);

@@ -511,6 +511,13 @@ static inline double zc_report_secs(const struct zc_report *r)
 	return r->end - r->start;
 }
 
+/* Page faults the process took over the run. */
+static inline uint64_t zc_report_faults(const struct zc_report *r)
+{
+	return (r->ru_end.ru_minflt - r->ru_start.ru_minflt) +
+	       (r->ru_end.ru_majflt - r->ru_start.ru_majflt);
+}
+
 static inline double zc_report_mbps(const struct zc_report *r)
 {
 	double s = zc_report_secs(r);
@@ -532,7 +539,8 @@ static inline uint64_t zc_report_delta(const struct zc_report *r, size_t i)
 
 #define ZC_REPORT_KEYS \
 	"  tool method proto (\"tcp\", \"udp\") family (\"ipv4\", \"ipv6\") bytes seconds\n" \
-	"  mb_per_s cpu_user_s cpu_sys_s cpu_s_per_gib checksum (16 hex digits,\n" \
+	"  mb_per_s cpu_user_s cpu_sys_s cpu_s_per_gib page_faults (the process's,\n" \
+	"  over the run) checksum (16 hex digits,\n" \
 	"  or null without --checksum) zcopy (null without /dev/zcopy, else the\n" \
 	"  module-wide ledger's growth over the run, keys as in zcstat:\n" \
 	"                " ZC_LEDGER_KEYS
@@ -549,6 +557,7 @@ static inline void zc_report_json_open(const struct zc_report *r)
 	       (unsigned long long)r->bytes, zc_report_secs(r), zc_report_mbps(r));
 	printf("\"cpu_user_s\": %.6f, \"cpu_sys_s\": %.6f, \"cpu_s_per_gib\": %.6f, ",
 	       zc_report_user(r), zc_report_sys(r), zc_report_cpu_per_gib(r));
+	printf("\"page_faults\": %llu, ", (unsigned long long)zc_report_faults(r));
 	if (r->checksum_on)
 		printf("\"checksum\": \"%016llx\", ", (unsigned long long)r->checksum);
 	else

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * zctime: run a command and report what it cost, as one JSON object on
+ * stderr: wall time, CPU time, page faults and exit status. `make bench`
+ * runs the peers (the kernel's own selftest programs) through it, so that
+ * their rows are measured the way zcsend and zcrecv measure themselves.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: zctime [--kill-after SECS] [--] COMMAND [ARGS...]\n"
+		"Run COMMAND and print one JSON object on stderr once it ends:\n"
+		"  wall_s cpu_user_s cpu_sys_s page_faults status (the exit code,\n"
+		"  or 128 + the signal) killed (true if zctime stopped it: after\n"
+		"  --kill-after, or passing on a SIGTERM or SIGINT of its own)\n\n"
+		"  -k, --kill-after SECS  send SIGTERM to COMMAND after SECS seconds\n"
+		"  -h, --help             this text\n\n"
+		"Exit status: COMMAND's (0 if zctime stopped it), 2 bad arguments.\n");
+}
+
+static double tv(const struct timeval *t)
+{
+	return t->tv_sec + t->tv_usec / 1e6;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Set by SIGALRM (--kill-after) or by a SIGTERM or SIGINT for zctime. */
+static sig_atomic_t stop_child;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_child = 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_stop };
+	unsigned int kill_after = 0;
+	struct rusage ru;
+	double start, end;
+	int i = 1, status, code;
+	pid_t pid, w;
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--")) {
+			i++;
+			break;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else if ((!strcmp(argv[i], "-k") || !strcmp(argv[i], "--kill-after")) &&
+			   i + 1 < argc) {
+			char *end_p;
+
+			kill_after = strtoul(argv[++i], &end_p, 10);
+			if (*end_p || !kill_after) {
+				fprintf(stderr, "zctime: --kill-after takes whole seconds > 0\n");
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "zctime: unknown option '%s'\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	start = now();
+	pid = fork();
+	if (pid < 0) {
+		perror("zctime: fork");
+		return 1;
+	}
+	if (!pid) {
+		execvp(argv[i], argv + i);
+		fprintf(stderr, "zctime: %s: %s\n", argv[i], strerror(errno));
+		_exit(127);
+	}
+	sigaction(SIGALRM, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	if (kill_after)
+		alarm(kill_after);
+	for (;;) {
+		w = wait4(pid, &status, 0, &ru);
+		if (w == pid)
+			break;
+		if (w < 0 && errno != EINTR) {
+			perror("zctime: wait4");
+			return 1;
+		}
+		if (stop_child == 1) {
+			kill(pid, SIGTERM);
+			stop_child = 2;
+		}
+	}
+	end = now();
+
+	code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	fprintf(stderr,
+		"{\"tool\": \"zctime\", \"command\": \"%s\", \"wall_s\": %.6f, "
+		"\"cpu_user_s\": %.6f, \"cpu_sys_s\": %.6f, \"page_faults\": %ld, "
+		"\"status\": %d, \"killed\": %s}\n",
+		argv[i], end - start, tv(&ru.ru_utime), tv(&ru.ru_stime),
+		ru.ru_minflt + ru.ru_majflt, code, stop_child ? "true" : "false");
+	if (stop_child && code == 128 + SIGTERM)
+		return 0;
+	return code;
+}
