@@ -7,6 +7,7 @@
 #   make run             boot a VM and show zcopy at work
 #   make check           the whole suite on both pinned kernels
 #   make style sparse    checkpatch and sparse, both clean
+#   make bench           every way to move bytes, side by side, into results/
 #
 # make check/run/style/sparse fetch what they need first (scripts/fetch-deps).
 
@@ -45,6 +46,9 @@ check: deps
 run: deps selftests tools
 	$(SCRIPTS)/vm-run --add $(SCRIPTS)/demo.sh:/demo.sh -- /demo.sh
 
+bench:
+	$(SCRIPTS)/bench
+
 style: deps
 	$(SCRIPTS)/style
 
@@ -59,5 +63,5 @@ clean: module-clean
 distclean:
 	rm -rf $(CACHE)
 
-.PHONY: all module module-clean deps modules selftests tools check run style \
+.PHONY: all module module-clean deps modules selftests tools check run bench style \
 	sparse clean distclean

@@ -6,25 +6,32 @@
  * their rows are measured the way zcsend and zcrecv measure themselves.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: zctime [--kill-after SECS] [--] COMMAND [ARGS...]\n"
+		"Usage: zctime [--kill-after SECS] [--pty] [--] COMMAND [ARGS...]\n"
 		"Run COMMAND and print one JSON object on stderr once it ends:\n"
 		"  wall_s cpu_user_s cpu_sys_s page_faults status (the exit code,\n"
 		"  or 128 + the signal) killed (true if zctime stopped it: after\n"
 		"  --kill-after, or passing on a SIGTERM or SIGINT of its own)\n\n"
 		"  -k, --kill-after SECS  send SIGTERM to COMMAND after SECS seconds\n"
+		"  -t, --pty              give COMMAND a pseudo-terminal for its stdout,\n"
+		"                         copied to zctime's: a program that prints with\n"
+		"                         stdio then flushes each line, even if killed\n"
 		"  -h, --help             this text\n\n"
 		"Exit status: COMMAND's (0 if zctime stopped it), 2 bad arguments.\n");
 }
@@ -51,10 +58,84 @@ static void on_stop(int sig)
 	stop_child = 1;
 }
 
+static void stop_if_asked(pid_t pid)
+{
+	if (stop_child == 1) {
+		kill(pid, SIGTERM);
+		stop_child = 2;
+	}
+}
+
+/* A pseudo-terminal for the child's stdout: returns the master's fd. */
+static int open_pty(char **slave)
+{
+	int fd = posix_openpt(O_RDWR | O_NOCTTY);
+
+	if (fd >= 0 && !grantpt(fd) && !unlockpt(fd))
+		*slave = ptsname(fd);
+	if (!*slave) {
+		perror("zctime: pseudo-terminal");
+		exit(1);
+	}
+	return fd;
+}
+
+/* In the child: the slave as stdout, passing bytes through as they are. */
+static void use_pty(const char *slave, int master)
+{
+	struct termios t;
+	int fd = open(slave, O_RDWR | O_NOCTTY);
+
+	if (fd < 0 || tcgetattr(fd, &t)) {
+		perror("zctime: pseudo-terminal");
+		_exit(127);
+	}
+	t.c_oflag &= ~OPOST;
+	tcsetattr(fd, TCSANOW, &t);
+	dup2(fd, STDOUT_FILENO);
+	close(fd);
+	close(master);
+}
+
+/*
+ * Copy the child's terminal output until the slave is closed, or until the
+ * child has ended and left nothing to read (a grandchild may hold it).
+ */
+static void copy_pty(int master, pid_t pid)
+{
+	struct pollfd p = { .fd = master, .events = POLLIN };
+	char buf[4096];
+	siginfo_t si;
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		r = poll(&p, 1, 100);
+		if (r < 0 && errno == EINTR) {
+			stop_if_asked(pid);
+			continue;
+		}
+		if (r > 0) {
+			n = read(master, buf, sizeof(buf));
+			if (n <= 0 || write(STDOUT_FILENO, buf, n) != n)
+				break;	/* EIO: the slave is closed */
+			continue;
+		}
+		/* Ended? Peek only: main() reaps it, with its rusage. */
+		memset(&si, 0, sizeof(si));
+		if (!waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) && si.si_pid)
+			break;
+	}
+	close(master);
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_stop };
 	unsigned int kill_after = 0;
+	int master = -1;
+	char *slave = NULL;
+	bool pty = false;
 	struct rusage ru;
 	double start, end;
 	int i = 1, status, code;
@@ -67,6 +148,8 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
 			return 0;
+		} else if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--pty")) {
+			pty = true;
 		} else if ((!strcmp(argv[i], "-k") || !strcmp(argv[i], "--kill-after")) &&
 			   i + 1 < argc) {
 			char *end_p;
@@ -87,6 +170,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	if (pty)
+		master = open_pty(&slave);
+	fflush(stdout);
 	start = now();
 	pid = fork();
 	if (pid < 0) {
@@ -94,6 +180,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!pid) {
+		if (pty)
+			use_pty(slave, master);
 		execvp(argv[i], argv + i);
 		fprintf(stderr, "zctime: %s: %s\n", argv[i], strerror(errno));
 		_exit(127);
@@ -103,6 +191,8 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	if (kill_after)
 		alarm(kill_after);
+	if (pty)
+		copy_pty(master, pid);
 	for (;;) {
 		w = wait4(pid, &status, 0, &ru);
 		if (w == pid)
@@ -111,10 +201,7 @@ int main(int argc, char **argv)
 			perror("zctime: wait4");
 			return 1;
 		}
-		if (stop_child == 1) {
-			kill(pid, SIGTERM);
-			stop_child = 2;
-		}
+		stop_if_asked(pid);
 	}
 	end = now();
 

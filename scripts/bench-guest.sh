@@ -1,0 +1,183 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# make bench, inside the VM: every method over every path and message size,
+# BENCH_REPS times each. Prints one line "BENCH {json}" per run, for
+# scripts/bench-report; lines starting with "#" are progress.
+#
+# Environment (scripts/bench sets it):
+#   BENCH_PATHS    lo veth nic
+#   BENCH_SIZES    message sizes in bytes
+#   BENCH_REPS     runs per cell
+#   BENCH_BYTES    most bytes per zcsend run: a run sends 4096 messages,
+#                  at least 4 MiB and at most this (the peers run for
+#                  BENCH_SECS instead)
+#   BENCH_SECS     seconds per peer run (msg_zerocopy's -t; tcp_mmap is
+#                  stopped after as long, since it always sends 32 GiB)
+#   BENCH_METHODS  the rows to run (default: all of them)
+
+set -u
+ip() { /usr/bin/ip "$@"; }
+
+PATHS=${BENCH_PATHS:-lo veth nic}
+SIZES=${BENCH_SIZES:-1024 4096 16384 262144 1048576}
+REPS=${BENCH_REPS:-3}
+BYTES=${BENCH_BYTES:-16777216}
+SECS=${BENCH_SECS:-1}
+METHODS=${BENCH_METHODS:-copy mmap sendfile splice msg_zerocopy zcopy zcopy-pool
+	zcopy-pool-notify tcp_zerocopy zcopy-recv zcopy-pool+recv
+	peer:msg_zerocopy peer:io_uring_zerocopy_tx peer:tcp_mmap}
+# The peers' payload buffer is IP_MAXPACKET (65535 bytes) less headers.
+PEER_MAX=65000
+FILE=/tmp/bench.dat
+T=/tmp/bench
+PORT=20000
+
+mkdir -p $T /dev/pts
+mountpoint -q /dev/pts || mount -t devpts devpts /dev/pts
+/selftests/setup_net.sh >/dev/null || { echo "# bench: no network"; exit 1; }
+# mmap and sendfile send a file: BENCH_BYTES of zcsend's pattern, in tmpfs.
+head -c "$BYTES" /dev/urandom >$FILE
+
+# path_setup PATH: the receiver's netns and address, the sender's address.
+path_setup() {
+	case $1 in
+	lo) NS= RADDR=127.0.0.1 SADDR=127.0.0.1 ;;
+	veth) NS="ip netns exec vpeer" RADDR=198.18.1.2 SADDR=198.18.1.1 ;;
+	nic) NS="ip netns exec peer" RADDR=198.18.0.2 SADDR=198.18.0.1 ;;
+	esac
+}
+
+# emit PATH SIZE METHOD REP TX_JSON_FILE RX_JSON_FILE [EXTRA_JSON]
+emit() {
+	tx=$(tail -n1 "$5" 2>/dev/null)
+	rx=$(tail -n1 "$6" 2>/dev/null)
+	case $tx in "{"*) ;; *) tx=null ;; esac
+	case $rx in "{"*) ;; *) rx=null ;; esac
+	echo "BENCH {\"kernel\": \"$(uname -r)\", \"path\": \"$1\", \"size\": $2," \
+	     "\"method\": \"$3\", \"rep\": $4, \"tx\": $tx, \"rx\": $rx${7:+, $7}}"
+}
+
+# One zcsend -> zcrecv transfer.
+run_tools() {
+	path=$1 size=$2 method=$3 rep=$4 txm=$5 rxm=$6
+	shift 6
+	PORT=$((PORT + 1))
+	$NS zcrecv --listen "$RADDR:$PORT" --method "$rxm" --timeout 30 --json \
+		>$T/rx.json 2>$T/rx.err &
+	rpid=$!
+	n=$((size * 4096))
+	[ $n -ge 4194304 ] || n=4194304
+	[ $n -le "$BYTES" ] || n=$BYTES
+	zcsend --connect "$RADDR:$PORT" --method "$txm" --msg-size "$size" \
+		--bytes $n --json "$@" >$T/tx.json 2>$T/tx.err
+	txs=$?
+	wait $rpid
+	rxs=$?
+	emit "$path" "$size" "$method" "$rep" $T/tx.json $T/rx.json \
+		"\"tx_status\": $txs, \"rx_status\": $rxs"
+	[ $txs -eq 0 ] && [ $rxs -eq 0 ] ||
+		echo "# bench: $path $size $method: zcsend $txs, zcrecv $rxs: $(cat $T/tx.err $T/rx.err | head -n3)"
+}
+
+# A peer sender (its options, less the port and the test's name) against
+# msg_zerocopy -r, each under zctime, which stops either if it hangs.
+run_msg_zerocopy_rx() {
+	path=$1 size=$2 method=$3 rep=$4
+	shift 4
+	PORT=$((PORT + 1))
+	$NS zctime -k $((SECS + 20)) msg_zerocopy -4 -t "$SECS" -p $PORT -D "$RADDR" -r tcp \
+		>$T/rx.out 2>$T/rx.err &
+	rpid=$!
+	sleep 0.3
+	zctime -k $((SECS + 20)) "$@" -p $PORT tcp >$T/tx.out 2>$T/tx.err
+	txs=$?
+	wait $rpid
+	rxs=$?
+	grep '^{' $T/tx.err >$T/tx.json
+	grep '^{' $T/rx.err >$T/rx.json
+	# Both print "tx=SENDS (...)".
+	sends=$(sed -n 's/^tx=\([0-9]*\) .*/\1/p' $T/tx.err)
+	emit "$path" "$size" "$method" "$rep" $T/tx.json $T/rx.json \
+		"\"tx_status\": $txs, \"rx_status\": $rxs, \"peer_bytes\": $((${sends:-0} * size))"
+	[ $txs -eq 0 ] && [ $rxs -eq 0 ] ||
+		echo "# bench: $path $size $method: $(grep -v '^{' $T/tx.err $T/rx.err | head -n3)"
+}
+
+# tcp_mmap: a server (TCP_ZEROCOPY_RECEIVE) and a client (MSG_ZEROCOPY)
+# that always sends 32 GiB: stopped after BENCH_SECS, the server reports
+# what it received.
+run_tcp_mmap() {
+	path=$1 size=$2 method=$3 rep=$4
+	PORT=$((PORT + 1))
+	# Its line goes through stdio: on a terminal, it is out before the kill.
+	$NS zctime -k $((SECS + 20)) --pty tcp_mmap -4 -s -z -p $PORT >$T/rx.out 2>$T/rx.err &
+	rpid=$!
+	sleep 0.3
+	zctime --kill-after "$SECS" tcp_mmap -4 -z -H "$RADDR" -p $PORT -C "$size" \
+		>$T/tx.out 2>$T/tx.err
+	txs=$?
+	# The server prints its line once the connection ends, then waits for
+	# the next one: stop it then.
+	i=0
+	while ! grep -q '^received' $T/rx.out && [ $i -lt 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	# zctime itself (ip netns exec may stand between it and $rpid): the
+	# client is gone, so the server's is the only one left.
+	for p in /proc/[0-9]*; do
+		[ "$(cat "$p/comm" 2>/dev/null)" = zctime ] && kill "${p#/proc/}"
+	done
+	wait $rpid
+	rxs=$?
+	grep '^{' $T/tx.err >$T/tx.json
+	grep '^{' $T/rx.err >$T/rx.json
+	mb=$(sed -n 's/^received \([0-9.e+]*\) MB.*/\1/p' $T/rx.out)
+	bytes=$(awk -v mb="${mb:-0}" 'BEGIN { printf "%.0f", mb * 1048576 }')
+	emit "$path" "$size" "$method" "$rep" $T/tx.json $T/rx.json \
+		"\"tx_status\": $txs, \"rx_status\": $rxs, \"peer_bytes\": $bytes"
+	[ -n "$mb" ] || echo "# bench: $path $size $method: no 'received' line: $(head -n3 $T/rx.out $T/rx.err)"
+}
+
+run_one() {
+	path=$1 size=$2 m=$3 rep=$4
+	case $m in
+	copy) run_tools "$@" write read ;;
+	mmap) run_tools "$@" mmap read --file $FILE ;;
+	sendfile) run_tools "$@" sendfile read --file $FILE ;;
+	splice) run_tools "$@" splice read ;;
+	msg_zerocopy) run_tools "$@" msg_zerocopy read ;;
+	zcopy) run_tools "$@" zcopy read ;;
+	zcopy-pool) run_tools "$@" zcopy-pool read ;;
+	zcopy-pool-notify) run_tools "$@" zcopy-pool read --notify ;;
+	tcp_zerocopy) run_tools "$@" write tcp_zerocopy ;;
+	zcopy-recv) run_tools "$@" write zcopy-recv ;;
+	zcopy-pool+recv) run_tools "$@" zcopy-pool zcopy-recv ;;
+	peer:msg_zerocopy)
+		[ "$size" -le $PEER_MAX ] || return 0
+		run_msg_zerocopy_rx "$@" msg_zerocopy -4 -t "$SECS" -D "$RADDR" \
+			-S "$SADDR" -s "$size" -z ;;
+	peer:io_uring_zerocopy_tx)
+		[ "$size" -le $PEER_MAX ] || return 0
+		run_msg_zerocopy_rx "$@" io_uring_zerocopy_tx -4 -t "$SECS" \
+			-D "$RADDR" -s "$size" ;;
+	peer:tcp_mmap) run_tcp_mmap "$@" ;;
+	*) echo "# bench: unknown method $m"; return 1 ;;
+	esac
+}
+
+start=$(date +%s)
+echo "# bench: $(uname -r): paths $PATHS; sizes $SIZES; $REPS reps; up to $BYTES bytes per zcsend run, $SECS s per peer run"
+for path in $PATHS; do
+	path_setup "$path"
+	for size in $SIZES; do
+		for rep in $(seq "$REPS"); do
+			for m in $METHODS; do
+				run_one "$path" "$size" "$m" "$rep"
+			done
+		done
+		echo "# bench: $path $size done at $(($(date +%s) - start)) s"
+	done
+done
+echo "# bench: finished in $(($(date +%s) - start)) s"
