@@ -8,6 +8,9 @@
 #   make check           the whole suite on both pinned kernels
 #   make style sparse    checkpatch and sparse, both clean
 #   make bench           every way to move bytes, side by side, into results/
+#   make check-debug     the suite, a long fuzz and race stress, and a kmemleak
+#                        scan, on a 6.12 built with KASAN, lockdep, kmemleak...
+#   make soak            the long fuzz and race stress on both stock kernels
 #
 # make check/run/style/sparse fetch what they need first (scripts/fetch-deps).
 
@@ -49,6 +52,18 @@ run: deps selftests tools
 bench:
 	$(SCRIPTS)/bench
 
+# The long runs: >= 100,000 fuzz iterations and 60 s of race stress.
+SOAK	:= ZCOPY_FUZZ_ITERS=$(or $(ZCOPY_FUZZ_ITERS),100000) \
+	   ZCOPY_STRESS_SECS=$(or $(ZCOPY_STRESS_SECS),60)
+
+check-debug:
+	$(SCRIPTS)/fetch-deps --debug
+	$(SCRIPTS)/build-debug-kernel
+	$(SOAK) KERNELS=6.12-debug VM_TIMEOUT=$(or $(VM_TIMEOUT),5400) $(SCRIPTS)/check
+
+soak: deps
+	$(SOAK) VM_TIMEOUT=$(or $(VM_TIMEOUT),3600) $(SCRIPTS)/check
+
 style: deps
 	$(SCRIPTS)/style
 
@@ -63,5 +78,6 @@ clean: module-clean
 distclean:
 	rm -rf $(CACHE)
 
-.PHONY: all module module-clean deps modules selftests tools check run bench style \
+.PHONY: all module module-clean deps modules selftests tools check run bench \
+	check-debug soak style \
 	sparse clean distclean

@@ -20,4 +20,29 @@ for t in $tests; do
 	echo "# zcopy-suite: $t exit $status"
 	[ $status -eq 0 ] || [ $status -eq 4 ] || rc=1
 done
+
+# A kernel with kmemleak (the debug kernel): scan once everything is closed
+# and report as one more test; any unreferenced object fails it.
+kmemleak=/sys/kernel/debug/kmemleak
+mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+if [ -w $kmemleak ]; then
+	echo "# zcopy-suite: start kmemleak"
+	echo "TAP version 13"
+	echo "1..1"
+	# Objects freed by RCU or by the workqueue go first; kmemleak reports
+	# an object only once it has stayed unreferenced across two scans.
+	sleep 5
+	echo scan >$kmemleak
+	sleep 5
+	echo scan >$kmemleak
+	leaks=$(grep -c '^unreferenced object' $kmemleak)
+	if [ "$leaks" -eq 0 ]; then
+		echo "ok 1 kmemleak_scan"
+	else
+		sed 's/^/# /' $kmemleak
+		echo "not ok 1 kmemleak_scan: $leaks unreferenced objects"
+		rc=1
+	fi
+	echo "# zcopy-suite: kmemleak exit 0"
+fi
 exit $rc
