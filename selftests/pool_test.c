@@ -1592,12 +1592,20 @@ TEST_F(pool, io_uring_fixed_buffer)
 	TH_LOG("IORING_REGISTER_BUFFERS of a pool page: %s (cow_copies +%llu)", errno_name(err),
 	       ZC_U64(DELTA(st1, st0, cow_copies)));
 	if (ret < 0) {
+		/*
+		 * The defined outcome on both kernels: 6.12 refuses a
+		 * long-term writable pin of a write-notify mapping (EFAULT),
+		 * 6.1's io_uring any file-backed buffer (EOPNOTSUPP). Either
+		 * way io_uring cannot write into a page in flight.
+		 */
 		EXPECT_TRUE(err == EFAULT || err == EOPNOTSUPP) TH_LOG("%s", errno_name(err));
 		EXPECT_EQ(0, memcmp(p, orig, ps)) TH_LOG("a refused registration wrote nothing");
+		EXPECT_EQ(0, DELTA(st1, st0, cow_copies));
 		pt_uring_fini(&u);
 		pt_check_data(_metadata, k);
-		SKIP(return, "the kernel refuses to register pool pages (%s): no READ_FIXED",
-		     errno_name(err));
+		free(orig);
+		free(disk);
+		return;
 	}
 
 	/* Registered: a send of the pinned page goes out from a copy... */
@@ -1934,6 +1942,7 @@ TEST_F_TIMEOUT(pool_path, concurrent_writers, 120)
 FIXTURE(pool_cow)
 {
 	struct pt_ctx c;
+	bool held;	/* eth0's netem holds datagrams 10 ms in flight */
 };
 
 FIXTURE_VARIANT(pool_cow)
@@ -1971,10 +1980,19 @@ FIXTURE_SETUP(pool_cow)
 		why = zc_path_missing(variant->path);
 	if (why)
 		SKIP(return, "%s", why);
+	/*
+	 * e1000e frees a datagram's skb as soon as it is sent, before the
+	 * next write: a delay on the way keeps the pages in flight, so the
+	 * overwrite meets them. (TCP keeps them until acked anyway.)
+	 */
+	if (variant->path == ZC_NIC && variant->type == SOCK_DGRAM)
+		self->held = !system("/usr/bin/tc qdisc replace dev eth0 root netem delay 10ms limit 100000");
 }
 
 FIXTURE_TEARDOWN(pool_cow)
 {
+	if (self->held)
+		system("/usr/bin/tc qdisc del dev eth0 root");
 	pt_teardown(_metadata, &self->c);
 }
 
@@ -2034,9 +2052,16 @@ TEST_F_TIMEOUT(pool_cow, overwrite_at_once, 300)
 	EXPECT_EQ(nsends, st.pool_sends);
 	EXPECT_EQ(total, st.pool_send_bytes);
 	EXPECT_EQ(0, st.pool_send_copied_bytes);
-	/* Over the NIC, TCP holds the pages until acked: the proof copied. */
-	if (variant->path == ZC_NIC && variant->type == SOCK_STREAM)
+	/*
+	 * Over the NIC, TCP holds the pages until acked, and netem holds
+	 * datagrams that fit the MTU (longer ones leave as copies made by
+	 * IP fragmentation): the proof copied.
+	 */
+	if (variant->path == ZC_NIC && (variant->type == SOCK_STREAM || self->held)) {
 		EXPECT_LT(0, st.cow_copies) TH_LOG("no write hit a page in flight: nothing proven");
+	} else if (variant->path == ZC_NIC) {
+		TH_LOG("no netem here: datagrams are not held in flight");
+	}
 	free(a);
 	free(b);
 }

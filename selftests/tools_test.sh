@@ -1,0 +1,175 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# The tools against the real module, in the VM (the host's
+# selftests/host/tools_test.sh covers what needs no module): zcstat once,
+# as JSON and refreshing; zcsend and zcrecv in each zcopy mode, over
+# loopback, veth to netns vpeer and e1000e to netns peer, every byte
+# verified against the pattern, the checksums of both ends compared, and
+# what each tool's ledger says about the run checked against the path:
+# zero-copy over e1000e, mapped over veth, copied where it must be.
+# Output: TAP.
+
+ip() { /usr/bin/ip "$@"; }
+
+BYTES=4194304
+tmp=$(mktemp -d)
+n=0 failed=0 port=7300
+
+ok() { n=$((n + 1)); echo "ok $n $*"; }
+not_ok() {
+	n=$((n + 1))
+	sed 's/^/# /' "$tmp/log" 2>/dev/null
+	echo "not ok $n $*"
+	failed=1
+}
+
+# jnum FILE KEY: the number after "KEY": in the JSON object in FILE.
+jnum() { sed -n "s/.*\"$2\": \([0-9][0-9]*\).*/\1/p" "$1"; }
+# jstr FILE KEY: the string or literal after "KEY":.
+jstr() { sed -n "s/.*\"$2\": \"\{0,1\}\([a-z0-9]*\).*/\1/p" "$1"; }
+
+# transfer NETNS DEST "SEND ARGS" "RECV ARGS": one checked stream of $BYTES
+# from this namespace to zcrecv in NETNS (- for this one); 0 when both ends
+# succeed, agree on the checksum and the receiver verified every byte.
+transfer() {
+	ns=$1 dest=$2 sargs=$3 rargs=$4
+	port=$((port + 1))
+	case $dest in
+	*:*) addr="[$dest]:$port" ;;
+	*) addr="$dest:$port" ;;
+	esac
+	: >"$tmp/recv.err"
+	if [ "$ns" = - ]; then
+		# shellcheck disable=SC2086
+		zcrecv --listen "$addr" --json --checksum --verify $rargs \
+			>"$tmp/recv.out" 2>"$tmp/recv.err" &
+	else
+		# shellcheck disable=SC2086
+		ip netns exec "$ns" zcrecv --listen "$addr" --json --checksum --verify $rargs \
+			>"$tmp/recv.out" 2>"$tmp/recv.err" &
+	fi
+	pid=$!
+	i=0
+	until grep -q 'listening on' "$tmp/recv.err"; do
+		i=$((i + 1))
+		[ $i -lt 100 ] && kill -0 $pid 2>/dev/null || break
+		sleep 0.05
+	done
+	# shellcheck disable=SC2086
+	zcsend --connect "$addr" --bytes $BYTES --json --checksum $sargs \
+		>"$tmp/send.out" 2>"$tmp/send.err"
+	src=$?
+	wait $pid
+	rrc=$?
+	{
+		echo "zcsend $sargs -> $src"; cat "$tmp/send.err" "$tmp/send.out"
+		echo "zcrecv $rargs -> $rrc"; cat "$tmp/recv.err" "$tmp/recv.out"
+	} >"$tmp/log"
+	[ $src -eq 0 ] && [ $rrc -eq 0 ] &&
+		[ "$(jnum "$tmp/send.out" bytes)" = $BYTES ] &&
+		[ "$(jstr "$tmp/recv.out" verified)" = true ] || return 1
+	# A datagram may be lost (and is then counted): each that came was
+	# verified where it belongs, but only a stream has one checksum.
+	case $sargs in
+	*--udp*) gt0 "$(jnum "$tmp/recv.out" bytes)" ;;
+	*) [ "$(jnum "$tmp/recv.out" bytes)" = $BYTES ] &&
+		[ -n "$(jstr "$tmp/send.out" checksum)" ] &&
+		[ "$(jstr "$tmp/send.out" checksum)" = "$(jstr "$tmp/recv.out" checksum)" ] ;;
+	esac
+}
+
+# check NAME CONDITION...: one test, the transfer and then CONDITION.
+check() {
+	name=$1
+	shift
+	if [ $xfer -eq 0 ] && "$@"; then
+		ok "$name"
+	else
+		not_ok "$name"
+	fi
+}
+gt0() { [ "${1:-0}" -gt 0 ]; }
+eq0() { [ "${1:-1}" -eq 0 ]; }
+# Most of the payload: at least 9 bytes in 10.
+most() { [ "$((${1:-0} * 10))" -ge "$((BYTES * 9))" ]; }
+
+echo "TAP version 13"
+echo "1..14"
+
+if ! /selftests/setup_net.sh >"$tmp/log" 2>&1; then
+	echo "Bail out! no test network"
+	exit 1
+fi
+
+# ---- zcstat ----
+zcstat >"$tmp/log" 2>&1
+if [ $? -eq 0 ] && grep -q '^zcopy ABI [0-9]' "$tmp/log" &&
+   grep -q 'pages_pinned ' "$tmp/log"; then
+	ok "zcstat: the ABI, the features and the ledger"
+else
+	not_ok "zcstat: the ABI, the features and the ledger"
+fi
+zcstat --json >"$tmp/log" 2>&1
+if [ $? -eq 0 ] && [ "$(wc -l <"$tmp/log")" -eq 1 ] &&
+   grep -q '^{"abi_version": [0-9]*, "page_size": [0-9]*, "features": \[.*\], "ledger": {.*"pages_pinned": [0-9]*.*}}$' \
+	"$tmp/log"; then
+	ok "zcstat --json: one object with abi_version, features and the ledger"
+else
+	not_ok "zcstat --json: one object with abi_version, features and the ledger"
+fi
+zcstat --json --interval 1 --count 2 >"$tmp/log" 2>&1
+if [ $? -eq 0 ] && [ "$(grep -c '^{"abi_version"' "$tmp/log")" -eq 2 ]; then
+	ok "zcstat --interval 1 --count 2: two samples, a second apart"
+else
+	not_ok "zcstat --interval 1 --count 2: two samples, a second apart"
+fi
+
+# ---- pinned send ----
+transfer peer 198.18.0.2 "--method zcopy" "--method read"; xfer=$?
+check "zcopy over e1000e: verified, the records and the ledger say zero-copy" \
+	most "$(jnum "$tmp/send.out" tx_zerocopy_bytes)"
+transfer peer fd00:5a::2 "--method zcopy --msg-size 100000" "--method read"; xfer=$?
+check "zcopy over e1000e, IPv6, unaligned 100000-byte sends: verified, zero-copy" \
+	most "$(jnum "$tmp/send.out" tx_zerocopy_bytes)"
+transfer - 127.0.0.1 "--method zcopy" "--method read"; xfer=$?
+check "zcopy over loopback: verified, the ledger says copied for loopback" \
+	most "$(jnum "$tmp/send.out" tx_copied_loopback)"
+transfer peer 198.18.0.2 "--udp --method zcopy --msg-size 1400" "--udp --timeout 3"; xfer=$?
+check "zcopy UDP over e1000e: verified, zero-copy" \
+	most "$(jnum "$tmp/send.out" tx_zerocopy_bytes)"
+
+# ---- pool send ----
+transfer peer 198.18.0.2 "--method zcopy-pool --notify" "--method read"; xfer=$?
+check "zcopy-pool --notify over e1000e: verified, no copy-on-write copy" \
+	eq0 "$(jnum "$tmp/send.out" cow_copies)"
+transfer vpeer 198.18.1.2 "--method zcopy-pool" "--method read"; xfer=$?
+check "zcopy-pool over veth: verified, every byte counted as a pool send" \
+	[ "$(jnum "$tmp/send.out" pool_send_bytes)" = $BYTES ]
+
+# ---- receive mapping ----
+ip -n vpeer link set veth1 mtu 61512 && ip link set veth0 mtu 61512
+transfer vpeer 198.18.1.2 "--method zcopy-pool" "--method zcopy-recv"; xfer=$?
+check "zcopy-pool -> zcopy-recv over veth, 61512 MTU: verified, mostly mapped" \
+	most "$(jnum "$tmp/recv.out" mapped_bytes)"
+ip -n vpeer link set veth1 mtu 1500 && ip link set veth0 mtu 1500
+transfer vpeer 198.18.1.2 "--method write" "--method zcopy-recv"; xfer=$?
+check "write -> zcopy-recv over veth: verified, copied (send() data is not mappable)" \
+	[ "$(jnum "$tmp/recv.out" copied_bytes)" = $BYTES ]
+transfer peer 198.18.0.2 "--method zcopy-pool" "--method zcopy-recv"; xfer=$?
+check "zcopy-pool -> zcopy-recv over e1000e: verified, copied (the NIC's own buffers)" \
+	eq0 "$(jnum "$tmp/recv.out" mapped_bytes)"
+transfer - ::1 "--method zcopy-pool --notify" "--method zcopy-recv"; xfer=$?
+check "zcopy-pool --notify -> zcopy-recv over IPv6 loopback: verified" true
+
+# ---- nothing left behind ----
+zcstat --json >"$tmp/log" 2>&1
+if [ "$(jnum "$tmp/log" pages_pinned)" = 0 ] && [ "$(jnum "$tmp/log" sends_in_flight)" = 0 ] &&
+   [ "$(jnum "$tmp/log" rx_slots_used)" = 0 ] && [ "$(jnum "$tmp/log" pool_pages)" = 0 ]; then
+	ok "afterwards the ledger shows nothing pinned, in flight, mapped or pooled"
+else
+	not_ok "afterwards the ledger shows nothing pinned, in flight, mapped or pooled"
+fi
+
+rm -rf "$tmp"
+exit $failed
