@@ -236,12 +236,12 @@ TEST_F(fault, pinned_send)
 	uint64_t hs = ZC_FNV_INIT, hr = ZC_FNV_INIT;
 	uint8_t *buf = zc_map(len);
 	struct zcopy_iovec iov = { .base = (uintptr_t)buf, .len = len };
-	unsigned int n, left = 1, failed = 0;
+	unsigned int n, left = 0, failed = 0;
 	struct zcopy_send out;
 	int ret;
 
 	ASSERT_NE(NULL, buf);
-	for (n = 1; left && n < MAX_NTH; n++) {
+	for (n = 1; !left && n < MAX_NTH; n++) {
 		zc_fill(buf, len, n);
 		set_fail_nth(n);
 		ret = zc_send(self->zfd, self->tx, &iov, 1, 0, n, &out);
@@ -257,9 +257,9 @@ TEST_F(fault, pinned_send)
 		expect_idle(_metadata, self->zfd, n);
 		drain_records(self->zfd);
 	}
-	TH_LOG("%u allocation sites on the way, %u calls failed", n - 1, failed);
-	EXPECT_LT(1, n) TH_LOG("no allocation was ever failed");
-	EXPECT_EQ(0, left) TH_LOG("more than %u allocations", MAX_NTH);
+	TH_LOG("%u allocation sites on the way, %u calls failed", n - 2, failed);
+	EXPECT_LT(2, n) TH_LOG("no allocation was ever failed");
+	EXPECT_NE(0, left) TH_LOG("more than %u allocations", MAX_NTH);
 	EXPECT_EQ(hs, hr) TH_LOG("the stream differs from what the sends said they sent");
 	zc_unmap(buf, len);
 }
@@ -267,10 +267,10 @@ TEST_F(fault, pinned_send)
 /* Opening the device: fails with ENOMEM, or works. */
 TEST_F(fault, open)
 {
-	unsigned int n, left = 1;
+	unsigned int n, left = 0;
 	int fd;
 
-	for (n = 1; left && n < MAX_NTH; n++) {
+	for (n = 1; !left && n < MAX_NTH; n++) {
 		set_fail_nth(n);
 		fd = open(ZCOPY_DEVICE, O_RDWR);
 		left = take_fail_nth();
@@ -278,19 +278,19 @@ TEST_F(fault, open)
 		if (fd >= 0)
 			close(fd);
 	}
-	EXPECT_LT(1, n);
+	EXPECT_LT(2, n) TH_LOG("no allocation was ever failed");
 }
 
 /* Creating a pool or a receive area by mmap(): all or nothing. */
 static void map_area(struct __test_metadata *_metadata, off_t where, int prot)
 {
 	const size_t len = 8 * zc_page_size();
-	unsigned int n, left = 1;
+	unsigned int n, left = 0;
 	uint64_t sink = 0;
 	void *p;
 	int fd;
 
-	for (n = 1; left && n < MAX_NTH; n++) {
+	for (n = 1; !left && n < MAX_NTH; n++) {
 		fd = zc_open();
 		ASSERT_LE(0, fd);
 		set_fail_nth(n);
@@ -307,8 +307,8 @@ static void map_area(struct __test_metadata *_metadata, off_t where, int prot)
 		}
 		close(fd);
 	}
-	EXPECT_LT(1, n);
-	TH_LOG("%u allocation sites on the way (%llx)", n - 1, ZC_U64(sink));
+	EXPECT_LT(2, n) TH_LOG("no allocation was ever failed");
+	TH_LOG("%u allocation sites on the way (%llx)", n - 2, ZC_U64(sink));
 }
 
 TEST_F(fault, pool_mmap)
@@ -326,14 +326,14 @@ TEST_F(fault, pool_send)
 {
 	const size_t len = 4 * self->ps;
 	uint64_t hs = ZC_FNV_INIT, hr = ZC_FNV_INIT;
-	unsigned int n, left = 1, failed = 0;
+	unsigned int n, left = 0, failed = 0;
 	struct zcopy_stats st;
 	uint8_t *p;
 	int ret;
 
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, self->zfd, ZCOPY_MMAP_POOL);
 	ASSERT_NE(MAP_FAILED, p);
-	for (n = 1; left && n < MAX_NTH; n++) {
+	for (n = 1; !left && n < MAX_NTH; n++) {
 		struct zcopy_pool_send s = {
 			.sockfd = self->tx, .flags = ZCOPY_POOL_SEND_NOTIFY,
 			.offset = 10, .len = len - 10, .cookie = n,
@@ -356,8 +356,8 @@ TEST_F(fault, pool_send)
 		EXPECT_EQ(0, st.pool_pages_in_flight) TH_LOG("fail-nth %u", n);
 		drain_records(self->zfd);
 	}
-	TH_LOG("%u allocation sites on the way, %u calls failed", n - 1, failed);
-	EXPECT_LT(1, n);
+	TH_LOG("%u allocation sites on the way, %u calls failed", n - 2, failed);
+	EXPECT_LT(2, n) TH_LOG("no allocation was ever failed");
 	EXPECT_EQ(hs, hr);
 	munmap(p, len);
 }
@@ -429,8 +429,8 @@ TEST_F(fault, receive)
 		}
 		ASSERT_EQ(chunk, got);
 	}
-	TH_LOG("%u allocation sites on the way, %u receives failed", n - 1, failed);
-	EXPECT_LT(1, n);
+	TH_LOG("%u allocation sites on the way, %u receives failed", n - 2, failed);
+	EXPECT_LT(2, n) TH_LOG("no allocation was ever failed");
 	EXPECT_EQ(hs, hr) TH_LOG("data lost or changed by a failed receive");
 	free(buf);
 	munmap(area, 64 * ps);
