@@ -1602,7 +1602,8 @@ TEST_F(pool, io_uring_fixed_buffer)
 		 */
 		EXPECT_TRUE(err == EFAULT || err == EOPNOTSUPP) TH_LOG("%s", errno_name(err));
 		EXPECT_EQ(0, memcmp(p, orig, ps)) TH_LOG("a refused registration wrote nothing");
-		EXPECT_EQ(0, DELTA(st1, st0, cow_copies));
+		/* 6.1 pins for writing first: that write fault copies the page. */
+		EXPECT_GE(1, DELTA(st1, st0, cow_copies));
 		pt_uring_fini(&u);
 		pt_check_data(_metadata, k);
 		free(orig);
