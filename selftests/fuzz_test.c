@@ -1818,37 +1818,14 @@ static void fz_top_errnos(const uint32_t *errs, char *buf, size_t len)
  */
 static void fz_module_idle(struct __test_metadata *_metadata)
 {
-	int64_t deadline = zc_now_ms() + 10000;
 	struct zcopy_stats st;
-	int fd = zc_open(), ret;
+	int fd = zc_open();
 
 	ASSERT_LE(0, fd);
-	for (;;) {
-		ret = zc_stats(fd, ZCOPY_STATS_MODULE, &st);
-		if (ret || (!st.pages_pinned && !st.sends_in_flight && !st.pool_pages_in_flight &&
-			    !st.records_queued && !st.pool_pages && !st.rx_slots_used))
-			break;
-		if (zc_now_ms() > deadline)
-			break;
-		zc_sleep_ms(20);
-	}
+	zc_expect_module_idle(_metadata, fd, 10000, &st);
 	close(fd);
-	ASSERT_EQ(0, ret) TH_LOG("ZCOPY_IOC_STATS: %s", strerror(-ret));
 	if (st.sends_in_flight || st.pool_pages_in_flight)
 		fz_dump_net();
-	EXPECT_EQ(0, st.pages_pinned) TH_LOG("leak: %llu pages still pinned",
-					     ZC_U64(st.pages_pinned));
-	EXPECT_EQ(0, st.sends_in_flight) TH_LOG("%llu sends still in flight",
-						ZC_U64(st.sends_in_flight));
-	EXPECT_EQ(0, st.pool_pages_in_flight) TH_LOG("%llu pool pages still in flight",
-						     ZC_U64(st.pool_pages_in_flight));
-	EXPECT_EQ(0, st.records_queued) TH_LOG("%llu records queued with every fd closed",
-					       ZC_U64(st.records_queued));
-	EXPECT_EQ(0, st.pool_pages) TH_LOG("leak: %llu pool pages", ZC_U64(st.pool_pages));
-	EXPECT_EQ(0, st.rx_slots_used) TH_LOG("leak: %llu receive slots",
-					      ZC_U64(st.rx_slots_used));
-	EXPECT_EQ(st.sends, st.send_completions);
-	EXPECT_EQ(st.send_bytes, st.tx_zerocopy_bytes + st.tx_copied_bytes);
 }
 
 /*

@@ -464,7 +464,6 @@ static void st_tcp_send(struct st_stream *s)
 	while (total) {
 		uint32_t flags = st_pct(&s->rng, 30) ? ZCOPY_SEND_DONTWAIT : 0;
 		struct zcopy_send out = { 0 };
-		uint64_t done;
 		int ret;
 
 		if (st_pct(&s->rng, 10))
@@ -488,15 +487,7 @@ static void st_tcp_send(struct st_stream *s)
 		total -= out.bytes;
 		ST_COUNT(t->sh, sends, 1);
 		ST_COUNT(t->sh, send_bytes, out.bytes);
-		for (done = out.bytes; done || (first < k && !iov[first].len);) {
-			uint64_t l = iov[first].len < done ? iov[first].len : done;
-
-			iov[first].base += l;
-			iov[first].len -= l;
-			done -= l;
-			if (!iov[first].len)
-				first++;
-		}
+		first = zc_iov_advance(iov, first, k, out.bytes);
 	}
 	st_unclaim(t, gen, slots, n);
 	pthread_rwlock_unlock(&t->maplock);
@@ -1618,33 +1609,9 @@ FIXTURE_TEARDOWN(stress)
  */
 static void st_module_idle(struct __test_metadata *_metadata, int zfd)
 {
-	int64_t deadline = zc_now_ms() + 10000;
 	struct zcopy_stats st;
-	int ret;
 
-	for (;;) {
-		ret = zc_stats(zfd, ZCOPY_STATS_MODULE, &st);
-		if (ret || (!st.pages_pinned && !st.sends_in_flight && !st.pool_pages_in_flight &&
-			    !st.records_queued && !st.pool_pages && !st.rx_slots_used))
-			break;
-		if (zc_now_ms() > deadline)
-			break;
-		zc_sleep_ms(20);
-	}
-	ASSERT_EQ(0, ret) TH_LOG("ZCOPY_IOC_STATS: %s", strerror(-ret));
-	EXPECT_EQ(0, st.pages_pinned) TH_LOG("leak: %llu pages still pinned",
-					     ZC_U64(st.pages_pinned));
-	EXPECT_EQ(0, st.sends_in_flight) TH_LOG("%llu sends still in flight",
-						ZC_U64(st.sends_in_flight));
-	EXPECT_EQ(0, st.pool_pages_in_flight) TH_LOG("%llu pool pages still in flight",
-						     ZC_U64(st.pool_pages_in_flight));
-	EXPECT_EQ(0, st.records_queued) TH_LOG("%llu records queued with every fd closed",
-					       ZC_U64(st.records_queued));
-	EXPECT_EQ(0, st.pool_pages) TH_LOG("leak: %llu pool pages", ZC_U64(st.pool_pages));
-	EXPECT_EQ(0, st.rx_slots_used) TH_LOG("leak: %llu receive slots",
-					      ZC_U64(st.rx_slots_used));
-	EXPECT_EQ(st.sends, st.send_completions);
-	EXPECT_EQ(st.send_bytes, st.tx_zerocopy_bytes + st.tx_copied_bytes);
+	zc_expect_module_idle(_metadata, zfd, 10000, &st);
 	TH_LOG("module: %llu sends (%llu bytes), %llu pool sends, %llu COW copies, %llu pages re-armed, %llu receives (%llu bytes mapped, %llu copied)",
 	       ZC_U64(st.sends), ZC_U64(st.send_bytes), ZC_U64(st.pool_sends),
 	       ZC_U64(st.cow_copies), ZC_U64(st.pages_rearmed), ZC_U64(st.receives),

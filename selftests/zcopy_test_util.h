@@ -772,6 +772,46 @@ static inline int zc_wait_idle(int zfd, uint32_t flags, int timeout_ms,
 	return ret;
 }
 
+/* Nothing of the module's pinned, in flight, queued or mapped. */
+static inline bool zc_module_idle(const struct zcopy_stats *st)
+{
+	return !st->pages_pinned && !st->sends_in_flight && !st->pool_pages_in_flight &&
+	       !st->records_queued && !st->pool_pages && !st->rx_slots_used;
+}
+
+/*
+ * Once every fd is closed: wait up to @timeout_ms for the module to hold
+ * nothing (completions run from a workqueue), then expect it, and every
+ * byte sent accounted as zero-copied or copied. Its ledger goes to @st.
+ */
+static inline void zc_expect_module_idle(struct __test_metadata *_metadata, int zfd,
+					 int timeout_ms, struct zcopy_stats *st)
+{
+	int64_t deadline = zc_now_ms() + timeout_ms;
+	int ret;
+
+	for (;;) {
+		ret = zc_stats(zfd, ZCOPY_STATS_MODULE, st);
+		if (ret || zc_module_idle(st) || zc_now_ms() > deadline)
+			break;
+		zc_sleep_ms(20);
+	}
+	ASSERT_EQ(0, ret) TH_LOG("ZCOPY_IOC_STATS: %s", strerror(-ret));
+	EXPECT_EQ(0, st->pages_pinned) TH_LOG("leak: %llu pages still pinned",
+					      ZC_U64(st->pages_pinned));
+	EXPECT_EQ(0, st->sends_in_flight) TH_LOG("%llu sends still in flight",
+						 ZC_U64(st->sends_in_flight));
+	EXPECT_EQ(0, st->pool_pages_in_flight) TH_LOG("%llu pool pages still in flight",
+						      ZC_U64(st->pool_pages_in_flight));
+	EXPECT_EQ(0, st->records_queued) TH_LOG("%llu records queued with every fd closed",
+						ZC_U64(st->records_queued));
+	EXPECT_EQ(0, st->pool_pages) TH_LOG("leak: %llu pool pages", ZC_U64(st->pool_pages));
+	EXPECT_EQ(0, st->rx_slots_used) TH_LOG("leak: %llu receive slots",
+					       ZC_U64(st->rx_slots_used));
+	EXPECT_EQ(st->sends, st->send_completions);
+	EXPECT_EQ(st->send_bytes, st->tx_zerocopy_bytes + st->tx_copied_bytes);
+}
+
 /* ---- sends and their completion records ---- */
 
 struct zc_sent {
@@ -1273,6 +1313,25 @@ static inline int zc_tx_send_once(struct zc_tx *t, int zfd, int sock, struct zc_
 }
 
 /*
+ * Step iov[first, n) past @done bytes sent and any empty entries after
+ * them: the index of the first entry left to send.
+ */
+static inline uint32_t zc_iov_advance(struct zcopy_iovec *iov, uint32_t first, uint32_t n,
+				      uint64_t done)
+{
+	while (first < n && (done || !iov[first].len)) {
+		uint64_t l = iov[first].len < done ? iov[first].len : done;
+
+		iov[first].base += l;
+		iov[first].len -= l;
+		done -= l;
+		if (!iov[first].len)
+			first++;
+	}
+	return first;
+}
+
+/*
  * Send all of an iovec array on t->sock through t->zfd: one datagram
  * (UDP: the send must take all of it), or as many sends as it takes (TCP:
  * a send may stop short, at the page cap or a signal). 0 or -errno.
@@ -1293,7 +1352,6 @@ static inline int zc_tx_sendv(struct zc_tx *t, const struct zcopy_iovec *iov, ui
 	memcpy(w, iov, n * sizeof(*w));
 	while (total) {
 		struct zcopy_send s = { 0 };
-		uint64_t done;
 
 		ret = zc_tx_send_once(t, t->zfd, t->sock, &t->log, w + first, n - first,
 				      flags, cookie, &s);
@@ -1309,17 +1367,7 @@ static inline int zc_tx_sendv(struct zc_tx *t, const struct zcopy_iovec *iov, ui
 			break;
 		}
 		total -= s.bytes;
-		for (done = s.bytes; done;) {
-			uint64_t l = w[first].len < done ? w[first].len : done;
-
-			w[first].base += l;
-			w[first].len -= l;
-			done -= l;
-			if (!w[first].len)
-				first++;
-		}
-		while (first < n && !w[first].len)
-			first++;
+		first = zc_iov_advance(w, first, n, s.bytes);
 	}
 	free(w);
 	return ret;
