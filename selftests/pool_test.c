@@ -2005,7 +2005,7 @@ TEST_F_TIMEOUT(pool_cow, overwrite_at_once, 300)
 	uint64_t seed = pt_seed(), rng = seed, total = 0;
 	unsigned int i, nsends = 0, wrong_before = 0, wrong_after = 0;
 	bool records = variant->type == SOCK_DGRAM || (variant->flags & NOTIFY);
-	bool held;
+	bool in_flight;
 	struct zcopy_stats st;
 	uint8_t *p, *a, *b;
 	struct pt_conn *k;
@@ -2061,10 +2061,10 @@ TEST_F_TIMEOUT(pool_cow, overwrite_at_once, 300)
 	 * datagrams that fit the MTU (longer ones leave as copies made by
 	 * IP fragmentation): the proof copied.
 	 */
-	held = variant->path == ZC_NIC && (variant->type == SOCK_STREAM || self->held);
-	if (held)
+	in_flight = variant->path == ZC_NIC && (variant->type == SOCK_STREAM || self->held);
+	if (in_flight)
 		EXPECT_LT(0, st.cow_copies) TH_LOG("no write hit a page in flight: nothing proven");
-	if (variant->path == ZC_NIC && !held)
+	if (variant->path == ZC_NIC && !in_flight)
 		TH_LOG("no netem here: datagrams are not held in flight");
 	free(a);
 	free(b);
