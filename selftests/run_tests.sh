@@ -3,10 +3,17 @@
 #
 # Run zcopy's selftests inside the VM: each binary in the order of the TESTS
 # file beside this script (or those named as arguments), its TAP output as it
-# comes, then a line "# zcopy-suite: NAME exit STATUS" per binary, which the
-# host uses to count a binary that died without reporting every test.
+# comes, then a line "# zcopy-suite: NAME exit STATUS (SECONDS s)" per binary,
+# which the host uses to count a binary that died without reporting every test.
 
 dir=$(dirname "$0")
+
+# uptime: seconds since boot, to the hundredth (busybox has no date +%N).
+uptime() {
+	read -r up _ </proc/uptime
+	echo "$up"
+}
+
 tests=${*:-$(cat "$dir/TESTS")}
 rc=0
 if ! "$dir/setup_net.sh"; then
@@ -15,9 +22,10 @@ if ! "$dir/setup_net.sh"; then
 fi
 for t in $tests; do
 	echo "# zcopy-suite: start $t"
+	start=$(uptime)
 	"$dir/$t"
 	status=$?
-	echo "# zcopy-suite: $t exit $status"
+	echo "# zcopy-suite: $t exit $status ($(awk "BEGIN { print $(uptime) - $start }") s)"
 	[ $status -eq 0 ] || [ $status -eq 4 ] || rc=1
 done
 
