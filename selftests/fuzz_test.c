@@ -1899,8 +1899,8 @@ TEST_F_TIMEOUT(fuzz, random_calls, 120)
 /*
  * The harness's time limit for random_calls, as long as ZCOPY_FUZZ_ITERS
  * needs, with room to spare: 20 ms an iteration, where the stock kernels
- * take under 1 ms and the debug kernel (KASAN, lockdep, kmemleak) about
- * 6.5 ms. Set once the harness has registered the test (in a constructor
+ * take under 1 ms and the debug kernel (KASAN, lockdep, kmemleak) 5.7 ms
+ * (100,000 in 568 s, make check-debug on 2026-12-02). Set once the harness has registered the test (in a constructor
  * of its own, which runs before this one).
  */
 static void __attribute__((constructor(KSELFTEST_PRIO_TEST + 1))) fz_set_timeout(void)

@@ -8,8 +8,8 @@
 
 dir=$(dirname "$0")
 
-# uptime: seconds since boot, to the hundredth (busybox has no date +%N).
-uptime() {
+# now: seconds since boot, to the hundredth (busybox has no date +%N).
+now() {
 	read -r up _ </proc/uptime
 	echo "$up"
 }
@@ -22,10 +22,10 @@ if ! "$dir/setup_net.sh"; then
 fi
 for t in $tests; do
 	echo "# zcopy-suite: start $t"
-	start=$(uptime)
+	start=$(now)
 	"$dir/$t"
 	status=$?
-	echo "# zcopy-suite: $t exit $status ($(awk "BEGIN { print $(uptime) - $start }") s)"
+	echo "# zcopy-suite: $t exit $status ($(awk "BEGIN { print $(now) - $start }") s)"
 	[ $status -eq 0 ] || [ $status -eq 4 ] || rc=1
 done
 

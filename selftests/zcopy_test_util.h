@@ -738,14 +738,26 @@ static inline int zc_stats(int zfd, uint32_t flags, struct zcopy_stats *st)
 	return ioctl(zfd, ZCOPY_IOC_STATS, st) ? -errno : 0;
 }
 
+/* Nothing of a send in flight, and no page pinned. */
+static inline bool zc_tx_idle(const struct zcopy_stats *st)
+{
+	return !st->sends_in_flight && !st->pages_pinned;
+}
+
+/* Nothing of the module's pinned, in flight, queued or mapped. */
+static inline bool zc_module_idle(const struct zcopy_stats *st)
+{
+	return zc_tx_idle(st) && !st->pool_pages_in_flight && !st->records_queued &&
+	       !st->pool_pages && !st->rx_slots_used;
+}
+
 /*
- * Poll a counter of ZCOPY_IOC_STATS (@flags: 0 or ZCOPY_STATS_MODULE)
- * until in-flight sends and pinned pages are both zero: completions run
- * from a workqueue. 0 or -ETIMEDOUT; @st (may be NULL) gets the last read.
- * With @zfd < 0, opens /dev/zcopy for the time of the call.
+ * Poll ZCOPY_IOC_STATS (@flags: 0 or ZCOPY_STATS_MODULE) until @done says
+ * so: completions run from a workqueue. 0 or -ETIMEDOUT; @st (may be NULL)
+ * gets the last read. With @zfd < 0, opens /dev/zcopy for the time of the call.
  */
-static inline int zc_wait_idle(int zfd, uint32_t flags, int timeout_ms,
-			       struct zcopy_stats *st)
+static inline int zc_poll_stats(int zfd, uint32_t flags, int timeout_ms, struct zcopy_stats *st,
+				bool (*done)(const struct zcopy_stats *))
 {
 	int64_t deadline = zc_now_ms() + timeout_ms;
 	struct zcopy_stats tmp;
@@ -757,9 +769,7 @@ static inline int zc_wait_idle(int zfd, uint32_t flags, int timeout_ms,
 		return -errno;
 	for (;;) {
 		ret = zc_stats(fd, flags, st);
-		if (ret)
-			break;
-		if (!st->sends_in_flight && !st->pages_pinned)
+		if (ret || done(st))
 			break;
 		if (zc_now_ms() > deadline) {
 			ret = -ETIMEDOUT;
@@ -772,11 +782,11 @@ static inline int zc_wait_idle(int zfd, uint32_t flags, int timeout_ms,
 	return ret;
 }
 
-/* Nothing of the module's pinned, in flight, queued or mapped. */
-static inline bool zc_module_idle(const struct zcopy_stats *st)
+/* Wait until in-flight sends and pinned pages are both zero. */
+static inline int zc_wait_idle(int zfd, uint32_t flags, int timeout_ms,
+			       struct zcopy_stats *st)
 {
-	return !st->pages_pinned && !st->sends_in_flight && !st->pool_pages_in_flight &&
-	       !st->records_queued && !st->pool_pages && !st->rx_slots_used;
+	return zc_poll_stats(zfd, flags, timeout_ms, st, zc_tx_idle);
 }
 
 /*
@@ -787,16 +797,10 @@ static inline bool zc_module_idle(const struct zcopy_stats *st)
 static inline void zc_expect_module_idle(struct __test_metadata *_metadata, int zfd,
 					 int timeout_ms, struct zcopy_stats *st)
 {
-	int64_t deadline = zc_now_ms() + timeout_ms;
-	int ret;
+	int ret = zc_poll_stats(zfd, ZCOPY_STATS_MODULE, timeout_ms, st, zc_module_idle);
 
-	for (;;) {
-		ret = zc_stats(zfd, ZCOPY_STATS_MODULE, st);
-		if (ret || zc_module_idle(st) || zc_now_ms() > deadline)
-			break;
-		zc_sleep_ms(20);
-	}
-	ASSERT_EQ(0, ret) TH_LOG("ZCOPY_IOC_STATS: %s", strerror(-ret));
+	/* A timeout is for the checks below to name. */
+	ASSERT_TRUE(!ret || ret == -ETIMEDOUT) TH_LOG("ZCOPY_IOC_STATS: %s", strerror(-ret));
 	EXPECT_EQ(0, st->pages_pinned) TH_LOG("leak: %llu pages still pinned",
 					      ZC_U64(st->pages_pinned));
 	EXPECT_EQ(0, st->sends_in_flight) TH_LOG("%llu sends still in flight",
