@@ -31,7 +31,7 @@
 #pragma GCC diagnostic ignored "-Wclobbered"
 
 /* Iterations of the copy-on-write proof, per variant. */
-#define COW_ITERATIONS		2000
+#define COW_ITERATIONS		1000
 #define COW_POOL_PAGES		32
 #define COW_MAX_LEN		(5 * 4096)
 
