@@ -65,24 +65,32 @@ struct zcopy_rx_area {
 
 static const struct vm_operations_struct zcopy_rx_vm_ops;
 
-/* The backstop: a slot whose batch insert failed is mapped on first touch. */
+/*
+ * A slot's page mapped again on touch (after MADV_DONTNEED, or a batch
+ * insert that failed). It is inserted here, under the area's lock, which
+ * a release holds while it zaps the slot: a fault can never map a page
+ * that a release has already taken away.
+ */
 static vm_fault_t zcopy_rx_fault(struct vm_fault *vmf)
 {
 	struct zcopy_rx_area *area = vmf->vma->vm_private_data;
 	unsigned long idx = vmf->pgoff - area->pgoff;
-	struct page *page = NULL;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
+	int err;
 
 	if (idx >= area->nr_pages)
 		return VM_FAULT_SIGBUS;
 	mutex_lock(&area->lock);
-	page = area->slots[idx];
-	if (page)
-		get_page(page);
+	if (area->slots[idx]) {
+		err = vm_insert_page(vmf->vma, vmf->address, area->slots[idx]);
+		/* EBUSY: another thread's fault mapped it first. */
+		if (!err || err == -EBUSY)
+			ret = VM_FAULT_NOPAGE;
+		else if (err == -ENOMEM)
+			ret = VM_FAULT_OOM;
+	}
 	mutex_unlock(&area->lock);
-	if (!page)
-		return VM_FAULT_SIGBUS;
-	vmf->page = page;
-	return 0;
+	return ret;
 }
 
 static void zcopy_rx_open(struct vm_area_struct *vma)
@@ -292,7 +300,7 @@ static size_t zcopy_rx_copy(struct zcopy_rx_ctx *ctx, const struct sk_buff *skb,
 
 	while (done < len) {
 		if (!ctx->bounce) {
-			page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+			page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 			if (!page) {
 				ctx->err = -ENOMEM;
 				break;
@@ -355,17 +363,25 @@ static int zcopy_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
 	return done;
 }
 
+/* Slots mapped by one vm_insert_pages() call. */
+#define ZCOPY_RX_MAP_BATCH	32
+
 /*
- * Map the slots just filled, in runs of consecutive slots. What fails to
- * map here is mapped by ->fault on first touch.
+ * Map the slots just filled, in runs of consecutive slots. A free slot has
+ * no PTE (a release zaps it under the area's lock), so an insert finds a
+ * page in place only if that invariant broke: zap it and insert again.
+ * What still fails (no memory for a page table) is mapped by ->fault on
+ * first touch.
  */
 static void zcopy_rx_map(struct zcopy_rx_area *area, struct vm_area_struct *vma,
 			 const struct zcopy_rx_desc *desc, unsigned int nr)
 {
-	struct page *batch[32];
-	unsigned long first, idx, num;
+	struct page *batch[ZCOPY_RX_MAP_BATCH];
+	unsigned long first, idx, num, addr;
 	unsigned int i = 0, n;
+	int err;
 
+	lockdep_assert_held(&area->lock);
 	while (i < nr) {
 		first = desc[i].offset >> PAGE_SHIFT;
 		for (n = 0; i < nr && n < ARRAY_SIZE(batch); i++, n++) {
@@ -375,7 +391,17 @@ static void zcopy_rx_map(struct zcopy_rx_area *area, struct vm_area_struct *vma,
 			batch[n] = area->slots[idx];
 		}
 		num = n;
-		vm_insert_pages(vma, vma->vm_start + (first << PAGE_SHIFT), batch, &num);
+		addr = vma->vm_start + (first << PAGE_SHIFT);
+		err = vm_insert_pages(vma, addr, batch, &num);
+		if (err == -EBUSY) {
+			/* The last num of the run were not inserted. */
+			first += n - num;
+			addr += (n - num) << PAGE_SHIFT;
+			unmap_mapping_range(area->mapping,
+					    (loff_t)(area->pgoff + first) << PAGE_SHIFT,
+					    (loff_t)num << PAGE_SHIFT, 1);
+			vm_insert_pages(vma, addr, batch + n - num, &num);
+		}
 	}
 }
 
@@ -389,10 +415,28 @@ static struct vm_area_struct *zcopy_rx_vma(struct zcopy_rx_area *area)
 	return vma;
 }
 
-/* Wait for data like tcp_recvmsg(); 0 when there is some, else why not. */
+/*
+ * May zcopy take @sk's queue? Not once an upper layer reads it (kTLS, ESP
+ * in TCP) or a BPF sockmap redirects it. TCP checks under the socket lock,
+ * and again after every wait, which drops the lock: such a layer may have
+ * taken the socket over meanwhile, and would parse skbs that we then free.
+ */
+static bool zcopy_rx_queue_is_ours(struct sock *sk, bool tcp)
+{
+	return !(tcp && inet_csk_has_ulp(sk)) && !rcu_access_pointer(__sk_user_data(sk));
+}
+
+/*
+ * Wait for data like tcp_recvmsg(): 0 when there is some, 1 at the end of
+ * the stream, else why not.
+ */
 static int zcopy_rx_wait_tcp(struct sock *sk, long *timeo)
 {
-	while (skb_queue_empty(&sk->sk_receive_queue)) {
+	for (;;) {
+		if (!zcopy_rx_queue_is_ours(sk, true))
+			return -EOPNOTSUPP;
+		if (!skb_queue_empty(&sk->sk_receive_queue))
+			return 0;
 		if (sk->sk_err)
 			return sock_error(sk);
 		if (sock_flag(sk, SOCK_DONE) || (sk->sk_shutdown & RCV_SHUTDOWN))
@@ -405,7 +449,6 @@ static int zcopy_rx_wait_tcp(struct sock *sk, long *timeo)
 			return sock_intr_errno(*timeo);
 		sk_wait_data(sk, timeo, NULL);
 	}
-	return 0;
 }
 
 /*
@@ -427,27 +470,13 @@ static bool zcopy_rx_pass_urgent(struct sock *sk)
 	return true;
 }
 
-static int zcopy_rx_tcp(struct zcopy_rx_ctx *ctx, struct socket *sock,
-			size_t max_bytes, long timeo)
+/* Take what the queue holds into the area: bytes taken, or an error. */
+static int zcopy_rx_read_tcp(struct zcopy_rx_ctx *ctx, struct sock *sk,
+			     read_descriptor_t *rd)
 {
-	read_descriptor_t rd = { .arg.data = ctx, .count = max_bytes };
 	struct zcopy_rx_area *area = ctx->area;
-	struct sock *sk = sock->sk;
 	struct vm_area_struct *vma;
 	int ret;
-
-	lock_sock(sk);
-	if (sk->sk_state == TCP_LISTEN) {
-		ret = -ENOTCONN;
-		goto out_release;
-	}
-	if (READ_ONCE(area->used) == area->nr_pages) {
-		ret = -ENOSPC;
-		goto out_release;
-	}
-	ret = zcopy_rx_wait_tcp(sk, &timeo);
-	if (ret)
-		goto out_release;
 
 	mmap_read_lock(current->mm);
 	vma = zcopy_rx_vma(area);
@@ -459,15 +488,43 @@ static int zcopy_rx_tcp(struct zcopy_rx_ctx *ctx, struct socket *sock,
 	if (area->used == area->nr_pages) {
 		ret = -ENOSPC;
 	} else {
-		ret = tcp_read_sock(sk, &rd, zcopy_rx_actor);
+		ret = tcp_read_sock(sk, rd, zcopy_rx_actor);
 		/* Stopped at the urgent mark with nothing read: step past it. */
 		if (!ret && !ctx->nr_desc && !ctx->err && zcopy_rx_pass_urgent(sk))
-			ret = tcp_read_sock(sk, &rd, zcopy_rx_actor);
+			ret = tcp_read_sock(sk, rd, zcopy_rx_actor);
 		zcopy_rx_map(area, vma, ctx->desc, ctx->nr_desc);
 	}
 	mutex_unlock(&area->lock);
 out_unlock_mm:
 	mmap_read_unlock(current->mm);
+	return ret;
+}
+
+static int zcopy_rx_tcp(struct zcopy_rx_ctx *ctx, struct socket *sock,
+			size_t max_bytes, long timeo)
+{
+	read_descriptor_t rd = { .arg.data = ctx, .count = max_bytes };
+	struct sock *sk = sock->sk;
+	int ret;
+
+	lock_sock(sk);
+	if (sk->sk_state == TCP_LISTEN) {
+		ret = -ENOTCONN;
+		goto out_release;
+	}
+	if (READ_ONCE(ctx->area->used) == ctx->area->nr_pages) {
+		ret = -ENOSPC;
+		goto out_release;
+	}
+	/*
+	 * Until something is taken: an urgent byte stepped over leaves
+	 * nothing to read, which is no end of the stream.
+	 */
+	do {
+		ret = zcopy_rx_wait_tcp(sk, &timeo);
+		if (!ret)
+			ret = zcopy_rx_read_tcp(ctx, sk, &rd);
+	} while (!ret && !ctx->nr_desc && !ctx->err);
 out_release:
 	release_sock(sk);
 	/* End of stream, or what was taken even if something then failed. */
@@ -484,72 +541,128 @@ static bool zcopy_udp_readable(struct sock *sk)
 }
 
 /*
- * The length of the next datagram, waiting up to @timeo for one, as
- * recv(2) waits: 1 with *@len set, 0 once the socket is shut down for
- * reading and empty, or an error.
+ * The datagram at the head of @sk's queue, peeked (we hold a reference),
+ * waiting up to *@timeo for one as recv(2) waits. NULL with *@err 0 once
+ * the socket is shut down for reading and empty, else with the error.
+ * Peeking at offset -1 sees the head, whatever SO_PEEK_OFF says.
  */
-static int zcopy_rx_udp_peek(struct socket *sock, long timeo, int *len)
+static struct sk_buff *zcopy_rx_udp_peek(struct sock *sk, long *timeo, int *err)
 {
-	struct sock *sk = sock->sk;
-	struct msghdr msg = {};
+	struct sk_buff *skb;
 	long left;
-	int ret;
+	int off;
 
 	for (;;) {
-		iov_iter_kvec(&msg.msg_iter, ITER_DEST, NULL, 0, 0);
-		ret = sock_recvmsg(sock, &msg, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
-		if (ret >= 0) {
-			*len = ret;
-			return 1;
+		off = -1;
+		skb = __skb_recv_udp(sk, MSG_PEEK | MSG_DONTWAIT, &off, err);
+		if (skb || *err != -EAGAIN)
+			return skb;
+		if (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN) {
+			*err = 0;
+			return NULL;
 		}
-		if (ret != -EAGAIN)
-			return ret;
-		if (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN)
-			return 0;
-		if (!timeo)
-			return -EAGAIN;
-		if (signal_pending(current))
-			return sock_intr_errno(timeo);
+		if (!*timeo)
+			return NULL;
+		if (signal_pending(current)) {
+			*err = sock_intr_errno(*timeo);
+			return NULL;
+		}
 		left = wait_event_interruptible_timeout(*sk_sleep(sk),
-							zcopy_udp_readable(sk), timeo);
-		if (left < 0)
-			return sock_intr_errno(timeo);
+							zcopy_udp_readable(sk), *timeo);
+		if (left < 0) {
+			*err = sock_intr_errno(*timeo);
+			return NULL;
+		}
 		if (!left)
-			return -EAGAIN;
-		if (timeo != MAX_SCHEDULE_TIMEOUT)
-			timeo = left;
+			return NULL;
+		if (*timeo != MAX_SCHEDULE_TIMEOUT)
+			*timeo = left;
 	}
 }
 
-static int zcopy_rx_udp(struct zcopy_rx_ctx *ctx, struct socket *sock,
-			size_t max_bytes, long timeo)
+/*
+ * Take the peeked @skb off @sk's queue, as __sk_queue_drop_skb() does but
+ * for a datagram received, not dropped; false if another reader took it
+ * first.
+ */
+static bool zcopy_rx_udp_unlink(struct sock *sk, struct sk_buff *skb)
 {
+	struct sk_buff_head *queue = &udp_sk(sk)->reader_queue;
+	bool ours = false;
+
+	spin_lock_bh(&queue->lock);
+	if (skb->next) {
+		__skb_unlink(skb, queue);
+		/* The queue's reference: ours stays. */
+		refcount_dec(&skb->users);
+		udp_skb_destructor(sk, skb);
+		ours = true;
+	}
+	spin_unlock_bh(&queue->lock);
+	return ours;
+}
+
+/* Count in @sk's family's UDP MIB, as udp_recvmsg() and udpv6_recvmsg() do. */
+static void zcopy_rx_udp_mib(struct sock *sk, struct sk_buff *skb, int field)
+{
+	if (skb->protocol == htons(ETH_P_IP))
+		UDP_INC_STATS(sock_net(sk), field, 0);
+#if IS_ENABLED(CONFIG_IPV6)
+	else
+		UDP6_INC_STATS(sock_net(sk), field, 0);
+#endif
+}
+
+/*
+ * Receive the peeked datagram @skb, whole, into pages of ours, or leave
+ * it queued when it does not fit (EMSGSIZE, ENOSPC). ENOENT: it was not
+ * ours to take (another reader took it, or its checksum was bad); try the
+ * next one. Consumes our reference to @skb.
+ */
+static int zcopy_rx_udp_take(struct zcopy_rx_ctx *ctx, struct sock *sk,
+			     struct sk_buff *skb, size_t max_bytes)
+{
+	unsigned int len = udp_skb_len(skb), nr = max(DIV_ROUND_UP(len, PAGE_SIZE), 1U), i;
 	struct zcopy_rx_area *area = ctx->area;
-	struct msghdr msg = {};
 	struct vm_area_struct *vma;
-	struct bio_vec *bvec;
-	struct page **pages;
-	unsigned int i, nr;
-	int len, ret;
+	struct page **pages = NULL;
+	void *kaddr;
+	int ret;
 
-	ret = zcopy_rx_udp_peek(sock, timeo, &len);
-	if (ret <= 0)
-		return ret;
-	nr = max(DIV_ROUND_UP(len, PAGE_SIZE), 1);
-	/* A datagram is received whole or stays queued. */
-	if (nr > ctx->max_desc || len > max_bytes)
-		return -EMSGSIZE;
+	if (nr > ctx->max_desc || len > max_bytes) {
+		ret = -EMSGSIZE;
+		goto out_consume;
+	}
+	if (!udp_skb_csum_unnecessary(skb) && __udp_lib_checksum_complete(skb)) {
+		if (zcopy_rx_udp_unlink(sk, skb)) {
+			atomic_inc(&sk->sk_drops);
+			zcopy_rx_udp_mib(sk, skb, UDP_MIB_CSUMERRORS);
+			zcopy_rx_udp_mib(sk, skb, UDP_MIB_INERRORS);
+		}
+		ret = -ENOENT;
+		goto out_consume;
+	}
 
-	pages = kcalloc(nr, sizeof(*pages), GFP_KERNEL);
-	bvec = kcalloc(nr, sizeof(*bvec), GFP_KERNEL);
 	ret = -ENOMEM;
-	if (!pages || !bvec)
-		goto out_free;
+	pages = kcalloc(nr, sizeof(*pages), GFP_KERNEL);
+	if (!pages)
+		goto out_consume;
+	ret = 0;
 	for (i = 0; i < nr; i++) {
-		pages[i] = alloc_page(GFP_KERNEL | __GFP_ZERO);
-		if (!pages[i])
+		unsigned int off = i << PAGE_SHIFT, seg = min_t(unsigned int, len - off, PAGE_SIZE);
+
+		pages[i] = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+		if (!pages[i]) {
+			ret = -ENOMEM;
 			goto out_put;
-		bvec_set_page(&bvec[i], pages[i], PAGE_SIZE, 0);
+		}
+		if (!seg)
+			continue;
+		kaddr = kmap_local_page(pages[i]);
+		ret = skb_copy_bits(skb, off, kaddr, seg);
+		kunmap_local(kaddr);
+		if (ret)
+			goto out_put;
 	}
 
 	mmap_read_lock(current->mm);
@@ -557,43 +670,57 @@ static int zcopy_rx_udp(struct zcopy_rx_ctx *ctx, struct socket *sock,
 	vma = zcopy_rx_vma(area);
 	if (!vma) {
 		ret = -ENXIO;
-		goto out_unlock;
-	}
-	if (area->nr_pages - area->used < nr) {
+	} else if (area->nr_pages - area->used < nr) {
 		ret = area->used == area->nr_pages ? -ENOSPC : -EMSGSIZE;
-		goto out_unlock;
-	}
-	iov_iter_bvec(&msg.msg_iter, ITER_DEST, bvec, nr, (size_t)nr << PAGE_SHIFT);
-	ret = sock_recvmsg(sock, &msg, MSG_DONTWAIT);
-	if (ret < 0)
-		goto out_unlock;
+	} else if (!zcopy_rx_udp_unlink(sk, skb)) {
+		ret = -ENOENT;
+	} else {
+		for (i = 0; i < nr; i++) {
+			unsigned int seg = min_t(unsigned int, len - (i << PAGE_SHIFT), PAGE_SIZE);
 
-	for (i = 0; i < nr; i++) {
-		unsigned int seg = min_t(int, ret - i * PAGE_SIZE, PAGE_SIZE);
-		struct zcopy_rx_desc *d;
-
-		if (i && ret <= i * PAGE_SIZE)
-			break;
-		d = zcopy_rx_push(ctx, pages[i], max_t(int, seg, 0), ZCOPY_RX_COPIED);
-		if (!d)
-			break;
-		pages[i] = NULL;
-		ctx->copied += d->len;
+			zcopy_rx_push(ctx, pages[i], seg, ZCOPY_RX_COPIED);
+			pages[i] = NULL;
+		}
+		ctx->desc[ctx->nr_desc - 1].flags |= ZCOPY_RX_EOR;
+		ctx->copied += len;
+		zcopy_rx_map(area, vma, ctx->desc, ctx->nr_desc);
+		ret = 0;
 	}
-	ctx->desc[ctx->nr_desc - 1].flags |= ZCOPY_RX_EOR;
-	zcopy_rx_map(area, vma, ctx->desc, ctx->nr_desc);
-	ret = 0;
-out_unlock:
 	mutex_unlock(&area->lock);
 	mmap_read_unlock(current->mm);
+
+	if (!ret) {
+		zcopy_rx_udp_mib(sk, skb, UDP_MIB_INDATAGRAMS);
+		/* Moves SO_PEEK_OFF back by the datagram, as recv(2) does. */
+		skb_consume_udp(sk, skb, len);
+		skb = NULL;
+	}
 out_put:
 	for (i = 0; i < nr; i++)
 		if (pages[i])
 			put_page(pages[i]);
-out_free:
-	kfree(bvec);
 	kfree(pages);
+out_consume:
+	if (skb)
+		consume_skb(skb);
 	return ret;
+}
+
+/* One datagram, whole: never a truncated one. */
+static int zcopy_rx_udp(struct zcopy_rx_ctx *ctx, struct socket *sock,
+			size_t max_bytes, long timeo)
+{
+	struct sk_buff *skb;
+	int err, ret;
+
+	for (;;) {
+		skb = zcopy_rx_udp_peek(sock->sk, &timeo, &err);
+		if (!skb)
+			return err;
+		ret = zcopy_rx_udp_take(ctx, sock->sk, skb, max_bytes);
+		if (ret != -ENOENT)
+			return ret;
+	}
 }
 
 static int zcopy_cmp_u64(const void *a, const void *b)
@@ -691,11 +818,8 @@ static int zcopy_rx_check_socket(struct socket *sock, bool *tcp)
 		*tcp = false;
 	else
 		return -EOPNOTSUPP;
-	/*
-	 * A socket whose data an upper layer reads (kTLS, ESP in TCP) or a
-	 * BPF sockmap redirects: its queue is not ours to take.
-	 */
-	if ((*tcp && inet_csk_has_ulp(sk)) || READ_ONCE(sk->sk_user_data))
+	/* Checked again under the socket lock, after every wait. */
+	if (!zcopy_rx_queue_is_ours(sk, *tcp))
 		return -EOPNOTSUPP;
 	return 0;
 }

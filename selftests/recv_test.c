@@ -15,6 +15,7 @@
  *            with the share of mapped bytes each path must reach.
  */
 #include <linux/capability.h>
+#include <pthread.h>
 #include <linux/tls.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
@@ -369,6 +370,66 @@ TEST_F(rx, released_slot_faults)
 	sig = rt_probe(self->area + off, false, &code, &addr);
 	EXPECT_TRUE(sig == SIGBUS || sig == SIGSEGV)
 		TH_LOG("a read of a released slot: signal %d", sig);
+}
+
+struct touch_state {
+	uint8_t *area;
+	size_t len;
+	bool stop;
+	uint64_t touches;
+};
+
+/* Unmap the area and touch it again, as fast as it goes. */
+static void *touch_area(void *arg)
+{
+	struct touch_state *t = arg;
+	void *addr;
+	int code;
+
+	while (!__atomic_load_n(&t->stop, __ATOMIC_RELAXED)) {
+		madvise(t->area, t->len, MADV_DONTNEED);
+		rt_probe(t->area, false, &code, &addr);
+		t->touches++;
+	}
+	return NULL;
+}
+
+/*
+ * A fault of slot 0 racing its release: the page released must never stay
+ * mapped, to be read under the next receive's descriptor in its place.
+ */
+TEST_F_TIMEOUT(rx, fault_racing_release, 300)
+{
+	struct touch_state t = { 0 };
+	struct zcopy_rx_desc d;
+	struct zcopy_recv r;
+	uint64_t g, stale = 0, first = 0, seen = 0;
+	pthread_t th;
+
+	rx_start(_metadata, self, AF_INET, 1);
+	t.area = self->area;
+	t.len = self->ps;
+	ASSERT_EQ(0, pthread_create(&th, NULL, touch_area, &t));
+	for (g = 1; g <= 3000; g++) {
+		uint64_t off = 0, v;
+
+		ASSERT_EQ(8, send(self->cli, &g, 8, 0));
+		ASSERT_EQ(0, rt_wait_readable(self->srv, 8, 5000));
+		ASSERT_EQ(0, rt_recv(self->zfd, self->srv, &d, 1, 0, 5000, &r));
+		ASSERT_EQ(8, r.bytes);
+		ASSERT_EQ(0, d.offset);
+		v = __atomic_load_n((uint64_t *)self->area, __ATOMIC_RELAXED);
+		if (v != g && !stale++) {
+			first = g;
+			seen = v;
+		}
+		ASSERT_EQ(0, rt_release(self->zfd, &off, 1));
+	}
+	__atomic_store_n(&t.stop, true, __ATOMIC_RELAXED);
+	pthread_join(th, NULL);
+	TH_LOG("%llu receives, %llu touches", ZC_U64(g - 1), ZC_U64(t.touches));
+	EXPECT_EQ(0, stale) TH_LOG("%llu receives read old data: the first, receive %llu, read %llu",
+				   ZC_U64(stale), ZC_U64(first), ZC_U64(seen));
 }
 
 TEST_F(rx, madvise_dontneed_faults_back_in)
@@ -1437,6 +1498,42 @@ TEST_F(rx, shutdown_rd_like_recv)
 	close(sa);
 }
 
+/*
+ * The urgent byte alone in the queue: recv() finds nothing to read and
+ * waits; ZCOPY_IOC_RECV took it for the end of the stream (0 bytes).
+ */
+TEST_F(rx, lone_urgent_byte_is_not_end_of_stream)
+{
+	struct zcopy_rx_desc d[4];
+	struct zcopy_recv r;
+	char c;
+	int ca, sa, ret;
+
+	rx_start(_metadata, self, AF_INET, 4);
+	ASSERT_EQ(0, rt_tcp_pair(AF_INET, 0, &ca, &sa));
+	ASSERT_EQ(1, send(self->cli, "!", 1, MSG_OOB));
+	ASSERT_EQ(1, send(ca, "!", 1, MSG_OOB));
+	zc_sleep_ms(100);
+	EXPECT_EQ(-1, recv(sa, &c, 1, MSG_DONTWAIT));
+	EXPECT_EQ(EAGAIN, errno) TH_LOG("recv() itself");
+
+	ret = rt_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r);
+	EXPECT_EQ(-EAGAIN, ret) TH_LOG("DONTWAIT: %s, %llu bytes", errno_str(-ret),
+				       ZC_U64(ret ? 0 : r.bytes));
+	ret = rt_recv(self->zfd, self->srv, d, 4, 0, 300, &r);
+	EXPECT_EQ(-EAGAIN, ret) TH_LOG("blocking, 300 ms: %s, %llu bytes", errno_str(-ret),
+				       ZC_U64(ret ? 0 : r.bytes));
+
+	/* Data after it is received as usual; the urgent byte is not. */
+	rx_send(_metadata, self, 0, 100);
+	RX_ONCE(&self->rx, 4, 0, 1000, 0);
+	EXPECT_EQ(100, self->rx.last_bytes);
+	close(ca);
+	close(sa);
+	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+	check_rx_ledger(_metadata, &self->rx);
+}
+
 /* ---- UDP: one datagram per receive, copied ---- */
 
 /* UDP over loopback: cli sends to srv (bound, not connected); a @pages area. */
@@ -1545,6 +1642,44 @@ TEST_F(rx, udp_empty_datagram)
 	RX_ONCE(&self->rx, 4, 0, 2000, 0);
 	EXPECT_EQ(50, self->rx.last_bytes);
 	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+	check_rx_ledger(_metadata, &self->rx);
+}
+
+/*
+ * SO_PEEK_OFF moves where MSG_PEEK looks, not which datagram comes next: a
+ * receive still takes the datagram at the head, whole, and moves the peek
+ * offset back by its length as recv(2) does. One set past everything
+ * queued neither hides a datagram nor makes the receive spin.
+ */
+TEST_F(rx, udp_peek_off_whole_datagrams)
+{
+	static const int peek_offs[] = { 9000, 1 << 20 };
+	struct zcopy_rx_desc d[8];
+	struct zcopy_recv r;
+	socklen_t sl = sizeof(int);
+	uint64_t sent = 0;
+	int i, off, ret;
+
+	udp_start(_metadata, self, AF_INET, 8);
+	alarm(20);
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, setsockopt(self->srv, SOL_SOCKET, SO_PEEK_OFF, &peek_offs[i],
+					sizeof(int)));
+		udp_send(_metadata, self->cli, &sent, 9000);
+		udp_send(_metadata, self->cli, &sent, 100);
+		ASSERT_EQ(0, rt_wait_readable(self->srv, 1, 2000));
+		RX_ONCE(&self->rx, 8, 0, 2000, 0);
+		EXPECT_EQ(9000, self->rx.last_bytes) TH_LOG("SO_PEEK_OFF %d", peek_offs[i]);
+		RX_ONCE(&self->rx, 8, 0, 2000, 0);
+		EXPECT_EQ(100, self->rx.last_bytes) TH_LOG("SO_PEEK_OFF %d", peek_offs[i]);
+		ret = rt_recv(self->zfd, self->srv, d, 8, 0, 200, &r);
+		EXPECT_EQ(-EAGAIN, ret) TH_LOG("an empty socket: %s", errno_str(-ret));
+		ASSERT_EQ(0, getsockopt(self->srv, SOL_SOCKET, SO_PEEK_OFF, &off, &sl));
+		EXPECT_EQ(peek_offs[i] > 9100 ? peek_offs[i] - 9100 : 0, off)
+			TH_LOG("the peek offset after 9100 bytes were taken");
+		EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+	}
+	alarm(0);
 	check_rx_ledger(_metadata, &self->rx);
 }
 
@@ -2673,6 +2808,81 @@ TEST_F(ktls, rx_socket_left_to_tls)
 		if (n == 1000)
 			EXPECT_EQ(1000, rt_check(buf, k * 1000, 1000)) TH_LOG("record %d", k);
 	}
+	close(cli);
+	close(srv);
+	close(zfd);
+}
+
+struct ktls_rx_arg {
+	int zfd, sock;
+	int ret;
+	uint64_t bytes;
+};
+
+static void *ktls_blocked_rx(void *p)
+{
+	struct ktls_rx_arg *a = p;
+	struct zcopy_rx_desc d[16];
+	struct zcopy_recv r;
+
+	a->ret = rt_recv(a->zfd, a->sock, d, 16, 0, 5000, &r);
+	a->bytes = a->ret ? 0 : r.bytes;
+	return NULL;
+}
+
+/*
+ * A receive already waiting when the socket is handed to kTLS: once woken,
+ * it must see that the queue is no longer its own (EOPNOTSUPP) and leave
+ * the record to kTLS, which recv() then decrypts.
+ */
+TEST_F(ktls, installed_while_receive_waits)
+{
+	struct tls12_crypto_info_aes_gcm_128 ci = {
+		.info.version = TLS_1_2_VERSION,
+		.info.cipher_type = TLS_CIPHER_AES_GCM_128,
+	};
+	struct ktls_rx_arg a = { 0 };
+	struct timeval tv = { 2, 0 };
+	int zfd, cli, srv;
+	uint8_t buf[2048];
+	pthread_t th;
+	ssize_t n;
+
+	zfd = zc_open();
+	if (zfd < 0 && errno == ENOENT)
+		SKIP(return, ZCOPY_DEVICE " is missing: zcopy.ko is not loaded");
+	ASSERT_LE(0, zfd);
+	ASSERT_NE(MAP_FAILED, rt_mmap_area(zfd, 16, PROT_READ));
+	ASSERT_EQ(0, rt_tcp_pair(AF_INET, 0, &cli, &srv));
+	a = (struct ktls_rx_arg){ .zfd = zfd, .sock = srv };
+	ASSERT_EQ(0, pthread_create(&th, NULL, ktls_blocked_rx, &a));
+	/* Let the receive find the queue empty and go to sleep. */
+	zc_sleep_ms(300);
+
+	if (setsockopt(cli, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) ||
+	    setsockopt(srv, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls"))) {
+		shutdown(srv, SHUT_RDWR);
+		pthread_join(th, NULL);
+		SKIP(return, "no kTLS: %s", strerror(errno));
+	}
+	if (setsockopt(cli, SOL_TLS, TLS_TX, &ci, sizeof(ci)) ||
+	    setsockopt(srv, SOL_TLS, TLS_RX, &ci, sizeof(ci))) {
+		shutdown(srv, SHUT_RDWR);
+		pthread_join(th, NULL);
+		SKIP(return, "no kTLS with AES-GCM-128: %s", strerror(errno));
+	}
+	ASSERT_EQ(0, rt_write_pattern(cli, 0, 1000));
+	pthread_join(th, NULL);
+	EXPECT_EQ(-EOPNOTSUPP, a.ret)
+		TH_LOG("the waiting ZCOPY_IOC_RECV returned %s with %llu bytes: the TLS record, ciphertext",
+		       errno_str(-a.ret), ZC_U64(a.bytes));
+
+	ASSERT_EQ(0, setsockopt(srv, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
+	n = recv(srv, buf, sizeof(buf), 0);
+	EXPECT_EQ(1000, n) TH_LOG("recv() after kTLS took over: %s",
+				  n < 0 ? strerror(errno) : "short");
+	if (n == 1000)
+		EXPECT_EQ(1000, rt_check(buf, 0, 1000));
 	close(cli);
 	close(srv);
 	close(zfd);
