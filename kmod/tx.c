@@ -63,12 +63,46 @@ static bool zcopy_record_merge(struct zcopy_completion *prev,
 	return true;
 }
 
+/*
+ * Queue @rec among @zf's records in order of sequence, merged with the
+ * records of the sends just before and after it where they left the same
+ * way: sends complete in any order (those that share an skb, last first),
+ * and their byte ranges tile. Returns how many records merging freed.
+ */
+static int zcopy_record_insert(struct zcopy_file *zf, struct zcopy_record *rec)
+{
+	struct zcopy_record *prev, *next;
+	int freed = 0;
+
+	lockdep_assert_held(&zf->lock);
+	/* Completions come nearly in order: look from the newest. */
+	list_for_each_entry_reverse(prev, &zf->records, node)
+		if (prev->c.seq < rec->c.seq)
+			break;
+	if (!list_entry_is_head(prev, &zf->records, node) &&
+	    zcopy_record_merge(&prev->c, &rec->c)) {
+		kfree(rec);
+		rec = prev;
+		freed++;
+	} else {
+		list_add(&rec->node, &prev->node);
+	}
+	next = list_next_entry(rec, node);
+	if (!list_entry_is_head(next, &zf->records, node) &&
+	    zcopy_record_merge(&rec->c, &next->c)) {
+		list_del(&next->node);
+		kfree(next);
+		freed++;
+	}
+	return freed;
+}
+
 /* Fill in @tx's record, count it in the ledger, and queue it. */
 static void zcopy_tx_post(struct zcopy_tx *tx)
 {
 	struct zcopy_completion *c = &tx->rec->c;
 	struct zcopy_file *zf = tx->zf;
-	bool queued = false;
+	int freed = 1;
 	u64 copied = 0;
 
 	if (tx->why == ZCOPY_COPIED_FRAGS) {
@@ -102,24 +136,15 @@ static void zcopy_tx_post(struct zcopy_tx *tx)
 		zcopy_count(zf, ZC_TX_COPIED_STACK, copied);
 
 	spin_lock(&zf->lock);
-	if (!zf->closed) {
-		struct zcopy_record *last;
-
-		last = list_empty(&zf->records) ? NULL :
-			list_last_entry(&zf->records, struct zcopy_record, node);
-		if (!last || !zcopy_record_merge(&last->c, c)) {
-			list_add_tail(&tx->rec->node, &zf->records);
-			queued = true;
-		}
-	}
+	if (!zf->closed)
+		freed = zcopy_record_insert(zf, tx->rec);
+	else
+		kfree(tx->rec);
 	spin_unlock(&zf->lock);
 
-	if (queued) {
-		zcopy_count(zf, ZC_RECORDS_QUEUED, 1);
-	} else {
-		kfree(tx->rec);
-		zcopy_unreserve_record(zf);
-	}
+	/* One record more, less those merged away (or this one, unqueued). */
+	zcopy_count(zf, ZC_RECORDS_QUEUED, 1 - freed);
+	atomic_sub(freed, &zf->reserved);
 	wake_up_interruptible_poll(&zf->wait, EPOLLIN | EPOLLRDNORM);
 }
 

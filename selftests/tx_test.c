@@ -646,6 +646,123 @@ TEST_F(tx, records_merge)
 }
 
 /*
+ * Sends completed before any record is read: one record, whatever order
+ * they completed in. Sends that share an skb complete in reverse order.
+ */
+TEST_F(tx, records_merge_burst)
+{
+	struct zc_tx *t = &self->t;
+	char *buf = zc_map(80 * KB);
+	struct zcopy_stats st;
+	unsigned int i, n = 20;
+
+	if (IS_UDP(t))
+		SKIP(return, "datagrams complete one by one");
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, 80 * KB, 68);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	for (i = 0; i < n; i++) {
+		struct zcopy_iovec iov = { (uintptr_t)buf + i * 4 * KB, 4 * KB };
+
+		ASSERT_EQ(0, zc_tx_sendv(t, &iov, 1, 0, 200 + i));
+	}
+	ASSERT_EQ(0, zc_wait_idle(t->zfd, 0, 10000, &st))
+		TH_LOG("%llu sends in flight", ZC_U64(st.sends_in_flight));
+	ASSERT_LT(0, zc_read_records(t->zfd, &t->log, 5000));
+	EXPECT_EQ(1, t->log.nrec) TH_LOG("%u sends gave %zu records", n, t->log.nrec);
+	EXPECT_EQ(0, t->log.rec[0].seq);
+	EXPECT_EQ(200, t->log.rec[0].cookie);
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, 80 * KB);
+}
+
+/* A loopback TCP pair: sv[0] sends, sv[1] receives, into @rcvbuf if not 0. */
+static int tcp_pair(int sv[2], int rcvbuf)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (l < 0 || (rcvbuf && zc_set_buf(l, SO_RCVBUF, rcvbuf)) ||
+	    bind(l, (struct sockaddr *)&sa, sl) || listen(l, 1) ||
+	    getsockname(l, (struct sockaddr *)&sa, &sl))
+		return -1;
+	sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sv[0] < 0 || connect(sv[0], (struct sockaddr *)&sa, sl))
+		return -1;
+	sv[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	close(l);
+	return sv[1] < 0 ? -1 : 0;
+}
+
+/*
+ * Send 0 stays queued behind a closed window while sends 1-8, on another
+ * socket, complete; then send 0 completes: the nine records merge into one,
+ * as their byte ranges tile.
+ */
+TEST(records_merge_out_of_order)
+{
+	int zfd = zc_open(), a[2], b[2], i;
+	char *buf = zc_map(64 * KB), *junk = calloc(1, 256 * KB);
+	struct zcopy_completion rec[16];
+	struct zcopy_stats st;
+	struct zcopy_send s;
+	int64_t deadline;
+	ssize_t n;
+
+	if (zfd < 0 && errno == ENOENT)
+		SKIP(return, ZCOPY_DEVICE " is missing: zcopy.ko is not loaded");
+	ASSERT_LE(0, zfd);
+	ASSERT_NE(NULL, buf);
+	ASSERT_NE(NULL, junk);
+	zc_fill(buf, 64 * KB, 69);
+	ASSERT_EQ(0, tcp_pair(a, 4096));
+	ASSERT_EQ(0, tcp_pair(b, 0));
+	/* Close a's window: what is sent next waits in its send queue. */
+	ASSERT_EQ(0, zc_set_buf(a[0], SO_SNDBUF, 4 << 20));
+	ASSERT_EQ(256 * KB, send(a[0], junk, 256 * KB, 0));
+	for (i = 0; i < 9; i++) {
+		struct zcopy_iovec iov = { (uintptr_t)buf + i * 1000, 1000 };
+
+		memset(&s, 0, sizeof(s));
+		ASSERT_EQ(0, zc_send(zfd, i ? b[0] : a[0], &iov, 1, ZCOPY_SEND_DONTWAIT,
+				     300 + i, &s)) TH_LOG("send %d", i);
+		ASSERT_EQ(1000, s.bytes);
+	}
+	/* Sends 1-8 complete; send 0 cannot. */
+	for (i = 0; i < 500; i++) {
+		ASSERT_EQ(0, zc_stats(zfd, 0, &st));
+		if (st.sends_in_flight == 1)
+			break;
+		zc_sleep_ms(10);
+	}
+	ASSERT_EQ(1, st.sends_in_flight);
+	/* Let send 0 go. */
+	deadline = zc_now_ms() + 10000;
+	while (zc_wait_idle(zfd, 0, 0, &st) && zc_now_ms() < deadline)
+		if (recv(a[1], junk, 256 * KB, MSG_DONTWAIT) <= 0)
+			zc_sleep_ms(5);
+	ASSERT_EQ(0, st.sends_in_flight);
+	n = read(zfd, rec, sizeof(rec));
+	ASSERT_LT(0, n) TH_LOG("read: %s", strerror(errno));
+	EXPECT_EQ(sizeof(rec[0]), n) TH_LOG("%zd records for sends completed out of order",
+					    n / (ssize_t)sizeof(rec[0]));
+	EXPECT_EQ(0, rec[0].seq);
+	EXPECT_EQ(9, rec[0].sends);
+	EXPECT_EQ(0, rec[0].offset);
+	EXPECT_EQ(9000, rec[0].bytes);
+	EXPECT_EQ(300, rec[0].cookie) TH_LOG("the first send's cookie");
+	close(a[0]);
+	close(a[1]);
+	close(b[0]);
+	close(b[1]);
+	close(zfd);
+	free(junk);
+	zc_unmap(buf, 64 * KB);
+}
+
+/*
  * The fd's ledger: vectors that share no page, so pages_pinned_total is
  * exactly the pages they span; the peak at least the largest send's.
  */

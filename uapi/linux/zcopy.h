@@ -198,10 +198,12 @@ struct zcopy_pool_send {
  * @status:	0: every page was released; other values are reserved
  * @__pad:	zero
  *
- * Read from the zcopy fd with read(2), whole records only; the fd polls
- * readable while records wait. Records of consecutive sends with the same
- * flags are merged. Records are never dropped: a send that could not be
- * given one fails with ENOSPC (read the records waiting, then retry).
+ * Read from the zcopy fd with read(2), whole records only, in order of
+ * @seq; the fd polls readable while records wait. Records of consecutive
+ * sends with the same flags are merged, in whatever order the sends
+ * complete, as long as neither has been read. Records are never dropped:
+ * a send that could not be given one fails with ENOSPC (read the records
+ * waiting, then retry).
  */
 struct zcopy_completion {
 	__u64	cookie;
