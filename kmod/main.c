@@ -275,11 +275,8 @@ err_debugfs:
 
 /*
  * Every open file and every send in flight holds a module reference, so
- * nothing is in flight here; destroy_workqueue() waits for the last
- * release work to return. The stack's last call of zcopy_tx_complete()
- * queues that work and returns: from softirq, free_module()'s grace period
- * covers those last instructions; a caller in process context preempted
- * right there is the window every module callback of the stack shares.
+ * nothing is in flight here; zcopy_tx_exit() waits for the stack's last
+ * completion callbacks to return.
  */
 static void __exit zcopy_exit(void)
 {

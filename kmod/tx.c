@@ -22,6 +22,7 @@
 #include <linux/net.h>
 #include <linux/netdevice.h>
 #include <linux/poll.h>
+#include <linux/rcupdate.h>
 #include <linux/sched/user.h>
 #include <linux/skbuff.h>
 #include <linux/slab.h>
@@ -713,7 +714,17 @@ int zcopy_tx_init(void)
 	return zcopy_tx_wq ? 0 : -ENOMEM;
 }
 
+/*
+ * Every send in flight holds a module reference until its release work
+ * has run, and destroy_workqueue() waits for the last of those. The
+ * stack's calls of zcopy_tx_complete() may still be returning, though:
+ * from softirq or with preemption off, synchronize_rcu() waits for them;
+ * a caller in process context preempted right after queue_work() is one
+ * that RCU Tasks waits for, as for a trampoline about to be freed.
+ */
 void zcopy_tx_exit(void)
 {
 	destroy_workqueue(zcopy_tx_wq);
+	synchronize_rcu();
+	synchronize_rcu_tasks();
 }

@@ -4,6 +4,7 @@
  * even with no zcopy file open; once they are let go it unloads, and loads
  * again from $ZCOPY_KO. Runs last: it unloads the module.
  */
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include <linux/zcopy.h>
@@ -135,6 +136,65 @@ TEST_F_TIMEOUT(rmmod, busy_while_in_flight, 60)
 	zc_tx_start(_metadata, t, false, 0, 0, false);
 	ASSERT_EQ(0, zc_tx_send_buf(t, self->buf + 1, 50000));
 	zc_tx_verify(_metadata, t);
+}
+
+#define RACE_ROUNDS	20
+#define RACE_SENDS	32
+
+static void *unload_spin(void *arg)
+{
+	bool *done = arg;
+	int64_t deadline = zc_now_ms() + 20000;
+
+	while (zcopy_unload() && zc_now_ms() < deadline)
+		;
+	__atomic_store_n(done, !zcopy_loaded(), __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * Unload racing the last completions: sends queued behind a closed window
+ * complete when the connection is reset, in the resetting process, while
+ * another thread retries delete_module. The completion callback may be
+ * preempted right where it hands the send to the workqueue; the module
+ * must stay until it has returned (the debug kernel's KASAN would see it
+ * run freed text).
+ */
+TEST_F_TIMEOUT(rmmod, unload_racing_completions, 300)
+{
+	struct linger lg = { 1, 0 };
+	int round, i, ret;
+
+	for (round = 0; round < RACE_ROUNDS; round++) {
+		struct zc_tx *t = &self->t;
+		bool unloaded = false;
+		pthread_t th;
+		int err;
+
+		zc_rx_free(&t->rx);
+		zc_log_free(&t->log);
+		if (t->zfd < 0) {
+			t->zfd = zc_open();
+			ASSERT_LE(0, t->zfd) TH_LOG("round %d: open: %s", round, strerror(errno));
+		}
+		zc_tx_start(_metadata, t, true, 4096, 64 * KB, false);
+		i = zc_tx_fill(t, self->buf, MB, 16 * KB, RACE_SENDS, &err);
+		ASSERT_LT(0, i) TH_LOG("round %d: %s", round, strerror(err));
+		ASSERT_EQ(0, close(t->zfd));
+		t->zfd = -1;
+		ASSERT_EQ(0, pthread_create(&th, NULL, unload_spin, &unloaded));
+		ASSERT_EQ(0, setsockopt(t->sock, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)));
+		ASSERT_EQ(0, close(t->sock));
+		t->sock = -1;
+		pthread_join(th, NULL);
+		ASSERT_TRUE(unloaded) TH_LOG("round %d: zcopy did not unload", round);
+		ret = zcopy_load(self->ko);
+		ASSERT_EQ(0, ret) TH_LOG("round %d: finit_module: %s", round, strerror(-ret));
+		t->hash = ZC_FNV_INIT;
+		t->bytes = 0;
+	}
+	self->t.zfd = zc_open();
+	ASSERT_LE(0, self->t.zfd);
 }
 
 TEST_HARNESS_MAIN
