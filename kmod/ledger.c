@@ -53,6 +53,8 @@ static const struct {
 	[ZC_WRITE_FAULTS]	= { "write_faults", offsetof(struct zcopy_stats, write_faults) },
 	[ZC_PAGES_REARMED]	= { "pages_rearmed",
 				    offsetof(struct zcopy_stats, pages_rearmed) },
+	[ZC_POOL_IN_FLIGHT]	= { "pool_pages_in_flight",
+				    offsetof(struct zcopy_stats, pool_pages_in_flight) },
 	[ZC_RECEIVES]		= { "receives", offsetof(struct zcopy_stats, receives) },
 	[ZC_RX_BYTES_MAPPED]	= { "rx_bytes_mapped",
 				    offsetof(struct zcopy_stats, rx_bytes_mapped) },
@@ -105,7 +107,6 @@ static int zcopy_ledger_show(struct seq_file *m, void *v)
 	for (i = 0; i < ZC_NR_COUNTERS; i++)
 		seq_printf(m, "%-24s %lld\n", zcopy_counters[i].name,
 			   atomic64_read(&zcopy_totals.c[i]));
-	seq_printf(m, "%-24s %lu\n", "pool_pages_in_flight", zcopy_pools_in_flight());
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(zcopy_ledger);

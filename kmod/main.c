@@ -129,8 +129,16 @@ static int zcopy_release(struct inode *inode, struct file *file)
 static ssize_t zcopy_read(struct file *file, char __user *buf, size_t count,
 			  loff_t *ppos)
 {
-	return zcopy_read_records(file->private_data, buf, count,
-				  file->f_flags & O_NONBLOCK);
+	struct zcopy_file *zf = file->private_data;
+	/* Pairs with smp_store_release() in zcopy_pool_mmap(). */
+	struct zcopy_pool *pool = smp_load_acquire(&zf->pool);
+	ssize_t ret;
+
+	ret = zcopy_read_records(zf, buf, count, file->f_flags & O_NONBLOCK);
+	/* The reader writes next to the buffers the records gave back. */
+	if (ret > 0 && pool)
+		zcopy_pool_rearm(pool);
+	return ret;
 }
 
 static __poll_t zcopy_poll(struct file *file, poll_table *wait)
@@ -187,16 +195,7 @@ static long zcopy_ioctl_stats(struct zcopy_file *zf, void __user *uarg)
 	flags = st.flags;
 	memset(&st, 0, sizeof(st));
 	st.flags = flags;
-	if (flags & ZCOPY_STATS_MODULE) {
-		zcopy_ledger_read(&zcopy_totals, &st);
-		st.pool_pages_in_flight = zcopy_pools_in_flight();
-	} else {
-		/* Pairs with smp_store_release() in zcopy_pool_mmap(). */
-		struct zcopy_pool *pool = smp_load_acquire(&zf->pool);
-
-		zcopy_ledger_read(&zf->ledger, &st);
-		st.pool_pages_in_flight = pool ? zcopy_pool_in_flight(pool) : 0;
-	}
+	zcopy_ledger_read(flags & ZCOPY_STATS_MODULE ? &zcopy_totals : &zf->ledger, &st);
 
 	if (copy_to_user(uarg, &st, sizeof(st)))
 		return -EFAULT;

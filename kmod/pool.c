@@ -1,39 +1,39 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The send pool: pages mapped from /dev/zcopy into the application, sent
- * without copying, and copied on write while the network stack holds them.
+ * without copying, and copied on write while a send holds them.
  *
- * A pool is an array of slots, each holding one page. The application maps
- * it MAP_SHARED and pages are faulted in from the slots; as the mapping has
- * ->page_mkwrite, the core maps them read-only until the first write, which
- * comes to us (write-notify).
+ * A pool is an array of slots, each holding one page that the pool owns.
+ * The application maps it MAP_SHARED. ->fault inserts a slot's page as a
+ * special PTE of a VM_PFNMAP mapping, under the pool lock: get_user_pages()
+ * refuses such mappings, so vmsplice(), O_DIRECT, io_uring buffers,
+ * process_vm_readv() and MSG_ZEROCOPY cannot take a reference to a pool
+ * page, and no one but zcopy ever holds one. A read fault maps the page
+ * read-only (the mapping is write-notify); the first write then comes to
+ * ->pfn_mkwrite. Writes that take no reference (ptrace, /proc/PID/mem) come
+ * through ->access.
  *
- * A page is busy while anyone but the pool and the page tables holds it:
- * the skbs of a send, a receiver that mapped it, a pipe, a pin; and for
- * good once it has been sent by reference, as a receiver may then map it
- * (TCP_ZEROCOPY_RECEIVE) with no reference we could see. A send
- * locks its pages, as writeback does, zaps their PTEs in every mapping and
- * takes references; a later write faults, finds the page busy, and puts a
- * copy in the slot (copy-on-write). So the page in flight is never written:
- * no writable PTE of it exists, GUP for writing goes through the same
- * fault, and a page pinned by another subsystem, which could write to it
- * behind our back, is sent from a copy instead.
+ * A slot is held while a send has its page: one with a completion record
+ * until the stack has let go of every skb, one by reference for good, as
+ * the receiver may keep the very page as long as it likes. A send zaps its
+ * slots from every mapping under the pool lock, so a write from then on
+ * faults; a write to a held slot gives the slot a copy of the page
+ * (copy-on-write), zapping first so that no write lands in the page being
+ * copied. The page in flight is never written.
  *
- * Only a write to a busy page costs a fault and a copy. For sends with a
- * completion record, the pages are re-armed when the stack lets go, before
- * the record is queued: faulted in writable on the owner's behalf, so that
- * an application that reuses only completed buffers takes no fault at all.
+ * The pages of a completed send are mapped writable again when their
+ * owner reads the record, in one batch (zcopy_pool_rearm(), from read(2)):
+ * an application that rewrites only buffers whose record it has read takes
+ * neither a fault nor a copy. No completion path touches an mm or waits.
  *
- * Lock order: mmap_lock, pool->lock, page lock, i_mmap_rwsem, PTE lock.
- * Every pool shares the device inode's address_space, so each has its own
- * range of file offsets: zapping one pool never touches another.
+ * Lock order: mmap_lock, pool->lock, i_mmap_rwsem, PTE lock. Every pool
+ * shares the device inode's address_space, so each has its own range of
+ * file offsets: zapping one pool never touches another.
  */
 
 #include <linux/bitmap.h>
-#include <linux/delay.h>
 #include <linux/file.h>
 #include <linux/highmem.h>
-#include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/net.h>
 #include <linux/pagemap.h>
@@ -44,47 +44,31 @@
 
 #include "zcopy.h"
 
-/* How long a re-arm waits for the stack's last references to a batch. */
-#define ZCOPY_SETTLE_MS		50
-
 static unsigned int max_pool_pages = 65536;
 module_param(max_pool_pages, uint, 0644);
 MODULE_PARM_DESC(max_pool_pages, "Most pages in one pool (default 65536)");
 
-static LIST_HEAD(zcopy_pools);
-static DEFINE_MUTEX(zcopy_pools_lock);
-
-enum zcopy_rearm {
-	ZCOPY_REARM_NONE,	/* not called: the PTE was writable, or no page */
-	ZCOPY_REARM_WRITABLE,	/* the page may be written */
-	ZCOPY_REARM_BUSY,	/* someone else held the page: left read-only */
-};
-
 /**
  * struct zcopy_pool - the pages of a send pool
- * @node:	in zcopy_pools
- * @lock:	protects @slots
- * @rearm_lock:	one re-arm at a time, so @rearming names it
- * @rearming:	the task re-arming pages, whose faults must not copy
- * @rearm_mkwrite: what ->page_mkwrite said to the re-arm's last fault
+ * @lock:	protects everything below but @nr_pages, and orders every
+ *		insertion of a PTE against every zap
  * @zf:		the file that owns the pool
  * @mapping:	the device's address_space
  * @pgoff:	the pool's first file offset, in pages
  * @nr_pages:	pages in the pool
- * @mm:		the address space that first mapped the pool (grabbed)
- * @uaddr:	where @mm maps the pool's start, as far as we know; used to
- *		re-arm, and checked against the VMA each time
+ * @mm:		the address space that last mapped the pool (grabbed)
+ * @uaddr:	where @mm maps the pool's start, as far as we know: where
+ *		zcopy_pool_rearm() looks, checking the VMA each time
  * @mmp:	the RLIMIT_MEMLOCK charge
- * @shared:	slots whose page was sent by reference: never written again
- * @sending:	per slot, the sends with a record in flight that took it
+ * @held:	slots held now (pool_pages_in_flight)
+ * @sending:	per slot, the sends with a record that hold its page
+ * @given:	slots whose page went out by reference
+ * @rearm:	slots that a completed send has let go of since the last
+ *		zcopy_pool_rearm()
  * @slots:	the pages
  */
 struct zcopy_pool {
-	struct list_head	node;
 	struct mutex		lock;		/* see above */
-	struct mutex		rearm_lock;	/* see above */
-	struct task_struct	*rearming;
-	enum zcopy_rearm	rearm_mkwrite;	/* under rearm_lock */
 	struct zcopy_file	*zf;
 	struct address_space	*mapping;
 	pgoff_t			pgoff;
@@ -92,32 +76,31 @@ struct zcopy_pool {
 	struct mm_struct	*mm;
 	unsigned long		uaddr;
 	struct mmpin		mmp;
-	unsigned long		*shared;
+	unsigned long		held;
 	unsigned int		*sending;
+	unsigned long		*given;
+	unsigned long		*rearm;
 	struct page		*slots[];
 };
 
 static const struct vm_operations_struct zcopy_pool_vm_ops;
 
-/*
- * Held by anyone but the pool, the page tables, and @extra references of
- * the fault path? A passing reference (GUP-fast, compaction) may make a
- * page look busy for a moment: that costs a copy, never correctness.
- */
-static bool zcopy_page_busy(struct page *page, int extra)
+/* Does a send hold slot @idx's page? */
+static bool zcopy_slot_held(struct zcopy_pool *pool, unsigned long idx)
 {
-	return page_ref_count(page) > 1 + zcopy_page_mapcount(page) + extra;
+	lockdep_assert_held(&pool->lock);
+	return pool->sending[idx] || test_bit(idx, pool->given);
 }
 
-/* May slot @idx's page be written in place? Called with pool->lock held. */
-static bool zcopy_slot_busy(struct zcopy_pool *pool, unsigned long idx, int extra)
+/* Count slot @idx held, when it was not (@was_held) and is now, or back. */
+static void zcopy_pool_account(struct zcopy_pool *pool, unsigned long idx, bool was_held)
 {
-	return test_bit(idx, pool->shared) || zcopy_page_busy(pool->slots[idx], extra);
-}
+	bool held = zcopy_slot_held(pool, idx);
 
-static bool zcopy_pool_rearming(struct zcopy_pool *pool)
-{
-	return READ_ONCE(pool->rearming) == current;
+	if (held == was_held)
+		return;
+	pool->held += held ? 1 : -1;
+	zcopy_count(pool->zf, ZC_POOL_IN_FLIGHT, held ? 1 : -1);
 }
 
 /* Remove slots [idx, idx + nr) from every page table that maps them. */
@@ -128,26 +111,37 @@ static void zcopy_pool_zap(struct zcopy_pool *pool, unsigned long idx,
 			    (loff_t)nr << PAGE_SHIFT, 1);
 }
 
-/* Give slot @idx a copy of its busy page; its holders keep the original. */
+/*
+ * The protection of a PTE for @vma: read-only (the VMA's own, write-notify
+ * protection), or writable when @write, as the VMA's would be without
+ * write-notify (the mapping sets no caching attributes of its own).
+ */
+static pgprot_t zcopy_pool_prot(struct vm_area_struct *vma, bool write)
+{
+	return write ? vm_get_page_prot(vma->vm_flags) : vma->vm_page_prot;
+}
+
+/*
+ * Give held slot @idx a copy of its page; the send keeps the original.
+ * The slot is zapped before the copy is made: a write through another
+ * mapping of the pool faults from then on, and waits for our lock.
+ */
 static struct page *zcopy_pool_cow(struct zcopy_pool *pool, unsigned long idx)
 {
 	struct page *old = pool->slots[idx], *new;
 
 	lockdep_assert_held(&pool->lock);
-	new = alloc_page(GFP_HIGHUSER);
+	new = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT);
 	if (!new)
 		return NULL;
-	copy_highpage(new, old);
-	/*
-	 * A fault that found @old writable holds its lock until its PTE is in
-	 * (->page_mkwrite returns it locked): wait for that PTE, then zap it
-	 * with the others, as a send does.
-	 */
-	lock_page(old);
-	pool->slots[idx] = new;
-	__clear_bit(idx, pool->shared);
 	zcopy_pool_zap(pool, idx, 1);
-	unlock_page(old);
+	copy_highpage(new, old);
+
+	pool->slots[idx] = new;
+	pool->sending[idx] = 0;
+	__clear_bit(idx, pool->given);
+	__clear_bit(idx, pool->rearm);
+	zcopy_pool_account(pool, idx, true);
 	put_page(old);
 	zcopy_count(pool->zf, ZC_COW_COPIES, 1);
 	return new;
@@ -155,85 +149,118 @@ static struct page *zcopy_pool_cow(struct zcopy_pool *pool, unsigned long idx)
 
 static vm_fault_t zcopy_pool_fault(struct vm_fault *vmf)
 {
-	struct zcopy_pool *pool = vmf->vma->vm_private_data;
+	struct vm_area_struct *vma = vmf->vma;
+	struct zcopy_pool *pool = vma->vm_private_data;
 	unsigned long idx = vmf->pgoff - pool->pgoff;
+	bool write = vmf->flags & FAULT_FLAG_WRITE;
 	struct page *page;
+	vm_fault_t ret;
 
 	if (idx >= pool->nr_pages)
 		return VM_FAULT_SIGBUS;
 
 	mutex_lock(&pool->lock);
 	page = pool->slots[idx];
-	/* A write to a busy page gets the copy now, saving a fault. */
-	if ((vmf->flags & FAULT_FLAG_WRITE) && zcopy_slot_busy(pool, idx, 0) &&
-	    !zcopy_pool_rearming(pool)) {
+	/* A write to a held page gets its copy now, saving a second fault. */
+	if (write && zcopy_slot_held(pool, idx)) {
 		page = zcopy_pool_cow(pool, idx);
 		if (!page) {
 			mutex_unlock(&pool->lock);
 			return VM_FAULT_OOM;
 		}
 	}
-	get_page(page);
+	ret = vmf_insert_pfn_prot(vma, vmf->address, page_to_pfn(page),
+				  zcopy_pool_prot(vma, write));
 	mutex_unlock(&pool->lock);
 
-	vmf->page = page;
-	return 0;
+	if (write)
+		zcopy_count(pool->zf, ZC_WRITE_FAULTS, 1);
+	return ret;
 }
 
 /*
- * The first write through a read-only PTE, or a write fault that just
- * looked the page up. The page is returned locked when it may be written:
- * a send locks the page before zapping, so it waits until the writable PTE
- * is in place, and then zaps it.
+ * The first write through a read-only PTE. A free page is made writable
+ * by the core once we return 0, if its PTE is still the one we saw: a
+ * send that zaps it meanwhile makes the write fault again. A held page
+ * is copied and the copy mapped writable in its place.
  */
-static vm_fault_t zcopy_pool_mkwrite(struct vm_fault *vmf)
+static vm_fault_t zcopy_pool_pfn_mkwrite(struct vm_fault *vmf)
 {
-	struct zcopy_pool *pool = vmf->vma->vm_private_data;
+	struct vm_area_struct *vma = vmf->vma;
+	struct zcopy_pool *pool = vma->vm_private_data;
 	unsigned long idx = vmf->pgoff - pool->pgoff;
-	bool rearm = zcopy_pool_rearming(pool);
-	struct page *page = vmf->page;
+	struct page *page;
+	vm_fault_t ret = 0;
 
 	mutex_lock(&pool->lock);
-	if (pool->slots[idx] != page) {
-		/* A copy took this page's place since it was looked up. */
-		mutex_unlock(&pool->lock);
-		return VM_FAULT_NOPAGE;
+	page = pool->slots[idx];
+	if (pte_pfn(vmf->orig_pte) != page_to_pfn(page)) {
+		/* Not the slot's page: inserts and copies exclude this, but retry afresh. */
+		zcopy_pool_zap(pool, idx, 1);
+		ret = VM_FAULT_NOPAGE;
+	} else if (zcopy_slot_held(pool, idx)) {
+		page = zcopy_pool_cow(pool, idx);
+		ret = page ? vmf_insert_pfn_prot(vma, vmf->address, page_to_pfn(page),
+						 zcopy_pool_prot(vma, true)) : VM_FAULT_OOM;
 	}
-	if (zcopy_slot_busy(pool, idx, 1)) {
-		/* Re-arming leaves a busy page alone; a write copies it. */
-		if (rearm) {
-			pool->rearm_mkwrite = ZCOPY_REARM_BUSY;
-		} else if (!zcopy_pool_cow(pool, idx)) {
-			mutex_unlock(&pool->lock);
-			return VM_FAULT_OOM;
-		}
-		mutex_unlock(&pool->lock);
-		return VM_FAULT_NOPAGE;
-	}
-	lock_page(page);
 	mutex_unlock(&pool->lock);
 
-	/* The re-arm counts its page once the PTE is in: see zcopy_pool_rearm_one(). */
-	if (rearm)
-		pool->rearm_mkwrite = ZCOPY_REARM_WRITABLE;
+	zcopy_count(pool->zf, ZC_WRITE_FAULTS, 1);
+	return ret;
+}
+
+/*
+ * ptrace() and /proc/PID/mem, which get_user_pages() cannot serve here: a
+ * read copies from the slot's page, a write is a write, copy-on-write
+ * included, and is refused where the mapping is not writable.
+ */
+static int zcopy_pool_access(struct vm_area_struct *vma, unsigned long addr,
+			     void *buf, int len, int write)
+{
+	struct zcopy_pool *pool = vma->vm_private_data;
+	unsigned long idx = linear_page_index(vma, addr) - pool->pgoff;
+	unsigned int off = offset_in_page(addr);
+	struct page *page;
+	void *kaddr;
+
+	if (idx >= pool->nr_pages || (write && !(vma->vm_flags & VM_WRITE)))
+		return -EFAULT;
+	len = min_t(int, len, PAGE_SIZE - off);
+
+	mutex_lock(&pool->lock);
+	page = pool->slots[idx];
+	if (write && zcopy_slot_held(pool, idx)) {
+		page = zcopy_pool_cow(pool, idx);
+		if (!page) {
+			mutex_unlock(&pool->lock);
+			return -ENOMEM;
+		}
+	}
+	kaddr = kmap_local_page(page);
+	if (write)
+		memcpy(kaddr + off, buf, len);
 	else
-		zcopy_count(pool->zf, ZC_WRITE_FAULTS, 1);
-	return VM_FAULT_LOCKED;
+		memcpy(buf, kaddr + off, len);
+	kunmap_local(kaddr);
+	mutex_unlock(&pool->lock);
+	return len;
 }
 
 static int zcopy_pool_mremap(struct vm_area_struct *vma)
 {
 	struct zcopy_pool *pool = vma->vm_private_data;
 
+	mutex_lock(&pool->lock);
 	if (vma->vm_mm == pool->mm)
-		pool->uaddr = vma->vm_start -
-			      ((vma->vm_pgoff - pool->pgoff) << PAGE_SHIFT);
+		pool->uaddr = vma->vm_start - ((vma->vm_pgoff - pool->pgoff) << PAGE_SHIFT);
+	mutex_unlock(&pool->lock);
 	return 0;
 }
 
 static const struct vm_operations_struct zcopy_pool_vm_ops = {
 	.fault		= zcopy_pool_fault,
-	.page_mkwrite	= zcopy_pool_mkwrite,
+	.pfn_mkwrite	= zcopy_pool_pfn_mkwrite,
+	.access		= zcopy_pool_access,
 	.mremap		= zcopy_pool_mremap,
 };
 
@@ -258,37 +285,31 @@ static struct zcopy_pool *zcopy_pool_create(struct zcopy_file *zf,
 	if (ret)
 		goto err_unaccount;
 	ret = -ENOMEM;
-	pool->shared = bitmap_zalloc(nr, GFP_KERNEL_ACCOUNT);
-	if (!pool->shared)
-		goto err_free_id;
 	pool->sending = kvcalloc(nr, sizeof(*pool->sending), GFP_KERNEL_ACCOUNT);
-	if (!pool->sending)
-		goto err_free_shared;
+	pool->given = bitmap_zalloc(nr, GFP_KERNEL_ACCOUNT);
+	pool->rearm = bitmap_zalloc(nr, GFP_KERNEL_ACCOUNT);
+	if (!pool->sending || !pool->given || !pool->rearm)
+		goto err_free_maps;
 	for (i = 0; i < nr; i++) {
-		pool->slots[i] = alloc_page(GFP_HIGHUSER | __GFP_ZERO);
+		pool->slots[i] = alloc_page(GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT);
 		if (!pool->slots[i])
 			goto err_free_pages;
 	}
 
 	mutex_init(&pool->lock);
-	mutex_init(&pool->rearm_lock);
 	pool->zf = zf;
 	pool->mapping = file->f_mapping;
 	pool->nr_pages = nr;
-
-	mutex_lock(&zcopy_pools_lock);
-	list_add(&pool->node, &zcopy_pools);
-	mutex_unlock(&zcopy_pools_lock);
 	zcopy_count(zf, ZC_POOL_PAGES, nr);
 	return pool;
 
 err_free_pages:
 	while (i--)
 		put_page(pool->slots[i]);
+err_free_maps:
+	bitmap_free(pool->rearm);
+	bitmap_free(pool->given);
 	kvfree(pool->sending);
-err_free_shared:
-	bitmap_free(pool->shared);
-err_free_id:
 	zcopy_offsets_put(pool->pgoff);
 err_unaccount:
 	mm_unaccount_pinned_pages(&pool->mmp);
@@ -297,24 +318,22 @@ err_free_pool:
 	return ERR_PTR(ret);
 }
 
-/* With the file: no mapping is left, no send holds the pool. */
+/* With the file: no mapping is left, no send with a record holds the pool. */
 void zcopy_pool_free(struct zcopy_pool *pool)
 {
 	unsigned long i;
 
-	mutex_lock(&zcopy_pools_lock);
-	list_del(&pool->node);
-	mutex_unlock(&zcopy_pools_lock);
 	zcopy_count(pool->zf, ZC_POOL_PAGES, -(s64)pool->nr_pages);
-
-	/* The stack keeps the pages it still holds. */
+	zcopy_count(pool->zf, ZC_POOL_IN_FLIGHT, -(s64)pool->held);
+	/* Receivers keep the pages they hold. */
 	for (i = 0; i < pool->nr_pages; i++)
 		put_page(pool->slots[i]);
 	mm_unaccount_pinned_pages(&pool->mmp);
 	if (pool->mm)
 		mmdrop(pool->mm);
+	bitmap_free(pool->rearm);
+	bitmap_free(pool->given);
 	kvfree(pool->sending);
-	bitmap_free(pool->shared);
 	zcopy_offsets_put(pool->pgoff);
 	kvfree(pool);
 }
@@ -345,17 +364,22 @@ int zcopy_pool_mmap(struct zcopy_file *zf, struct file *file,
 		ret = -EINVAL;
 		goto out_unlock;
 	}
-	if (!pool->mm) {
+
+	mutex_lock(&pool->lock);
+	if (pool->mm != current->mm) {
+		if (pool->mm)
+			mmdrop(pool->mm);
 		pool->mm = current->mm;
 		mmgrab(pool->mm);
 	}
-	if (pool->mm == current->mm)
-		pool->uaddr = vma->vm_start;
+	pool->uaddr = vma->vm_start;
+	mutex_unlock(&pool->lock);
 
 	vma->vm_pgoff = pool->pgoff;
 	vma->vm_private_data = pool;
 	vma->vm_ops = &zcopy_pool_vm_ops;
-	vm_flags_set(vma, VM_DONTCOPY | VM_DONTEXPAND);
+	/* Special PTEs: get_user_pages() and its users stay out. */
+	vm_flags_set(vma, VM_PFNMAP | VM_DONTCOPY | VM_DONTEXPAND);
 	vm_flags_clear(vma, VM_MAYEXEC);
 out_unlock:
 	mutex_unlock(&zf->pool_lock);
@@ -363,163 +387,105 @@ out_unlock:
 }
 
 /*
- * The stack calls zcopy_tx_complete() from skb_release_data() before it
- * drops the frags' page references, so the re-arm work, on another CPU,
- * may find slot @idx's page still held a moment longer: longer still when
- * that CPU is a vCPU its host has preempted, for milliseconds. A fault of
- * the owner's, in progress, holds it for a moment too. Wait for those
- * references, sleeping, up to @deadline for the whole batch, and say
- * whether the page is free now. A slot another send of ours holds (its
- * completion re-arms it) or one sent by reference has nothing to wait for.
+ * Map writable, where the caller last mapped the pool, the slots that
+ * completed sends have let go of: the caller has just read their records
+ * and will write to them next. One batch under one lock, in the caller's
+ * own address space: each run of such slots is zapped there (the caller
+ * may have read them since, mapping them read-only) and inserted
+ * writable. A slot held again is left to fault as usual.
  */
-static bool zcopy_pool_settle(struct zcopy_pool *pool, unsigned long idx,
-			      u64 deadline)
+void zcopy_pool_rearm(struct zcopy_pool *pool)
 {
-	bool held, busy;
+	struct mm_struct *mm = current->mm;
+	unsigned long start, end, idx, addr, n = 0;
+	struct vm_area_struct *vma;
+	pgprot_t prot;
 
-	for (;;) {
-		mutex_lock(&pool->lock);
-		held = pool->sending[idx] || test_bit(idx, pool->shared);
-		busy = held || zcopy_page_busy(pool->slots[idx], 0);
-		mutex_unlock(&pool->lock);
-		if (!busy)
-			return true;
-		if (held || ktime_get_ns() > deadline)
-			return false;
-		usleep_range(10, 20);
-	}
-}
+	if (!mm || READ_ONCE(pool->mm) != mm ||
+	    bitmap_empty(pool->rearm, pool->nr_pages))
+		return;
 
-/*
- * Fault slot @idx in writable at @addr. A fault of the owner's own (a read
- * of the page just sent, say) may race with it: holding the page when
- * ->page_mkwrite looks, or putting a read-only PTE in first. Settle and
- * fault again then, through that PTE.
- */
-static void zcopy_pool_rearm_one(struct zcopy_pool *pool, struct vm_area_struct *vma,
-				 unsigned long idx, unsigned long addr, u64 deadline)
-{
-	vm_fault_t ret;
-	int tries;
-
-	for (tries = 0; tries < 4; tries++) {
-		if (!zcopy_pool_settle(pool, idx, deadline))
-			return;
-		pool->rearm_mkwrite = ZCOPY_REARM_NONE;
-		ret = handle_mm_fault(vma, addr, FAULT_FLAG_WRITE | FAULT_FLAG_REMOTE, NULL);
-		if (pool->rearm_mkwrite == ZCOPY_REARM_NONE || (ret & VM_FAULT_ERROR))
-			return;
-		if (pool->rearm_mkwrite == ZCOPY_REARM_WRITABLE && !(ret & VM_FAULT_NOPAGE)) {
-			zcopy_count(pool->zf, ZC_PAGES_REARMED, 1);
-			return;
+	mmap_read_lock(mm);
+	mutex_lock(&pool->lock);
+	vma = vma_lookup(mm, pool->uaddr);
+	if (!vma || vma->vm_ops != &zcopy_pool_vm_ops || vma->vm_private_data != pool ||
+	    !(vma->vm_flags & VM_WRITE) || vma->vm_start != pool->uaddr ||
+	    vma->vm_pgoff != pool->pgoff)
+		goto out_unlock;
+	prot = zcopy_pool_prot(vma, true);
+	end = min(vma_pages(vma), pool->nr_pages);
+	for_each_set_bitrange(start, idx, pool->rearm, end) {
+		addr = vma->vm_start + (start << PAGE_SHIFT);
+		zap_vma_ptes(vma, addr, (idx - start) << PAGE_SHIFT);
+		for (; start < idx; start++, addr += PAGE_SIZE) {
+			if (zcopy_slot_held(pool, start))
+				continue;
+			if (vmf_insert_pfn_prot(vma, addr, page_to_pfn(pool->slots[start]),
+						prot) == VM_FAULT_NOPAGE)
+				n++;
 		}
 	}
-}
-
-/*
- * Fault slots [first, first + nr) in writable where the pool's owner maps
- * them, now that a send has let go of them: the owner's next write to them
- * takes no fault. Pages still busy, or mapped elsewhere, are left alone.
- */
-static void zcopy_pool_rearm(struct zcopy_pool *pool, unsigned long first,
-			     unsigned int nr)
-{
-	struct mm_struct *mm = pool->mm;
-	struct vm_area_struct *vma = NULL;
-	u64 deadline = ktime_get_ns() + ZCOPY_SETTLE_MS * NSEC_PER_MSEC;
-	unsigned long i, addr;
-
-	if (!mm || !mmget_not_zero(mm))
-		return;
-	mutex_lock(&pool->rearm_lock);
-	mmap_read_lock(mm);
-	WRITE_ONCE(pool->rearming, current);
-	for (i = first; i < first + nr; i++) {
-		addr = pool->uaddr + (i << PAGE_SHIFT);
-		if (!vma || addr < vma->vm_start || addr >= vma->vm_end)
-			vma = vma_lookup(mm, addr);
-		if (!vma || vma->vm_ops != &zcopy_pool_vm_ops ||
-		    vma->vm_private_data != pool || !(vma->vm_flags & VM_WRITE) ||
-		    linear_page_index(vma, addr) != pool->pgoff + i)
-			continue;
-		zcopy_pool_rearm_one(pool, vma, i, addr, deadline);
-	}
-	WRITE_ONCE(pool->rearming, NULL);
+	bitmap_zero(pool->rearm, pool->nr_pages);
+	zcopy_count(pool->zf, ZC_PAGES_REARMED, n);
+out_unlock:
+	mutex_unlock(&pool->lock);
 	mmap_read_unlock(mm);
-	mutex_unlock(&pool->rearm_lock);
-	mmput(mm);
 }
 
-/* Let go of pages [from, tx->nr_pages) of a send with a record. */
-void zcopy_pool_tx_put(struct zcopy_tx *tx, unsigned int from)
+/* A send with a record let go of its pages: release their slots. */
+void zcopy_pool_tx_put(struct zcopy_tx *tx, unsigned int from, bool sent)
 {
 	struct zcopy_pool *pool = tx->pool;
+	unsigned long idx;
 	unsigned int i;
 
 	mutex_lock(&pool->lock);
-	for (i = from; i < tx->nr_pages; i++)
-		pool->sending[tx->first + i]--;
+	for (i = from; i < tx->nr_pages; i++) {
+		idx = tx->first + i;
+		/* A copy has taken the slot since: the send's page is its own. */
+		if (pool->slots[idx] != tx->pages[i])
+			continue;
+		pool->sending[idx]--;
+		zcopy_pool_account(pool, idx, true);
+		if (sent && !zcopy_slot_held(pool, idx))
+			__set_bit(idx, pool->rearm);
+	}
 	mutex_unlock(&pool->lock);
 	for (i = from; i < tx->nr_pages; i++)
 		put_page(tx->pages[i]);
 }
 
-/* A send with a record completed: drop its pages, re-arm them if it went out. */
-void zcopy_pool_tx_done(struct zcopy_tx *tx, bool rearm)
-{
-	zcopy_pool_tx_put(tx, 0);
-	if (rearm && tx->nr_pages)
-		zcopy_pool_rearm(tx->pool, tx->first, tx->nr_pages);
-}
-
 /*
- * Take slots [first, first + nr) for a send: zap them from every page table
- * and hold a reference, so that a write from now on copies. A page pinned by someone else,
- * who could write to it, is replaced by a copy for the send. Fills @pages
- * and @bvec for bytes [@off, @off + @len) of the first page on; returns the
- * bytes that come from copies, or an error.
+ * Take slots [first, first + nr) for a send: zap them from every page
+ * table, so that a write from now on faults and copies; hold them for the
+ * send; and take a reference to each page for it. Fills @pages and @bvec
+ * for bytes [@off, @off + @len) of the first page on.
  */
-static ssize_t zcopy_pool_take(struct zcopy_pool *pool, unsigned long first,
-			       unsigned int nr, unsigned int off, size_t len,
-			       struct page **pages, struct bio_vec *bvec)
+static void zcopy_pool_take(struct zcopy_pool *pool, unsigned long first,
+			    unsigned int nr, unsigned int off, size_t len,
+			    struct page **pages, struct bio_vec *bvec)
 {
-	struct page *page, *copy;
-	size_t copied = 0, seg;
-	unsigned int i, j;
+	unsigned long idx;
+	unsigned int i;
+	size_t seg;
+	bool was;
 
 	mutex_lock(&pool->lock);
-	for (i = 0; i < nr; i++)
-		lock_page(pool->slots[first + i]);
 	zcopy_pool_zap(pool, first, nr);
-
 	for (i = 0; i < nr; i++, off = 0) {
-		page = pool->slots[first + i];
+		idx = first + i;
+		was = zcopy_slot_held(pool, idx);
+		pool->sending[idx]++;
+		zcopy_pool_account(pool, idx, was);
+		__clear_bit(idx, pool->rearm);
+
+		pages[i] = pool->slots[idx];
+		get_page(pages[i]);
 		seg = min_t(size_t, len, PAGE_SIZE - off);
-		if (folio_maybe_dma_pinned(page_folio(page))) {
-			copy = alloc_page(GFP_HIGHUSER);
-			if (!copy)
-				break;
-			copy_highpage(copy, page);
-			page = copy;
-			copied += seg;
-		} else {
-			get_page(page);
-		}
-		pages[i] = page;
-		bvec_set_page(&bvec[i], page, seg, off);
+		bvec_set_page(&bvec[i], pages[i], seg, off);
 		len -= seg;
 	}
-
-	for (j = 0; j < nr; j++)
-		unlock_page(pool->slots[first + j]);
 	mutex_unlock(&pool->lock);
-
-	if (i < nr) {
-		while (i--)
-			put_page(pages[i]);
-		return -ENOMEM;
-	}
-	return copied;
 }
 
 /* Translate an address in a mapping of @pool to an offset in the pool. */
@@ -544,15 +510,17 @@ static int zcopy_pool_addr(struct zcopy_pool *pool, u64 addr, u64 len, u64 *off)
 }
 
 /*
- * Send by page reference: no record; the receiver gets the pages themselves
- * and may keep them for good, so the slots whose page went out are marked
- * copy-on-write from now on (unless a copy already took a slot's place).
+ * Send by page reference: no record; the receiver gets the pages
+ * themselves and may keep them for good, so the slots whose page the
+ * socket took stay held (given) until a write copies them; the others are
+ * let go, unless a write copied them meanwhile.
  */
 static int zcopy_pool_send_pages(struct socket *sock, struct zcopy_pool *pool,
 				 unsigned long first, struct page **pages,
 				 struct bio_vec *bvec, unsigned int nr,
 				 size_t len, u32 flags)
 {
+	unsigned long idx;
 	unsigned int i;
 	size_t sent;
 	int ret;
@@ -560,10 +528,15 @@ static int zcopy_pool_send_pages(struct socket *sock, struct zcopy_pool *pool,
 	ret = zcopy_sendpages(sock, bvec, nr, len, zcopy_msg_flags(sock, flags));
 
 	mutex_lock(&pool->lock);
-	for (i = 0, sent = max(ret, 0); i < nr && sent; i++) {
+	for (i = 0, sent = max(ret, 0); i < nr; i++) {
+		idx = first + i;
+		if (pool->slots[idx] == pages[i]) {
+			pool->sending[idx]--;
+			if (sent)
+				__set_bit(idx, pool->given);
+			zcopy_pool_account(pool, idx, true);
+		}
 		sent -= min_t(size_t, sent, bvec[i].bv_len);
-		if (pool->slots[first + i] == pages[i])
-			__set_bit(first + i, pool->shared);
 	}
 	mutex_unlock(&pool->lock);
 
@@ -583,7 +556,6 @@ static int zcopy_pool_send(struct zcopy_file *zf, struct zcopy_pool *pool,
 	struct bio_vec *bvec;
 	unsigned long first;
 	unsigned int nr;
-	ssize_t copied;
 	size_t len;
 	u64 off;
 	int ret;
@@ -626,25 +598,8 @@ static int zcopy_pool_send(struct zcopy_file *zf, struct zcopy_pool *pool,
 			goto out_free_bvec;
 	}
 
-	copied = zcopy_pool_take(pool, first, nr, offset_in_page(off), len, pages, bvec);
-	if (copied < 0) {
-		ret = copied;
-		if (notify) {
-			zcopy_tx_free(tx);
-			zcopy_unreserve_record(zf);
-		} else {
-			kvfree(pages);
-		}
-		goto out_free_bvec;
-	}
-
+	zcopy_pool_take(pool, first, nr, offset_in_page(off), len, pages, bvec);
 	if (notify) {
-		unsigned int i;
-
-		mutex_lock(&pool->lock);
-		for (i = 0; i < nr; i++)
-			pool->sending[first + i]++;
-		mutex_unlock(&pool->lock);
 		tx->pool = pool;
 		tx->first = first;
 		tx->nr_pages = nr;
@@ -660,7 +615,6 @@ static int zcopy_pool_send(struct zcopy_file *zf, struct zcopy_pool *pool,
 		args->bytes = ret;
 		zcopy_count(zf, ZC_POOL_SENDS, 1);
 		zcopy_count(zf, ZC_POOL_SEND_BYTES, ret);
-		zcopy_count(zf, ZC_POOL_SEND_COPIED_BYTES, min_t(size_t, copied, ret));
 		ret = 0;
 	}
 out_free_bvec:
@@ -696,28 +650,4 @@ long zcopy_ioctl_pool_send(struct zcopy_file *zf, struct zcopy_pool_send __user 
 	if (!ret && copy_to_user(uarg, &args, sizeof(args)))
 		ret = -EFAULT;
 	return ret;
-}
-
-/* Pool pages that anyone but the pool and the page tables hold now. */
-unsigned long zcopy_pool_in_flight(struct zcopy_pool *pool)
-{
-	unsigned long i, n = 0;
-
-	mutex_lock(&pool->lock);
-	for (i = 0; i < pool->nr_pages; i++)
-		n += zcopy_page_busy(pool->slots[i], 0);
-	mutex_unlock(&pool->lock);
-	return n;
-}
-
-unsigned long zcopy_pools_in_flight(void)
-{
-	struct zcopy_pool *pool;
-	unsigned long n = 0;
-
-	mutex_lock(&zcopy_pools_lock);
-	list_for_each_entry(pool, &zcopy_pools, node)
-		n += zcopy_pool_in_flight(pool);
-	mutex_unlock(&zcopy_pools_lock);
-	return n;
 }

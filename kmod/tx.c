@@ -161,7 +161,7 @@ static void zcopy_unpin(struct zcopy_file *zf, struct page **pages,
 static void zcopy_tx_drop_pages(struct zcopy_tx *tx, unsigned int from)
 {
 	if (tx->pool)
-		zcopy_pool_tx_put(tx, from);
+		zcopy_pool_tx_put(tx, from, false);
 	else
 		zcopy_unpin(tx->zf, tx->pages + from, tx->nr_pages - from);
 	tx->nr_pages = from;
@@ -173,8 +173,8 @@ static void zcopy_tx_release(struct zcopy_tx *tx)
 	struct zcopy_file *zf = tx->zf;
 
 	if (tx->pool) {
-		/* Pages made writable again before the record says so. */
-		zcopy_pool_tx_done(tx, !tx->failed);
+		/* The slots are free before the record says so. */
+		zcopy_pool_tx_put(tx, 0, !tx->failed);
 	} else {
 		zcopy_tx_drop_pages(tx, 0);
 		mm_unaccount_pinned_pages(&tx->mmp);

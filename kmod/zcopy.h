@@ -49,6 +49,7 @@ enum zcopy_counter {
 	ZC_COW_COPIES,
 	ZC_WRITE_FAULTS,
 	ZC_PAGES_REARMED,
+	ZC_POOL_IN_FLIGHT,
 	ZC_RECEIVES,
 	ZC_RX_BYTES_MAPPED,
 	ZC_RX_BYTES_COPIED,
@@ -170,10 +171,8 @@ void zcopy_free_records(struct zcopy_file *zf);
 int zcopy_pool_mmap(struct zcopy_file *zf, struct file *file,
 		    struct vm_area_struct *vma);
 void zcopy_pool_free(struct zcopy_pool *pool);
-void zcopy_pool_tx_put(struct zcopy_tx *tx, unsigned int from);
-void zcopy_pool_tx_done(struct zcopy_tx *tx, bool rearm);
-unsigned long zcopy_pool_in_flight(struct zcopy_pool *pool);
-unsigned long zcopy_pools_in_flight(void);
+void zcopy_pool_tx_put(struct zcopy_tx *tx, unsigned int from, bool sent);
+void zcopy_pool_rearm(struct zcopy_pool *pool);
 long zcopy_ioctl_pool_send(struct zcopy_file *zf,
 			   struct zcopy_pool_send __user *uarg);
 

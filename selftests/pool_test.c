@@ -14,6 +14,9 @@
  * POOL_TEST_SEED=N in the environment repeats a run of the randomised tests.
  */
 #include <pthread.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -49,6 +52,9 @@
 /* Writes racing the re-arm of completed sends: pages sent per ring size. */
 #define RW_ITERATIONS		5000
 #define RW_MAX_RING		4
+
+/* Rounds of the fault races. */
+#define RACE_ROUNDS		(getenv("RACE_ROUNDS") ? atoi(getenv("RACE_ROUNDS")) : 3000)
 
 /* Enough to close a small receive window and keep what follows queued. */
 #define BLOCK_BYTES		(256 * 1024)
@@ -888,9 +894,9 @@ TEST_F(pool, cow_one_copy_per_page_touched)
 
 	/* The receiver gets the pages as they were at the send. */
 	pt_check_data(_metadata, k);
-	EXPECT_EQ(0, pt_wait_in_flight(self->c.zfd, 0, 0, 5000, &st2))
-		TH_LOG("%llu pool pages still in flight after the receiver read all",
-		       ZC_U64(st2.pool_pages_in_flight));
+	/* The four pages rewritten are the pool's again; the others stay given. */
+	st2 = pt_stats(_metadata, self->c.zfd, 0);
+	EXPECT_EQ(n - 4, st2.pool_pages_in_flight);
 	free(orig);
 }
 
@@ -921,8 +927,9 @@ TEST_F(pool, reads_never_copy)
 }
 
 /*
- * Pages sent by reference and since let go of: the receiver may have kept
- * them (the very pages), so a write may copy, once per page at most.
+ * Pages sent by reference and since read: the receiver may have kept them
+ * (the very pages), so they stay given until rewritten, and the first
+ * write to each copies it, once.
  */
 TEST_F(pool, write_after_release)
 {
@@ -936,14 +943,12 @@ TEST_F(pool, write_after_release)
 	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, NULL);
 	ASSERT_EQ(0, pt_send(&self->c, k, p, 0, n * ps, 0, 0, NULL, NULL));
 	ASSERT_EQ(0, zc_rx_wait_for(&k->rx, k->bytes, 10000));
-	ASSERT_EQ(0, pt_wait_in_flight(self->c.zfd, 0, 0, 5000, &st0))
-		TH_LOG("%llu pages in flight after the receiver read them",
-		       ZC_U64(st0.pool_pages_in_flight));
+	st0 = pt_stats(_metadata, self->c.zfd, 0);
+	EXPECT_EQ(n, st0.pool_pages_in_flight) TH_LOG("given by reference: held until rewritten");
 	pt_fill_words(p, n * ps, 121);
 	st1 = pt_stats(_metadata, self->c.zfd, 0);
-	EXPECT_GE(n, DELTA(st1, st0, cow_copies)) TH_LOG("one copy per page at most");
-	TH_LOG("rewriting %zu pages sent by reference and let go of: cow_copies +%llu, write_faults +%llu",
-	       n, ZC_U64(DELTA(st1, st0, cow_copies)), ZC_U64(DELTA(st1, st0, write_faults)));
+	EXPECT_EQ(n, DELTA(st1, st0, cow_copies)) TH_LOG("one copy per page");
+	EXPECT_EQ(0, st1.pool_pages_in_flight);
 	pt_fill_words(p, n * ps, 122);
 	st2 = pt_stats(_metadata, self->c.zfd, 0);
 	EXPECT_EQ(0, DELTA(st2, st1, cow_copies)) TH_LOG("the second write copied again");
@@ -1326,311 +1331,600 @@ TEST_F(pool, mremap_grow_fails)
 	EXPECT_EQ(n, st.pool_pages);
 }
 
-/* ---- Other subsystems holding pool pages ---- */
+/* ---- Nothing but zcopy holds a pool page ---- */
 
-TEST_F(pool, odirect_read_into_page_in_flight)
-{
-	const size_t ps = self->c.ps, n = 4;
-	struct zcopy_stats st0, st1;
-	uint8_t *p, *orig, *dio;
-	struct pt_conn *k;
-	int fd;
-
-	fd = open("/dev/ram0", O_RDWR | O_DIRECT | O_CLOEXEC);
-	if (fd < 0 && (errno == ENOENT || errno == ENXIO))
-		SKIP(return, "no /dev/ram0 (brd)");
-	ASSERT_LE(0, fd) TH_LOG("open /dev/ram0 O_DIRECT: %s", strerror(errno));
-	ASSERT_EQ(0, posix_memalign((void **)&dio, ps, 2 * ps));
-	pt_fill_words(dio, ps, 0xd10);
-	ASSERT_EQ((ssize_t)ps, pwrite(fd, dio, ps, 0));
-
-	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
-	pt_fill_words(p, n * ps, 20);
-	orig = malloc(n * ps);
-	ASSERT_NE(NULL, orig);
-	memcpy(orig, p, n * ps);
-	k = held_conn(_metadata, &self->c);
-	ASSERT_EQ(0, pt_send(&self->c, k, p, ps, 3 * ps, 0, 0, NULL, NULL));
-
-	st0 = pt_stats(_metadata, self->c.zfd, 0);
-	/* The device DMAs into page 2 while the receiver holds it. */
-	EXPECT_EQ((ssize_t)ps, pread(fd, p + 2 * ps, ps, 0)) TH_LOG("O_DIRECT read into the pool: %s",
-								    strerror(errno));
-	st1 = pt_stats(_metadata, self->c.zfd, 0);
-	EXPECT_EQ(1, DELTA(st1, st0, cow_copies)) TH_LOG("the read lands in a copy of the page");
-	EXPECT_EQ(0, memcmp(p + 2 * ps, dio, ps)) TH_LOG("the application sees the data read");
-	EXPECT_EQ(0, memcmp(p + ps, orig + ps, ps));
-	EXPECT_EQ(0, memcmp(p + 3 * ps, orig + 3 * ps, ps));
-
-	/* An O_DIRECT write from a held page only reads it. */
-	EXPECT_EQ((ssize_t)ps, pwrite(fd, p + ps, ps, 8 * ps)) TH_LOG("%s", strerror(errno));
-	EXPECT_EQ((ssize_t)ps, pread(fd, dio + ps, ps, 8 * ps));
-	EXPECT_EQ(0, memcmp(dio + ps, orig + ps, ps));
-	st0 = pt_stats(_metadata, self->c.zfd, 0);
-	EXPECT_EQ(0, DELTA(st0, st1, cow_copies)) TH_LOG("writing from a held page copies nothing");
-
-	/* The receiver gets pages 1-3 as they were at the send. */
-	pt_check_data(_metadata, k);
-	free(orig);
-	free(dio);
-	close(fd);
-}
-
-TEST_F(pool, vmsplice_then_write_copies)
-{
-	const size_t ps = self->c.ps, n = 4;
-	struct zcopy_stats st0, st1;
-	struct iovec iv;
-	uint8_t *p, *orig, *buf;
-	struct pt_conn *k;
-	size_t got = 0;
-	int pfd[2];
-
-	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
-	pt_fill_words(p, n * ps, 21);
-	orig = malloc(n * ps);
-	buf = malloc(2 * ps);
-	ASSERT_NE(NULL, orig);
-	ASSERT_NE(NULL, buf);
-	memcpy(orig, p, n * ps);
-	k = held_conn(_metadata, &self->c);
-	ASSERT_EQ(0, pt_send(&self->c, k, p, 0, 2 * ps, 0, 0, NULL, NULL));
-
-	/* The pipe takes the pages themselves, held by the receiver too. */
-	ASSERT_EQ(0, pipe2(pfd, O_CLOEXEC));
-	iv = (struct iovec){ p, 2 * ps };
-	ASSERT_EQ((ssize_t)(2 * ps), vmsplice(pfd[1], &iv, 1, 0)) TH_LOG("%s", strerror(errno));
-	st0 = pt_stats(_metadata, self->c.zfd, 0);
-	memset(p, 0xee, 2 * ps);
-	st1 = pt_stats(_metadata, self->c.zfd, 0);
-	EXPECT_EQ(2, DELTA(st1, st0, cow_copies));
-	while (got < 2 * ps) {
-		ssize_t r = read(pfd[0], buf + got, 2 * ps - got);
-
-		ASSERT_LT(0, r);
-		got += r;
-	}
-	EXPECT_EQ(0, memcmp(buf, orig, 2 * ps)) TH_LOG("the pipe's reader gets the bytes as spliced");
-	EXPECT_EQ(0xee, p[0]);
-	EXPECT_EQ(0xee, p[2 * ps - 1]);
-	pt_check_data(_metadata, k);
-	close(pfd[0]);
-	close(pfd[1]);
-	free(orig);
-	free(buf);
-}
-
-TEST_F(pool, pinned_page_sent_from_copy)
-{
-	const size_t ps = self->c.ps, n = 4;
-	struct zcopy_stats st0, st1, m0, m1;
-	struct zcopy_iovec iov;
-	struct zcopy_send s = { 0 };
-	struct pt_conn *k;
-	uint8_t *p, *orig;
-
-	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
-	pt_fill_words(p, n * ps, 22);
-	orig = malloc(n * ps);
-	ASSERT_NE(NULL, orig);
-	memcpy(orig, p, n * ps);
-	k = blocked_conn(_metadata, &self->c);
-
-	/* ZCOPY_IOC_SEND pins page 0 (long-term), queued behind the window. */
-	m0 = pt_stats(_metadata, self->c.zfd, ZCOPY_STATS_MODULE);
-	iov = (struct zcopy_iovec){ (uintptr_t)p, ps };
-	ASSERT_EQ(0, zc_send(self->c.zfd, k->sock, &iov, 1, 0, 1, &s));
-	ASSERT_EQ(ps, s.bytes);
-	zc_log_add(&self->c.log, &s, zc_expected_flags(&k->net, ps), 1);
-	pt_account(k, orig, ps);
-	m1 = pt_stats(_metadata, self->c.zfd, ZCOPY_STATS_MODULE);
-	EXPECT_EQ(m0.pages_pinned + 1, m1.pages_pinned) TH_LOG("page 0 is pinned");
-
-	/* A pool send of the pinned page goes out from a copy. */
-	st0 = pt_stats(_metadata, self->c.zfd, 0);
-	ASSERT_EQ(0, pt_send(&self->c, k, p, 0, ps, NOTIFY, 2, NULL, NULL));
-	st1 = pt_stats(_metadata, self->c.zfd, 0);
-	EXPECT_EQ(ps, DELTA(st1, st0, pool_send_copied_bytes));
-	/* Unpinned pages are not copied. */
-	ASSERT_EQ(0, pt_send(&self->c, k, p, ps, 2 * ps, 0, 3, NULL, NULL));
-	st0 = pt_stats(_metadata, self->c.zfd, 0);
-	EXPECT_EQ(0, DELTA(st0, st1, pool_send_copied_bytes));
-
-	/* Writing the pinned page: a copy; then sending it copies nothing. */
-	memset(p, 0x42, ps);
-	st1 = pt_stats(_metadata, self->c.zfd, 0);
-	EXPECT_EQ(1, DELTA(st1, st0, cow_copies));
-	ASSERT_EQ(0, pt_send(&self->c, k, p, 0, ps, 0, 4, NULL, NULL));
-	st0 = pt_stats(_metadata, self->c.zfd, 0);
-	EXPECT_EQ(0, DELTA(st0, st1, pool_send_copied_bytes));
-
-	pt_check_data(_metadata, k);
-	pt_check_records(_metadata, &self->c);
-	free(orig);
-}
-
-/* io_uring without liburing: just what it takes to register and read. */
+/* io_uring without liburing: just what it takes to register a buffer. */
 struct pt_uring {
 	int fd;
 	struct io_uring_params p;
-	void *sq, *cq;
-	size_t sq_len, cq_len;
-	struct io_uring_sqe *sqes;
 };
 
 static int pt_uring_init(struct pt_uring *u)
 {
 	memset(u, 0, sizeof(*u));
 	u->fd = syscall(__NR_io_uring_setup, 4, &u->p);
-	if (u->fd < 0)
-		return -errno;
-	u->sq_len = u->p.sq_off.array + u->p.sq_entries * sizeof(__u32);
-	u->cq_len = u->p.cq_off.cqes + u->p.cq_entries * sizeof(struct io_uring_cqe);
-	if (u->p.features & IORING_FEAT_SINGLE_MMAP) {
-		if (u->cq_len > u->sq_len)
-			u->sq_len = u->cq_len;
-		u->cq_len = 0;
-	}
-	u->sq = mmap(NULL, u->sq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, u->fd,
-		     IORING_OFF_SQ_RING);
-	if (u->sq == MAP_FAILED)
-		return -errno;
-	if (u->cq_len) {
-		u->cq = mmap(NULL, u->cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-			     u->fd, IORING_OFF_CQ_RING);
-		if (u->cq == MAP_FAILED)
-			return -errno;
-	} else {
-		u->cq = u->sq;
-	}
-	u->sqes = mmap(NULL, u->p.sq_entries * sizeof(*u->sqes), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_POPULATE, u->fd, IORING_OFF_SQES);
-	if (u->sqes == MAP_FAILED)
-		return -errno;
-	return 0;
+	return u->fd < 0 ? -errno : 0;
 }
 
-/* One IORING_OP_READ_FIXED of registered buffer 0, waited for: res or -errno. */
-static int pt_uring_read_fixed(struct pt_uring *u, int fd, void *buf, unsigned int len,
-			       uint64_t off)
-{
-	__u32 *tail = (__u32 *)((char *)u->sq + u->p.sq_off.tail);
-	__u32 *mask = (__u32 *)((char *)u->sq + u->p.sq_off.ring_mask);
-	__u32 *array = (__u32 *)((char *)u->sq + u->p.sq_off.array);
-	__u32 *chead = (__u32 *)((char *)u->cq + u->p.cq_off.head);
-	__u32 *ctail = (__u32 *)((char *)u->cq + u->p.cq_off.tail);
-	__u32 *cmask = (__u32 *)((char *)u->cq + u->p.cq_off.ring_mask);
-	struct io_uring_cqe *cqes = (void *)((char *)u->cq + u->p.cq_off.cqes);
-	__u32 t = *tail, idx = t & *mask, h;
-	struct io_uring_sqe *sqe = &u->sqes[idx];
-	int ret;
+/* What the cases below work on: pool page 0, which a receiver holds. */
+struct ref_ctx {
+	uint8_t *p;		/* the pool */
+	size_t ps;
+	int zfd;
+	int sock;		/* a connected loopback TCP socket */
+	uint64_t word;		/* what a writing case writes at p[0] */
+};
 
-	memset(sqe, 0, sizeof(*sqe));
-	sqe->opcode = IORING_OP_READ_FIXED;
-	sqe->fd = fd;
-	sqe->addr = (uintptr_t)buf;
-	sqe->len = len;
-	sqe->off = off;
-	sqe->buf_index = 0;
-	sqe->user_data = 42;
-	array[idx] = idx;
-	__atomic_store_n(tail, t + 1, __ATOMIC_RELEASE);
-	ret = syscall(__NR_io_uring_enter, u->fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0);
-	if (ret < 0)
+static int ret_errno(long ret)
+{
+	return ret < 0 ? -errno : 0;
+}
+
+static int ref_vmsplice(struct ref_ctx *x)
+{
+	struct iovec iv = { x->p, x->ps };
+	int pfd[2], ret;
+
+	if (pipe2(pfd, O_CLOEXEC))
 		return -errno;
-	h = *chead;
-	if (h == __atomic_load_n(ctail, __ATOMIC_ACQUIRE))
-		return -EIO;
-	ret = cqes[h & *cmask].res;
-	__atomic_store_n(chead, h + 1, __ATOMIC_RELEASE);
+	ret = ret_errno(vmsplice(pfd[1], &iv, 1, 0));
+	if (!ret && splice(pfd[0], NULL, x->sock, NULL, x->ps, 0) != (ssize_t)x->ps)
+		ret = -EPROTO;
+	close(pfd[0]);
+	close(pfd[1]);
 	return ret;
 }
 
-static void pt_uring_fini(struct pt_uring *u)
+static int ref_odirect(struct ref_ctx *x, bool read)
 {
-	if (u->sqes && u->sqes != MAP_FAILED)
-		munmap(u->sqes, u->p.sq_entries * sizeof(*u->sqes));
-	if (u->cq_len && u->cq && u->cq != MAP_FAILED)
-		munmap(u->cq, u->cq_len);
-	if (u->sq && u->sq != MAP_FAILED)
-		munmap(u->sq, u->sq_len);
-	if (u->fd >= 0)
-		close(u->fd);
+	int fd = open("/dev/ram0", O_RDWR | O_DIRECT | O_CLOEXEC), ret;
+
+	if (fd < 0)
+		return -ENODEV;
+	if (read)
+		ret = ret_errno(pread(fd, x->p, x->ps, 0));
+	else
+		ret = ret_errno(pwrite(fd, x->p, x->ps, 8 * x->ps));
+	close(fd);
+	return ret;
 }
 
-TEST_F(pool, io_uring_fixed_buffer)
+static int ref_odirect_read(struct ref_ctx *x)
 {
-	const size_t ps = self->c.ps, n = 2;
-	struct zcopy_stats st0, st1;
-	uint8_t *p, *orig, *disk;
+	return ref_odirect(x, true);
+}
+
+static int ref_odirect_write(struct ref_ctx *x)
+{
+	return ref_odirect(x, false);
+}
+
+static int ref_io_uring(struct ref_ctx *x)
+{
+	struct iovec iv = { x->p, x->ps };
 	struct pt_uring u;
-	struct iovec iv;
-	struct pt_conn *k;
-	int ret, err, fd;
+	int ret = pt_uring_init(&u);
 
-	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
-	pt_fill_words(p, n * ps, 23);
-	orig = malloc(n * ps);
-	disk = malloc(ps);
-	ASSERT_NE(NULL, orig);
-	ASSERT_NE(NULL, disk);
-	memcpy(orig, p, n * ps);
-	k = held_conn(_metadata, &self->c);
-	ASSERT_EQ(0, pt_send(&self->c, k, p, 0, ps, 0, 0, NULL, NULL));
+	if (ret)
+		return -ENODEV;
+	ret = ret_errno(syscall(__NR_io_uring_register, u.fd, IORING_REGISTER_BUFFERS, &iv, 1));
+	close(u.fd);
+	return ret;
+}
 
-	ret = pt_uring_init(&u);
-	if (ret) {
-		pt_uring_fini(&u);
-		pt_check_data(_metadata, k);
-		SKIP(return, "io_uring is not available: %s", strerror(-ret));
+static int ref_process_vm_readv(struct ref_ctx *x)
+{
+	uint8_t buf[64];
+	struct iovec local = { buf, sizeof(buf) }, remote = { x->p, sizeof(buf) };
+
+	return ret_errno(process_vm_readv(getpid(), &local, 1, &remote, 1, 0));
+}
+
+static int ref_process_vm_writev(struct ref_ctx *x)
+{
+	struct iovec local = { &x->word, 8 }, remote = { x->p, 8 };
+
+	return ret_errno(process_vm_writev(getpid(), &local, 1, &remote, 1, 0));
+}
+
+static int ref_msg_zerocopy(struct ref_ctx *x)
+{
+	int one = 1;
+
+	if (setsockopt(x->sock, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)))
+		return -ENODEV;
+	return ret_errno(send(x->sock, x->p, x->ps, MSG_ZEROCOPY));
+}
+
+static int ref_zcopy_send(struct ref_ctx *x)
+{
+	struct zcopy_iovec iov = { (uintptr_t)x->p, x->ps };
+	struct zcopy_send s = { 0 };
+
+	return zc_send(x->zfd, x->sock, &iov, 1, 0, 0, &s);
+}
+
+/* A child attaches to us with ptrace and pokes the word into the page. */
+static int ref_ptrace_poke(struct ref_ctx *x)
+{
+	pid_t parent = getpid(), pid;
+	int status;
+
+	prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (!pid) {
+		long peek;
+
+		if (ptrace(PTRACE_ATTACH, parent, NULL, NULL) ||
+		    waitpid(parent, &status, __WALL) != parent)
+			_exit(1);
+		if (ptrace(PTRACE_POKEDATA, parent, x->p, (void *)(uintptr_t)x->word))
+			_exit(2);
+		errno = 0;
+		peek = ptrace(PTRACE_PEEKDATA, parent, x->p, NULL);
+		ptrace(PTRACE_DETACH, parent, NULL, NULL);
+		_exit(errno ? 3 : (uint64_t)peek == x->word ? 0 : 4);
 	}
+	if (waitpid(pid, &status, 0) != pid)
+		return -errno;
+	return WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -EPROTO;
+}
 
-	/* A long-term writable pin of the pool page the receiver holds. */
-	st0 = pt_stats(_metadata, self->c.zfd, 0);
-	iv = (struct iovec){ p, ps };
-	ret = syscall(__NR_io_uring_register, u.fd, IORING_REGISTER_BUFFERS, &iv, 1);
-	err = ret < 0 ? errno : 0;
-	st1 = pt_stats(_metadata, self->c.zfd, 0);
-	TH_LOG("IORING_REGISTER_BUFFERS of a pool page: %s (cow_copies +%llu)", errno_name(err),
-	       ZC_U64(DELTA(st1, st0, cow_copies)));
-	if (ret < 0) {
-		/*
-		 * The defined outcome on both kernels: 6.12 refuses a
-		 * long-term writable pin of a write-notify mapping (EFAULT),
-		 * 6.1's io_uring any file-backed buffer (EOPNOTSUPP). Either
-		 * way io_uring cannot write into a page in flight.
-		 */
-		EXPECT_TRUE(err == EFAULT || err == EOPNOTSUPP) TH_LOG("%s", errno_name(err));
-		EXPECT_EQ(0, memcmp(p, orig, ps)) TH_LOG("a refused registration wrote nothing");
-		/* 6.1 pins for writing first: that write fault copies the page. */
-		EXPECT_GE(1, DELTA(st1, st0, cow_copies));
-		pt_uring_fini(&u);
-		pt_check_data(_metadata, k);
-		free(orig);
-		free(disk);
-		return;
-	}
+static int ref_proc_mem(struct ref_ctx *x)
+{
+	int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC), ret;
 
-	/* Registered: a send of the pinned page goes out from a copy... */
-	ASSERT_EQ(0, pt_send(&self->c, k, p, 0, ps, 0, 0, NULL, NULL));
-	st0 = pt_stats(_metadata, self->c.zfd, 0);
-	EXPECT_EQ(ps, DELTA(st0, st1, pool_send_copied_bytes));
-
-	/* ...so that reading into the registered buffer changes no byte sent. */
-	fd = open("/dev/ram0", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
-		fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ((ssize_t)ps, pread(fd, disk, ps, 0));
-	ret = pt_uring_read_fixed(&u, fd, p, ps, 0);
-	EXPECT_EQ((int)ps, ret) TH_LOG("READ_FIXED: %s", ret < 0 ? strerror(-ret) : "short");
-	EXPECT_EQ(0, memcmp(p, disk, ps)) TH_LOG("the application sees the data read");
-	syscall(__NR_io_uring_register, u.fd, IORING_UNREGISTER_BUFFERS, NULL, 0);
-	pt_uring_fini(&u);
+		return -ENODEV;
+	ret = ret_errno(pwrite(fd, &x->word, 8, (off_t)(uintptr_t)x->p));
 	close(fd);
+	return ret;
+}
+
+static int ref_read_into(struct ref_ctx *x)
+{
+	int pfd[2], ret;
+
+	if (pipe2(pfd, O_CLOEXEC))
+		return -errno;
+	ret = write(pfd[1], &x->word, 8) == 8 ? ret_errno(read(pfd[0], x->p, 8)) : -EIO;
+	close(pfd[0]);
+	close(pfd[1]);
+	return ret;
+}
+
+static int ref_send_from(struct ref_ctx *x)
+{
+	return ret_errno(send(x->sock, x->p, x->ps, 0));
+}
+
+enum ref_outcome {
+	REFUSED,	/* fails with err (or err2), nothing taken or written */
+	WRITTEN,	/* the word lands in a copy; the receiver keeps the page */
+	READ_ONLY,	/* succeeds without a reference, writing nothing */
+};
+
+static const struct ref_case {
+	const char *name;
+	int (*op)(struct ref_ctx *x);
+	enum ref_outcome outcome;
+	int err, err2;
+	const char *why;
+} ref_cases[] = {
+	{ "vmsplice, then splice to a socket", ref_vmsplice, REFUSED, EFAULT, 0,
+	  "the pipe would hold the page itself, and a receiver after it" },
+	{ "O_DIRECT read into the page", ref_odirect_read, REFUSED, EFAULT, 0,
+	  "a device would write into the page behind the pool" },
+	{ "O_DIRECT write from the page", ref_odirect_write, REFUSED, EFAULT, 0,
+	  "the device would hold the page past any copy-on-write" },
+	{ "io_uring buffer registration", ref_io_uring, REFUSED, EFAULT, EOPNOTSUPP,
+	  "a long-term pin, written by later reads" },
+	{ "process_vm_readv", ref_process_vm_readv, REFUSED, EFAULT, 0,
+	  "it pins the page to read it" },
+	{ "process_vm_writev", ref_process_vm_writev, REFUSED, EFAULT, 0,
+	  "it pins the page to write it" },
+	{ "MSG_ZEROCOPY send", ref_msg_zerocopy, REFUSED, EFAULT, 0,
+	  "the stack would hold the page with no copy-on-write" },
+	{ "ZCOPY_IOC_SEND (pinned send)", ref_zcopy_send, REFUSED, EFAULT, 0,
+	  "pool pages go out through ZCOPY_IOC_POOL_SEND" },
+	{ "ptrace(PTRACE_POKEDATA)", ref_ptrace_poke, WRITTEN, 0, 0,
+	  "a debugger writes through the mapping's access, like a write fault" },
+	{ "write to /proc/PID/mem", ref_proc_mem, WRITTEN, 0, 0,
+	  "the same path as ptrace" },
+	{ "read(2) into the page", ref_read_into, WRITTEN, 0, 0,
+	  "copy_to_user() faults like any store" },
+	{ "send(2) from the page", ref_send_from, READ_ONLY, 0, 0,
+	  "a copying send reads it and keeps nothing" },
+};
+
+/*
+ * Every way another subsystem can reach a pool page, here one a receiver
+ * holds (sent by reference): what takes a reference is refused, so no one
+ * but zcopy ever holds a pool page; what writes without one lands in a
+ * copy, as the application's own writes do. The receiver gets each page
+ * as it was sent.
+ */
+TEST_F(pool, other_references)
+{
+	const size_t ps = self->c.ps;
+	struct zcopy_stats st0, st1;
+	struct ref_ctx x = { .ps = ps, .zfd = self->c.zfd };
+	uint8_t *orig = malloc(ps);
+	struct pt_conn *k, *sink;
+	size_t i;
+
+	ASSERT_NE(NULL, orig);
+	x.p = pt_map_pool(_metadata, &self->c, self->c.zfd, 2);
+	k = held_conn(_metadata, &self->c);
+	sink = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, NULL);
+	x.sock = sink->sock;
+
+	for (i = 0; i < ARRAY_SIZE(ref_cases); i++) {
+		const struct ref_case *rc = &ref_cases[i];
+		int ret;
+
+		pt_fill_words(x.p, ps, 300 + i);
+		memcpy(orig, x.p, ps);
+		x.word = 0x5eed000000000000ULL | i;
+		ASSERT_EQ(0, pt_send(&self->c, k, x.p, 0, ps, 0, 0, NULL, NULL));
+		st0 = pt_stats(_metadata, self->c.zfd, 0);
+		ret = rc->op(&x);
+		st1 = pt_stats(_metadata, self->c.zfd, 0);
+		if (ret == -ENODEV) {
+			TH_LOG("%s: not available here", rc->name);
+			continue;
+		}
+		switch (rc->outcome) {
+		case REFUSED:
+			EXPECT_TRUE(ret == -rc->err || (rc->err2 && ret == -rc->err2))
+				TH_LOG("%s: %s, not %s (%s)", rc->name, errno_name(-ret),
+				       errno_name(rc->err), rc->why);
+			EXPECT_EQ(0, memcmp(x.p, orig, ps)) TH_LOG("%s changed the page", rc->name);
+			EXPECT_EQ(0, DELTA(st1, st0, cow_copies)) TH_LOG("%s", rc->name);
+			break;
+		case WRITTEN:
+			EXPECT_EQ(0, ret) TH_LOG("%s: %s (%s)", rc->name, errno_name(-ret), rc->why);
+			EXPECT_EQ(x.word, *(uint64_t *)x.p) TH_LOG("%s: the word written", rc->name);
+			EXPECT_EQ(0, memcmp(x.p + 8, orig + 8, ps - 8)) TH_LOG("%s", rc->name);
+			EXPECT_EQ(1, DELTA(st1, st0, cow_copies))
+				TH_LOG("%s wrote a held page: one copy", rc->name);
+			break;
+		case READ_ONLY:
+			EXPECT_EQ(0, ret) TH_LOG("%s: %s", rc->name, errno_name(-ret));
+			if (!ret)
+				pt_account(sink, orig, ps);
+			EXPECT_EQ(0, memcmp(x.p, orig, ps)) TH_LOG("%s", rc->name);
+			EXPECT_EQ(0, DELTA(st1, st0, cow_copies)) TH_LOG("%s", rc->name);
+			break;
+		}
+	}
+	/* The holding receiver gets every page as it was sent. */
 	pt_check_data(_metadata, k);
+	pt_check_data(_metadata, sink);
 	free(orig);
-	free(disk);
+}
+
+/* ---- Faults racing copy-on-write ---- */
+
+struct race_state {
+	uint8_t *p;
+	size_t ps;
+	bool stop;
+	uint64_t done;			/* the last generation written whole */
+	uint64_t reads, stale, stale_seen, stale_after;
+};
+
+/* Read slot 0 again and again, unmapping it first where that is allowed. */
+static void *race_reader(void *arg)
+{
+	struct race_state *r = arg;
+	uint64_t *w = (uint64_t *)r->p;
+	size_t last = r->ps / 8 - 1;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
+		uint64_t done = __atomic_load_n(&r->done, __ATOMIC_ACQUIRE), a, b;
+
+		madvise(r->p, r->ps, MADV_DONTNEED);
+		a = __atomic_load_n(&w[0], __ATOMIC_RELAXED);
+		b = __atomic_load_n(&w[last], __ATOMIC_RELAXED);
+		r->reads++;
+		if (a < done || b < done) {
+			if (!r->stale++) {
+				r->stale_seen = a < b ? a : b;
+				r->stale_after = done;
+			}
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A read fault of slot 0 racing the copy-on-write of a write to it: the
+ * reader must never see a generation older than one already written whole,
+ * and the writer must never stall (the harness's timeout catches that).
+ */
+TEST_F_TIMEOUT(pool, read_fault_racing_copy_on_write, 300)
+{
+	const size_t ps = self->c.ps, words = ps / 8;
+	struct race_state r = { .ps = ps };
+	uint64_t *expect = malloc(ps), g, copies;
+	struct zcopy_stats st0, st1;
+	struct pt_conn *k;
+	pthread_t th;
+	size_t i;
+
+	ASSERT_NE(NULL, expect);
+	r.p = pt_map_pool(_metadata, &self->c, self->c.zfd, 1);
+	memset(r.p, 0, ps);
+	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, NULL);
+	st0 = pt_stats(_metadata, self->c.zfd, 0);
+	ASSERT_EQ(0, pthread_create(&th, NULL, race_reader, &r));
+	for (g = 1; g <= RACE_ROUNDS && !r.stale; g++) {
+		struct zcopy_pool_send s = { 0 };
+
+		/* By reference: the page is the receiver's now, and writing it copies. */
+		if (!pt_pool_send_raw(self->c.zfd, k->sock, 0, ps, ZCOPY_SEND_DONTWAIT, 0, &s)) {
+			for (i = 0; i < words; i++)
+				expect[i] = g - 1;
+			pt_account(k, expect, s.bytes);
+		}
+		for (i = 0; i < words; i++)
+			__atomic_store_n((uint64_t *)r.p + i, g, __ATOMIC_RELAXED);
+		__atomic_store_n(&r.done, g, __ATOMIC_RELEASE);
+	}
+	__atomic_store_n(&r.stop, true, __ATOMIC_RELAXED);
+	pthread_join(th, NULL);
+	st1 = pt_stats(_metadata, self->c.zfd, 0);
+	copies = DELTA(st1, st0, cow_copies);
+	TH_LOG("%llu generations, %llu reads, %llu copies on write",
+	       ZC_U64(g - 1), ZC_U64(r.reads), ZC_U64(copies));
+	EXPECT_EQ(0, r.stale) TH_LOG("a read saw generation %llu after %llu was written whole",
+				     ZC_U64(r.stale_seen), ZC_U64(r.stale_after));
+	EXPECT_LT(0, copies) TH_LOG("no write raced a send: the test proved nothing");
+	pt_check_data(_metadata, k);
+	free(expect);
+}
+
+struct wr_state {
+	uint64_t *a;
+	size_t words;
+	uint64_t gen;
+	int go;
+};
+
+static void *writer_a(void *arg)
+{
+	struct wr_state *w = arg;
+	size_t i;
+
+	while (!__atomic_load_n(&w->go, __ATOMIC_ACQUIRE))
+		;
+	for (i = 0; i < w->words; i++)
+		__atomic_store_n(&w->a[i], w->gen, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+/*
+ * The pool mapped twice, slot 0 held by a receiver: thread 1 writes k into
+ * every word through mapping A while the main thread writes once through
+ * mapping B, which copies the page. A word of thread 1's that lands in the
+ * old page after the copy was made would be lost: none may end at k - 1.
+ */
+TEST_F_TIMEOUT(pool, copy_on_write_keeps_other_mappings_writes, 300)
+{
+	const size_t ps = self->c.ps, words = ps / 8;
+	struct wr_state w = { .words = words };
+	uint64_t k_gen, lost = 0, lost_rounds = 0, first_lost = 0, *src = malloc(ps);
+	uint8_t *a, *b;
+	struct pt_conn *k;
+	size_t i;
+
+	ASSERT_NE(NULL, src);
+	a = pt_map_pool(_metadata, &self->c, self->c.zfd, 1);
+	b = pt_map_pool(_metadata, &self->c, self->c.zfd, 1);
+	w.a = (uint64_t *)a;
+	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, NULL);
+	for (k_gen = 1; k_gen <= RACE_ROUNDS / 10; k_gen++) {
+		pthread_t th;
+		size_t n = 0;
+
+		memcpy(src, a, ps);
+		ASSERT_EQ(0, pt_send(&self->c, k, a, 0, ps, 0, 0, src, NULL));
+		w.gen = k_gen;
+		w.go = 0;
+		ASSERT_EQ(0, pthread_create(&th, NULL, writer_a, &w));
+		__atomic_store_n(&w.go, 1, __ATOMIC_RELEASE);
+		/* Somewhere in thread 1's run, one write through B. */
+		for (i = 0; i < (k_gen * 37) % 2000; i++)
+			__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		__atomic_store_n((uint64_t *)b + words - 1, k_gen, __ATOMIC_RELAXED);
+		pthread_join(th, NULL);
+		for (i = 0; i < words; i++)
+			n += ((uint64_t *)a)[i] != k_gen;
+		if (n) {
+			if (!lost_rounds++)
+				first_lost = k_gen;
+			lost += n;
+		}
+	}
+	EXPECT_EQ(0, lost) TH_LOG("%llu words lost in %llu rounds, the first in round %llu",
+				  ZC_U64(lost), ZC_U64(lost_rounds), ZC_U64(first_lost));
+	pt_check_data(_metadata, k);
+	free(src);
+}
+
+/* ---- Completions do not wait ---- */
+
+#define HELD_FDS	16
+#define HELD_SENDS	20
+#define LAT_SENDS	50
+
+struct lat_state {
+	int zfd, sock;
+	char *buf;
+	int64_t us[LAT_SENDS];
+	int n, err;
+};
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+/* Pinned sends of another user, each timed from the send to its record. */
+static void *lat_sender(void *arg)
+{
+	struct lat_state *l = arg;
+	struct zcopy_completion rec;
+	int i;
+
+	for (i = 0; i < LAT_SENDS; i++) {
+		struct zcopy_iovec iov = { (uintptr_t)l->buf, 4096 };
+		struct zcopy_send s = { 0 };
+		struct pollfd pfd = { l->zfd, POLLIN, 0 };
+		int64_t t0 = now_us();
+		int ret = zc_send(l->zfd, l->sock, &iov, 1, 0, i, &s);
+
+		if (ret || poll(&pfd, 1, 10000) != 1 ||
+		    read(l->zfd, &rec, sizeof(rec)) != sizeof(rec)) {
+			l->err = ret ? -ret : EIO;
+			break;
+		}
+		l->us[l->n++] = now_us() - t0;
+	}
+	return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int64_t median(struct lat_state *l)
+{
+	qsort(l->us, l->n, sizeof(l->us[0]), cmp_i64);
+	return l->n ? l->us[l->n / 2] : -1;
+}
+
+/*
+ * Sixteen files, each with a pool whose slot 0 a receiver holds for good,
+ * send slot 0 with records again and again; meanwhile another sender's
+ * records must come as they do without that load: no completion waits for
+ * a page someone else holds, or holds another process's locks. The two
+ * latencies are reported; what is asserted is that every record came.
+ */
+/* A connected loopback TCP pair: sv[0] sends, sv[1] receives. */
+static int tcp_pair(int sv[2])
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sl) || listen(l, 1) ||
+	    getsockname(l, (struct sockaddr *)&sa, &sl))
+		return -1;
+	sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sv[0] < 0 || connect(sv[0], (struct sockaddr *)&sa, sl))
+		return -1;
+	sv[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	close(l);
+	return sv[1] < 0 ? -1 : 0;
+}
+
+TEST_F_TIMEOUT(pool, held_page_does_not_delay_records, 300)
+{
+	const size_t ps = self->c.ps;
+	int zfds[HELD_FDS], hold[HELD_FDS][2], busy[HELD_FDS][2], i, j;
+	uint8_t *pools[HELD_FDS];
+	struct lat_state l = { 0 };
+	const char *how = "";
+	struct iovec iv;
+	int64_t quiet, loaded;
+	struct pt_conn *k;
+	char sink[65536];
+	pthread_t th;
+
+	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, NULL);
+	l.zfd = pt_open_fd(_metadata, &self->c);
+	l.sock = k->sock;
+	l.buf = zc_map(4096);
+	ASSERT_NE(NULL, l.buf);
+	zc_fill(l.buf, 4096, 9);
+	ASSERT_EQ(0, pthread_create(&th, NULL, lat_sender, &l));
+	pthread_join(th, NULL);
+	ASSERT_EQ(0, l.err) TH_LOG("%s", strerror(l.err));
+	quiet = median(&l);
+
+	for (i = 0; i < HELD_FDS; i++) {
+		zfds[i] = zc_open();
+		ASSERT_LE(0, zfds[i]);
+		pools[i] = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_SHARED, zfds[i],
+				ZCOPY_MMAP_POOL);
+		ASSERT_NE(MAP_FAILED, pools[i]);
+		memset(pools[i], i, ps);
+		ASSERT_EQ(0, tcp_pair(busy[i]));
+		/*
+		 * Held in a pipe where the kernel allows vmsplice() of a pool
+		 * page; else by reference, to a receiver that never reads.
+		 */
+		ASSERT_EQ(0, pipe2(hold[i], O_CLOEXEC));
+		iv = (struct iovec){ pools[i], ps };
+		if (vmsplice(hold[i][1], &iv, 1, 0) == (ssize_t)ps) {
+			how = "in a pipe";
+			continue;
+		}
+		close(hold[i][0]);
+		close(hold[i][1]);
+		ASSERT_EQ(0, tcp_pair(hold[i]));
+		ASSERT_EQ(0, pt_pool_send_raw(zfds[i], hold[i][0], 0, ps, 0, 0, NULL));
+		how = "by a receiver";
+	}
+	l.n = 0;
+	ASSERT_EQ(0, pthread_create(&th, NULL, lat_sender, &l));
+	for (j = 0; j < HELD_SENDS; j++) {
+		for (i = 0; i < HELD_FDS; i++) {
+			struct zcopy_completion rec;
+			struct pollfd pfd = { zfds[i], POLLIN, 0 };
+			size_t got = 0;
+
+			ASSERT_EQ(0, pt_pool_send_raw(zfds[i], busy[i][0], 0, ps,
+						      ZCOPY_POOL_SEND_NOTIFY, j, NULL));
+			while (got < ps) {
+				ssize_t r = recv(busy[i][1], sink, sizeof(sink), 0);
+
+				ASSERT_LT(0, r);
+				got += r;
+			}
+			ASSERT_EQ(1, poll(&pfd, 1, 10000)) TH_LOG("fd %d, send %d: no record", i, j);
+			ASSERT_EQ(sizeof(rec), read(zfds[i], &rec, sizeof(rec)));
+		}
+	}
+	pthread_join(th, NULL);
+	ASSERT_EQ(0, l.err) TH_LOG("%s", strerror(l.err));
+	loaded = median(&l);
+	TH_LOG("another sender's send-to-record latency, median of %d: %lld us alone, %lld us beside %d files re-sending pages held %s",
+	       LAT_SENDS, (long long)quiet, (long long)loaded, HELD_FDS, how);
+	for (i = 0; i < HELD_FDS; i++) {
+		close(hold[i][0]);
+		close(hold[i][1]);
+		close(busy[i][0]);
+		close(busy[i][1]);
+		munmap(pools[i], ps);
+		close(zfds[i]);
+	}
+	for (i = 0; i < 2 * LAT_SENDS; i++)
+		pt_account(k, l.buf, 4096);
+	pt_check_data(_metadata, k);
+	zc_unmap(l.buf, 4096);
 }
 
 /* ---- The steady state: no copy, no fault ---- */
@@ -1774,9 +2068,8 @@ TEST_F(pool_path, tcp_send_by_reference_has_no_record)
 	EXPECT_EQ(0, st.pool_send_copied_bytes);
 	EXPECT_EQ(0, st.records_queued);
 	EXPECT_EQ(0, st.cow_copies);
-	EXPECT_EQ(0, pt_wait_in_flight(self->c.zfd, 0, 0, 5000, &st))
-		TH_LOG("%llu pool pages in flight after the receiver read all",
-		       ZC_U64(st.pool_pages_in_flight));
+	/* Given by reference: held until a write gives each slot a copy. */
+	EXPECT_EQ(n, st.pool_pages_in_flight);
 }
 
 /*

@@ -833,21 +833,5 @@ static inline struct zcopy_stats rt_module_stats(int zfd)
 	return st;
 }
 
-/* Poll @zfd's ledger (@flags) until pool_pages_in_flight is @want: 0 or -ETIMEDOUT. */
-static inline int rt_wait_pool_in_flight(int zfd, uint32_t flags, uint64_t want,
-					 int timeout_ms, struct zcopy_stats *st)
-{
-	int64_t deadline = zc_now_ms() + timeout_ms;
-
-	for (;;) {
-		if (zc_stats(zfd, flags, st))
-			return -errno;
-		if (st->pool_pages_in_flight == want)
-			return 0;
-		if (zc_now_ms() > deadline)
-			return -ETIMEDOUT;
-		zc_sleep_ms(10);
-	}
-}
 
 #endif /* RECV_TEST_UTIL_H */

@@ -33,11 +33,26 @@
  * ZCOPY_MMAP_POOL: the file's send pool, zeroed pages shared by the
  * application and the kernel. The first such mmap (MAP_SHARED, not
  * PROT_EXEC) creates it with the mapping's size, up to the module's
- * max_pool_pages and charged to RLIMIT_MEMLOCK; later ones map it again,
- * no larger. The pool lives until the file is closed. A write to a pool
- * page the network stack still holds lands in a fresh copy of the page,
- * mapped at the same address: the page in flight never changes. Pool
- * mappings are not inherited by fork() (as MADV_DONTFORK).
+ * max_pool_pages, charged to RLIMIT_MEMLOCK and to the caller's memory
+ * cgroup; later ones map it again, no larger. The pool lives until the
+ * file is closed and its last mapping is gone. Pool mappings are not
+ * inherited by fork() (as MADV_DONTFORK).
+ *
+ * Only zcopy ever holds a pool page: nothing else can take a reference to
+ * one. Whatever would pin or reference the pages behind a pool address
+ * fails with EFAULT (or that subsystem's own error): vmsplice(), O_DIRECT
+ * reads and writes, io_uring buffer registration, process_vm_readv() and
+ * process_vm_writev(), MSG_ZEROCOPY, ZCOPY_IOC_SEND (send pool pages with
+ * ZCOPY_IOC_POOL_SEND); madvise(MADV_DONTNEED) and advice meant for
+ * ordinary memory fail with EINVAL. Plain reads and writes, read(2) into
+ * the pool, write(2) and send(2) from it, and ptrace() or /proc/PID/mem
+ * (which go through the mapping like a store) all work.
+ *
+ * A pool page is held from the moment a send takes it: by a send with a
+ * completion record until the stack has let go of it (the record), by a
+ * send by reference for good, as the receiver may keep the very page.
+ * Any write to a held page, by any of the ways above, lands in a fresh
+ * copy mapped at the same address: the page in flight never changes.
  */
 #define ZCOPY_MMAP_POOL		0x00000000ULL
 
@@ -103,8 +118,9 @@ struct zcopy_iovec {
  *
  * The pages are pinned read-only and handed to the socket as fragments;
  * they must not be written until the completion record covering them has
- * been read. On success the ioctl returns 0; when nothing was sent, it
- * fails with the socket's error (EAGAIN, EPIPE, ...) and no record follows.
+ * been read. Pool memory cannot be pinned (EFAULT): see ZCOPY_MMAP_POOL.
+ * On success the ioctl returns 0; when nothing was sent, it fails with the
+ * socket's error (EAGAIN, EPIPE, ...) and no record follows.
  */
 struct zcopy_send {
 	__s32	sockfd;
@@ -147,15 +163,16 @@ struct zcopy_send {
  * @stream_offset: out: as zcopy_send.offset, or ZCOPY_NO_SEQ
  * @reserved:	must be zero
  *
- * The pages themselves are sent, never copied, except a page that another
- * subsystem has pinned (it could write to it): that one is sent from a
- * copy, and counted so. The application may write to the pool at once.
- * TCP sends hand the pages over by reference, so the receiver gets the
- * very pages, unless ZCOPY_POOL_SEND_NOTIFY asks for a completion record;
- * UDP sends always queue one. A page handed over by reference may be kept
- * by a receiver for good, so the next write to it always copies it. With
- * records, an application that rewrites only pages whose record it has
- * read takes neither a copy nor a fault.
+ * The pages themselves are sent, never copied. The application may write
+ * to the pool at once: see ZCOPY_MMAP_POOL. TCP sends hand the pages over
+ * by reference, so the receiver gets the very pages, unless
+ * ZCOPY_POOL_SEND_NOTIFY asks for a completion record; UDP sends always
+ * queue one. A page handed over by reference may be kept by a receiver
+ * for good, so it stays held (pool_pages_in_flight) and the next write to
+ * it copies it. With records, reading them maps the pages they cover
+ * writable again where the reader maps the pool: an application that
+ * rewrites only pages whose record it has read takes neither a copy nor
+ * a fault.
  */
 struct zcopy_pool_send {
 	__s32	sockfd;
@@ -266,11 +283,15 @@ struct zcopy_rx_desc {
  * stream, and fails with the connection's error. A receive with no free
  * slot fails with ENOSPC. TCP data is split into slots as described for
  * struct zcopy_rx_desc; urgent data is skipped (read inline with
- * SO_OOBINLINE), as recv(2) does. UDP gets one datagram per call, copied,
- * its last descriptor flagged ZCOPY_RX_EOR (EMSGSIZE, leaving it queued,
- * if it does not fit in @desc_count free slots or @max_bytes); 0 bytes once
- * shut down for reading. Sockets whose data belongs to an upper layer
- * (kTLS, a BPF sockmap) are refused with EOPNOTSUPP.
+ * SO_OOBINLINE), as recv(2) does: an urgent byte alone is no data, and
+ * the receive waits on. UDP gets the datagram at the head of the queue,
+ * whole, whatever SO_PEEK_OFF says (which it moves back by the datagram's
+ * length, as recv(2) does), copied, its last descriptor flagged
+ * ZCOPY_RX_EOR; one that does not fit in @desc_count free slots or
+ * @max_bytes fails with EMSGSIZE and stays queued; 0 bytes once shut down
+ * for reading. Sockets whose data belongs to an upper layer (kTLS, a BPF
+ * sockmap) are refused with EOPNOTSUPP, also when the layer takes over
+ * while the receive waits.
  */
 struct zcopy_recv {
 	__s32	sockfd;
@@ -327,16 +348,18 @@ struct zcopy_release {
  * @pool_pages:		pages in pools (now)
  * @pool_sends:		sends from a pool that moved at least one byte
  * @pool_send_bytes:	bytes they sent
- * @pool_send_copied_bytes: of which sent from a copy (page pinned elsewhere)
- * @cow_copies:		pool pages copied because written while in flight, or
- *			after they were sent by reference
+ * @pool_send_copied_bytes: of which sent from a copy: none, since nothing
+ *			but zcopy can hold a pool page
+ * @cow_copies:		pool pages copied because written while held
  * @write_faults:	writes to pool pages that took a fault (the first
  *			touch of each page is one)
- * @pages_rearmed:	pool pages made writable again after a completion
- * @pool_pages_in_flight: pool pages the network stack holds (now)
+ * @pages_rearmed:	pool pages mapped writable again when their records
+ *			were read
+ * @pool_pages_in_flight: pool pages held by sends (now): see ZCOPY_MMAP_POOL
  * @receives:		receives that returned data
  * @rx_bytes_mapped:	bytes received as mapped pages
- * @rx_bytes_copied:	bytes received by copying, into mapped pages
+ * @rx_bytes_copied:	bytes received by copying, into mapped pages (charged
+ *			to the receiver's memory cgroup)
  * @rx_slots_used:	receive slots holding data (now)
  * @reserved:		zero, for counters to come
  *
