@@ -63,11 +63,9 @@ static const struct {
 	[ZC_RX_SLOTS_USED]	= { "rx_slots_used", offsetof(struct zcopy_stats, rx_slots_used) },
 };
 
-/* Add @n to counter @id of @zf and of the module's totals. */
-void zcopy_count(struct zcopy_file *zf, enum zcopy_counter id, s64 n)
+void zcopy_ledger_add(struct zcopy_ledger *l, enum zcopy_counter id, s64 n)
 {
-	atomic64_add(n, &zf->ledger.c[id]);
-	atomic64_add(n, &zcopy_totals.c[id]);
+	atomic64_add(n, &l->c[id]);
 }
 
 /* Raise a high-water mark to @now, without a lock. */
@@ -79,17 +77,13 @@ static void zcopy_raise(atomic64_t *peak, s64 now)
 		;
 }
 
-/* Pages pinned (@nr_pages > 0) or unpinned (< 0) for sends by @zf. */
-void zcopy_count_pinned(struct zcopy_file *zf, long nr_pages)
+/* Pages pinned (@nr_pages > 0) or unpinned (< 0), with their high-water mark. */
+void zcopy_ledger_pinned(struct zcopy_ledger *l, long nr_pages)
 {
-	s64 now;
-
-	now = atomic64_add_return(nr_pages, &zf->ledger.c[ZC_PAGES_PINNED]);
-	zcopy_raise(&zf->ledger.c[ZC_PAGES_PINNED_PEAK], now);
-	now = atomic64_add_return(nr_pages, &zcopy_totals.c[ZC_PAGES_PINNED]);
-	zcopy_raise(&zcopy_totals.c[ZC_PAGES_PINNED_PEAK], now);
+	zcopy_raise(&l->c[ZC_PAGES_PINNED_PEAK],
+		    atomic64_add_return(nr_pages, &l->c[ZC_PAGES_PINNED]));
 	if (nr_pages > 0)
-		zcopy_count(zf, ZC_PAGES_PINNED_TOTAL, nr_pages);
+		atomic64_add(nr_pages, &l->c[ZC_PAGES_PINNED_TOTAL]);
 }
 
 void zcopy_ledger_read(const struct zcopy_ledger *l, struct zcopy_stats *st)

@@ -26,9 +26,7 @@
  * an application that rewrites only buffers whose record it has read takes
  * neither a fault nor a copy. No completion path touches an mm or waits.
  *
- * Lock order: mmap_lock, pool->lock, i_mmap_rwsem, PTE lock. Every pool
- * shares the device inode's address_space, so each has its own range of
- * file offsets: zapping one pool never touches another.
+ * Lock order: mmap_lock, pool->lock, i_mmap_rwsem, PTE lock.
  */
 
 #include <linux/bitmap.h>
@@ -50,32 +48,20 @@ MODULE_PARM_DESC(max_pool_pages, "Most pages in one pool (default 65536)");
 
 /**
  * struct zcopy_pool - the pages of a send pool
- * @lock:	protects everything below but @nr_pages, and orders every
- *		insertion of a PTE against every zap
- * @zf:		the file that owns the pool
- * @mapping:	the device's address_space
- * @pgoff:	the pool's first file offset, in pages
- * @nr_pages:	pages in the pool
- * @mm:		the address space that last mapped the pool (grabbed)
- * @uaddr:	where @mm maps the pool's start, as far as we know: where
- *		zcopy_pool_rearm() looks, checking the VMA each time
- * @mmp:	the RLIMIT_MEMLOCK charge
+ * @area:	what it shares with a receive area
+ * @lock:	protects everything below, and orders every insertion of a
+ *		PTE against every zap
  * @held:	slots held now (pool_pages_in_flight)
- * @sending:	per slot, the sends with a record that hold its page
+ * @sending:	per slot, the sends that hold its page: those with a record
+ *		until they complete, those by reference while being made
  * @given:	slots whose page went out by reference
  * @rearm:	slots that a completed send has let go of since the last
  *		zcopy_pool_rearm()
  * @slots:	the pages
  */
 struct zcopy_pool {
+	struct zcopy_area	area;
 	struct mutex		lock;		/* see above */
-	struct zcopy_file	*zf;
-	struct address_space	*mapping;
-	pgoff_t			pgoff;
-	unsigned long		nr_pages;
-	struct mm_struct	*mm;
-	unsigned long		uaddr;
-	struct mmpin		mmp;
 	unsigned long		held;
 	unsigned int		*sending;
 	unsigned long		*given;
@@ -83,7 +69,18 @@ struct zcopy_pool {
 	struct page		*slots[];
 };
 
-static const struct vm_operations_struct zcopy_pool_vm_ops;
+/* A pool send's own state, at tx->priv. */
+struct zcopy_pool_tx {
+	struct zcopy_pool	*pool;
+	unsigned long		first;	/* the slot of the first page */
+};
+
+static const struct zcopy_area_ops zcopy_pool_area_ops;
+
+static struct zcopy_pool *zcopy_pool(struct zcopy_area *area)
+{
+	return container_of(area, struct zcopy_pool, area);
+}
 
 /* Does a send hold slot @idx's page? */
 static bool zcopy_slot_held(struct zcopy_pool *pool, unsigned long idx)
@@ -100,15 +97,7 @@ static void zcopy_pool_account(struct zcopy_pool *pool, unsigned long idx, bool 
 	if (held == was_held)
 		return;
 	pool->held += held ? 1 : -1;
-	zcopy_count(pool->zf, ZC_POOL_IN_FLIGHT, held ? 1 : -1);
-}
-
-/* Remove slots [idx, idx + nr) from every page table that maps them. */
-static void zcopy_pool_zap(struct zcopy_pool *pool, unsigned long idx,
-			   unsigned long nr)
-{
-	unmap_mapping_range(pool->mapping, (loff_t)(pool->pgoff + idx) << PAGE_SHIFT,
-			    (loff_t)nr << PAGE_SHIFT, 1);
+	zcopy_count(pool->area.zf, ZC_POOL_IN_FLIGHT, held ? 1 : -1);
 }
 
 /*
@@ -134,7 +123,7 @@ static struct page *zcopy_pool_cow(struct zcopy_pool *pool, unsigned long idx)
 	new = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT);
 	if (!new)
 		return NULL;
-	zcopy_pool_zap(pool, idx, 1);
+	zcopy_area_zap(&pool->area, idx, 1);
 	copy_highpage(new, old);
 
 	pool->slots[idx] = new;
@@ -143,38 +132,43 @@ static struct page *zcopy_pool_cow(struct zcopy_pool *pool, unsigned long idx)
 	__clear_bit(idx, pool->rearm);
 	zcopy_pool_account(pool, idx, true);
 	put_page(old);
-	zcopy_count(pool->zf, ZC_COW_COPIES, 1);
+	zcopy_count(pool->area.zf, ZC_COW_COPIES, 1);
 	return new;
+}
+
+/*
+ * Map slot @idx's page at @vmf's address, writable when @write: a held
+ * page gets its copy first.
+ */
+static vm_fault_t zcopy_pool_insert(struct zcopy_pool *pool, struct vm_fault *vmf,
+				    unsigned long idx, bool write)
+{
+	struct page *page = pool->slots[idx];
+
+	lockdep_assert_held(&pool->lock);
+	if (write && zcopy_slot_held(pool, idx)) {
+		page = zcopy_pool_cow(pool, idx);
+		if (!page)
+			return VM_FAULT_OOM;
+	}
+	return vmf_insert_pfn_prot(vmf->vma, vmf->address, page_to_pfn(page),
+				   zcopy_pool_prot(vmf->vma, write));
 }
 
 static vm_fault_t zcopy_pool_fault(struct vm_fault *vmf)
 {
-	struct vm_area_struct *vma = vmf->vma;
-	struct zcopy_pool *pool = vma->vm_private_data;
-	unsigned long idx = vmf->pgoff - pool->pgoff;
+	struct zcopy_pool *pool = zcopy_pool(vmf->vma->vm_private_data);
+	unsigned long idx = vmf->pgoff - pool->area.pgoff;
 	bool write = vmf->flags & FAULT_FLAG_WRITE;
-	struct page *page;
 	vm_fault_t ret;
 
-	if (idx >= pool->nr_pages)
+	if (idx >= pool->area.nr_pages)
 		return VM_FAULT_SIGBUS;
-
 	mutex_lock(&pool->lock);
-	page = pool->slots[idx];
-	/* A write to a held page gets its copy now, saving a second fault. */
-	if (write && zcopy_slot_held(pool, idx)) {
-		page = zcopy_pool_cow(pool, idx);
-		if (!page) {
-			mutex_unlock(&pool->lock);
-			return VM_FAULT_OOM;
-		}
-	}
-	ret = vmf_insert_pfn_prot(vma, vmf->address, page_to_pfn(page),
-				  zcopy_pool_prot(vma, write));
+	ret = zcopy_pool_insert(pool, vmf, idx, write);
 	mutex_unlock(&pool->lock);
-
 	if (write)
-		zcopy_count(pool->zf, ZC_WRITE_FAULTS, 1);
+		zcopy_count(pool->area.zf, ZC_WRITE_FAULTS, 1);
 	return ret;
 }
 
@@ -186,26 +180,20 @@ static vm_fault_t zcopy_pool_fault(struct vm_fault *vmf)
  */
 static vm_fault_t zcopy_pool_pfn_mkwrite(struct vm_fault *vmf)
 {
-	struct vm_area_struct *vma = vmf->vma;
-	struct zcopy_pool *pool = vma->vm_private_data;
-	unsigned long idx = vmf->pgoff - pool->pgoff;
-	struct page *page;
+	struct zcopy_pool *pool = zcopy_pool(vmf->vma->vm_private_data);
+	unsigned long idx = vmf->pgoff - pool->area.pgoff;
 	vm_fault_t ret = 0;
 
 	mutex_lock(&pool->lock);
-	page = pool->slots[idx];
-	if (pte_pfn(vmf->orig_pte) != page_to_pfn(page)) {
+	if (pte_pfn(vmf->orig_pte) != page_to_pfn(pool->slots[idx])) {
 		/* Not the slot's page: inserts and copies exclude this, but retry afresh. */
-		zcopy_pool_zap(pool, idx, 1);
+		zcopy_area_zap(&pool->area, idx, 1);
 		ret = VM_FAULT_NOPAGE;
 	} else if (zcopy_slot_held(pool, idx)) {
-		page = zcopy_pool_cow(pool, idx);
-		ret = page ? vmf_insert_pfn_prot(vma, vmf->address, page_to_pfn(page),
-						 zcopy_pool_prot(vma, true)) : VM_FAULT_OOM;
+		ret = zcopy_pool_insert(pool, vmf, idx, true);
 	}
 	mutex_unlock(&pool->lock);
-
-	zcopy_count(pool->zf, ZC_WRITE_FAULTS, 1);
+	zcopy_count(pool->area.zf, ZC_WRITE_FAULTS, 1);
 	return ret;
 }
 
@@ -217,13 +205,13 @@ static vm_fault_t zcopy_pool_pfn_mkwrite(struct vm_fault *vmf)
 static int zcopy_pool_access(struct vm_area_struct *vma, unsigned long addr,
 			     void *buf, int len, int write)
 {
-	struct zcopy_pool *pool = vma->vm_private_data;
-	unsigned long idx = linear_page_index(vma, addr) - pool->pgoff;
+	struct zcopy_pool *pool = zcopy_pool(vma->vm_private_data);
+	unsigned long idx = linear_page_index(vma, addr) - pool->area.pgoff;
 	unsigned int off = offset_in_page(addr);
 	struct page *page;
 	void *kaddr;
 
-	if (idx >= pool->nr_pages || (write && !(vma->vm_flags & VM_WRITE)))
+	if (idx >= pool->area.nr_pages || (write && !(vma->vm_flags & VM_WRITE)))
 		return -EFAULT;
 	len = min_t(int, len, PAGE_SIZE - off);
 
@@ -248,42 +236,47 @@ static int zcopy_pool_access(struct vm_area_struct *vma, unsigned long addr,
 
 static int zcopy_pool_mremap(struct vm_area_struct *vma)
 {
-	struct zcopy_pool *pool = vma->vm_private_data;
+	struct zcopy_area *area = vma->vm_private_data;
 
-	mutex_lock(&pool->lock);
-	if (vma->vm_mm == pool->mm)
-		pool->uaddr = vma->vm_start - ((vma->vm_pgoff - pool->pgoff) << PAGE_SHIFT);
-	mutex_unlock(&pool->lock);
+	if (vma->vm_pgoff == area->pgoff)
+		WRITE_ONCE(area->uaddr, vma->vm_start);
 	return 0;
 }
 
-static const struct vm_operations_struct zcopy_pool_vm_ops = {
-	.fault		= zcopy_pool_fault,
-	.pfn_mkwrite	= zcopy_pool_pfn_mkwrite,
-	.access		= zcopy_pool_access,
-	.mremap		= zcopy_pool_mremap,
-};
+static void zcopy_pool_free(struct zcopy_area *area)
+{
+	struct zcopy_pool *pool = zcopy_pool(area);
+	unsigned long i;
 
-static struct zcopy_pool *zcopy_pool_create(struct zcopy_file *zf,
-					    struct file *file, unsigned long nr)
+	zcopy_count(area->zf, ZC_POOL_PAGES, -(s64)area->nr_pages);
+	zcopy_count(area->zf, ZC_POOL_IN_FLIGHT, -(s64)pool->held);
+	/* Receivers keep the pages they hold. */
+	for (i = 0; i < area->nr_pages; i++)
+		put_page(pool->slots[i]);
+	zcopy_area_destroy(area);
+	bitmap_free(pool->rearm);
+	bitmap_free(pool->given);
+	kvfree(pool->sending);
+	kvfree(pool);
+}
+
+static struct zcopy_area *zcopy_pool_create(struct zcopy_file *zf, unsigned long nr)
 {
 	struct zcopy_pool *pool;
 	unsigned long i;
 	int ret;
 
-	if (nr > READ_ONCE(max_pool_pages))
+	/* Past ZCOPY_MMAP_RECV, the pool's offsets would be the receive area's. */
+	if (nr > READ_ONCE(max_pool_pages) || nr > (ZCOPY_MMAP_RECV >> PAGE_SHIFT))
 		return ERR_PTR(-EINVAL);
 
 	pool = kvzalloc(struct_size(pool, slots, nr), GFP_KERNEL_ACCOUNT);
 	if (!pool)
 		return ERR_PTR(-ENOMEM);
-	/* As mmap(2) fails over RLIMIT_MEMLOCK. */
-	ret = -EAGAIN;
-	if (zcopy_account_pages(&pool->mmp, nr))
-		goto err_free_pool;
-	ret = zcopy_offsets_get(&pool->pgoff);
+	ret = zcopy_area_init(&pool->area, zf, &zcopy_pool_area_ops,
+			      ZCOPY_MMAP_POOL >> PAGE_SHIFT, nr);
 	if (ret)
-		goto err_unaccount;
+		goto err_free_pool;
 	ret = -ENOMEM;
 	pool->sending = kvcalloc(nr, sizeof(*pool->sending), GFP_KERNEL_ACCOUNT);
 	pool->given = bitmap_zalloc(nr, GFP_KERNEL_ACCOUNT);
@@ -295,13 +288,9 @@ static struct zcopy_pool *zcopy_pool_create(struct zcopy_file *zf,
 		if (!pool->slots[i])
 			goto err_free_pages;
 	}
-
 	mutex_init(&pool->lock);
-	pool->zf = zf;
-	pool->mapping = file->f_mapping;
-	pool->nr_pages = nr;
 	zcopy_count(zf, ZC_POOL_PAGES, nr);
-	return pool;
+	return &pool->area;
 
 err_free_pages:
 	while (i--)
@@ -310,80 +299,40 @@ err_free_maps:
 	bitmap_free(pool->rearm);
 	bitmap_free(pool->given);
 	kvfree(pool->sending);
-	zcopy_offsets_put(pool->pgoff);
-err_unaccount:
-	mm_unaccount_pinned_pages(&pool->mmp);
+	zcopy_area_destroy(&pool->area);
 err_free_pool:
 	kvfree(pool);
 	return ERR_PTR(ret);
 }
 
-/* With the file: no mapping is left, no send with a record holds the pool. */
-void zcopy_pool_free(struct zcopy_pool *pool)
+/* Any number of mappings, none larger than the pool. */
+static int zcopy_pool_attach(struct zcopy_area *area, struct vm_area_struct *vma)
 {
-	unsigned long i;
-
-	zcopy_count(pool->zf, ZC_POOL_PAGES, -(s64)pool->nr_pages);
-	zcopy_count(pool->zf, ZC_POOL_IN_FLIGHT, -(s64)pool->held);
-	/* Receivers keep the pages they hold. */
-	for (i = 0; i < pool->nr_pages; i++)
-		put_page(pool->slots[i]);
-	mm_unaccount_pinned_pages(&pool->mmp);
-	if (pool->mm)
-		mmdrop(pool->mm);
-	bitmap_free(pool->rearm);
-	bitmap_free(pool->given);
-	kvfree(pool->sending);
-	zcopy_offsets_put(pool->pgoff);
-	kvfree(pool);
+	if (vma_pages(vma) > area->nr_pages)
+		return -EINVAL;
+	/* Special PTEs: get_user_pages() and its users stay out. */
+	vm_flags_set(vma, VM_PFNMAP | VM_DONTCOPY | VM_DONTEXPAND);
+	vm_flags_clear(vma, VM_MAYEXEC);
+	return 0;
 }
 
-int zcopy_pool_mmap(struct zcopy_file *zf, struct file *file,
-		    struct vm_area_struct *vma)
+/* Shared and not executable, or no pool is made. */
+int zcopy_pool_mmap(struct zcopy_file *zf, struct vm_area_struct *vma)
 {
-	unsigned long nr = vma_pages(vma);
-	struct zcopy_pool *pool;
-	int ret = 0;
-
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
 	if (vma->vm_flags & VM_EXEC)
 		return -EPERM;
+	return zcopy_area_mmap(zf, &zf->pool, vma, zcopy_pool_create, zcopy_pool_attach);
+}
 
-	mutex_lock(&zf->pool_lock);
-	pool = zf->pool;
-	if (!pool) {
-		pool = zcopy_pool_create(zf, file, nr);
-		if (IS_ERR(pool)) {
-			ret = PTR_ERR(pool);
-			goto out_unlock;
-		}
-		/* Pairs with smp_load_acquire() in zcopy_ioctl_pool_send(). */
-		smp_store_release(&zf->pool, pool);
-	} else if (nr > pool->nr_pages) {
-		ret = -EINVAL;
-		goto out_unlock;
-	}
+/* The file's pool, once mapped. */
+static struct zcopy_pool *zcopy_file_pool(struct zcopy_file *zf)
+{
+	/* Pairs with smp_store_release() in zcopy_area_mmap(). */
+	struct zcopy_area *area = smp_load_acquire(&zf->pool);
 
-	mutex_lock(&pool->lock);
-	if (pool->mm != current->mm) {
-		if (pool->mm)
-			mmdrop(pool->mm);
-		pool->mm = current->mm;
-		mmgrab(pool->mm);
-	}
-	pool->uaddr = vma->vm_start;
-	mutex_unlock(&pool->lock);
-
-	vma->vm_pgoff = pool->pgoff;
-	vma->vm_private_data = pool;
-	vma->vm_ops = &zcopy_pool_vm_ops;
-	/* Special PTEs: get_user_pages() and its users stay out. */
-	vm_flags_set(vma, VM_PFNMAP | VM_DONTCOPY | VM_DONTEXPAND);
-	vm_flags_clear(vma, VM_MAYEXEC);
-out_unlock:
-	mutex_unlock(&zf->pool_lock);
-	return ret;
+	return area ? zcopy_pool(area) : NULL;
 }
 
 /*
@@ -394,26 +343,24 @@ out_unlock:
  * may have read them since, mapping them read-only) and inserted
  * writable. A slot held again is left to fault as usual.
  */
-void zcopy_pool_rearm(struct zcopy_pool *pool)
+void zcopy_pool_rearm(struct zcopy_file *zf)
 {
+	struct zcopy_pool *pool = zcopy_file_pool(zf);
 	struct mm_struct *mm = current->mm;
 	unsigned long start, end, idx, addr, n = 0;
 	struct vm_area_struct *vma;
 	pgprot_t prot;
 
-	if (!mm || READ_ONCE(pool->mm) != mm ||
-	    bitmap_empty(pool->rearm, pool->nr_pages))
+	if (!pool || !mm || bitmap_empty(pool->rearm, pool->area.nr_pages))
 		return;
 
 	mmap_read_lock(mm);
 	mutex_lock(&pool->lock);
-	vma = vma_lookup(mm, pool->uaddr);
-	if (!vma || vma->vm_ops != &zcopy_pool_vm_ops || vma->vm_private_data != pool ||
-	    !(vma->vm_flags & VM_WRITE) || vma->vm_start != pool->uaddr ||
-	    vma->vm_pgoff != pool->pgoff)
+	vma = zcopy_area_vma(&pool->area, mm);
+	if (!vma || !(vma->vm_flags & VM_WRITE))
 		goto out_unlock;
 	prot = zcopy_pool_prot(vma, true);
-	end = min(vma_pages(vma), pool->nr_pages);
+	end = min(vma_pages(vma), pool->area.nr_pages);
 	for_each_set_bitrange(start, idx, pool->rearm, end) {
 		addr = vma->vm_start + (start << PAGE_SHIFT);
 		zap_vma_ptes(vma, addr, (idx - start) << PAGE_SHIFT);
@@ -425,23 +372,24 @@ void zcopy_pool_rearm(struct zcopy_pool *pool)
 				n++;
 		}
 	}
-	bitmap_zero(pool->rearm, pool->nr_pages);
-	zcopy_count(pool->zf, ZC_PAGES_REARMED, n);
+	bitmap_zero(pool->rearm, pool->area.nr_pages);
+	zcopy_count(zf, ZC_PAGES_REARMED, n);
 out_unlock:
 	mutex_unlock(&pool->lock);
 	mmap_read_unlock(mm);
 }
 
-/* A send with a record let go of its pages: release their slots. */
-void zcopy_pool_tx_put(struct zcopy_tx *tx, unsigned int from, bool sent)
+/* Pages [from, tx->nr_pages) of a send with a record: release their slots. */
+static void zcopy_pool_tx_put(struct zcopy_tx *tx, unsigned int from, bool sent)
 {
-	struct zcopy_pool *pool = tx->pool;
+	struct zcopy_pool_tx *ptx = tx->priv;
+	struct zcopy_pool *pool = ptx->pool;
 	unsigned long idx;
 	unsigned int i;
 
 	mutex_lock(&pool->lock);
 	for (i = from; i < tx->nr_pages; i++) {
-		idx = tx->first + i;
+		idx = ptx->first + i;
 		/* A copy has taken the slot since: the send's page is its own. */
 		if (pool->slots[idx] != tx->pages[i])
 			continue;
@@ -453,7 +401,23 @@ void zcopy_pool_tx_put(struct zcopy_tx *tx, unsigned int from, bool sent)
 	mutex_unlock(&pool->lock);
 	for (i = from; i < tx->nr_pages; i++)
 		put_page(tx->pages[i]);
+	tx->nr_pages = from;
 }
+
+static void zcopy_pool_tx_trim(struct zcopy_tx *tx, unsigned int keep)
+{
+	zcopy_pool_tx_put(tx, keep, false);
+}
+
+static void zcopy_pool_tx_release(struct zcopy_tx *tx, bool sent)
+{
+	zcopy_pool_tx_put(tx, 0, sent);
+}
+
+static const struct zcopy_tx_ops zcopy_pool_tx_ops = {
+	.trim		= zcopy_pool_tx_trim,
+	.release	= zcopy_pool_tx_release,
+};
 
 /*
  * Take slots [first, first + nr) for a send: zap them from every page
@@ -471,7 +435,7 @@ static void zcopy_pool_take(struct zcopy_pool *pool, unsigned long first,
 	bool was;
 
 	mutex_lock(&pool->lock);
-	zcopy_pool_zap(pool, first, nr);
+	zcopy_area_zap(&pool->area, first, nr);
 	for (i = 0; i < nr; i++, off = 0) {
 		idx = first + i;
 		was = zcopy_slot_held(pool, idx);
@@ -499,9 +463,8 @@ static int zcopy_pool_addr(struct zcopy_pool *pool, u64 addr, u64 len, u64 *off)
 		return -EFAULT;
 	mmap_read_lock(mm);
 	vma = vma_lookup(mm, addr);
-	if (vma && vma->vm_ops == &zcopy_pool_vm_ops && vma->vm_private_data == pool &&
-	    len <= vma->vm_end - addr) {
-		*off = ((u64)(linear_page_index(vma, addr) - pool->pgoff) << PAGE_SHIFT) +
+	if (vma && zcopy_area_owns(&pool->area, vma) && len <= vma->vm_end - addr) {
+		*off = ((u64)(linear_page_index(vma, addr) - pool->area.pgoff) << PAGE_SHIFT) +
 		       offset_in_page(addr);
 		ret = 0;
 	}
@@ -515,17 +478,21 @@ static int zcopy_pool_addr(struct zcopy_pool *pool, u64 addr, u64 len, u64 *off)
  * socket took stay held (given) until a write copies them; the others are
  * let go, unless a write copied them meanwhile.
  */
-static int zcopy_pool_send_pages(struct socket *sock, struct zcopy_pool *pool,
-				 unsigned long first, struct page **pages,
-				 struct bio_vec *bvec, unsigned int nr,
-				 size_t len, u32 flags)
+static int zcopy_pool_send_by_ref(struct zcopy_pool *pool, struct zcopy_tx_args *ta,
+				  unsigned long first, unsigned int nr, unsigned int off)
 {
-	unsigned long idx;
+	struct page **pages;
 	unsigned int i;
+	unsigned long idx;
 	size_t sent;
 	int ret;
 
-	ret = zcopy_sendpages(sock, bvec, nr, len, zcopy_msg_flags(sock, flags));
+	pages = kvmalloc_array(nr, sizeof(*pages), GFP_KERNEL_ACCOUNT);
+	if (!pages)
+		return -ENOMEM;
+	zcopy_pool_take(pool, first, nr, off, ta->len, pages, ta->bvec);
+	ret = zcopy_sendpages(ta->sock, ta->bvec, nr, ta->len,
+			      zcopy_msg_flags(ta->sock, ta->flags));
 
 	mutex_lock(&pool->lock);
 	for (i = 0, sent = max(ret, 0); i < nr; i++) {
@@ -536,27 +503,48 @@ static int zcopy_pool_send_pages(struct socket *sock, struct zcopy_pool *pool,
 				__set_bit(idx, pool->given);
 			zcopy_pool_account(pool, idx, true);
 		}
-		sent -= min_t(size_t, sent, bvec[i].bv_len);
+		sent -= min_t(size_t, sent, ta->bvec[i].bv_len);
 	}
 	mutex_unlock(&pool->lock);
 
 	for (i = 0; i < nr; i++)
 		put_page(pages[i]);
-	return ret ?: -EAGAIN;
+	kvfree(pages);
+	if (ret <= 0)
+		return ret ?: -EAGAIN;
+	ta->bytes = ret;
+	ta->seq = ZCOPY_NO_SEQ;
+	ta->offset = ZCOPY_NO_SEQ;
+	return 0;
 }
 
-static int zcopy_pool_send(struct zcopy_file *zf, struct zcopy_pool *pool,
-			   struct socket *sock, struct zcopy_pool_send *args)
+/* Send with a completion record, through the send core. */
+static int zcopy_pool_send_record(struct zcopy_pool *pool, struct zcopy_tx_args *ta,
+				  unsigned long first, unsigned int nr, unsigned int off)
 {
-	bool notify = (args->flags & ZCOPY_POOL_SEND_NOTIFY) ||
-		      sock->sk->sk_protocol == IPPROTO_UDP;
-	u32 flags = args->flags & ZCOPY_SEND_FLAGS;
-	struct zcopy_tx *tx = NULL;
-	struct page **pages;
-	struct bio_vec *bvec;
+	struct zcopy_pool_tx *ptx;
+	struct zcopy_tx *tx;
+	int ret;
+
+	tx = zcopy_tx_alloc(pool->area.zf, nr, &zcopy_pool_tx_ops, sizeof(*ptx));
+	if (IS_ERR(tx))
+		return PTR_ERR(tx);
+	ptx = tx->priv;
+	ptx->pool = pool;
+	ptx->first = first;
+	zcopy_pool_take(pool, first, nr, off, ta->len, tx->pages, ta->bvec);
+	tx->nr_pages = nr;
+	ret = zcopy_tx_submit(tx, ta);
+	return ret < 0 ? ret : 0;
+}
+
+static int zcopy_pool_send(struct zcopy_pool *pool, struct socket *sock,
+			   struct zcopy_pool_send *args)
+{
+	struct zcopy_tx_args ta = { .sock = sock, .flags = args->flags & ZCOPY_SEND_FLAGS,
+				    .cookie = args->cookie };
 	unsigned long first;
 	unsigned int nr;
-	size_t len;
 	u64 off;
 	int ret;
 
@@ -566,60 +554,35 @@ static int zcopy_pool_send(struct zcopy_file *zf, struct zcopy_pool *pool,
 		if (ret)
 			return ret;
 	}
-	if (off >= (u64)pool->nr_pages << PAGE_SHIFT ||
-	    args->len > ((u64)pool->nr_pages << PAGE_SHIFT) - off)
+	if (off >= (u64)pool->area.nr_pages << PAGE_SHIFT ||
+	    args->len > ((u64)pool->area.nr_pages << PAGE_SHIFT) - off)
 		return -EINVAL;
 
-	len = zcopy_send_limit(offset_in_page(off), args->len);
+	ta.len = zcopy_send_limit(offset_in_page(off), args->len);
 	/* A datagram is sent whole or not at all. */
-	if (sock->type == SOCK_DGRAM && len < args->len)
+	if (sock->type == SOCK_DGRAM && ta.len < args->len)
 		return -EMSGSIZE;
 	first = off >> PAGE_SHIFT;
-	nr = DIV_ROUND_UP(offset_in_page(off) + len, PAGE_SIZE);
+	nr = DIV_ROUND_UP(offset_in_page(off) + ta.len, PAGE_SIZE);
 
-	bvec = kvmalloc_array(nr, sizeof(*bvec), GFP_KERNEL_ACCOUNT);
-	if (!bvec)
+	ta.bvec = kvmalloc_array(nr, sizeof(*ta.bvec), GFP_KERNEL_ACCOUNT);
+	if (!ta.bvec)
 		return -ENOMEM;
-	if (notify) {
-		ret = zcopy_reserve_record(zf);
-		if (ret)
-			goto out_free_bvec;
-		ret = -ENOMEM;
-		tx = zcopy_tx_alloc(zf, nr);
-		if (!tx) {
-			zcopy_unreserve_record(zf);
-			goto out_free_bvec;
-		}
-		pages = tx->pages;
-	} else {
-		ret = -ENOMEM;
-		pages = kvmalloc_array(nr, sizeof(*pages), GFP_KERNEL_ACCOUNT);
-		if (!pages)
-			goto out_free_bvec;
-	}
+	/* UDP always has a record: nothing else says when a datagram has left. */
+	if ((args->flags & ZCOPY_POOL_SEND_NOTIFY) || sock->sk->sk_protocol == IPPROTO_UDP)
+		ret = zcopy_pool_send_record(pool, &ta, first, nr, offset_in_page(off));
+	else
+		ret = zcopy_pool_send_by_ref(pool, &ta, first, nr, offset_in_page(off));
+	kvfree(ta.bvec);
+	if (ret)
+		return ret;
 
-	zcopy_pool_take(pool, first, nr, offset_in_page(off), len, pages, bvec);
-	if (notify) {
-		tx->pool = pool;
-		tx->first = first;
-		tx->nr_pages = nr;
-		ret = zcopy_tx_submit(tx, sock, bvec, len, flags, args->cookie,
-				      &args->seq, &args->stream_offset);
-	} else {
-		ret = zcopy_pool_send_pages(sock, pool, first, pages, bvec, nr, len, flags);
-		args->seq = ZCOPY_NO_SEQ;
-		args->stream_offset = ZCOPY_NO_SEQ;
-		kvfree(pages);
-	}
-	if (ret > 0) {
-		args->bytes = ret;
-		zcopy_count(zf, ZC_POOL_SENDS, 1);
-		zcopy_count(zf, ZC_POOL_SEND_BYTES, ret);
-		ret = 0;
-	}
-out_free_bvec:
-	kvfree(bvec);
-	return ret;
+	args->bytes = ta.bytes;
+	args->seq = ta.seq;
+	args->stream_offset = ta.offset;
+	zcopy_count(pool->area.zf, ZC_POOL_SENDS, 1);
+	zcopy_count(pool->area.zf, ZC_POOL_SEND_BYTES, ta.bytes);
+	return 0;
 }
 
 long zcopy_ioctl_pool_send(struct zcopy_file *zf, struct zcopy_pool_send __user *uarg)
@@ -634,20 +597,31 @@ long zcopy_ioctl_pool_send(struct zcopy_file *zf, struct zcopy_pool_send __user 
 	if (args.flags & ~ZCOPY_POOL_SEND_FLAGS ||
 	    memchr_inv(args.reserved, 0, sizeof(args.reserved)) || !args.len)
 		return -EINVAL;
-	/* Pairs with smp_store_release() in zcopy_pool_mmap(). */
-	pool = smp_load_acquire(&zf->pool);
+	pool = zcopy_file_pool(zf);
 	if (!pool)
 		return -ENXIO;
 	if (copy_to_user(uarg, &args, sizeof(args)))
 		return -EFAULT;
 
-	sock = zcopy_get_send_socket(args.sockfd);
+	sock = zcopy_send_socket(args.sockfd);
 	if (IS_ERR(sock))
 		return PTR_ERR(sock);
-	ret = zcopy_pool_send(zf, pool, sock, &args);
+	ret = zcopy_pool_send(pool, sock, &args);
 	sockfd_put(sock);
 
 	if (!ret && copy_to_user(uarg, &args, sizeof(args)))
 		ret = -EFAULT;
 	return ret;
 }
+
+static const struct vm_operations_struct zcopy_pool_vm_ops = {
+	.fault		= zcopy_pool_fault,
+	.pfn_mkwrite	= zcopy_pool_pfn_mkwrite,
+	.access		= zcopy_pool_access,
+	.mremap		= zcopy_pool_mremap,
+};
+
+static const struct zcopy_area_ops zcopy_pool_area_ops = {
+	.vm_ops	= &zcopy_pool_vm_ops,
+	.free	= zcopy_pool_free,
+};

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * zcopy internals shared between the module's files.
+ * zcopy internals shared between the module's files, by file, from the
+ * bottom up: each file uses only what is declared above its own section.
  */
 #ifndef _ZCOPY_H
 #define _ZCOPY_H
@@ -19,13 +20,16 @@
 
 struct bio_vec;
 struct file;
+struct inode;
+struct mm_struct;
+struct poll_table_struct;
 struct socket;
 struct vm_area_struct;
-struct zcopy_pool;
-struct zcopy_rx_area;
 
 #define ZCOPY_FEATURES	(ZCOPY_FEAT_SEND | ZCOPY_FEAT_STATS | ZCOPY_FEAT_POOL | \
 			 ZCOPY_FEAT_RECV)
+
+/* ---- ledger.c: what zcopy did with every byte ---- */
 
 /* The ledger's counters, in the order of struct zcopy_stats. */
 enum zcopy_counter {
@@ -61,37 +65,15 @@ struct zcopy_ledger {
 	atomic64_t	c[ZC_NR_COUNTERS];
 };
 
-/**
- * struct zcopy_file - the state of one open /dev/zcopy
- * @ref:	one for the open file, one for each send in flight
- * @lock:	protects @records, @next_seq, @next_offset and @closed
- * @records:	completion records waiting to be read, oldest first
- * @wait:	readers and pollers of @records
- * @next_seq:	sequence number of the next send
- * @next_offset: stream offset of the next send's first byte
- * @reserved:	records owed: sends in flight plus records queued
- * @pinned:	pages pinned for sends in flight, within max_fd_pages
- * @closed:	the file is gone; completions queue no more records
- * @pool_lock:	serialises creating @pool and @rx
- * @pool:	the send pool, once mapped; lives as long as the file
- * @rx:		the receive area, once mapped; lives as long as the file
- * @ledger:	this file's counters
- */
-struct zcopy_file {
-	struct kref		ref;
-	spinlock_t		lock;		/* see above */
-	struct list_head	records;
-	wait_queue_head_t	wait;
-	u64			next_seq;
-	u64			next_offset;
-	atomic_t		reserved;
-	atomic_long_t		pinned;
-	bool			closed;
-	struct mutex		pool_lock;	/* see above */
-	struct zcopy_pool	*pool;
-	struct zcopy_rx_area	*rx;
-	struct zcopy_ledger	ledger;
-};
+extern struct zcopy_ledger zcopy_totals;
+
+void zcopy_ledger_add(struct zcopy_ledger *l, enum zcopy_counter id, s64 n);
+void zcopy_ledger_pinned(struct zcopy_ledger *l, long nr_pages);
+void zcopy_ledger_read(const struct zcopy_ledger *l, struct zcopy_stats *st);
+void zcopy_debugfs_init(void);
+void zcopy_debugfs_exit(void);
+
+/* ---- records.c: the completion records behind read(2) ---- */
 
 struct zcopy_record {
 	struct list_head	node;
@@ -99,87 +81,218 @@ struct zcopy_record {
 };
 
 /**
- * struct zcopy_tx - one send in flight that queues a completion record
+ * struct zcopy_records - a file's completion records and its send stream
+ * @lock:	protects everything below but @reserved
+ * @list:	records waiting to be read, in order of sequence
+ * @wait:	readers and pollers of @list
+ * @next_seq:	sequence number of the next send
+ * @next_offset: stream offset of the next send's first byte
+ * @closed:	the file is gone; completions queue no more records
+ * @reserved:	records owed: sends in flight plus records queued
+ */
+struct zcopy_records {
+	spinlock_t		lock;		/* see above */
+	struct list_head	list;
+	wait_queue_head_t	wait;
+	u64			next_seq;
+	u64			next_offset;
+	bool			closed;
+	atomic_t		reserved;
+};
+
+void zcopy_records_init(struct zcopy_records *r);
+int zcopy_records_reserve(struct zcopy_records *r);
+void zcopy_records_unreserve(struct zcopy_records *r, int n);
+void zcopy_records_number(struct zcopy_records *r, u64 bytes, u64 *seq, u64 *offset);
+int zcopy_records_post(struct zcopy_records *r, struct zcopy_record *rec);
+ssize_t zcopy_records_read(struct zcopy_records *r, char __user *buf, size_t count,
+			   bool nonblock);
+__poll_t zcopy_records_poll(struct zcopy_records *r, struct file *file,
+			    struct poll_table_struct *wait);
+int zcopy_records_close(struct zcopy_records *r);
+
+/* ---- file.c: the state of one open /dev/zcopy ---- */
+
+struct zcopy_area;
+
+/**
+ * struct zcopy_file - the state of one open /dev/zcopy
+ * @ref:	one for the open file, one for each send in flight
+ * @inode:	an anonymous inode of the file's own, whose address_space
+ *		holds the file's mappings and no one else's
+ * @records:	completion records and the send stream
+ * @pinned:	pages pinned for sends in flight, within max_fd_pages
+ * @areas_lock:	serialises creating @pool and @rx
+ * @pool:	the send pool, once mapped; lives as long as the file
+ * @rx:		the receive area, once mapped; lives as long as the file
+ * @ledger:	this file's counters
+ */
+struct zcopy_file {
+	struct kref		ref;
+	struct inode		*inode;
+	struct zcopy_records	records;
+	atomic_long_t		pinned;
+	struct mutex		areas_lock;	/* see above */
+	struct zcopy_area	*pool;
+	struct zcopy_area	*rx;
+	struct zcopy_ledger	ledger;
+};
+
+int zcopy_file_init(void);
+void zcopy_file_exit(void);
+struct zcopy_file *zcopy_file_alloc(void);
+void zcopy_file_put(struct zcopy_file *zf);
+
+/* Add @n to counter @id of @zf and of the module's totals. */
+static inline void zcopy_count(struct zcopy_file *zf, enum zcopy_counter id, s64 n)
+{
+	zcopy_ledger_add(&zf->ledger, id, n);
+	zcopy_ledger_add(&zcopy_totals, id, n);
+}
+
+/* Pages pinned (@nr_pages > 0) or unpinned (< 0) for sends by @zf. */
+static inline void zcopy_count_pinned(struct zcopy_file *zf, long nr_pages)
+{
+	zcopy_ledger_pinned(&zf->ledger, nr_pages);
+	zcopy_ledger_pinned(&zcopy_totals, nr_pages);
+}
+
+/* ---- area.c: pages of ours mapped into user space ---- */
+
+/**
+ * struct zcopy_area_ops - what sets a kind of area apart
+ * @vm_ops:	its mappings' operations, by which its VMAs are known
+ * @free:	free the area, with the file: no mapping is left
+ */
+struct zcopy_area_ops {
+	const struct vm_operations_struct	*vm_ops;
+	void					(*free)(struct zcopy_area *area);
+};
+
+/**
+ * struct zcopy_area - the part a send pool and a receive area share
+ * @ops:	what kind of area it is
+ * @zf:		the file that owns it (and frees it: no reference)
+ * @mapping:	the file's address_space, which only its mappings are in
+ * @pgoff:	the area's mmap offset, in pages
+ * @nr_pages:	pages in the area
+ * @uaddr:	where the area was last mapped (or moved to), as far as we
+ *		know: checked against the VMA each time (zcopy_area_vma())
+ * @mmp:	the RLIMIT_MEMLOCK charge of its pages
+ */
+struct zcopy_area {
+	const struct zcopy_area_ops	*ops;
+	struct zcopy_file		*zf;
+	struct address_space		*mapping;
+	pgoff_t				pgoff;
+	unsigned long			nr_pages;
+	unsigned long			uaddr;
+	struct mmpin			mmp;
+};
+
+int zcopy_area_mmap(struct zcopy_file *zf, struct zcopy_area **slot,
+		    struct vm_area_struct *vma,
+		    struct zcopy_area *(*create)(struct zcopy_file *zf, unsigned long nr),
+		    int (*attach)(struct zcopy_area *area, struct vm_area_struct *vma));
+int zcopy_area_init(struct zcopy_area *area, struct zcopy_file *zf,
+		    const struct zcopy_area_ops *ops, pgoff_t pgoff, unsigned long nr);
+void zcopy_area_destroy(struct zcopy_area *area);
+void zcopy_area_zap(struct zcopy_area *area, unsigned long idx, unsigned long nr);
+struct vm_area_struct *zcopy_area_vma(struct zcopy_area *area, struct mm_struct *mm);
+bool zcopy_area_owns(struct zcopy_area *area, struct vm_area_struct *vma);
+
+/* ---- send.c: the send core, whatever the pages' source ---- */
+
+struct zcopy_tx;
+
+/**
+ * struct zcopy_tx_ops - a source of pages to send
+ * @trim:	the socket took only the first @keep pages: let go of the rest
+ * @release:	the stack has let go of every page, or never took them
+ *		(@sent false: the send failed); in process context
+ */
+struct zcopy_tx_ops {
+	void	(*trim)(struct zcopy_tx *tx, unsigned int keep);
+	void	(*release)(struct zcopy_tx *tx, bool sent);
+};
+
+/**
+ * struct zcopy_tx - one send that queues a completion record
  * @ubuf:	given to the stack; its count is the skbs holding the pages,
  *		plus one of ours while the send is being made
+ * @ops:	the pages' source
  * @zf:		the file the record goes to (holds a reference)
  * @rec:	the completion record, allocated up front
- * @pool:	the pool the pages are from, or NULL for pinned user pages
- * @first:	with @pool: the slot of the first page
- * @mmp:	without @pool: the RLIMIT_MEMLOCK charge of the pins
  * @work:	releases the pages in process context after the last reference
  * @bytes:	bytes the socket accepted
  * @copied:	bytes the stack reported copying
- * @nr_pages:	pages held: pinned, or referenced from @pool
+ * @nr_pages:	pages held
  * @why:	ZCOPY_COPIED_* to report if the stack copies on the way
  * @zc_used:	an skb let go of the pages without copying them
  * @zc_copied:	the stack copied some of the pages
  * @failed:	the send failed: release the pages, queue no record
+ * @priv:	the source's own, zcopy_tx_priv() bytes of it
  * @pages:	the pages, in the order of the bytes sent
  */
 struct zcopy_tx {
-	struct ubuf_info	ubuf;
-	struct zcopy_file	*zf;
-	struct zcopy_record	*rec;
-	struct zcopy_pool	*pool;
-	unsigned long		first;
-	struct mmpin		mmp;
-	struct work_struct	work;
-	u64			bytes;
-	atomic64_t		copied;
-	unsigned int		nr_pages;
-	u32			why;
-	bool			zc_used;
-	bool			zc_copied;
-	bool			failed;
-	struct page		*pages[];
+	struct ubuf_info		ubuf;
+	const struct zcopy_tx_ops	*ops;
+	struct zcopy_file		*zf;
+	struct zcopy_record		*rec;
+	struct work_struct		work;
+	u64				bytes;
+	atomic64_t			copied;
+	unsigned int			nr_pages;
+	u32				why;
+	bool				zc_used;
+	bool				zc_copied;
+	bool				failed;
+	void				*priv;
+	struct page			*pages[];
 };
 
-void zcopy_file_put(struct zcopy_file *zf);
-int zcopy_account_pages(struct mmpin *mmp, unsigned long nr);
-int zcopy_offsets_get(pgoff_t *pgoff);
-void zcopy_offsets_put(pgoff_t pgoff);
+/**
+ * struct zcopy_tx_args - what a send takes and gives back
+ * @sock:	the socket
+ * @bvec:	the pages and where in them the bytes are, one per page
+ * @len:	bytes to send
+ * @flags:	ZCOPY_SEND_*
+ * @cookie:	for the record
+ * @bytes:	out: bytes the socket accepted
+ * @seq:	out: the send's sequence number
+ * @offset:	out: where its bytes start in the file's stream
+ */
+struct zcopy_tx_args {
+	struct socket	*sock;
+	struct bio_vec	*bvec;
+	size_t		len;
+	u32		flags;
+	u64		cookie;
+	u64		bytes;
+	u64		seq;
+	u64		offset;
+};
 
-/* ledger.c */
-extern struct zcopy_ledger zcopy_totals;
-
-void zcopy_count(struct zcopy_file *zf, enum zcopy_counter id, s64 n);
-void zcopy_count_pinned(struct zcopy_file *zf, long nr_pages);
-void zcopy_ledger_read(const struct zcopy_ledger *l, struct zcopy_stats *st);
-void zcopy_debugfs_init(void);
-void zcopy_debugfs_exit(void);
-
-/* tx.c */
-int zcopy_tx_init(void);
-void zcopy_tx_exit(void);
+int zcopy_send_init(void);
+void zcopy_send_exit(void);
+struct socket *zcopy_send_socket(int fd);
 int zcopy_msg_flags(struct socket *sock, u32 flags);
-struct socket *zcopy_get_send_socket(int fd);
+unsigned int zcopy_send_max_pages(void);
 size_t zcopy_send_limit(unsigned long first_offset, size_t len);
-int zcopy_reserve_record(struct zcopy_file *zf);
-void zcopy_unreserve_record(struct zcopy_file *zf);
-struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pages);
+struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pages,
+				const struct zcopy_tx_ops *ops, size_t priv_size);
 void zcopy_tx_free(struct zcopy_tx *tx);
-int zcopy_tx_submit(struct zcopy_tx *tx, struct socket *sock,
-		    struct bio_vec *bvec, size_t total, u32 flags, u64 cookie,
-		    u64 *seq, u64 *offset);
+int zcopy_tx_submit(struct zcopy_tx *tx, struct zcopy_tx_args *args);
+
+/* ---- pin.c, pool.c: the page sources; receive.c ---- */
+
 long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg);
-ssize_t zcopy_read_records(struct zcopy_file *zf, char __user *buf,
-			   size_t count, bool nonblock);
-void zcopy_free_records(struct zcopy_file *zf);
 
-/* pool.c */
-int zcopy_pool_mmap(struct zcopy_file *zf, struct file *file,
-		    struct vm_area_struct *vma);
-void zcopy_pool_free(struct zcopy_pool *pool);
-void zcopy_pool_tx_put(struct zcopy_tx *tx, unsigned int from, bool sent);
-void zcopy_pool_rearm(struct zcopy_pool *pool);
-long zcopy_ioctl_pool_send(struct zcopy_file *zf,
-			   struct zcopy_pool_send __user *uarg);
+int zcopy_pool_mmap(struct zcopy_file *zf, struct vm_area_struct *vma);
+void zcopy_pool_rearm(struct zcopy_file *zf);
+long zcopy_ioctl_pool_send(struct zcopy_file *zf, struct zcopy_pool_send __user *uarg);
 
-/* recv.c */
-int zcopy_rx_mmap(struct zcopy_file *zf, struct file *file,
-		  struct vm_area_struct *vma);
-void zcopy_rx_free(struct zcopy_rx_area *area);
+int zcopy_rx_mmap(struct zcopy_file *zf, struct vm_area_struct *vma);
 long zcopy_ioctl_recv(struct zcopy_file *zf, struct zcopy_recv __user *uarg);
 long zcopy_ioctl_release(struct zcopy_file *zf, struct zcopy_release __user *uarg);
 

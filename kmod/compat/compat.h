@@ -58,24 +58,6 @@ static inline void vm_flags_clear(struct vm_area_struct *vma, vm_flags_t flags)
 #endif
 
 /*
- * The mappings of an order-0 page: 6.1 exports no folio_mapcount(), and
- * its page_mapcount() is exact for such a page; later kernels dropped
- * page_mapcount() for folio_mapcount().
- */
-#include <linux/mm.h>
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 9, 0)
-static inline int zcopy_page_mapcount(struct page *page)
-{
-	return page_mapcount(page);
-}
-#else
-static inline int zcopy_page_mapcount(struct page *page)
-{
-	return folio_mapcount(page_folio(page));
-}
-#endif
-
-/*
  * Send pages by reference, the receiver getting the pages themselves: 6.5
  * replaced ->sendpage() with MSG_SPLICE_PAGES. Before it, only TCP's
  * sendpage takes references (UDP's copies); callers send UDP otherwise.
@@ -115,14 +97,9 @@ static inline int zcopy_sendpages(struct socket *sock, struct bio_vec *bvec,
 
 /* 6.12 brought frags of device memory (net_iov), which have no page. */
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 12, 0)
-static inline bool zcopy_frag_is_net_iov(const skb_frag_t *frag)
+static inline bool skb_frag_is_net_iov(const skb_frag_t *frag)
 {
 	return false;
-}
-#else
-static inline bool zcopy_frag_is_net_iov(const skb_frag_t *frag)
-{
-	return skb_frag_is_net_iov(frag);
 }
 #endif
 

@@ -37,33 +37,29 @@ MODULE_PARM_DESC(max_recv_pages, "Most pages in one receive area (default 65536)
 
 /**
  * struct zcopy_rx_area - the receive area of a file
- * @lock:	protects @slots, @used, @hint and @maps
- * @zf:		the file that owns the area
- * @mapping:	the device's address_space
- * @pgoff:	the area's first file offset, in pages
- * @nr_pages:	slots in the area
+ * @area:	what it shares with a send pool
+ * @lock:	protects everything below, and orders every insertion of a
+ *		PTE against every zap
  * @maps:	mappings of the area (one at most)
- * @uaddr:	where the area is mapped
- * @mmp:	the RLIMIT_MEMLOCK charge
  * @used:	slots holding a page
  * @hint:	where to look for a free slot next
  * @slots:	the page in each slot, or NULL
  */
 struct zcopy_rx_area {
+	struct zcopy_area	area;
 	struct mutex		lock;		/* see above */
-	struct zcopy_file	*zf;
-	struct address_space	*mapping;
-	pgoff_t			pgoff;
-	unsigned long		nr_pages;
 	unsigned int		maps;
-	unsigned long		uaddr;
-	struct mmpin		mmp;
 	unsigned long		used;
 	unsigned long		hint;
 	struct page		*slots[];
 };
 
-static const struct vm_operations_struct zcopy_rx_vm_ops;
+static struct zcopy_rx_area *zcopy_rx_area(struct zcopy_area *area)
+{
+	return container_of(area, struct zcopy_rx_area, area);
+}
+
+static const struct zcopy_area_ops zcopy_rx_area_ops;
 
 /*
  * A slot's page mapped again on touch (after MADV_DONTNEED, or a batch
@@ -73,12 +69,12 @@ static const struct vm_operations_struct zcopy_rx_vm_ops;
  */
 static vm_fault_t zcopy_rx_fault(struct vm_fault *vmf)
 {
-	struct zcopy_rx_area *area = vmf->vma->vm_private_data;
-	unsigned long idx = vmf->pgoff - area->pgoff;
+	struct zcopy_rx_area *area = zcopy_rx_area(vmf->vma->vm_private_data);
+	unsigned long idx = vmf->pgoff - area->area.pgoff;
 	vm_fault_t ret = VM_FAULT_SIGBUS;
 	int err;
 
-	if (idx >= area->nr_pages)
+	if (idx >= area->area.nr_pages)
 		return VM_FAULT_SIGBUS;
 	mutex_lock(&area->lock);
 	if (area->slots[idx]) {
@@ -95,17 +91,17 @@ static vm_fault_t zcopy_rx_fault(struct vm_fault *vmf)
 
 static void zcopy_rx_open(struct vm_area_struct *vma)
 {
-	struct zcopy_rx_area *area = vma->vm_private_data;
+	struct zcopy_rx_area *area = zcopy_rx_area(vma->vm_private_data);
 
 	mutex_lock(&area->lock);
 	area->maps++;
-	area->uaddr = vma->vm_start;
+	WRITE_ONCE(area->area.uaddr, vma->vm_start);
 	mutex_unlock(&area->lock);
 }
 
 static void zcopy_rx_close(struct vm_area_struct *vma)
 {
-	struct zcopy_rx_area *area = vma->vm_private_data;
+	struct zcopy_rx_area *area = zcopy_rx_area(vma->vm_private_data);
 
 	mutex_lock(&area->lock);
 	area->maps--;
@@ -125,8 +121,26 @@ static const struct vm_operations_struct zcopy_rx_vm_ops = {
 	.fault		= zcopy_rx_fault,
 };
 
-static struct zcopy_rx_area *zcopy_rx_create(struct zcopy_file *zf,
-					     struct file *file, unsigned long nr)
+/* With the file: no mapping is left. */
+static void zcopy_rx_free(struct zcopy_area *za)
+{
+	struct zcopy_rx_area *area = zcopy_rx_area(za);
+	unsigned long i;
+
+	for (i = 0; i < za->nr_pages; i++)
+		if (area->slots[i])
+			put_page(area->slots[i]);
+	zcopy_count(za->zf, ZC_RX_SLOTS_USED, -(s64)area->used);
+	zcopy_area_destroy(za);
+	kvfree(area);
+}
+
+static const struct zcopy_area_ops zcopy_rx_area_ops = {
+	.vm_ops	= &zcopy_rx_vm_ops,
+	.free	= zcopy_rx_free,
+};
+
+static struct zcopy_area *zcopy_rx_create(struct zcopy_file *zf, unsigned long nr)
 {
 	struct zcopy_rx_area *area;
 	int ret;
@@ -136,74 +150,45 @@ static struct zcopy_rx_area *zcopy_rx_create(struct zcopy_file *zf,
 	area = kvzalloc(struct_size(area, slots, nr), GFP_KERNEL_ACCOUNT);
 	if (!area)
 		return ERR_PTR(-ENOMEM);
-	ret = -EAGAIN;
-	if (zcopy_account_pages(&area->mmp, nr))
-		goto err_free;
-	ret = zcopy_offsets_get(&area->pgoff);
-	if (ret)
-		goto err_unaccount;
-	mutex_init(&area->lock);
-	area->zf = zf;
-	area->mapping = file->f_mapping;
-	area->nr_pages = nr;
-	return area;
-
-err_unaccount:
-	mm_unaccount_pinned_pages(&area->mmp);
-err_free:
-	kvfree(area);
-	return ERR_PTR(ret);
-}
-
-/* With the file: no mapping is left. */
-void zcopy_rx_free(struct zcopy_rx_area *area)
-{
-	unsigned long i;
-
-	for (i = 0; i < area->nr_pages; i++)
-		if (area->slots[i])
-			put_page(area->slots[i]);
-	zcopy_count(area->zf, ZC_RX_SLOTS_USED, -(s64)area->used);
-	mm_unaccount_pinned_pages(&area->mmp);
-	zcopy_offsets_put(area->pgoff);
-	kvfree(area);
-}
-
-int zcopy_rx_mmap(struct zcopy_file *zf, struct file *file,
-		  struct vm_area_struct *vma)
-{
-	unsigned long nr = vma_pages(vma);
-	struct zcopy_rx_area *area;
-	int ret = 0;
-
-	/* Read-only for good, as TCP_ZEROCOPY_RECEIVE's mappings. */
-	if (vma->vm_flags & (VM_WRITE | VM_EXEC))
-		return -EPERM;
-
-	mutex_lock(&zf->pool_lock);
-	area = zf->rx;
-	if (!area) {
-		area = zcopy_rx_create(zf, file, nr);
-		if (IS_ERR(area)) {
-			ret = PTR_ERR(area);
-			goto out_unlock;
-		}
-		/* Pairs with smp_load_acquire() in zcopy_ioctl_recv(). */
-		smp_store_release(&zf->rx, area);
-	} else if (nr != area->nr_pages || area->maps) {
-		ret = -EINVAL;
-		goto out_unlock;
+	ret = zcopy_area_init(&area->area, zf, &zcopy_rx_area_ops,
+			      ZCOPY_MMAP_RECV >> PAGE_SHIFT, nr);
+	if (ret) {
+		kvfree(area);
+		return ERR_PTR(ret);
 	}
+	mutex_init(&area->lock);
+	return &area->area;
+}
 
-	vma->vm_pgoff = area->pgoff;
-	vma->vm_private_data = area;
-	vma->vm_ops = &zcopy_rx_vm_ops;
+/* One mapping at a time, of the whole area. */
+static int zcopy_rx_attach(struct zcopy_area *za, struct vm_area_struct *vma)
+{
+	struct zcopy_rx_area *area = zcopy_rx_area(za);
+
+	if (vma_pages(vma) != za->nr_pages || READ_ONCE(area->maps))
+		return -EINVAL;
 	vm_flags_set(vma, VM_MIXEDMAP | VM_DONTCOPY | VM_DONTEXPAND);
 	vm_flags_clear(vma, VM_MAYWRITE | VM_MAYEXEC);
+	vma->vm_private_data = za;
 	zcopy_rx_open(vma);
-out_unlock:
-	mutex_unlock(&zf->pool_lock);
-	return ret;
+	return 0;
+}
+
+/* Read-only for good, as TCP_ZEROCOPY_RECEIVE's mappings, or no area is made. */
+int zcopy_rx_mmap(struct zcopy_file *zf, struct vm_area_struct *vma)
+{
+	if (vma->vm_flags & (VM_WRITE | VM_EXEC))
+		return -EPERM;
+	return zcopy_area_mmap(zf, &zf->rx, vma, zcopy_rx_create, zcopy_rx_attach);
+}
+
+/* The file's receive area, once mapped. */
+static struct zcopy_rx_area *zcopy_file_rx(struct zcopy_file *zf)
+{
+	/* Pairs with smp_store_release() in zcopy_area_mmap(). */
+	struct zcopy_area *area = smp_load_acquire(&zf->rx);
+
+	return area ? zcopy_rx_area(area) : NULL;
 }
 
 /*
@@ -230,10 +215,10 @@ static struct zcopy_rx_desc *zcopy_rx_push(struct zcopy_rx_ctx *ctx, struct page
 	unsigned long i, idx;
 
 	lockdep_assert_held(&area->lock);
-	if (ctx->nr_desc == ctx->max_desc || area->used == area->nr_pages)
+	if (ctx->nr_desc == ctx->max_desc || area->used == area->area.nr_pages)
 		return NULL;
-	for (i = 0; i < area->nr_pages; i++) {
-		idx = (area->hint + i) % area->nr_pages;
+	for (i = 0; i < area->area.nr_pages; i++) {
+		idx = (area->hint + i) % area->area.nr_pages;
 		if (!area->slots[idx])
 			break;
 	}
@@ -253,7 +238,7 @@ static bool zcopy_rx_can_map(const skb_frag_t *frag)
 {
 	struct page *page;
 
-	if (zcopy_frag_is_net_iov(frag) || skb_frag_size(frag) != PAGE_SIZE ||
+	if (skb_frag_is_net_iov(frag) || skb_frag_size(frag) != PAGE_SIZE ||
 	    skb_frag_off(frag))
 		return false;
 	page = skb_frag_page(frag);
@@ -397,9 +382,7 @@ static void zcopy_rx_map(struct zcopy_rx_area *area, struct vm_area_struct *vma,
 			/* The last num of the run were not inserted. */
 			first += n - num;
 			addr += (n - num) << PAGE_SHIFT;
-			unmap_mapping_range(area->mapping,
-					    (loff_t)(area->pgoff + first) << PAGE_SHIFT,
-					    (loff_t)num << PAGE_SHIFT, 1);
+			zcopy_area_zap(&area->area, first, num);
 			vm_insert_pages(vma, addr, batch + n - num, &num);
 		}
 	}
@@ -408,11 +391,7 @@ static void zcopy_rx_map(struct zcopy_rx_area *area, struct vm_area_struct *vma,
 /* The area's mapping in the caller's address space, or NULL. */
 static struct vm_area_struct *zcopy_rx_vma(struct zcopy_rx_area *area)
 {
-	struct vm_area_struct *vma = vma_lookup(current->mm, READ_ONCE(area->uaddr));
-
-	if (!vma || vma->vm_ops != &zcopy_rx_vm_ops || vma->vm_private_data != area)
-		return NULL;
-	return vma;
+	return zcopy_area_vma(&area->area, current->mm);
 }
 
 /*
@@ -485,7 +464,7 @@ static int zcopy_rx_read_tcp(struct zcopy_rx_ctx *ctx, struct sock *sk,
 		goto out_unlock_mm;
 	}
 	mutex_lock(&area->lock);
-	if (area->used == area->nr_pages) {
+	if (area->used == area->area.nr_pages) {
 		ret = -ENOSPC;
 	} else {
 		ret = tcp_read_sock(sk, rd, zcopy_rx_actor);
@@ -512,7 +491,7 @@ static int zcopy_rx_tcp(struct zcopy_rx_ctx *ctx, struct socket *sock,
 		ret = -ENOTCONN;
 		goto out_release;
 	}
-	if (READ_ONCE(ctx->area->used) == ctx->area->nr_pages) {
+	if (READ_ONCE(ctx->area->used) == ctx->area->area.nr_pages) {
 		ret = -ENOSPC;
 		goto out_release;
 	}
@@ -670,8 +649,8 @@ static int zcopy_rx_udp_take(struct zcopy_rx_ctx *ctx, struct sock *sk,
 	vma = zcopy_rx_vma(area);
 	if (!vma) {
 		ret = -ENXIO;
-	} else if (area->nr_pages - area->used < nr) {
-		ret = area->used == area->nr_pages ? -ENOSPC : -EMSGSIZE;
+	} else if (area->area.nr_pages - area->used < nr) {
+		ret = area->used == area->area.nr_pages ? -ENOSPC : -EMSGSIZE;
 	} else if (!zcopy_rx_udp_unlink(sk, skb)) {
 		ret = -ENOENT;
 	} else {
@@ -743,7 +722,7 @@ static int zcopy_rx_release(struct zcopy_rx_area *area, u64 *offs, unsigned int 
 	sort(offs, n, sizeof(*offs), zcopy_cmp_u64, NULL);
 	mutex_lock(&area->lock);
 	for (i = 0; i < n; i++) {
-		if (offset_in_page(offs[i]) || offs[i] >= (u64)area->nr_pages << PAGE_SHIFT) {
+		if (offset_in_page(offs[i]) || offs[i] >= (u64)area->area.nr_pages << PAGE_SHIFT) {
 			ret = -EINVAL;
 			goto out_unlock;
 		}
@@ -759,16 +738,14 @@ static int zcopy_rx_release(struct zcopy_rx_area *area, u64 *offs, unsigned int 
 		first = offs[i] >> PAGE_SHIFT;
 		for (run = 1; i + run < n && offs[i + run] >> PAGE_SHIFT == first + run; run++)
 			;
-		unmap_mapping_range(area->mapping,
-				    (loff_t)(area->pgoff + first) << PAGE_SHIFT,
-				    (loff_t)run << PAGE_SHIFT, 1);
+		zcopy_area_zap(&area->area, first, run);
 		for (idx = first; idx < first + run; idx++) {
 			put_page(area->slots[idx]);
 			area->slots[idx] = NULL;
 		}
 	}
 	area->used -= n;
-	zcopy_count(area->zf, ZC_RX_SLOTS_USED, -(s64)n);
+	zcopy_count(area->area.zf, ZC_RX_SLOTS_USED, -(s64)n);
 out_unlock:
 	mutex_unlock(&area->lock);
 	return ret;
@@ -798,8 +775,7 @@ long zcopy_ioctl_release(struct zcopy_file *zf, struct zcopy_release __user *uar
 		return -EFAULT;
 	if (args.flags || memchr_inv(args.reserved, 0, sizeof(args.reserved)))
 		return -EINVAL;
-	/* Pairs with smp_store_release() in zcopy_rx_mmap(). */
-	area = smp_load_acquire(&zf->rx);
+	area = zcopy_file_rx(zf);
 	if (!area)
 		return -ENXIO;
 	return zcopy_rx_release_user(area, args.offsets, args.count);
@@ -892,8 +868,7 @@ long zcopy_ioctl_recv(struct zcopy_file *zf, struct zcopy_recv __user *uarg)
 	if (!args.desc_count || args.desc_count > ZCOPY_MAX_RX_DESC ||
 	    args.release_count > ZCOPY_MAX_RX_DESC)
 		return -EINVAL;
-	/* Pairs with smp_store_release() in zcopy_rx_mmap(). */
-	area = smp_load_acquire(&zf->rx);
+	area = zcopy_file_rx(zf);
 	if (!area)
 		return -ENXIO;
 

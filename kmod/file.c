@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The state of one open /dev/zcopy, which lives as long as the open file
+ * and every send in flight from it.
+ *
+ * Each open file gets an anonymous inode of its own, on a pseudo
+ * filesystem of the module's (as DRM gives each device one), and its
+ * f_mapping is that inode's address_space: the file's mappings are the
+ * only ones in it, so zapping a pool page walks the file's own mappings
+ * and no one else's.
+ */
+
+#include <linux/fs.h>
+#include <linux/fs_context.h>
+#include <linux/module.h>
+#include <linux/mount.h>
+#include <linux/pseudo_fs.h>
+#include <linux/slab.h>
+
+#include "zcopy.h"
+
+#define ZCOPY_FS_MAGIC	0x7a636f70	/* "zcop" */
+
+static struct vfsmount *zcopy_mnt;
+
+static int zcopy_init_fs_context(struct fs_context *fc)
+{
+	return init_pseudo(fc, ZCOPY_FS_MAGIC) ? 0 : -ENOMEM;
+}
+
+/*
+ * Mounted by the module itself, from init to exit, and never registered:
+ * with an owner, the mount would hold the module for good. Its inodes
+ * live no longer than the files and sends that hold the module.
+ */
+static struct file_system_type zcopy_fs_type = {
+	.name			= "zcopy",
+	.init_fs_context	= zcopy_init_fs_context,
+	.kill_sb		= kill_anon_super,
+};
+
+struct zcopy_file *zcopy_file_alloc(void)
+{
+	struct zcopy_file *zf;
+
+	zf = kzalloc(sizeof(*zf), GFP_KERNEL_ACCOUNT);
+	if (!zf)
+		return ERR_PTR(-ENOMEM);
+	zf->inode = alloc_anon_inode(zcopy_mnt->mnt_sb);
+	if (IS_ERR(zf->inode)) {
+		struct inode *inode = zf->inode;
+
+		kfree(zf);
+		return ERR_CAST(inode);
+	}
+	kref_init(&zf->ref);
+	zcopy_records_init(&zf->records);
+	mutex_init(&zf->areas_lock);
+	return zf;
+}
+
+static void zcopy_file_free(struct kref *ref)
+{
+	struct zcopy_file *zf = container_of(ref, struct zcopy_file, ref);
+
+	WARN_ON_ONCE(!list_empty(&zf->records.list));
+	if (zf->pool)
+		zf->pool->ops->free(zf->pool);
+	if (zf->rx)
+		zf->rx->ops->free(zf->rx);
+	iput(zf->inode);
+	kfree(zf);
+}
+
+void zcopy_file_put(struct zcopy_file *zf)
+{
+	kref_put(&zf->ref, zcopy_file_free);
+}
+
+int zcopy_file_init(void)
+{
+	zcopy_mnt = kern_mount(&zcopy_fs_type);
+	return PTR_ERR_OR_ZERO(zcopy_mnt);
+}
+
+void zcopy_file_exit(void)
+{
+	kern_unmount(zcopy_mnt);
+}

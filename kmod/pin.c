@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Pinned user pages, a source of pages for the send core (ZCOPY_IOC_SEND).
+ *
+ * A send pins the user's pages read-only and long-term, charges them to
+ * RLIMIT_MEMLOCK as MSG_ZEROCOPY does (mm_account_pinned_pages()), and
+ * unpins them when the stack has let go of them. A file holds at most
+ * max_fd_pages pinned at once.
+ */
+
+#include <linux/file.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/net.h>
+#include <linux/skbuff.h>
+#include <linux/slab.h>
+#include <linux/uio.h>
+
+#include "zcopy.h"
+
+static unsigned int max_fd_pages = 65536;
+module_param(max_fd_pages, uint, 0644);
+MODULE_PARM_DESC(max_fd_pages,
+		 "Most pages pinned at once for one open zcopy file (default 65536)");
+
+/* A pinned send's own state, at tx->priv. */
+struct zcopy_pin {
+	struct mmpin	mmp;	/* the RLIMIT_MEMLOCK charge of the pins */
+};
+
+static void zcopy_unpin(struct zcopy_tx *tx, unsigned int from)
+{
+	unsigned int nr = tx->nr_pages - from;
+
+	unpin_user_pages(tx->pages + from, nr);
+	atomic_long_sub(nr, &tx->zf->pinned);
+	zcopy_count_pinned(tx->zf, -(long)nr);
+	tx->nr_pages = from;
+}
+
+/*
+ * The socket took only the first @keep pages: unpin the others, and keep
+ * the memlock charge of the bytes sent only, as MSG_ZEROCOPY charges.
+ */
+static void zcopy_pin_trim(struct zcopy_tx *tx, unsigned int keep)
+{
+	struct zcopy_pin *pin = tx->priv;
+	unsigned long charge = (tx->bytes >> PAGE_SHIFT) + 2;
+
+	zcopy_unpin(tx, keep);
+	if (pin->mmp.user && pin->mmp.num_pg > charge) {
+		atomic_long_sub(pin->mmp.num_pg - charge, &pin->mmp.user->locked_vm);
+		pin->mmp.num_pg = charge;
+	}
+}
+
+static void zcopy_pin_release(struct zcopy_tx *tx, bool sent)
+{
+	struct zcopy_pin *pin = tx->priv;
+
+	zcopy_unpin(tx, 0);
+	mm_unaccount_pinned_pages(&pin->mmp);
+}
+
+static const struct zcopy_tx_ops zcopy_pin_ops = {
+	.trim		= zcopy_pin_trim,
+	.release	= zcopy_pin_release,
+};
+
+/* Check the user's vector, cut it to the limits, and count its pages. */
+static int zcopy_check_iov(struct zcopy_iovec *iov, unsigned int *nr_iov,
+			   bool dgram, size_t *total, unsigned int *nr_pages)
+{
+	unsigned int limit = zcopy_send_max_pages(), i, pages = 0, n;
+	size_t want, sum = 0, len;
+	u64 room;
+
+	/* The lengths first, whatever the addresses, as one total. */
+	for (i = 0; i < *nr_iov; i++) {
+		if (iov[i].len > SSIZE_MAX - sum)
+			return -EINVAL;
+		sum += iov[i].len;
+	}
+	if (!sum)
+		return -EINVAL;
+	for (i = 0; i < *nr_iov; i++)
+		if (iov[i].len && !access_ok(u64_to_user_ptr(iov[i].base), iov[i].len))
+			return -EFAULT;
+	want = sum;
+
+	sum = 0;
+	for (i = 0; i < *nr_iov && pages < limit && sum < MAX_RW_COUNT; i++) {
+		len = iov[i].len;
+		if (!len)
+			continue;
+		/* What fits in the pages and bytes left. */
+		room = (u64)(limit - pages) * PAGE_SIZE - offset_in_page(iov[i].base);
+		len = min_t(u64, min_t(u64, len, room), MAX_RW_COUNT - sum);
+		iov[i].len = len;
+		n = DIV_ROUND_UP(offset_in_page(iov[i].base) + len, PAGE_SIZE);
+		pages += n;
+		sum += len;
+	}
+	/* A datagram is sent whole or not at all. */
+	if (dgram && sum < want)
+		return -EMSGSIZE;
+	*nr_iov = i;
+	*total = sum;
+	*nr_pages = pages;
+	return 0;
+}
+
+/* Pin the pages of @iov, read-only; all or none. */
+static int zcopy_pin_iov(struct zcopy_tx *tx, const struct zcopy_iovec *iov,
+			 unsigned int nr_iov, struct bio_vec *bvec)
+{
+	unsigned int i, done = 0, nr, off, seg;
+	unsigned long start;
+	size_t len;
+	int ret;
+
+	for (i = 0; i < nr_iov; i++) {
+		len = iov[i].len;
+		if (!len)
+			continue;
+		start = iov[i].base & PAGE_MASK;
+		off = offset_in_page(iov[i].base);
+		nr = DIV_ROUND_UP(off + len, PAGE_SIZE);
+
+		ret = pin_user_pages_fast(start, nr, FOLL_LONGTERM, tx->pages + done);
+		if (ret != nr) {
+			if (ret > 0)
+				unpin_user_pages(tx->pages + done, ret);
+			ret = ret < 0 ? ret : -EFAULT;
+			goto err_unpin;
+		}
+		for (; nr; nr--, done++, off = 0) {
+			seg = min_t(size_t, len, PAGE_SIZE - off);
+			bvec_set_page(&bvec[done], tx->pages[done], seg, off);
+			len -= seg;
+		}
+	}
+	return 0;
+
+err_unpin:
+	unpin_user_pages(tx->pages, done);
+	return ret;
+}
+
+/* Pinned pages for @zf, within max_fd_pages. */
+static int zcopy_charge_file(struct zcopy_file *zf, unsigned int nr_pages)
+{
+	if (atomic_long_add_return(nr_pages, &zf->pinned) > READ_ONCE(max_fd_pages)) {
+		atomic_long_sub(nr_pages, &zf->pinned);
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
+static int zcopy_send_pinned(struct zcopy_file *zf, struct socket *sock,
+			     struct zcopy_send *args, struct zcopy_iovec *iov)
+{
+	struct zcopy_tx_args ta = { .sock = sock, .flags = args->flags,
+				    .cookie = args->cookie };
+	unsigned int nr_iov = args->iov_count, nr_pages;
+	struct zcopy_pin *pin;
+	struct zcopy_tx *tx;
+	int ret;
+
+	ret = zcopy_check_iov(iov, &nr_iov, sock->type == SOCK_DGRAM, &ta.len, &nr_pages);
+	if (ret)
+		return ret;
+
+	ret = zcopy_charge_file(zf, nr_pages);
+	if (ret)
+		return ret;
+	tx = zcopy_tx_alloc(zf, nr_pages, &zcopy_pin_ops, sizeof(*pin));
+	if (IS_ERR(tx)) {
+		ret = PTR_ERR(tx);
+		goto err_uncharge_file;
+	}
+	pin = tx->priv;
+	ret = -ENOMEM;
+	ta.bvec = kvmalloc_array(nr_pages, sizeof(*ta.bvec), GFP_KERNEL_ACCOUNT);
+	if (!ta.bvec)
+		goto err_free_tx;
+	ret = mm_account_pinned_pages(&pin->mmp, ta.len);
+	if (ret)
+		goto err_free_bvec;
+	ret = zcopy_pin_iov(tx, iov, nr_iov, ta.bvec);
+	if (ret)
+		goto err_unaccount;
+	tx->nr_pages = nr_pages;
+	zcopy_count_pinned(zf, nr_pages);
+
+	ret = zcopy_tx_submit(tx, &ta);
+	kvfree(ta.bvec);
+	if (ret < 0)
+		return ret;
+	args->bytes = ta.bytes;
+	args->seq = ta.seq;
+	args->offset = ta.offset;
+	return 0;
+
+err_unaccount:
+	mm_unaccount_pinned_pages(&pin->mmp);
+err_free_bvec:
+	kvfree(ta.bvec);
+err_free_tx:
+	zcopy_tx_free(tx);
+err_uncharge_file:
+	atomic_long_sub(nr_pages, &zf->pinned);
+	return ret;
+}
+
+long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
+{
+	struct zcopy_iovec *iov;
+	struct zcopy_send args;
+	struct socket *sock;
+	int ret;
+
+	if (copy_from_user(&args, uarg, sizeof(args)))
+		return -EFAULT;
+	if (args.flags & ~ZCOPY_SEND_FLAGS || args.__pad ||
+	    memchr_inv(args.reserved, 0, sizeof(args.reserved)))
+		return -EINVAL;
+	if (!args.iov_count || args.iov_count > ZCOPY_MAX_IOV)
+		return -EINVAL;
+	/* The results go back here: fail now rather than after sending. */
+	if (copy_to_user(uarg, &args, sizeof(args)))
+		return -EFAULT;
+
+	sock = zcopy_send_socket(args.sockfd);
+	if (IS_ERR(sock))
+		return PTR_ERR(sock);
+
+	iov = memdup_user(u64_to_user_ptr(args.iov),
+			  array_size(args.iov_count, sizeof(*iov)));
+	if (IS_ERR(iov)) {
+		ret = PTR_ERR(iov);
+		goto out_put_sock;
+	}
+
+	ret = zcopy_send_pinned(zf, sock, &args, iov);
+	if (!ret && copy_to_user(uarg, &args, sizeof(args)))
+		ret = -EFAULT;
+
+	kfree(iov);
+out_put_sock:
+	sockfd_put(sock);
+	return ret;
+}

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Completion records, read with read(2) from the zcopy file.
+ *
+ * Every send that will have a record reserves it before anything is
+ * pinned or taken, so records are never lost: a file that owes
+ * max_records records refuses more sends (ENOSPC). The queue is kept in
+ * order of sequence, and a record merges with those of the sends just
+ * before and after it where they left the same way: sends complete in any
+ * order (those that share an skb, last first), and their byte ranges tile.
+ */
+
+#include <linux/module.h>
+#include <linux/poll.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "zcopy.h"
+
+static unsigned int max_records = 4096;
+module_param(max_records, uint, 0644);
+MODULE_PARM_DESC(max_records,
+		 "Most sends in flight plus unread records per open file (default 4096)");
+
+void zcopy_records_init(struct zcopy_records *r)
+{
+	spin_lock_init(&r->lock);
+	INIT_LIST_HEAD(&r->list);
+	init_waitqueue_head(&r->wait);
+}
+
+/* A record owed: one of max_records, until read or merged. */
+int zcopy_records_reserve(struct zcopy_records *r)
+{
+	if (atomic_inc_return(&r->reserved) > READ_ONCE(max_records)) {
+		atomic_dec(&r->reserved);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+void zcopy_records_unreserve(struct zcopy_records *r, int n)
+{
+	atomic_sub(n, &r->reserved);
+}
+
+/* The sequence number and stream offset of a send of @bytes, in order. */
+void zcopy_records_number(struct zcopy_records *r, u64 bytes, u64 *seq, u64 *offset)
+{
+	spin_lock(&r->lock);
+	*seq = r->next_seq++;
+	*offset = r->next_offset;
+	r->next_offset += bytes;
+	spin_unlock(&r->lock);
+}
+
+/* Merge @next into @prev when it is the next send and left the same way. */
+static bool zcopy_record_merge(struct zcopy_completion *prev,
+			       const struct zcopy_completion *next)
+{
+	if (prev->seq + prev->sends != next->seq ||
+	    prev->offset + prev->bytes != next->offset ||
+	    prev->flags != next->flags || prev->status != next->status)
+		return false;
+	prev->sends += next->sends;
+	prev->bytes += next->bytes;
+	prev->copied += next->copied;
+	return true;
+}
+
+/*
+ * Queue @rec in order of sequence, merged with its neighbours where it
+ * can be; it is freed if merged or if the file is gone. Returns how many
+ * more records wait now (1, 0 or -1) and gives back the reservations of
+ * those merged away.
+ */
+int zcopy_records_post(struct zcopy_records *r, struct zcopy_record *rec)
+{
+	struct zcopy_record *prev, *next;
+	int freed = 0;
+
+	spin_lock(&r->lock);
+	if (r->closed) {
+		kfree(rec);
+		freed = 1;
+		goto out_unlock;
+	}
+	/* Completions come nearly in order: look from the newest. */
+	list_for_each_entry_reverse(prev, &r->list, node)
+		if (prev->c.seq < rec->c.seq)
+			break;
+	if (!list_entry_is_head(prev, &r->list, node) &&
+	    zcopy_record_merge(&prev->c, &rec->c)) {
+		kfree(rec);
+		rec = prev;
+		freed++;
+	} else {
+		list_add(&rec->node, &prev->node);
+	}
+	next = list_next_entry(rec, node);
+	if (!list_entry_is_head(next, &r->list, node) &&
+	    zcopy_record_merge(&rec->c, &next->c)) {
+		list_del(&next->node);
+		kfree(next);
+		freed++;
+	}
+out_unlock:
+	spin_unlock(&r->lock);
+
+	zcopy_records_unreserve(r, freed);
+	wake_up_interruptible_poll(&r->wait, EPOLLIN | EPOLLRDNORM);
+	return 1 - freed;
+}
+
+/* Read whole records, oldest first; what cannot be copied stays queued. */
+ssize_t zcopy_records_read(struct zcopy_records *r, char __user *buf, size_t count,
+			   bool nonblock)
+{
+	size_t want = count / sizeof(struct zcopy_completion), done = 0;
+	struct zcopy_record *rec, *tmp;
+	LIST_HEAD(batch);
+	int ret;
+
+	if (!want)
+		return -EINVAL;
+
+	spin_lock(&r->lock);
+	while (list_empty(&r->list)) {
+		spin_unlock(&r->lock);
+		if (nonblock)
+			return -EAGAIN;
+		ret = wait_event_interruptible(r->wait, !list_empty_careful(&r->list));
+		if (ret)
+			return ret;
+		spin_lock(&r->lock);
+	}
+	list_for_each_entry_safe(rec, tmp, &r->list, node) {
+		if (done == want)
+			break;
+		list_move_tail(&rec->node, &batch);
+		done++;
+	}
+	spin_unlock(&r->lock);
+
+	done = 0;
+	list_for_each_entry_safe(rec, tmp, &batch, node) {
+		if (copy_to_user(buf + done * sizeof(rec->c), &rec->c, sizeof(rec->c)))
+			break;
+		list_del(&rec->node);
+		kfree(rec);
+		done++;
+	}
+	if (!list_empty(&batch)) {
+		spin_lock(&r->lock);
+		list_splice(&batch, &r->list);
+		spin_unlock(&r->lock);
+	}
+	zcopy_records_unreserve(r, done);
+	return done ? done * sizeof(struct zcopy_completion) : -EFAULT;
+}
+
+__poll_t zcopy_records_poll(struct zcopy_records *r, struct file *file, poll_table *wait)
+{
+	poll_wait(file, &r->wait, wait);
+	return list_empty_careful(&r->list) ? 0 : EPOLLIN | EPOLLRDNORM;
+}
+
+/* The file is closing: no more records; frees those queued, returns how many. */
+int zcopy_records_close(struct zcopy_records *r)
+{
+	struct zcopy_record *rec, *tmp;
+	LIST_HEAD(dead);
+	int n = 0;
+
+	spin_lock(&r->lock);
+	r->closed = true;
+	list_splice_init(&r->list, &dead);
+	spin_unlock(&r->lock);
+
+	list_for_each_entry_safe(rec, tmp, &dead, node) {
+		kfree(rec);
+		n++;
+	}
+	zcopy_records_unreserve(r, n);
+	return n;
+}

@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The send core: hand pages to a socket as fragments and tell the
+ * application, with a completion record, when the stack has let go of
+ * them. It never names where the pages come from: each source (pinned
+ * user pages, pool pages) gives a struct zcopy_tx_ops and keeps its own
+ * state in the send's private bytes, as io_uring's registered buffers
+ * keep a release callback and its data.
+ *
+ * sock_sendmsg() gets MSG_ZEROCOPY and a struct ubuf_info of our own in
+ * msg_ubuf, as io_uring's send_zc does. Each skb that carries the pages
+ * holds a reference to the ubuf; the stack calls zcopy_tx_complete() as
+ * each lets go, saying whether it had to copy the pages (local delivery, a
+ * tap). After the last reference, a work item has the source release the
+ * pages and queues the record.
+ */
+
+#include <linux/file.h>
+#include <linux/module.h>
+#include <linux/net.h>
+#include <linux/netdevice.h>
+#include <linux/overflow.h>
+#include <linux/rcupdate.h>
+#include <linux/slab.h>
+#include <linux/uio.h>
+#include <net/sock.h>
+#include <net/tcp_states.h>
+
+#include "zcopy.h"
+
+static unsigned int max_send_pages = 4096;
+module_param(max_send_pages, uint, 0644);
+MODULE_PARM_DESC(max_send_pages,
+		 "Most pages one send takes; a longer send is cut short (default 4096)");
+
+static struct workqueue_struct *zcopy_tx_wq;
+
+/* Fill in @tx's record from how its bytes left, count them, and queue it. */
+static void zcopy_tx_post(struct zcopy_tx *tx)
+{
+	struct zcopy_completion *c = &tx->rec->c;
+	struct zcopy_file *zf = tx->zf;
+	u64 copied = 0;
+
+	if (tx->why == ZCOPY_COPIED_FRAGS) {
+		c->flags = ZCOPY_COMPL_COPIED | ZCOPY_COPIED_FRAGS;
+		copied = tx->bytes;
+	} else if (!tx->zc_used && !tx->zc_copied) {
+		/* The stack never took the pages: it copied them at send. */
+		c->flags = ZCOPY_COMPL_COPIED | ZCOPY_COPIED_NOT_OFFLOADED;
+		copied = tx->bytes;
+	} else if (tx->zc_copied) {
+		c->flags = ZCOPY_COMPL_COPIED | tx->why;
+		copied = min_t(u64, atomic64_read(&tx->copied), tx->bytes);
+		/* A copy counted short: what was not copied left as is. */
+		if (copied < tx->bytes)
+			c->flags |= ZCOPY_COMPL_ZEROCOPY;
+	} else {
+		c->flags = ZCOPY_COMPL_ZEROCOPY;
+	}
+	c->bytes = tx->bytes;
+	c->copied = copied;
+	c->sends = 1;
+
+	zcopy_count(zf, ZC_SEND_COMPLETIONS, 1);
+	zcopy_count(zf, ZC_TX_ZEROCOPY_BYTES, tx->bytes - copied);
+	zcopy_count(zf, ZC_TX_COPIED_BYTES, copied);
+	if (c->flags & (ZCOPY_COPIED_NOT_OFFLOADED | ZCOPY_COPIED_FRAGS))
+		zcopy_count(zf, ZC_TX_COPIED_NOT_OFFLOADED, copied);
+	else if (c->flags & ZCOPY_COPIED_LOOPBACK)
+		zcopy_count(zf, ZC_TX_COPIED_LOOPBACK, copied);
+	else
+		zcopy_count(zf, ZC_TX_COPIED_STACK, copied);
+
+	zcopy_count(zf, ZC_RECORDS_QUEUED, zcopy_records_post(&zf->records, tx->rec));
+}
+
+/* After the last reference: process context, never softirq. */
+static void zcopy_tx_release(struct zcopy_tx *tx)
+{
+	struct zcopy_file *zf = tx->zf;
+
+	/* The pages are free before the record says so. */
+	tx->ops->release(tx, !tx->failed);
+	if (tx->failed) {
+		kfree(tx->rec);
+		zcopy_records_unreserve(&zf->records, 1);
+	} else {
+		zcopy_tx_post(tx);
+	}
+	zcopy_count(zf, ZC_SENDS_IN_FLIGHT, -1);
+	zcopy_file_put(zf);
+	kvfree(tx);
+	module_put(THIS_MODULE);
+}
+
+static void zcopy_tx_work(struct work_struct *work)
+{
+	zcopy_tx_release(container_of(work, struct zcopy_tx, work));
+}
+
+/*
+ * Called by the stack as each holder of the ubuf lets go, maybe in softirq:
+ * with the skb that held it (NULL for a reference the stack took for
+ * itself), and whether the pages left that skb uncopied.
+ */
+static void zcopy_tx_complete(struct sk_buff *skb, struct ubuf_info *uarg,
+			      bool zerocopy_success)
+{
+	struct zcopy_tx *tx = container_of(uarg, struct zcopy_tx, ubuf);
+
+	if (skb) {
+		if (!zerocopy_success) {
+			atomic64_add(skb->data_len, &tx->copied);
+			if (!READ_ONCE(tx->zc_copied))
+				WRITE_ONCE(tx->zc_copied, true);
+		} else if (!READ_ONCE(tx->zc_used)) {
+			WRITE_ONCE(tx->zc_used, true);
+		}
+	}
+	if (refcount_dec_and_test(&uarg->refcnt))
+		queue_work(zcopy_tx_wq, &tx->work);
+}
+
+static const struct ubuf_info_ops zcopy_ubuf_ops = {
+	.complete = zcopy_tx_complete,
+};
+
+/* Drop the sender's own reference, in process context. */
+static void zcopy_tx_put(struct zcopy_tx *tx)
+{
+	if (refcount_dec_and_test(&tx->ubuf.refcnt))
+		zcopy_tx_release(tx);
+}
+
+/* Where the bytes would be copied on the way, should the stack copy them. */
+static u32 zcopy_tx_route(struct sock *sk)
+{
+	struct dst_entry *dst;
+	u32 why = ZCOPY_COPIED_STACK;
+
+	rcu_read_lock();
+	dst = __sk_dst_get(sk);
+	if (dst && dst->dev && (dst->dev->flags & IFF_LOOPBACK))
+		why = ZCOPY_COPIED_LOOPBACK;
+	rcu_read_unlock();
+	return why;
+}
+
+/* The MSG_* flags of a send with ZCOPY_SEND_* @flags on @sock. */
+int zcopy_msg_flags(struct socket *sock, u32 flags)
+{
+	int msg_flags = MSG_NOSIGNAL;
+
+	if ((flags & ZCOPY_SEND_DONTWAIT) || (sock->file->f_flags & O_NONBLOCK))
+		msg_flags |= MSG_DONTWAIT;
+	if (flags & ZCOPY_SEND_MORE)
+		msg_flags |= MSG_MORE;
+	return msg_flags;
+}
+
+/* TCP or UDP over IPv4 or IPv6, able to send zero-copy, and connected. */
+static int zcopy_check_socket(struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+	int state = READ_ONCE(sk->sk_state);
+
+	if (sk->sk_family != AF_INET && sk->sk_family != AF_INET6)
+		return -EOPNOTSUPP;
+
+	if (sock->type == SOCK_STREAM && sk->sk_protocol == IPPROTO_TCP) {
+		/* A pending error first, as send(2) reports it: ECONNRESET... */
+		if (READ_ONCE(sk->sk_err))
+			return sock_error(sk);
+		/*
+		 * As TCP would say it, before pinning anything for nothing:
+		 * shut down for sending (even once closed since) is EPIPE...
+		 */
+		if (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN)
+			return -EPIPE;
+		/* ...no connection at all is ENOTCONN; the rest is TCP's. */
+		if ((1 << state) & (TCPF_LISTEN | TCPF_CLOSE))
+			return -ENOTCONN;
+	} else if (sock->type == SOCK_DGRAM && sk->sk_protocol == IPPROTO_UDP) {
+		if (state != TCP_ESTABLISHED)
+			return -ENOTCONN;
+	} else {
+		return -EOPNOTSUPP;
+	}
+
+	/* Cleared by ULPs that would copy anyway, such as kTLS. */
+	if (!test_bit(SOCK_SUPPORT_ZC, &sock->flags))
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+/* The socket behind @fd, if zcopy can send on it; sockfd_put() it after. */
+struct socket *zcopy_send_socket(int fd)
+{
+	struct socket *sock;
+	int ret;
+
+	sock = sockfd_lookup(fd, &ret);
+	if (!sock)
+		return ERR_PTR(ret);
+	ret = zcopy_check_socket(sock);
+	if (ret) {
+		sockfd_put(sock);
+		return ERR_PTR(ret);
+	}
+	return sock;
+}
+
+/* The most pages one send takes. */
+unsigned int zcopy_send_max_pages(void)
+{
+	return max(READ_ONCE(max_send_pages), 1U);
+}
+
+/*
+ * How much of @len bytes starting @first_offset into a page one send may
+ * take: a send longer than max_send_pages pages or MAX_RW_COUNT bytes is
+ * cut short there, as write(2) cuts at MAX_RW_COUNT; the caller sees a
+ * short count.
+ */
+size_t zcopy_send_limit(unsigned long first_offset, size_t len)
+{
+	u64 room = (u64)zcopy_send_max_pages() * PAGE_SIZE - first_offset;
+
+	return min_t(u64, min_t(u64, len, room), MAX_RW_COUNT);
+}
+
+/*
+ * A send of @nr_pages from a source with @ops, whose own state takes
+ * @priv_size bytes at tx->priv; its record reserved (ENOSPC when @zf owes
+ * too many). Freed by zcopy_tx_free() unless submitted.
+ */
+struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pages,
+				const struct zcopy_tx_ops *ops, size_t priv_size)
+{
+	struct zcopy_tx *tx;
+	size_t size = ALIGN(struct_size(tx, pages, nr_pages), sizeof(u64));
+	int ret;
+
+	ret = zcopy_records_reserve(&zf->records);
+	if (ret)
+		return ERR_PTR(ret);
+	tx = kvzalloc(size_add(size, priv_size), GFP_KERNEL_ACCOUNT);
+	if (!tx)
+		goto err_unreserve;
+	tx->rec = kzalloc(sizeof(*tx->rec), GFP_KERNEL_ACCOUNT);
+	if (!tx->rec)
+		goto err_free_tx;
+	zcopy_ubuf_set_ops(&tx->ubuf, &zcopy_ubuf_ops);
+	tx->ubuf.flags = SKBFL_ZEROCOPY_FRAG | SKBFL_DONT_ORPHAN;
+	refcount_set(&tx->ubuf.refcnt, 1);
+	INIT_WORK(&tx->work, zcopy_tx_work);
+	tx->ops = ops;
+	tx->zf = zf;
+	tx->priv = (char *)tx + size;
+	return tx;
+
+err_free_tx:
+	kvfree(tx);
+err_unreserve:
+	zcopy_records_unreserve(&zf->records, 1);
+	return ERR_PTR(-ENOMEM);
+}
+
+/* Free a send that was never submitted; its source has its pages. */
+void zcopy_tx_free(struct zcopy_tx *tx)
+{
+	zcopy_records_unreserve(&tx->zf->records, 1);
+	kfree(tx->rec);
+	kvfree(tx);
+}
+
+/*
+ * The socket took only @sent bytes: the source lets go of the pages it
+ * did not reach.
+ */
+static void zcopy_tx_trim(struct zcopy_tx *tx, const struct bio_vec *bvec, size_t sent)
+{
+	unsigned int keep = 0;
+
+	while (keep < tx->nr_pages && sent > 0) {
+		sent -= min_t(size_t, sent, bvec[keep].bv_len);
+		keep++;
+	}
+	if (keep < tx->nr_pages)
+		tx->ops->trim(tx, keep);
+}
+
+/*
+ * Hand the pages to the socket; returns bytes sent or an error. A datagram
+ * is one skb, which holds at most MAX_SKB_FRAGS pieces of pages: one made
+ * of more is sent by copying, and its record says so.
+ */
+static int zcopy_tx_sendmsg(struct zcopy_tx *tx, struct zcopy_tx_args *args)
+{
+	struct socket *sock = args->sock;
+	struct msghdr msg = {
+		.msg_flags = MSG_ZEROCOPY | zcopy_msg_flags(sock, args->flags),
+		.msg_ubuf = &tx->ubuf,
+	};
+
+	if (sock->type == SOCK_DGRAM && tx->nr_pages > MAX_SKB_FRAGS) {
+		msg.msg_flags &= ~MSG_ZEROCOPY;
+		msg.msg_ubuf = NULL;
+		tx->why = ZCOPY_COPIED_FRAGS;
+	}
+
+	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, args->bvec, tx->nr_pages, args->len);
+	return sock_sendmsg(sock, &msg);
+}
+
+/*
+ * Send the pages of @tx, described by @args, and hand @tx to the stack:
+ * it completes when the last skb lets go. Returns the bytes sent (also in
+ * @args, with their sequence number and stream offset), or an error with
+ * no record to come.
+ */
+int zcopy_tx_submit(struct zcopy_tx *tx, struct zcopy_tx_args *args)
+{
+	struct zcopy_file *zf = tx->zf;
+	int ret;
+
+	tx->why = zcopy_tx_route(args->sock->sk);
+	zcopy_count(zf, ZC_SENDS_IN_FLIGHT, 1);
+	kref_get(&zf->ref);
+	__module_get(THIS_MODULE);
+
+	ret = zcopy_tx_sendmsg(tx, args);
+	if (ret <= 0) {
+		tx->failed = true;
+		ret = ret ?: -EAGAIN;
+	} else {
+		tx->bytes = ret;
+		zcopy_tx_trim(tx, args->bvec, ret);
+		zcopy_records_number(&zf->records, ret, &args->seq, &args->offset);
+		args->bytes = ret;
+		tx->rec->c.cookie = args->cookie;
+		tx->rec->c.seq = args->seq;
+		tx->rec->c.offset = args->offset;
+
+		zcopy_count(zf, ZC_SENDS, 1);
+		zcopy_count(zf, ZC_SEND_BYTES, ret);
+	}
+	zcopy_tx_put(tx);
+	return ret;
+}
+
+int zcopy_send_init(void)
+{
+	zcopy_tx_wq = alloc_workqueue("zcopy_tx", WQ_UNBOUND, 0);
+	return zcopy_tx_wq ? 0 : -ENOMEM;
+}
+
+/*
+ * Every send in flight holds a module reference until its release work
+ * has run, and destroy_workqueue() waits for the last of those. The
+ * stack's calls of zcopy_tx_complete() may still be returning, though:
+ * from softirq or with preemption off, synchronize_rcu() waits for them;
+ * a caller in process context preempted right after queue_work() is one
+ * that RCU Tasks waits for, as for a trampoline about to be freed.
+ */
+void zcopy_send_exit(void)
+{
+	destroy_workqueue(zcopy_tx_wq);
+	synchronize_rcu();
+	synchronize_rcu_tasks();
+}
