@@ -37,7 +37,7 @@ deps:
 modules: deps
 	@for k in $(KERNELS); do $(SCRIPTS)/build-module $$k >/dev/null || exit 1; done
 
-selftests:
+selftests: tools
 	$(MAKE) -C selftests KSFT_DIR=$(KSFT_DIR)
 
 tools:

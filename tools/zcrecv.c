@@ -283,24 +283,23 @@ static void method_tcp_zerocopy(struct receiver *r)
 /* Slots held since the last call go back; if the call failed, make sure. */
 static void area_release(int zfd, uint64_t *held, uint32_t *nheld)
 {
-	struct zcopy_release rel = { .offsets = (uintptr_t)held, .count = *nheld };
+	int ret = *nheld ? zc_release(zfd, held, *nheld) : 0;
 
-	if (*nheld && ioctl(zfd, ZCOPY_IOC_RELEASE, &rel) && errno != ENOENT)
+	errno = -ret;
+	if (ret && ret != -ENOENT)
 		zc_fail("ZCOPY_IOC_RELEASE");
 	*nheld = 0;
 }
 
 static void method_zcopy_recv(struct receiver *r)
 {
-	long page = sysconf(_SC_PAGESIZE);
 	int zfd = zc_open_device("zcopy-recv");
 	struct zcopy_rx_desc desc[RX_DESC];
 	uint64_t held[RX_DESC];
 	uint32_t nheld = 0, i;
 	char *area;
 
-	area = mmap(NULL, (size_t)AREA_SLOTS * page, PROT_READ, MAP_SHARED, zfd,
-		    ZCOPY_MMAP_RECV);
+	area = zc_rx_map(zfd, AREA_SLOTS);
 	if (area == MAP_FAILED)
 		zc_fail("mmap of the zcopy receive area");
 	for (;;) {
@@ -313,7 +312,10 @@ static void method_zcopy_recv(struct receiver *r)
 			.release_count = nheld,
 		};
 
-		if (ioctl(zfd, ZCOPY_IOC_RECV, &rv)) {
+		int ret = zc_recv_args(zfd, &rv);
+
+		errno = -ret;
+		if (ret) {
 			if (errno != EINTR && errno != EAGAIN)
 				zc_fail("ZCOPY_IOC_RECV");
 			area_release(zfd, held, &nheld);
@@ -340,7 +342,7 @@ static void method_zcopy_recv(struct receiver *r)
 			held[nheld++] = desc[i].offset;
 		}
 	}
-	munmap(area, (size_t)AREA_SLOTS * page);
+	munmap(area, (size_t)AREA_SLOTS * sysconf(_SC_PAGESIZE));
 	close(zfd);
 }
 
@@ -409,16 +411,6 @@ static int open_stream(const struct opts *o, int *family)
 
 /* ---- arguments ---- */
 
-static enum method parse_method(const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(method_names); i++)
-		if (!strcmp(name, method_names[i]))
-			return i;
-	zc_die(ZC_EXIT_USAGE, "unknown method '%s' (see --help)", name);
-}
-
 static void parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option lopts[] = {
@@ -453,7 +445,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			o->udp = 1;
 			break;
 		case 'm':
-			o->method = parse_method(optarg);
+			o->method = zc_parse_choice("method", optarg, method_names,
+						    ARRAY_SIZE(method_names));
 			break;
 		case 'v':
 			o->verify = 1;
@@ -485,12 +478,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'h':
 			usage(stdout);
 			exit(0);
-		case ':':
-			zc_die(ZC_EXIT_USAGE, "option '%s' needs a value (see --help)",
-			       argv[optind - 1]);
 		default:
-			zc_die(ZC_EXIT_USAGE, "unknown option '%s' (see --help)",
-			       argv[optind - 1]);
+			zc_bad_option(c, argv);
 		}
 	}
 	if (optind < argc)

@@ -553,21 +553,22 @@ static void zc_reap(struct sender *s, int timeout_ms)
 	zc_reap_queued(s);
 }
 
-/* An ioctl that may want records read first (ENOSPC) or memory back (ENOBUFS). */
-static int zc_retry(struct sender *s, const char *what)
+/* A call that failed with -@err may want records read first (ENOSPC) or memory back (ENOBUFS). */
+static void zc_retry(struct sender *s, int err, const char *what)
 {
+	errno = err;
 	if (errno == EINTR)
-		return 1;
+		return;
 	if ((errno == ENOSPC || errno == ENOBUFS) && s->completed < s->expected) {
 		zc_reap(s, DRAIN_TIMEOUT_MS);
-		return 1;
+		return;
 	}
 	if (errno == ENOSPC && zc_reap_queued(s))
-		return 1;
+		return;
 	zc_fail(what);
 }
 
-static void zc_send(struct sender *s, struct slot *sl, size_t len)
+static void pinned_send(struct sender *s, struct slot *sl, size_t len)
 {
 	size_t done = 0;
 
@@ -576,14 +577,11 @@ static void zc_send(struct sender *s, struct slot *sl, size_t len)
 			.base = (uintptr_t)(sl->buf + done),
 			.len = len - done,
 		};
-		struct zcopy_send zs = {
-			.sockfd = s->sock,
-			.iov = (uintptr_t)&iov,
-			.iov_count = 1,
-		};
+		struct zcopy_send zs;
+		int ret = zc_send(s->zfd, s->sock, &iov, 1, 0, 0, &zs);
 
-		if (ioctl(s->zfd, ZCOPY_IOC_SEND, &zs)) {
-			zc_retry(s, "ZCOPY_IOC_SEND");
+		if (ret) {
+			zc_retry(s, -ret, "ZCOPY_IOC_SEND");
 			continue;
 		}
 		s->send_calls++;
@@ -594,19 +592,16 @@ static void zc_send(struct sender *s, struct slot *sl, size_t len)
 
 static void pool_send(struct sender *s, struct slot *sl, size_t len)
 {
+	uint32_t flags = ZCOPY_POOL_SEND_ADDR | (s->o->notify ? ZCOPY_POOL_SEND_NOTIFY : 0);
 	size_t done = 0;
 
 	while (done < len) {
-		struct zcopy_pool_send ps = {
-			.sockfd = s->sock,
-			.flags = s->o->notify ? ZCOPY_POOL_SEND_NOTIFY : 0,
-			.offset = (uintptr_t)(sl->buf + done),
-			.len = len - done,
-		};
+		struct zcopy_pool_send ps;
+		int ret = zc_pool_send(s->zfd, s->sock, (uintptr_t)(sl->buf + done), len - done,
+				       flags, 0, &ps);
 
-		ps.flags |= ZCOPY_POOL_SEND_ADDR;
-		if (ioctl(s->zfd, ZCOPY_IOC_POOL_SEND, &ps)) {
-			zc_retry(s, "ZCOPY_IOC_POOL_SEND");
+		if (ret) {
+			zc_retry(s, -ret, "ZCOPY_IOC_POOL_SEND");
 			continue;
 		}
 		s->send_calls++;
@@ -627,8 +622,7 @@ static void pool_map(struct sender *s)
 	char *pool;
 	unsigned int i;
 
-	pool = mmap(NULL, (size_t)s->nslots * s->slot_size, PROT_READ | PROT_WRITE,
-		    MAP_SHARED, s->zfd, ZCOPY_MMAP_POOL);
+	pool = zc_pool_map(s->zfd, (size_t)s->nslots * s->slot_size);
 	if (pool == MAP_FAILED)
 		zc_fail("mmap of the zcopy pool");
 	for (i = 0; i < s->nslots; i++)
@@ -694,7 +688,7 @@ static void method_zcopy(struct sender *s)
 {
 	ring_setup(s);
 	ring_alloc(s);
-	method_ring(s, zc_send, zc_reap);
+	method_ring(s, pinned_send, zc_reap);
 }
 
 static void method_pool(struct sender *s)
@@ -765,16 +759,6 @@ static void finish(struct sender *s)
 
 /* ---- arguments ---- */
 
-static enum method parse_method(const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(method_names); i++)
-		if (!strcmp(name, method_names[i]))
-			return i;
-	zc_die(ZC_EXIT_USAGE, "unknown method '%s' (see --help)", name);
-}
-
 static void parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option lopts[] = {
@@ -812,7 +796,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			o->udp = 1;
 			break;
 		case 'm':
-			o->method = parse_method(optarg);
+			o->method = zc_parse_choice("method", optarg, method_names,
+						    ARRAY_SIZE(method_names));
 			break;
 		case 'p':
 			o->src = SRC_PATTERN;
@@ -852,12 +837,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'h':
 			usage(stdout);
 			exit(0);
-		case ':':
-			zc_die(ZC_EXIT_USAGE, "option '%s' needs a value (see --help)",
-			       argv[optind - 1]);
 		default:
-			zc_die(ZC_EXIT_USAGE, "unknown option '%s' (see --help)",
-			       argv[optind - 1]);
+			zc_bad_option(c, argv);
 		}
 	}
 	if (optind < argc && !strcmp(argv[optind], "-")) {

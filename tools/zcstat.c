@@ -16,6 +16,8 @@
 
 #include <linux/zcopy.h>
 
+#include "lib/libzcopy.h"
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct {
@@ -28,39 +30,6 @@ static const struct {
 	{ ZCOPY_FEAT_RECV, "recv" },
 };
 
-#define COUNTER(f, what) { #f, offsetof(struct zcopy_stats, f), what }
-static const struct {
-	const char *name;
-	size_t offset;
-	const char *what;
-} counters[] = {
-	COUNTER(sends, "sends that moved data"),
-	COUNTER(send_bytes, "bytes accepted by sockets"),
-	COUNTER(send_completions, "sends the stack let go of"),
-	COUNTER(tx_zerocopy_bytes, "bytes sent without a copy"),
-	COUNTER(tx_copied_bytes, "bytes the stack copied"),
-	COUNTER(tx_copied_not_offloaded, "  at send: no SG/csum offload"),
-	COUNTER(tx_copied_loopback, "  delivered over loopback"),
-	COUNTER(tx_copied_stack, "  elsewhere on the way"),
-	COUNTER(sends_in_flight, "sends in flight (now)"),
-	COUNTER(pages_pinned, "pages pinned (now)"),
-	COUNTER(pages_pinned_peak, "pages pinned at most"),
-	COUNTER(pages_pinned_total, "pages pinned in all"),
-	COUNTER(records_queued, "completion records unread (now)"),
-	COUNTER(pool_pages, "pages in send pools (now)"),
-	COUNTER(pool_sends, "sends from a pool"),
-	COUNTER(pool_send_bytes, "bytes sent from a pool"),
-	COUNTER(pool_send_copied_bytes, "  sent from a copy (pinned elsewhere)"),
-	COUNTER(cow_copies, "pool pages copied on write in flight"),
-	COUNTER(write_faults, "writes to pool pages that faulted"),
-	COUNTER(pages_rearmed, "pool pages re-armed after completion"),
-	COUNTER(pool_pages_in_flight, "pool pages the stack holds (now)"),
-	COUNTER(receives, "receives that returned data"),
-	COUNTER(rx_bytes_mapped, "bytes received as mapped pages"),
-	COUNTER(rx_bytes_copied, "bytes received by copying"),
-	COUNTER(rx_slots_used, "receive slots holding data (now)"),
-};
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -71,11 +40,6 @@ static void usage(FILE *f)
 		"  -i, --interval SECS   print a new sample every SECS seconds\n"
 		"  -c, --count N         stop after N samples (default: forever with -i)\n"
 		"  -h, --help            this text\n");
-}
-
-static __u64 counter(const struct zcopy_stats *st, size_t i)
-{
-	return *(const __u64 *)((const char *)st + counters[i].offset);
 }
 
 static void print_json(const struct zcopy_info *info, const struct zcopy_stats *st)
@@ -92,9 +56,9 @@ static void print_json(const struct zcopy_info *info, const struct zcopy_stats *
 		}
 	}
 	printf("], \"ledger\": {");
-	for (i = 0; i < ARRAY_SIZE(counters); i++)
-		printf("%s\"%s\": %llu", i ? ", " : "", counters[i].name,
-		       (unsigned long long)counter(st, i));
+	for (i = 0; i < zc_nr_counters; i++)
+		printf("%s\"%s\": %llu", i ? ", " : "", zc_counters[i].name,
+		       (unsigned long long)zc_counter_get(st, i));
 	printf("}}\n");
 }
 
@@ -108,9 +72,9 @@ static void print_text(const struct zcopy_info *info, const struct zcopy_stats *
 		if (info->features & features[i].bit)
 			printf(" %s", features[i].name);
 	printf("\n");
-	for (i = 0; i < ARRAY_SIZE(counters); i++)
-		printf("  %-26s %14llu  %s\n", counters[i].name,
-		       (unsigned long long)counter(st, i), counters[i].what);
+	for (i = 0; i < zc_nr_counters; i++)
+		printf("  %-26s %14llu  %s\n", zc_counters[i].name,
+		       (unsigned long long)zc_counter_get(st, i), zc_counters[i].what);
 }
 
 int main(int argc, char **argv)
@@ -125,7 +89,7 @@ int main(int argc, char **argv)
 	long interval = 0, count = 1, n;
 	struct zcopy_stats st;
 	struct zcopy_info info;
-	int json = 0, c, fd;
+	int json = 0, c, fd, ret;
 	char *end;
 
 	while ((c = getopt_long(argc, argv, "ji:c:h", opts, NULL)) != -1) {
@@ -168,19 +132,18 @@ int main(int argc, char **argv)
 			errno == ENOENT ? " (is zcopy.ko loaded?)" : "");
 		return 1;
 	}
-	memset(&info, 0, sizeof(info));
-	if (ioctl(fd, ZCOPY_IOC_INFO, &info)) {
-		fprintf(stderr, "zcstat: ZCOPY_IOC_INFO: %s\n", strerror(errno));
+	ret = zc_info(fd, &info);
+	if (ret) {
+		fprintf(stderr, "zcstat: ZCOPY_IOC_INFO: %s\n", strerror(-ret));
 		return 1;
 	}
 
 	for (n = 0; !count || n < count; n++) {
 		if (n)
 			sleep(interval);
-		memset(&st, 0, sizeof(st));
-		st.flags = ZCOPY_STATS_MODULE;
-		if (ioctl(fd, ZCOPY_IOC_STATS, &st)) {
-			fprintf(stderr, "zcstat: ZCOPY_IOC_STATS: %s\n", strerror(errno));
+		ret = zc_stats(fd, ZCOPY_STATS_MODULE, &st);
+		if (ret) {
+			fprintf(stderr, "zcstat: ZCOPY_IOC_STATS: %s\n", strerror(-ret));
 			return 1;
 		}
 		if (json)
