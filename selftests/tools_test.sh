@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The tools against the real module, in the VM (the host's
-# selftests/host/tools_test.sh covers what needs no module): zcstat once,
+# selftests/host/tools_offline.sh covers what needs no module): zcstat once,
 # as JSON and refreshing; zcsend and zcrecv in each zcopy mode, over
 # loopback, veth to netns vpeer and e1000e to netns peer, every byte
 # verified against the pattern, the checksums of both ends compared, and
@@ -14,14 +14,13 @@ ip() { /usr/bin/ip "$@"; }
 
 BYTES=4194304
 tmp=$(mktemp -d)
-n=0 failed=0 port=7300
+port=7300
+. "$(dirname "$0")/tap.sh"
 
-ok() { n=$((n + 1)); echo "ok $n $*"; }
+# A failed test, with the log of what it ran.
 not_ok() {
-	n=$((n + 1))
 	sed 's/^/# /' "$tmp/log" 2>/dev/null
-	echo "not ok $n $*"
-	failed=1
+	tap_fail "$@"
 }
 
 # jnum FILE KEY: the number after "KEY": in the JSON object in FILE.
@@ -84,7 +83,7 @@ check() {
 	name=$1
 	shift
 	if [ $xfer -eq 0 ] && "$@"; then
-		ok "$name"
+		tap_ok "$name"
 	else
 		not_ok "$name"
 	fi
@@ -94,8 +93,7 @@ eq0() { [ "${1:-1}" -eq 0 ]; }
 # Most of the payload: at least 9 bytes in 10.
 most() { [ "$((${1:-0} * 10))" -ge "$((BYTES * 9))" ]; }
 
-echo "TAP version 13"
-echo "1..14"
+tap_plan 14
 
 if ! /selftests/setup_net.sh >"$tmp/log" 2>&1; then
 	echo "Bail out! no test network"
@@ -106,7 +104,7 @@ fi
 zcstat >"$tmp/log" 2>&1
 if [ $? -eq 0 ] && grep -q '^zcopy ABI [0-9]' "$tmp/log" &&
    grep -q 'pages_pinned ' "$tmp/log"; then
-	ok "zcstat: the ABI, the features and the ledger"
+	tap_ok "zcstat: the ABI, the features and the ledger"
 else
 	not_ok "zcstat: the ABI, the features and the ledger"
 fi
@@ -114,13 +112,13 @@ zcstat --json >"$tmp/log" 2>&1
 if [ $? -eq 0 ] && [ "$(wc -l <"$tmp/log")" -eq 1 ] &&
    grep -q '^{"abi_version": [0-9]*, "page_size": [0-9]*, "features": \[.*\], "ledger": {.*"pages_pinned": [0-9]*.*}}$' \
 	"$tmp/log"; then
-	ok "zcstat --json: one object with abi_version, features and the ledger"
+	tap_ok "zcstat --json: one object with abi_version, features and the ledger"
 else
 	not_ok "zcstat --json: one object with abi_version, features and the ledger"
 fi
 zcstat --json --interval 1 --count 2 >"$tmp/log" 2>&1
 if [ $? -eq 0 ] && [ "$(grep -c '^{"abi_version"' "$tmp/log")" -eq 2 ]; then
-	ok "zcstat --interval 1 --count 2: two samples, a second apart"
+	tap_ok "zcstat --interval 1 --count 2: two samples, a second apart"
 else
 	not_ok "zcstat --interval 1 --count 2: two samples, a second apart"
 fi
@@ -166,10 +164,10 @@ check "zcopy-pool --notify -> zcopy-recv over IPv6 loopback: verified" true
 zcstat --json >"$tmp/log" 2>&1
 if [ "$(jnum "$tmp/log" pages_pinned)" = 0 ] && [ "$(jnum "$tmp/log" sends_in_flight)" = 0 ] &&
    [ "$(jnum "$tmp/log" rx_slots_used)" = 0 ] && [ "$(jnum "$tmp/log" pool_pages)" = 0 ]; then
-	ok "afterwards the ledger shows nothing pinned, in flight, mapped or pooled"
+	tap_ok "afterwards the ledger shows nothing pinned, in flight, mapped or pooled"
 else
 	not_ok "afterwards the ledger shows nothing pinned, in flight, mapped or pooled"
 fi
 
 rm -rf "$tmp"
-exit $failed
+tap_done

@@ -47,44 +47,36 @@ splats=(
 	"kmemleak|unreferenced object 0xffff888004b1c000 (size 64):"
 )
 
-echo "TAP version 13"
-echo "1..$((${#splats[@]} + 2))"
-n=0 failed=0
+. "$here/../tap.sh"
+tap_plan $((${#splats[@]} + 2))
 
-n=$((n + 1))
 if "$check" "$tmp/clean" >"$tmp/out" 2>&1; then
-	echo "ok $n clean console passes"
+	tap_ok "clean console passes"
 else
 	sed 's/^/# /' "$tmp/out"
-	echo "not ok $n clean console passes"
-	failed=1
+	tap_fail "clean console passes"
 fi
 
 for s in "${splats[@]}"; do
 	name=${s%%|*}
 	line=${s#*|}
-	n=$((n + 1))
 	{ head -n 5 "$tmp/clean"; echo "[    4.000000] $line";
 	  echo "[    4.000001] Call Trace:"; tail -n 4 "$tmp/clean"; } >"$tmp/log"
 	if "$check" "$tmp/log" >"$tmp/out" 2>&1; then
-		echo "not ok $n $name makes the run fail"
-		failed=1
+		tap_fail "$name makes the run fail"
 	elif ! grep -qF -- "$line" "$tmp/out"; then
 		sed 's/^/# /' "$tmp/out"
-		echo "not ok $n $name makes the run fail and is printed"
-		failed=1
+		tap_fail "$name makes the run fail and is printed"
 	else
-		echo "ok $n $name makes the run fail and is printed"
+		tap_ok "$name makes the run fail and is printed"
 	fi
 done
 
 # The splat may sit in dmesg only, not on the console.
-n=$((n + 1))
 printf '[    5.0] WARNING: CPU: 0 PID: 1 at x.c:1 f+0x0/0x1\n' >"$tmp/dmesg"
 if "$check" "$tmp/clean" "$tmp/dmesg" >/dev/null 2>&1; then
-	echo "not ok $n a splat in the second log fails the run"
-	failed=1
+	tap_fail "a splat in the second log fails the run"
 else
-	echo "ok $n a splat in the second log fails the run"
+	tap_ok "a splat in the second log fails the run"
 fi
-exit $failed
+tap_done

@@ -17,18 +17,15 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
 
 SIZE=8M
 SIZE_BYTES=8388608
-n=0 failed=0
+. "$here/../tap.sh"
 
-ok() { n=$((n + 1)); echo "ok $n $*"; }
-not_ok() { n=$((n + 1)); echo "not ok $n $*"; failed=1; }
-skip() { n=$((n + 1)); echo "ok $n $1 # SKIP $2"; }
 # result NAME: ok or not ok by the status of the last command, with its log.
 result() {
 	if [ "$status" -eq 0 ]; then
-		ok "$1"
+		tap_ok "$1"
 	else
 		sed 's/^/# /' "$tmp/log" 2>/dev/null
-		not_ok "$1"
+		tap_fail "$1"
 	fi
 }
 
@@ -105,15 +102,14 @@ check_pair() {
 	result "$name"
 }
 
-echo "TAP version 13"
-echo "1..50"
+tap_plan 50
 
 # ---- build ----
 if make -s -C "$root/tools" >"$tmp/log" 2>&1 && [ -x "$bin/zcsend" ] && [ -x "$bin/zcrecv" ]; then
-	ok "the tools build"
+	tap_ok "the tools build"
 else
 	sed 's/^/# /' "$tmp/log"
-	not_ok "the tools build"
+	tap_fail "the tools build"
 	echo "Bail out! no tools"
 	exit 1
 fi
@@ -139,10 +135,10 @@ usage_error() {
 	local rc=$?
 	if [ $rc -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
 	   grep -q "^$(basename "$1"): " "$tmp/err" && [ ! -s "$tmp/out" ]; then
-		ok "$what: status 2, one line ($(cat "$tmp/err"))"
+		tap_ok "$what: status 2, one line ($(cat "$tmp/err"))"
 	else
 		echo "# status $rc"; sed 's/^/# /' "$tmp/err" "$tmp/out"
-		not_ok "$what: status 2 and one line"
+		tap_fail "$what: status 2 and one line"
 	fi
 }
 usage_error "zcsend unknown method" "$bin/zcsend" --connect 127.0.0.1:9 --method teleport
@@ -267,7 +263,7 @@ if [ -e /dev/zcopy ]; then
 else
 	for m in "zcopy -> read" "zcopy-pool -> zcopy-recv" "zcopy-pool --notify -> tcp_zerocopy" \
 		 "write -> zcopy-recv"; do
-		skip "TCP $m" "no /dev/zcopy"
+		tap_skip "TCP $m" "no /dev/zcopy"
 	done
 	for t in "zcsend --connect 127.0.0.1:9 --method zcopy" \
 		 "zcrecv --listen 127.0.0.1:0 --method zcopy-recv"; do
@@ -275,13 +271,13 @@ else
 		"$bin"/$t >"$tmp/out" 2>"$tmp/err" </dev/null
 		rc=$?
 		if [ $rc -eq 1 ] && grep -q "needs /dev/zcopy" "$tmp/err"; then
-			ok "without /dev/zcopy, $t: status 1 ($(cat "$tmp/err"))"
+			tap_ok "without /dev/zcopy, $t: status 1 ($(cat "$tmp/err"))"
 		else
 			echo "# status $rc"; sed 's/^/# /' "$tmp/err"
-			not_ok "without /dev/zcopy, $t: status 1 and a clear message"
+			tap_fail "without /dev/zcopy, $t: status 1 and a clear message"
 		fi
 	done
 fi
 
-[ $n -eq 50 ] || echo "# planned 50 tests, ran $n"
-exit $failed
+[ "$tap_n" -eq 50 ] || echo "# planned 50 tests, ran $tap_n"
+tap_done

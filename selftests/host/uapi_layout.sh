@@ -13,12 +13,9 @@ hdr=$root/uapi/linux/zcopy.h
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n $1"; }
-not_ok() { n=$((n + 1)); failed=1; echo "not ok $n $1"; }
+. "$here/../tap.sh"
 
-echo "TAP version 13"
-echo "1..5"
+tap_plan 5
 
 # The layout as the compiler sees it, read from the assembly: "struct NAME
 # SIZE", then "  FIELD OFFSET SIZE" per field; any hole, overlap or size that
@@ -55,27 +52,27 @@ layout() {
 for bits in 64 32; do
 	if gcc -m$bits -std=gnu99 -Wall -Wextra -Wpadded -Werror -I"$root/uapi" \
 		-S -o "$tmp/layout$bits.s" "$here/uapi_layout.c" 2>"$tmp/cc$bits"; then
-		ok "uapi builds for -m$bits with -Wpadded"
+		tap_ok "uapi builds for -m$bits with -Wpadded"
 	else
 		sed 's/^/# /' "$tmp/cc$bits"
-		not_ok "uapi builds for -m$bits with -Wpadded"
+		tap_fail "uapi builds for -m$bits with -Wpadded"
 	fi
 done
 
 if layout "$tmp/layout64.s" >"$tmp/out64" 2>"$tmp/err64" &&
 	layout "$tmp/layout32.s" >"$tmp/out32" 2>"$tmp/err32" &&
 	[ -s "$tmp/out64" ]; then
-	ok "every structure is tiled by its fields"
+	tap_ok "every structure is tiled by its fields"
 else
 	cat "$tmp/err64" "$tmp/err32" 2>/dev/null | sed 's/^/# /'
-	not_ok "every structure is tiled by its fields"
+	tap_fail "every structure is tiled by its fields"
 fi
 
 if diff -u "$tmp/out64" "$tmp/out32" >"$tmp/diff"; then
-	ok "-m32 and -m64 layouts and ioctl numbers are identical"
+	tap_ok "-m32 and -m64 layouts and ioctl numbers are identical"
 else
 	sed 's/^/# /' "$tmp/diff"
-	not_ok "-m32 and -m64 layouts and ioctl numbers are identical"
+	tap_fail "-m32 and -m64 layouts and ioctl numbers are identical"
 fi
 
 missing=
@@ -86,9 +83,9 @@ for c in $(grep -oE '^#define ZCOPY_IOC_[A-Z0-9_]+[[:space:]]+_IO' "$hdr" | awk 
 	grep -q "^ioctl $c " "$tmp/out64" || missing="$missing ioctl:$c"
 done
 if [ -z "$missing" ]; then
-	ok "uapi_layout.c covers every structure and ioctl"
+	tap_ok "uapi_layout.c covers every structure and ioctl"
 else
 	echo "# not described in uapi_layout.c:$missing"
-	not_ok "uapi_layout.c covers every structure and ioctl"
+	tap_fail "uapi_layout.c covers every structure and ioctl"
 fi
-exit $failed
+tap_done
