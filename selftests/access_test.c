@@ -22,8 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "zcopy_test_util.h"
 #include "kselftest_harness.h"
+#include "zcopy_test_util.h"
 
 #define NOBODY		65534
 #define PARAM_DIR	"/sys/module/zcopy/parameters"

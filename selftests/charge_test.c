@@ -17,8 +17,6 @@
 #include "kselftest_harness.h"
 #include "recv_test_util.h"
 
-#pragma GCC diagnostic ignored "-Wclobbered"
-
 #define CG_ROOT		"/sys/fs/cgroup"
 #define CG_DIR		CG_ROOT "/zcopy-charge"
 #define MIB		(1024 * 1024UL)
@@ -117,7 +115,7 @@ TEST_F(charge, copies_on_write)
 	long long c0, c1;
 	uint8_t *p;
 
-	ASSERT_EQ(0, rt_tcp_pair(AF_INET, 0, &cli, &srv));
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &cli, &srv));
 	setsockopt(srv, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
 	setsockopt(cli, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, self->zfd, ZCOPY_MMAP_POOL);
@@ -144,7 +142,7 @@ TEST_F(charge, receive_copies)
 	long long c0, c1;
 
 	ASSERT_NE(NULL, d);
-	ASSERT_EQ(0, rt_tcp_pair(AF_INET, 0, &cli, &srv));
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &cli, &srv));
 	setsockopt(srv, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
 	ASSERT_NE(MAP_FAILED, rt_mmap_area(self->zfd, pages, PROT_READ));
 	/* send() data: it arrives in compound pages, which a receive copies. */
@@ -154,7 +152,7 @@ TEST_F(charge, receive_copies)
 	c0 = cg_current();
 	while (got < len) {
 		struct zcopy_recv r;
-		int ret = rt_recv(self->zfd, srv, d, ZCOPY_MAX_RX_DESC, 0, 5000, &r);
+		int ret = zc_recv(self->zfd, srv, d, ZCOPY_MAX_RX_DESC, 0, 5000, &r);
 
 		ASSERT_EQ(0, ret) TH_LOG("after %llu bytes: %s", ZC_U64(got), strerror(-ret));
 		ASSERT_LT(0, r.bytes);

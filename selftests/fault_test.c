@@ -22,11 +22,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "zcopy_test_util.h"
 #include "kselftest_harness.h"
-
-/* See tx_test.c: the harness's TEST_F() wrapper and -Wclobbered. */
-#pragma GCC diagnostic ignored "-Wclobbered"
+#include "zcopy_test_util.h"
 
 #define DBG		"/sys/kernel/debug"
 #define MAX_NTH		2000
@@ -242,7 +239,7 @@ TEST_F(fault, pinned_send)
 
 	ASSERT_NE(NULL, buf);
 	for (n = 1; !left && n < MAX_NTH; n++) {
-		zc_fill(buf, len, n);
+		zc_fill(buf, ZC_SEED(n), len);
 		set_fail_nth(n);
 		ret = zc_send(self->zfd, self->tx, &iov, 1, 0, n, &out);
 		left = take_fail_nth();
@@ -344,7 +341,7 @@ TEST_F(fault, pool_send)
 			.offset = 10, .len = len - 10, .cookie = n,
 		};
 
-		zc_fill(p, len, n);
+		zc_fill(p, ZC_SEED(n), len);
 		set_fail_nth(n);
 		ret = ioctl(self->zfd, ZCOPY_IOC_POOL_SEND, &s) ? -errno : 0;
 		left = take_fail_nth();
@@ -402,7 +399,7 @@ TEST_F(fault, receive)
 	buf = malloc(chunk);
 	ASSERT_NE(NULL, buf);
 	for (n = 1; more && n < MAX_NTH; n++) {
-		zc_fill(buf, chunk, n);
+		zc_fill(buf, ZC_SEED(n), chunk);
 		ASSERT_EQ(chunk, write(self->tx, buf, chunk));
 		hs = zc_fnv(hs, buf, chunk);
 		inject = true;

@@ -32,9 +32,6 @@
 #include "kselftest_harness.h"
 #include "recv_test_util.h"
 
-/* See tx_test.c: the harness's TEST_F() wrapper and -Wclobbered. */
-#pragma GCC diagnostic ignored "-Wclobbered"
-
 /* About 11 s in the TCG VM (0.5 to 0.8 ms each); the soak sets 100000 and more. */
 #define FZ_ITERS_DEFAULT	15000
 
@@ -519,7 +516,7 @@ static void fz_sock_make(struct fz_sock *s, int kind)
 	case FZ_TCP6:
 	case FZ_TCP_SHUT:
 	case FZ_TCP_RESET:
-		if (rt_tcp_pair(fam, 0, &a, &b))
+		if (zc_tcp_pair(fam, 0, &a, &b))
 			break;
 		if (kind == FZ_TCP_SHUT)
 			shutdown(a, SHUT_WR);
@@ -530,16 +527,16 @@ static void fz_sock_make(struct fz_sock *s, int kind)
 		break;
 	case FZ_UDP4:
 	case FZ_UDP6:
-		rt_udp_pair(fam, true, &a, &b);
+		zc_udp_pair(fam, true, &a, &b);
 		break;
 	case FZ_UDP_REFUSED:
-		b = rt_bind(AF_INET, SOCK_DGRAM, "127.0.0.1", 0);
+		b = zc_bind(AF_INET, SOCK_DGRAM, "127.0.0.1", 0);
 		if (b >= 0) {
-			uint16_t port = rt_port(b);
+			uint16_t port = zc_port(b);
 
 			close(b);
 			b = -1;
-			a = rt_connect(AF_INET, SOCK_DGRAM, "127.0.0.1", port);
+			a = zc_dial(AF_INET, SOCK_DGRAM, "127.0.0.1", port);
 		}
 		break;
 	case FZ_UDP_UNCONN:
@@ -549,7 +546,7 @@ static void fz_sock_make(struct fz_sock *s, int kind)
 		a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		break;
 	case FZ_TCP_LISTEN:
-		a = rt_bind(AF_INET6, SOCK_STREAM, "::1", 0);
+		a = zc_bind(AF_INET6, SOCK_STREAM, "::1", 0);
 		break;
 	case FZ_UNIX:
 		if (!socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, p)) {
@@ -1052,7 +1049,7 @@ static void fz_info(struct __test_metadata *_metadata, struct fz *f, uint64_t *r
 	uint64_t where;
 
 	if (fz_pct(rng, 50))
-		zc_fill(&in, sizeof(in), zc_rand(rng));
+		zc_fill(&in, ZC_SEED(zc_rand(rng)), sizeof(in));
 	in.flags = fz_odd(f, rng, 5) ? fz_val(rng, 0, 3) : 0;
 	in.__pad = fz_reserved(f, rng);
 	memset(in.reserved, 0, sizeof(in.reserved));
@@ -1077,7 +1074,7 @@ static void fz_stats(struct __test_metadata *_metadata, struct fz *f, uint64_t *
 	uint64_t where;
 	unsigned int i;
 
-	zc_fill(&in, sizeof(in), zc_rand(rng));
+	zc_fill(&in, ZC_SEED(zc_rand(rng)), sizeof(in));
 	in.flags = fz_odd(f, rng, 10) ? fz_val(rng, 0, 3) : fz_below(rng, 2);
 	in.__pad = fz_reserved(f, rng);
 	memset(in.reserved, 0, sizeof(in.reserved));
@@ -1119,7 +1116,7 @@ static void fz_send(struct __test_metadata *_metadata, struct fz *f, uint64_t *r
 	bool anchor, rb;
 	int fd = fz_target(f, rng, true, -1, &anchor, NULL), ret;
 
-	zc_fill(&in, sizeof(in), zc_rand(rng));
+	zc_fill(&in, ZC_SEED(zc_rand(rng)), sizeof(in));
 	in.sockfd = fz_sockfd(f, rng, false);
 	in.flags = fz_pct(rng, 80) ? ZCOPY_SEND_DONTWAIT : 0;
 	if (fz_pct(rng, 20))
@@ -1176,7 +1173,7 @@ static void fz_pool_send(struct __test_metadata *_metadata, struct fz *f, uint64
 		pthread_mutex_unlock(&f->lock);
 	}
 	fd = fz_target(f, rng, true, slot, &anchor, NULL);
-	zc_fill(&in, sizeof(in), zc_rand(rng));
+	zc_fill(&in, ZC_SEED(zc_rand(rng)), sizeof(in));
 	in.sockfd = fz_sockfd(f, rng, false);
 	in.flags = fz_below(rng, ZCOPY_POOL_SEND_FLAGS + 1);
 	if (fz_pct(rng, 80))
@@ -1306,7 +1303,7 @@ static void fz_recv(struct __test_metadata *_metadata, struct fz *f, uint64_t *r
 	}
 	fd = fz_target(f, rng, false, slot, &anchor, &slot);
 
-	zc_fill(&in, sizeof(in), zc_rand(rng));
+	zc_fill(&in, ZC_SEED(zc_rand(rng)), sizeof(in));
 	in.sockfd = fz_sockfd(f, rng, true);
 	in.flags = fz_pct(rng, 80) ? ZCOPY_RECV_DONTWAIT : 0;
 	if (fz_odd(f, rng, 3))
@@ -1350,7 +1347,7 @@ static void fz_release(struct __test_metadata *_metadata, struct fz *f, uint64_t
 		slot = f->rxoff[fz_below(rng, f->nrxoff)].slot;
 	pthread_mutex_unlock(&f->lock);
 	fd = fz_target(f, rng, false, slot, &anchor, &slot);
-	zc_fill(&in, sizeof(in), zc_rand(rng));
+	zc_fill(&in, ZC_SEED(zc_rand(rng)), sizeof(in));
 	in.count = fz_odd(f, rng, 10) ? fz_val(rng, 0, ZCOPY_MAX_RX_DESC + 1)
 				      : zc_rand_range(rng, 1, f->sane ? 3 : 16);
 	in.offsets = fz_offsets(f, rng, in.count, slot);
@@ -1391,7 +1388,7 @@ static void fz_unknown(struct __test_metadata *_metadata, struct fz *f, uint64_t
 	int fd = fz_target(f, rng, false, -1, &anchor, NULL), ret;
 	uint64_t where;
 
-	zc_fill(in, sizeof(in), zc_rand(rng));
+	zc_fill(in, ZC_SEED(zc_rand(rng)), sizeof(in));
 	where = fz_place(f, rng, in, sizeof(in), false, &rb);
 	ret = ioctl(fd, nr, (uintptr_t)where);
 	fz_answer(_metadata, f, FZ_UNKNOWN, anchor, nr, ret, errno, NULL);
@@ -1660,7 +1657,7 @@ FIXTURE_SETUP(fuzz)
 
 	f->good = zc_map(FZ_GOOD);
 	ASSERT_NE(NULL, f->good);
-	zc_fill(f->good + FZ_DATA, FZ_GOOD - FZ_DATA, f->seed);
+	zc_fill(f->good + FZ_DATA, ZC_SEED(f->seed), FZ_GOOD - FZ_DATA);
 	p = mmap(NULL, 2 * f->ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	f->ro = p;

@@ -30,9 +30,6 @@
 #include "kselftest_harness.h"
 #include "pool_test_util.h"
 
-/* As in tx_test.c: the harness's wrapper trips -Wclobbered. */
-#pragma GCC diagnostic ignored "-Wclobbered"
-
 /* Iterations of the copy-on-write proof, per variant. */
 #define COW_ITERATIONS		1000
 #define COW_POOL_PAGES		32
@@ -188,8 +185,8 @@ TEST_F(pool, mmap_creates_zeroed_pool)
 	EXPECT_EQ(0, st.write_faults) TH_LOG("reads are no write faults");
 
 	/* Each page read, then written: one write fault per page. */
-	pt_fill_words(p, len, 1);
-	EXPECT_TRUE(pt_check_words(p, len, 1));
+	zc_fill(p, ZC_SEED(1), len);
+	EXPECT_TRUE(zc_check_all(p, ZC_SEED(1), len));
 	st = pt_stats(_metadata, self->c.zfd, 0);
 	EXPECT_EQ(n, st.write_faults);
 	EXPECT_EQ(0, st.cow_copies) TH_LOG("nothing in flight: no copy");
@@ -319,7 +316,7 @@ TEST_F(pool, mmap_again_larger_einval)
 	void *q;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, 8);
-	pt_fill_words(p, 8 * ps, 5);
+	zc_fill(p, ZC_SEED(5), 8 * ps);
 	q = pt_mmap_raw(self->c.zfd, 9 * ps, PROT_READ | PROT_WRITE, MAP_SHARED,
 			ZCOPY_MMAP_POOL);
 	EXPECT_EQ(MAP_FAILED, q) TH_LOG("a second mapping larger than the pool");
@@ -329,7 +326,7 @@ TEST_F(pool, mmap_again_larger_einval)
 		EXPECT_EQ(EINVAL, errno) TH_LOG("%s", errno_name(errno));
 	st = pt_stats(_metadata, self->c.zfd, 0);
 	EXPECT_EQ(8, st.pool_pages) TH_LOG("the pool keeps its size");
-	EXPECT_TRUE(pt_check_words(p, 8 * ps, 5));
+	EXPECT_TRUE(zc_check_all(p, ZC_SEED(5), 8 * ps));
 }
 
 TEST_F(pool, mmap_again_same_size_shares_pages)
@@ -339,14 +336,14 @@ TEST_F(pool, mmap_again_same_size_shares_pages)
 	uint8_t *p, *q;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
-	pt_fill_words(p, n * ps, 6);
+	zc_fill(p, ZC_SEED(6), n * ps);
 	q = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
 	ASSERT_NE(p, q);
 	EXPECT_EQ(0, memcmp(p, q, n * ps)) TH_LOG("the second mapping shows the same pages");
-	pt_fill_words(p + 3 * ps, ps, 61);
-	EXPECT_TRUE(pt_check_words(q + 3 * ps, ps, 61)) TH_LOG("a write through one is seen in the other");
-	pt_fill_words(q + 5 * ps + 7, 100, 62);
-	EXPECT_TRUE(pt_check_words(p + 5 * ps + 7, 100, 62)) TH_LOG("and the other way");
+	zc_fill(p + 3 * ps, ZC_SEED(61), ps);
+	EXPECT_TRUE(zc_check_all(q + 3 * ps, ZC_SEED(61), ps)) TH_LOG("a write through one is seen in the other");
+	zc_fill(q + 5 * ps + 7, ZC_SEED(62), 100);
+	EXPECT_TRUE(zc_check_all(p + 5 * ps + 7, ZC_SEED(62), 100)) TH_LOG("and the other way");
 	st = pt_stats(_metadata, self->c.zfd, 0);
 	EXPECT_EQ(n, st.pool_pages) TH_LOG("one pool, mapped twice");
 	m = pt_stats(_metadata, self->c.zfd, ZCOPY_STATS_MODULE);
@@ -361,13 +358,13 @@ TEST_F(pool, mmap_again_smaller_shares_pages)
 	uint8_t *p, *q;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
-	pt_fill_words(p, n * ps, 7);
+	zc_fill(p, ZC_SEED(7), n * ps);
 	q = pt_map_pool(_metadata, &self->c, self->c.zfd, 2);
 	EXPECT_EQ(0, memcmp(p, q, 2 * ps)) TH_LOG("a smaller mapping shows the first pages");
-	pt_fill_words(q + ps, ps, 71);
-	EXPECT_TRUE(pt_check_words(p + ps, ps, 71)) TH_LOG("a write through one is seen in the other");
-	pt_fill_words(p, 64, 72);
-	EXPECT_TRUE(pt_check_words(q, 64, 72));
+	zc_fill(q + ps, ZC_SEED(71), ps);
+	EXPECT_TRUE(zc_check_all(p + ps, ZC_SEED(71), ps)) TH_LOG("a write through one is seen in the other");
+	zc_fill(p, ZC_SEED(72), 64);
+	EXPECT_TRUE(zc_check_all(q, ZC_SEED(72), 64));
 	st = pt_stats(_metadata, self->c.zfd, 0);
 	EXPECT_EQ(n, st.pool_pages);
 }
@@ -377,15 +374,15 @@ TEST_F(pool, mprotect_exec_eacces)
 	const size_t len = 4 * self->c.ps;
 	uint8_t *p = pt_map_pool(_metadata, &self->c, self->c.zfd, 4);
 
-	pt_fill_words(p, len, 8);
+	zc_fill(p, ZC_SEED(8), len);
 	EXPECT_EQ(-1, mprotect(p, len, PROT_READ | PROT_EXEC));
 	EXPECT_EQ(EACCES, errno) TH_LOG("%s", errno_name(errno));
 	EXPECT_EQ(-1, mprotect(p, self->c.ps, PROT_READ | PROT_WRITE | PROT_EXEC));
 	EXPECT_EQ(EACCES, errno) TH_LOG("%s", errno_name(errno));
 	/* The mapping is as it was. */
-	EXPECT_TRUE(pt_check_words(p, len, 8));
-	pt_fill_words(p, len, 81);
-	EXPECT_TRUE(pt_check_words(p, len, 81));
+	EXPECT_TRUE(zc_check_all(p, ZC_SEED(8), len));
+	zc_fill(p, ZC_SEED(81), len);
+	EXPECT_TRUE(zc_check_all(p, ZC_SEED(81), len));
 }
 
 /* The steps of memlock_child(), each an errno (0: mapped), -1 if not run. */
@@ -526,9 +523,9 @@ TEST_F(pool, send_without_pool_enxio)
 	int s = pt_udp_sock();
 
 	ASSERT_LE(0, s);
-	EXPECT_EQ(-ENXIO, pt_pool_send_raw(self->c.zfd, s, 0, 1, 0, 0, NULL));
-	EXPECT_EQ(-ENXIO, pt_pool_send_raw(self->c.zfd, s, 0, 1, NOTIFY, 0, NULL));
-	EXPECT_EQ(-ENXIO, pt_pool_send_raw(self->c.zfd, s, 0x10000, 1, ADDR, 0, NULL));
+	EXPECT_EQ(-ENXIO, zc_pool_send(self->c.zfd, s, 0, 1, 0, 0, NULL));
+	EXPECT_EQ(-ENXIO, zc_pool_send(self->c.zfd, s, 0, 1, NOTIFY, 0, NULL));
+	EXPECT_EQ(-ENXIO, zc_pool_send(self->c.zfd, s, 0x10000, 1, ADDR, 0, NULL));
 	close(s);
 }
 
@@ -549,7 +546,7 @@ TEST_F(pool, send_bad_range_einval)
 	ASSERT_LE(0, s);
 	pt_map_pool(_metadata, &self->c, self->c.zfd, 4);
 	for (i = 0; i < ARRAY_SIZE(cases); i++) {
-		int ret = pt_pool_send_raw(self->c.zfd, s, cases[i].off, cases[i].len, 0, 0, NULL);
+		int ret = zc_pool_send(self->c.zfd, s, cases[i].off, cases[i].len, 0, 0, NULL);
 
 		EXPECT_EQ(-EINVAL, ret) TH_LOG("offset %#llx len %#llx: %s", ZC_U64(cases[i].off),
 					       ZC_U64(cases[i].len), errno_name(-ret));
@@ -570,7 +567,7 @@ TEST_F(pool, send_bad_flags_reserved_einval)
 	ASSERT_LE(0, s);
 	pt_map_pool(_metadata, &self->c, self->c.zfd, 1);
 	for (i = 0; i < ARRAY_SIZE(flags); i++) {
-		int ret = pt_pool_send_raw(self->c.zfd, s, 0, 1, flags[i], 0, NULL);
+		int ret = zc_pool_send(self->c.zfd, s, 0, 1, flags[i], 0, NULL);
 
 		EXPECT_EQ(-EINVAL, ret) TH_LOG("flags %#x: %s", flags[i], errno_name(-ret));
 	}
@@ -616,12 +613,12 @@ TEST_F(pool, send_addr_outside_pool_efault)
 	cases[3] = (typeof(cases[0])){ 0xffff888000000000ULL, 1, "a kernel address" };
 	cases[4] = (typeof(cases[0])){ (uintptr_t)(p + 64 * L), 1, "far past the pool" };
 	for (i = 0; i < ARRAY_SIZE(cases); i++) {
-		ret = pt_pool_send_raw(self->c.zfd, s, cases[i].addr, cases[i].len, ADDR, 0, NULL);
+		ret = zc_pool_send(self->c.zfd, s, cases[i].addr, cases[i].len, ADDR, 0, NULL);
 		EXPECT_EQ(-EFAULT, ret) TH_LOG("ADDR in %s: %s", cases[i].what, errno_name(-ret));
 	}
 
 	/* Starting in the mapping, ending past it: not defined beyond failing. */
-	ret = pt_pool_send_raw(self->c.zfd, s, (uintptr_t)(p + L - 10), 20, ADDR, 0, NULL);
+	ret = zc_pool_send(self->c.zfd, s, (uintptr_t)(p + L - 10), 20, ADDR, 0, NULL);
 	EXPECT_TRUE(ret == -EFAULT || ret == -EINVAL)
 		TH_LOG("ADDR range crossing the end of the mapping: %s", errno_name(-ret));
 	TH_LOG("an ADDR range crossing the end of the mapping fails with %s", errno_name(-ret));
@@ -667,9 +664,9 @@ TEST_F(pool, send_socket_errors)
 	if (raw >= 0)
 		cases[n++] = (typeof(cases[0])){ raw, EOPNOTSUPP, "raw IPv4" };
 	for (i = 0; i < n; i++) {
-		ret = pt_pool_send_raw(self->c.zfd, cases[i].fd, 0, 1, 0, 0, NULL);
+		ret = zc_pool_send(self->c.zfd, cases[i].fd, 0, 1, 0, 0, NULL);
 		EXPECT_EQ(-cases[i].err, ret) TH_LOG("%s: %s", cases[i].what, errno_name(-ret));
-		ret = pt_pool_send_raw(self->c.zfd, cases[i].fd, 0, 1, NOTIFY, 0, NULL);
+		ret = zc_pool_send(self->c.zfd, cases[i].fd, 0, 1, NOTIFY, 0, NULL);
 		EXPECT_EQ(-cases[i].err, ret) TH_LOG("%s, NOTIFY: %s", cases[i].what,
 						     errno_name(-ret));
 	}
@@ -707,9 +704,9 @@ TEST_F(pool, send_ktls_eopnotsupp)
 	/* gcm(aes) may be a module the VM does not have. */
 	if (setsockopt(k->sock, SOL_TLS, TLS_TX, &ci, sizeof(ci)))
 		SKIP(return, "no kTLS AES-GCM-128 transmit: %s", strerror(errno));
-	ret = pt_pool_send_raw(self->c.zfd, k->sock, 0, 1, 0, 0, NULL);
+	ret = zc_pool_send(self->c.zfd, k->sock, 0, 1, 0, 0, NULL);
 	EXPECT_EQ(-EOPNOTSUPP, ret) TH_LOG("%s", errno_name(-ret));
-	ret = pt_pool_send_raw(self->c.zfd, k->sock, 0, 1, NOTIFY, 0, NULL);
+	ret = zc_pool_send(self->c.zfd, k->sock, 0, 1, NOTIFY, 0, NULL);
 	EXPECT_EQ(-EOPNOTSUPP, ret) TH_LOG("NOTIFY: %s", errno_name(-ret));
 	st = pt_stats(_metadata, self->c.zfd, 0);
 	EXPECT_EQ(0, st.pool_sends);
@@ -730,10 +727,10 @@ TEST_F(pool, send_dontwait_full_socket_eagain)
 	int ret, idle = 0;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
-	pt_fill_words(p, n * ps, 24);
+	zc_fill(p, ZC_SEED(24), n * ps);
 	buf = malloc(chunk);
 	ASSERT_NE(NULL, buf);
-	pt_fill_words(buf, chunk, 241);
+	zc_fill(buf, ZC_SEED(241), chunk);
 	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, &o);
 	/* Fill the socket; acks of what got out free room for a while. */
 	while (idle < 3) {
@@ -751,10 +748,10 @@ TEST_F(pool, send_dontwait_full_socket_eagain)
 
 	/* Pages 0-1 with a record, 2-3 by reference. */
 	st0 = pt_stats(_metadata, self->c.zfd, 0);
-	ret = pt_pool_send_raw(self->c.zfd, k->sock, 0, 2 * ps, ZCOPY_SEND_DONTWAIT | NOTIFY,
+	ret = zc_pool_send(self->c.zfd, k->sock, 0, 2 * ps, ZCOPY_SEND_DONTWAIT | NOTIFY,
 			       1, NULL);
 	EXPECT_EQ(-EAGAIN, ret) TH_LOG("NOTIFY send on a full socket: %s", errno_name(-ret));
-	ret = pt_pool_send_raw(self->c.zfd, k->sock, 2 * ps, 2 * ps, ZCOPY_SEND_DONTWAIT, 2,
+	ret = zc_pool_send(self->c.zfd, k->sock, 2 * ps, 2 * ps, ZCOPY_SEND_DONTWAIT, 2,
 			       NULL);
 	EXPECT_EQ(-EAGAIN, ret) TH_LOG("send by reference on a full socket: %s",
 				       errno_name(-ret));
@@ -767,16 +764,16 @@ TEST_F(pool, send_dontwait_full_socket_eagain)
 	EXPECT_EQ(0, poll(&pfd, 1, 200)) TH_LOG("a record for a send that failed");
 
 	/* Nothing was sent, so nothing is held: the pages are written in place. */
-	pt_fill_words(p, 2 * ps, 242);
+	zc_fill(p, ZC_SEED(242), 2 * ps);
 	st2 = pt_stats(_metadata, self->c.zfd, 0);
 	EXPECT_EQ(0, DELTA(st2, st1, cow_copies))
 		TH_LOG("pages of a NOTIFY send that failed were copied on write");
-	pt_fill_words(p + 2 * ps, 2 * ps, 243);
+	zc_fill(p + 2 * ps, ZC_SEED(243), 2 * ps);
 	st1 = pt_stats(_metadata, self->c.zfd, 0);
 	EXPECT_EQ(0, DELTA(st1, st2, cow_copies))
 		TH_LOG("pages of a send by reference that failed were copied on write");
-	EXPECT_TRUE(pt_check_words(p, 2 * ps, 242));
-	EXPECT_TRUE(pt_check_words(p + 2 * ps, 2 * ps, 243));
+	EXPECT_TRUE(zc_check_all(p, ZC_SEED(242), 2 * ps));
+	EXPECT_TRUE(zc_check_all(p + 2 * ps, ZC_SEED(243), 2 * ps));
 	pt_check_data(_metadata, k);
 	free(buf);
 }
@@ -790,14 +787,14 @@ TEST_F(pool, send_by_addr_in_second_mapping)
 	int ret;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
-	pt_fill_words(p, n * ps, 25);
+	zc_fill(p, ZC_SEED(25), n * ps);
 	q = pt_map_pool(_metadata, &self->c, self->c.zfd, 2);
 	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, NULL);
 	ASSERT_EQ(0, pt_send(&self->c, k, q, ps + 10, 100, ADDR, 1, p + ps + 10, NULL));
 	ASSERT_EQ(0, pt_send(&self->c, k, q, 0, 2 * ps, ADDR, 2, p, NULL));
 	ASSERT_EQ(0, pt_send(&self->c, k, p, 5 * ps - 1, 2 * ps, ADDR, 3, NULL, NULL));
 	/* Past the end of the smaller mapping, though within the pool. */
-	ret = pt_pool_send_raw(self->c.zfd, k->sock, (uintptr_t)(q + ps), 2 * ps, ADDR, 4, NULL);
+	ret = zc_pool_send(self->c.zfd, k->sock, (uintptr_t)(q + ps), 2 * ps, ADDR, 4, NULL);
 	EXPECT_TRUE(ret == -EFAULT || ret == -EINVAL) TH_LOG("%s", errno_name(-ret));
 	TH_LOG("an ADDR range past the end of its mapping, within the pool, fails with %s",
 	       errno_name(-ret));
@@ -816,10 +813,10 @@ TEST_F(pool, iov_and_pool_sends_share_sequence)
 	int i;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, 4);
-	pt_fill_words(p, 4 * ps, 9);
+	zc_fill(p, ZC_SEED(9), 4 * ps);
 	buf = zc_map(2 * ps);
 	ASSERT_NE(NULL, buf);
-	pt_fill_words(buf, 2 * ps, 91);
+	zc_fill(buf, ZC_SEED(91), 2 * ps);
 	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, NULL);
 
 	for (i = 0; i < 2; i++) {
@@ -849,7 +846,7 @@ TEST_F(pool, cow_one_copy_per_page_touched)
 	size_t i;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, 16);
-	pt_fill_words(p, 16 * ps, 10);
+	zc_fill(p, ZC_SEED(10), 16 * ps);
 	orig = malloc(16 * ps);
 	ASSERT_NE(NULL, orig);
 	memcpy(orig, p, 16 * ps);
@@ -910,14 +907,14 @@ TEST_F(pool, reads_never_copy)
 	size_t i;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
-	pt_fill_words(p, n * ps, 11);
+	zc_fill(p, ZC_SEED(11), n * ps);
 	k = held_conn(_metadata, &self->c);
 	ASSERT_EQ(0, pt_send(&self->c, k, p, 0, n * ps, 0, 0, NULL, NULL));
 	st0 = pt_stats(_metadata, self->c.zfd, 0);
 	EXPECT_EQ(n, st0.pool_pages_in_flight);
 	for (i = 0; i < n * ps; i++)
 		sum += p[i];
-	EXPECT_TRUE(pt_check_words(p, n * ps, 11));
+	EXPECT_TRUE(zc_check_all(p, ZC_SEED(11), n * ps));
 	st1 = pt_stats(_metadata, self->c.zfd, 0);
 	EXPECT_EQ(0, DELTA(st1, st0, cow_copies)) TH_LOG("reading held pages copied (sum %llu)",
 						       ZC_U64(sum));
@@ -939,21 +936,21 @@ TEST_F(pool, write_after_release)
 	uint8_t *p;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
-	pt_fill_words(p, n * ps, 12);
+	zc_fill(p, ZC_SEED(12), n * ps);
 	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, NULL);
 	ASSERT_EQ(0, pt_send(&self->c, k, p, 0, n * ps, 0, 0, NULL, NULL));
 	ASSERT_EQ(0, zc_rx_wait_for(&k->rx, k->bytes, 10000));
 	st0 = pt_stats(_metadata, self->c.zfd, 0);
 	EXPECT_EQ(n, st0.pool_pages_in_flight) TH_LOG("given by reference: held until rewritten");
-	pt_fill_words(p, n * ps, 121);
+	zc_fill(p, ZC_SEED(121), n * ps);
 	st1 = pt_stats(_metadata, self->c.zfd, 0);
 	EXPECT_EQ(n, DELTA(st1, st0, cow_copies)) TH_LOG("one copy per page");
 	EXPECT_EQ(0, st1.pool_pages_in_flight);
-	pt_fill_words(p, n * ps, 122);
+	zc_fill(p, ZC_SEED(122), n * ps);
 	st2 = pt_stats(_metadata, self->c.zfd, 0);
 	EXPECT_EQ(0, DELTA(st2, st1, cow_copies)) TH_LOG("the second write copied again");
 	EXPECT_EQ(0, DELTA(st2, st1, write_faults)) TH_LOG("the second write faulted again");
-	EXPECT_TRUE(pt_check_words(p, n * ps, 122));
+	EXPECT_TRUE(zc_check_all(p, ZC_SEED(122), n * ps));
 	pt_check_data(_metadata, k);
 }
 
@@ -967,7 +964,7 @@ TEST_F(pool, fork_child_has_no_pool)
 	pid_t pid;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
-	pt_fill_words(p, n * ps, 13);
+	zc_fill(p, ZC_SEED(13), n * ps);
 	for (mode = 0; mode < 2; mode++) {
 		fflush(stdout);
 		fflush(stderr);
@@ -987,7 +984,7 @@ TEST_F(pool, fork_child_has_no_pool)
 			       mode ? "wrote" : "read", status);
 	}
 	/* The parent's pool is untouched and still sends. */
-	EXPECT_TRUE(pt_check_words(p, n * ps, 13));
+	EXPECT_TRUE(zc_check_all(p, ZC_SEED(13), n * ps));
 	st = pt_stats(_metadata, self->c.zfd, 0);
 	EXPECT_EQ(n, st.pool_pages);
 	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, NULL);
@@ -1005,7 +1002,7 @@ struct rw_check {
 
 /*
  * Receive @n pages on a connection accepted from @lfd: page i must hold
- * pt_fill_words(seed i + 1).
+ * zc_fill(page, ZC_SEED(i + 1), ps).
  */
 static void __noreturn rw_receiver(int lfd, long n, size_t ps, struct rw_check *r)
 {
@@ -1024,13 +1021,13 @@ static void __noreturn rw_receiver(int lfd, long n, size_t ps, struct rw_check *
 		if (got < ps)
 			break;
 		r->pages++;
-		pt_fill_words(want, ps, i + 1);
+		zc_fill(want, ZC_SEED(i + 1), ps);
 		if (!memcmp(buf, want, ps) || r->bad++)
 			continue;
 		r->first = i;
 		r->whose = INT64_MIN;
 		for (j = i - 8; j < i; j++) {
-			pt_fill_words(want, ps, j + 1);
+			zc_fill(want, ZC_SEED(j + 1), ps);
 			if (j >= 0 && !memcmp(buf, want, ps))
 				r->whose = j;
 		}
@@ -1091,13 +1088,13 @@ TEST_F_TIMEOUT(pool, write_while_rearming, 900)
 			struct zcopy_pool_send out;
 			int ret;
 
-			pt_fill_words(p + off, ps, i + 1);
-			app_wrong += !pt_check_words(p + off, ps, i + 1);
-			ret = pt_pool_send_raw(fd, s, off, ps, NOTIFY, i, &out);
+			zc_fill(p + off, ZC_SEED(i + 1), ps);
+			app_wrong += !zc_check_all(p + off, ZC_SEED(i + 1), ps);
+			ret = zc_pool_send(fd, s, off, ps, NOTIFY, i, &out);
 			ASSERT_EQ(0, ret) TH_LOG("send %ld: %s", i, strerror(-ret));
 			ASSERT_EQ(ps, out.bytes);
 			if (!(i % 16))
-				while (zc_read_records(fd, &log, 0) > 0)
+				while (zc_log_records(fd, &log, 0) > 0)
 					;
 		}
 		shutdown(s, SHUT_WR);
@@ -1131,7 +1128,7 @@ TEST_F(pool, munmap_with_pages_in_flight)
 	uint8_t *p, *orig;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
-	pt_fill_words(p, n * ps, 14);
+	zc_fill(p, ZC_SEED(14), n * ps);
 	orig = malloc(n * ps);
 	ASSERT_NE(NULL, orig);
 	memcpy(orig, p, n * ps);
@@ -1165,7 +1162,7 @@ TEST_F(pool, close_with_pages_in_flight)
 	uint8_t *p;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
-	pt_fill_words(p, n * ps, 15);
+	zc_fill(p, ZC_SEED(15), n * ps);
 	k = blocked_conn(_metadata, &self->c);
 	ASSERT_EQ(0, pt_send(&self->c, k, p, 0, 4 * ps, NOTIFY, 1, NULL, NULL));
 	ASSERT_EQ(0, pt_send(&self->c, k, p, 4 * ps, 4 * ps, 0, 2, NULL, NULL));
@@ -1185,14 +1182,14 @@ TEST_F(pool, close_keeps_mapping_until_munmap)
 
 	fd2 = pt_open_fd(_metadata, &self->c);
 	p = pt_map_pool(_metadata, &self->c, fd, n);
-	pt_fill_words(p, n * ps, 16);
+	zc_fill(p, ZC_SEED(16), n * ps);
 	pt_close_fd(&self->c, fd);
 	m = pt_stats(_metadata, fd2, ZCOPY_STATS_MODULE);
 	EXPECT_EQ(self->c.base.pool_pages + n, m.pool_pages)
 		TH_LOG("the mapping keeps the pool after close");
-	EXPECT_TRUE(pt_check_words(p, n * ps, 16));
-	pt_fill_words(p, n * ps, 161);
-	EXPECT_TRUE(pt_check_words(p, n * ps, 161));
+	EXPECT_TRUE(zc_check_all(p, ZC_SEED(16), n * ps));
+	zc_fill(p, ZC_SEED(161), n * ps);
+	EXPECT_TRUE(zc_check_all(p, ZC_SEED(161), n * ps));
 	pt_unmap(&self->c, p, n * ps);
 	ret = pt_wait_in_flight(fd2, ZCOPY_STATS_MODULE, self->c.base.pool_pages_in_flight,
 				2000, &m);
@@ -1227,16 +1224,16 @@ TEST_F(pool, exit_with_pages_in_flight)
 		p = mmap(NULL, n * ps, PROT_READ | PROT_WRITE, MAP_SHARED, zfd, ZCOPY_MMAP_POOL);
 		if (p == MAP_FAILED)
 			_exit(3);
-		pt_fill_words(plain, BLOCK_BYTES, 17);
+		zc_fill(plain, ZC_SEED(17), BLOCK_BYTES);
 		if (send(k->sock, plain, BLOCK_BYTES, 0) != BLOCK_BYTES)
 			_exit(4);
 		hash = zc_fnv(hash, plain, BLOCK_BYTES);
 		bytes += BLOCK_BYTES;
-		pt_fill_words(p, n * ps, 171);
+		zc_fill(p, ZC_SEED(171), n * ps);
 		hash = zc_fnv(hash, p, n * ps);
 		bytes += n * ps;
-		if (pt_pool_send_raw(zfd, k->sock, 0, 4 * ps, NOTIFY, 0, NULL) ||
-		    pt_pool_send_raw(zfd, k->sock, 4 * ps, 4 * ps, 0, 0, NULL))
+		if (zc_pool_send(zfd, k->sock, 0, 4 * ps, NOTIFY, 0, NULL) ||
+		    zc_pool_send(zfd, k->sock, 4 * ps, 4 * ps, 0, 0, NULL))
 			_exit(5);
 		sh->extra[0] = bytes;
 		sh->extra[1] = hash;
@@ -1268,7 +1265,7 @@ TEST_F(pool, mremap_moves_pool)
 	int ret;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
-	pt_fill_words(p, n * ps, 18);
+	zc_fill(p, ZC_SEED(18), n * ps);
 	r = mmap(NULL, n * ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, r);
 	q = mremap(p, n * ps, n * ps, MREMAP_MAYMOVE | MREMAP_FIXED, r);
@@ -1276,13 +1273,13 @@ TEST_F(pool, mremap_moves_pool)
 	pt_untrack(&self->c, p);
 	pt_track(_metadata, &self->c, q, n * ps);
 	EXPECT_EQ(-1, mincore(p, ps, &vec)) TH_LOG("the old address is unmapped");
-	EXPECT_TRUE(pt_check_words(q, n * ps, 18)) TH_LOG("the pool's bytes at the new address");
+	EXPECT_TRUE(zc_check_all(q, ZC_SEED(18), n * ps)) TH_LOG("the pool's bytes at the new address");
 
 	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, NULL);
 	kh = held_conn(_metadata, &self->c);
 	/* By address at the new place; the old one is no pool any more. */
 	ASSERT_EQ(0, pt_send(&self->c, k, q, 100, 5000, ADDR, 0, NULL, NULL));
-	ret = pt_pool_send_raw(self->c.zfd, k->sock, (uintptr_t)p, 10, ADDR, 0, NULL);
+	ret = zc_pool_send(self->c.zfd, k->sock, (uintptr_t)p, 10, ADDR, 0, NULL);
 	EXPECT_EQ(-EFAULT, ret) TH_LOG("ADDR at the old address: %s", errno_name(-ret));
 
 	/* Copy-on-write there. */
@@ -1314,7 +1311,7 @@ TEST_F(pool, mremap_grow_fails)
 	void *q;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
-	pt_fill_words(p, n * ps, 19);
+	zc_fill(p, ZC_SEED(19), n * ps);
 	q = mremap(p, n * ps, 2 * n * ps, MREMAP_MAYMOVE);
 	EXPECT_EQ(MAP_FAILED, q) TH_LOG("growing the pool by mremap");
 	if (q != MAP_FAILED) {
@@ -1326,7 +1323,7 @@ TEST_F(pool, mremap_grow_fails)
 	}
 	q = mremap(p, n * ps, (n + 1) * ps, 0);
 	EXPECT_EQ(MAP_FAILED, q) TH_LOG("growing the pool in place");
-	EXPECT_TRUE(pt_check_words(p, n * ps, 19));
+	EXPECT_TRUE(zc_check_all(p, ZC_SEED(19), n * ps));
 	st = pt_stats(_metadata, self->c.zfd, 0);
 	EXPECT_EQ(n, st.pool_pages);
 }
@@ -1566,7 +1563,7 @@ TEST_F(pool, other_references)
 		const struct ref_case *rc = &ref_cases[i];
 		int ret;
 
-		pt_fill_words(x.p, ps, 300 + i);
+		zc_fill(x.p, ZC_SEED(300 + i), ps);
 		memcpy(orig, x.p, ps);
 		x.word = 0x5eed000000000000ULL | i;
 		ASSERT_EQ(0, pt_send(&self->c, k, x.p, 0, ps, 0, 0, NULL, NULL));
@@ -1666,7 +1663,7 @@ TEST_F_TIMEOUT(pool, read_fault_racing_copy_on_write, 300)
 		struct zcopy_pool_send s = { 0 };
 
 		/* By reference: the page is the receiver's now, and writing it copies. */
-		if (!pt_pool_send_raw(self->c.zfd, k->sock, 0, ps, ZCOPY_SEND_DONTWAIT, 0, &s)) {
+		if (!zc_pool_send(self->c.zfd, k->sock, 0, ps, ZCOPY_SEND_DONTWAIT, 0, &s)) {
 			for (i = 0; i < words; i++)
 				expect[i] = g - 1;
 			pt_account(k, expect, s.bytes);
@@ -1821,25 +1818,6 @@ static int64_t median(struct lat_state *l)
  * a page someone else holds, or holds another process's locks. The two
  * latencies are reported; what is asserted is that every record came.
  */
-/* A connected loopback TCP pair: sv[0] sends, sv[1] receives. */
-static int tcp_pair(int sv[2])
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof(sa);
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (l < 0 || bind(l, (struct sockaddr *)&sa, sl) || listen(l, 1) ||
-	    getsockname(l, (struct sockaddr *)&sa, &sl))
-		return -1;
-	sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (sv[0] < 0 || connect(sv[0], (struct sockaddr *)&sa, sl))
-		return -1;
-	sv[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	close(l);
-	return sv[1] < 0 ? -1 : 0;
-}
-
 TEST_F_TIMEOUT(pool, held_page_does_not_delay_records, 300)
 {
 	const size_t ps = self->c.ps;
@@ -1858,7 +1836,7 @@ TEST_F_TIMEOUT(pool, held_page_does_not_delay_records, 300)
 	l.sock = k->sock;
 	l.buf = zc_map(4096);
 	ASSERT_NE(NULL, l.buf);
-	zc_fill(l.buf, 4096, 9);
+	zc_fill(l.buf, ZC_SEED(9), 4096);
 	ASSERT_EQ(0, pthread_create(&th, NULL, lat_sender, &l));
 	pthread_join(th, NULL);
 	ASSERT_EQ(0, l.err) TH_LOG("%s", strerror(l.err));
@@ -1871,7 +1849,7 @@ TEST_F_TIMEOUT(pool, held_page_does_not_delay_records, 300)
 				ZCOPY_MMAP_POOL);
 		ASSERT_NE(MAP_FAILED, pools[i]);
 		memset(pools[i], i, ps);
-		ASSERT_EQ(0, tcp_pair(busy[i]));
+		ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &busy[i][0], &busy[i][1]));
 		/*
 		 * Held in a pipe where the kernel allows vmsplice() of a pool
 		 * page; else by reference, to a receiver that never reads.
@@ -1884,8 +1862,8 @@ TEST_F_TIMEOUT(pool, held_page_does_not_delay_records, 300)
 		}
 		close(hold[i][0]);
 		close(hold[i][1]);
-		ASSERT_EQ(0, tcp_pair(hold[i]));
-		ASSERT_EQ(0, pt_pool_send_raw(zfds[i], hold[i][0], 0, ps, 0, 0, NULL));
+		ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &hold[i][0], &hold[i][1]));
+		ASSERT_EQ(0, zc_pool_send(zfds[i], hold[i][0], 0, ps, 0, 0, NULL));
 		how = "by a receiver";
 	}
 	l.n = 0;
@@ -1896,7 +1874,7 @@ TEST_F_TIMEOUT(pool, held_page_does_not_delay_records, 300)
 			struct pollfd pfd = { zfds[i], POLLIN, 0 };
 			size_t got = 0;
 
-			ASSERT_EQ(0, pt_pool_send_raw(zfds[i], busy[i][0], 0, ps,
+			ASSERT_EQ(0, zc_pool_send(zfds[i], busy[i][0], 0, ps,
 						      ZCOPY_POOL_SEND_NOTIFY, j, NULL));
 			while (got < ps) {
 				ssize_t r = recv(busy[i][1], sink, sizeof(sink), 0);
@@ -1956,7 +1934,7 @@ TEST_F_TIMEOUT(pool, steady_state_ring_over_nic, 240)
 		s = i % SS_SLOTS;
 		/* Rewrite a buffer only once its record was read. */
 		while (pending[s]) {
-			int ret = zc_read_records(self->c.zfd, &self->c.log, 10000);
+			int ret = zc_log_records(self->c.zfd, &self->c.log, 10000);
 
 			ASSERT_LT(0, ret) TH_LOG("no record for 10 s at send %zu: %s", i,
 						 ret ? strerror(-ret) : "timeout");
@@ -1972,7 +1950,7 @@ TEST_F_TIMEOUT(pool, steady_state_ring_over_nic, 240)
 				}
 			}
 		}
-		pt_fill_words(p + s * slot, slot, i);
+		zc_fill(p + s * slot, ZC_SEED(i), slot);
 		ASSERT_EQ(0, pt_send(&self->c, k, p, s * slot, slot, NOTIFY, i, NULL, NULL));
 		for (j = before; j < self->c.log.nsent; j++) {
 			uint64_t q = self->c.log.sent[j].seq;
@@ -2049,7 +2027,7 @@ TEST_F(pool_path, tcp_send_by_reference_has_no_record)
 	uint8_t *p;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
-	pt_fill_words(p, n * ps, 30);
+	zc_fill(p, ZC_SEED(30), n * ps);
 	k = pt_connect(_metadata, &self->c, variant->path, variant->family, SOCK_STREAM, NULL);
 	st0 = pt_stats(_metadata, self->c.zfd, 0);
 	for (i = 0; i < ARRAY_SIZE(sends); i++) {
@@ -2093,7 +2071,7 @@ static void records_then_no_fault(struct __test_metadata *_metadata, struct pt_c
 	uint8_t *p;
 
 	p = pt_map_pool(_metadata, c, c->zfd, n);
-	pt_fill_words(p, n * ps, 31);
+	zc_fill(p, ZC_SEED(31), n * ps);
 	st0 = pt_stats(_metadata, c->zfd, 0);
 	for (i = 0; i < ARRAY_SIZE(sends); i++) {
 		ASSERT_EQ(0, pt_send(c, k, p, sends[i].off, sends[i].len, flags | sends[i].flags,
@@ -2112,7 +2090,7 @@ static void records_then_no_fault(struct __test_metadata *_metadata, struct pt_c
 
 	/* Rewrite every page sent: no fault, no copy. */
 	for (i = 0; i < ARRAY_SIZE(sends); i++)
-		pt_fill_words(p + sends[i].off, sends[i].len, 0x200 + i);
+		zc_fill(p + sends[i].off, ZC_SEED(0x200 + i), sends[i].len);
 	st2 = pt_stats(_metadata, c->zfd, 0);
 	EXPECT_EQ(0, DELTA(st2, st1, write_faults)) TH_LOG("rewriting completed pages faulted");
 	EXPECT_EQ(0, DELTA(st2, st1, cow_copies));
@@ -2210,7 +2188,7 @@ TEST_F_TIMEOUT(pool_path, concurrent_writers, 120)
 
 		/* The region is ours while we fill it and send it; then theirs. */
 		pthread_rwlock_wrlock(&w.lock[r]);
-		pt_fill_words(w.pool + off, len, i);
+		zc_fill(w.pool + off, ZC_SEED(i), len);
 		ret = pt_send(&self->c, k, w.pool, off, len, (i & 1) ? NOTIFY : 0, i, NULL,
 			      &nsends);
 		pthread_rwlock_unlock(&w.lock[r]);
@@ -2322,7 +2300,7 @@ TEST_F_TIMEOUT(pool_cow, overwrite_at_once, 300)
 		int ret;
 
 		/* Pattern A into the pool (maybe over pages still in flight)... */
-		pt_fill_words(a, len, sa);
+		zc_fill(a, ZC_SEED(sa), len);
 		memcpy(p + off, a, len);
 		wrong_before += !!memcmp(p + off, a, len);
 		/* ...sent, the receiver must get A... */
@@ -2330,7 +2308,7 @@ TEST_F_TIMEOUT(pool_cow, overwrite_at_once, 300)
 		ASSERT_EQ(0, ret) TH_LOG("iteration %u: send of [%zu, +%zu): %s", i, off, len,
 					 strerror(-ret));
 		/* ...while B overwrites it at once. */
-		pt_fill_words(b, len, sb);
+		zc_fill(b, ZC_SEED(sb), len);
 		memcpy(p + off, b, len);
 		wrong_after += !!memcmp(p + off, b, len);
 		total += len;

@@ -56,21 +56,57 @@ struct pt_ctx {
 	size_t recs_seen;		/* log.rec[] entries a test looked at */
 };
 
-static inline void pt_init(struct pt_ctx *c)
-{
-	int i;
+void pt_init(struct pt_ctx *c);
 
-	memset(c, 0, sizeof(*c));
-	c->zfd = -1;
-	c->ps = zc_page_size();
-	c->saved_max_pool_pages = -1;
-	for (i = 0; i < PT_MAX_CONNS; i++) {
-		c->conn[i].sock = -1;
-		c->conn[i].rx.ctl = -1;
-	}
-	for (i = 0; i < PT_MAX_FDS; i++)
-		c->fds[i] = -1;
-}
+/* Close a zcopy fd early: c->zfd or one from pt_open_fd(). */
+void pt_close_fd(struct pt_ctx *c, int fd);
+
+void pt_untrack(struct pt_ctx *c, void *addr);
+
+/* mmap() the pool of @fd: the address, or MAP_FAILED with errno. */
+void *pt_mmap_raw(int fd, size_t len, int prot, int flags, off_t off);
+
+void pt_unmap(struct pt_ctx *c, void *addr, size_t len);
+
+/* Poll @fd's pool_pages_in_flight (@flags: 0 or the module's) until == @want. */
+int pt_wait_in_flight(int fd, uint32_t flags, uint64_t want, int timeout_ms,
+		      struct zcopy_stats *st);
+
+/* ---- connections ---- */
+
+struct pt_conn_opts {
+	bool hold;	/* the receiver accepts, then reads nothing until released */
+	int rcvbuf;	/* the receiver's SO_RCVBUF, when non-zero */
+	int sndbuf;	/* ours, when non-zero */
+};
+
+void pt_conn_free(struct pt_conn *k);
+
+/* Account @len bytes of @src as sent on @k (UDP: as one datagram). */
+void pt_account(struct pt_conn *k, const void *src, size_t len);
+
+/* Does a pool send on @k queue a completion record? */
+bool pt_has_record(const struct pt_conn *k, uint32_t flags);
+
+/*
+ * Send bytes [@off, @off + @len) of the pool of c->zfd on @k, all of them
+ * (TCP: in as many sends as it takes; UDP: one datagram), by offset, or
+ * by address in the mapping at @base with ZCOPY_POOL_SEND_ADDR in @flags.
+ * @expect is what the pool holds there (NULL: read it from @base): the
+ * receiver must get exactly that. Sends with a record are logged in
+ * c->log. 0 or -errno; *@nsends (may be NULL) counts the ioctls.
+ */
+int pt_send(struct pt_ctx *c, struct pt_conn *k, uint8_t *base, uint64_t off,
+	    uint64_t len, uint32_t flags, uint64_t cookie, const void *expect,
+	    unsigned int *nsends);
+
+
+/* ---- teardown ---- */
+
+
+
+/* ---- what tests assert through: only with the kselftest harness ---- */
+#ifdef __KSELFTEST_HARNESS_H
 
 /* Open /dev/zcopy and note the module's ledger: NULL, or why to skip. */
 static inline const char *pt_setup(struct __test_metadata *_metadata, struct pt_ctx *c)
@@ -114,24 +150,9 @@ static inline int pt_open_fd(struct __test_metadata *_metadata, struct pt_ctx *c
 	return -1;
 }
 
-/* Close a zcopy fd early: c->zfd or one from pt_open_fd(). */
-static inline void pt_close_fd(struct pt_ctx *c, int fd)
-{
-	int i;
-
-	if (fd < 0)
-		return;
-	if (fd == c->zfd)
-		c->zfd = -1;
-	for (i = 0; i < PT_MAX_FDS; i++)
-		if (c->fds[i] == fd)
-			c->fds[i] = -1;
-	close(fd);
-}
-
 /* Remember a mapping, to unmap at teardown. */
 static inline void pt_track(struct __test_metadata *_metadata, struct pt_ctx *c,
-			    void *addr, size_t len)
+	      void *addr, size_t len)
 {
 	int i;
 
@@ -146,24 +167,9 @@ static inline void pt_track(struct __test_metadata *_metadata, struct pt_ctx *c,
 	ASSERT_TRUE(0) TH_LOG("more than %d mappings", PT_MAX_MAPS);
 }
 
-static inline void pt_untrack(struct pt_ctx *c, void *addr)
-{
-	int i;
-
-	for (i = 0; i < PT_MAX_MAPS; i++)
-		if (c->map[i].addr == addr)
-			c->map[i].addr = NULL;
-}
-
-/* mmap() the pool of @fd: the address, or MAP_FAILED with errno. */
-static inline void *pt_mmap_raw(int fd, size_t len, int prot, int flags, off_t off)
-{
-	return mmap(NULL, len, prot, flags, fd, off);
-}
-
 /* Map @pages of @fd's pool, read-write and shared; fails the test else. */
 static inline uint8_t *pt_map_pool(struct __test_metadata *_metadata, struct pt_ctx *c,
-				   int fd, size_t pages)
+		     int fd, size_t pages)
 {
 	void *p = pt_mmap_raw(fd, pages * c->ps, PROT_READ | PROT_WRITE, MAP_SHARED,
 			      ZCOPY_MMAP_POOL);
@@ -173,14 +179,8 @@ static inline uint8_t *pt_map_pool(struct __test_metadata *_metadata, struct pt_
 	return p;
 }
 
-static inline void pt_unmap(struct pt_ctx *c, void *addr, size_t len)
-{
-	pt_untrack(c, addr);
-	munmap(addr, len);
-}
-
 static inline struct zcopy_stats pt_stats(struct __test_metadata *_metadata, int fd,
-					  uint32_t flags)
+			    uint32_t flags)
 {
 	struct zcopy_stats st;
 	int ret = zc_stats(fd, flags, &st);
@@ -189,76 +189,10 @@ static inline struct zcopy_stats pt_stats(struct __test_metadata *_metadata, int
 	return st;
 }
 
-/* Poll @fd's pool_pages_in_flight (@flags: 0 or the module's) until == @want. */
-static inline int pt_wait_in_flight(int fd, uint32_t flags, uint64_t want, int timeout_ms,
-				    struct zcopy_stats *st)
-{
-	int64_t deadline = zc_now_ms() + timeout_ms;
-	struct zcopy_stats tmp;
-
-	if (!st)
-		st = &tmp;
-	for (;;) {
-		int ret = zc_stats(fd, flags, st);
-
-		if (ret)
-			return ret;
-		if (st->pool_pages_in_flight == want)
-			return 0;
-		if (zc_now_ms() > deadline)
-			return -ETIMEDOUT;
-		zc_sleep_ms(10);
-	}
-}
-
-/* Fill with 64-bit words from @seed: quicker than zc_fill() for big buffers. */
-static inline void pt_fill_words(void *buf, size_t len, uint64_t seed)
-{
-	uint64_t *p = buf, w = seed * 0x9e3779b97f4a7c15ULL + 1;
-	size_t i, n = len / 8;
-
-	for (i = 0; i < n; i++) {
-		w ^= w << 13;
-		w ^= w >> 7;
-		w ^= w << 17;
-		p[i] = w;
-	}
-	for (i = n * 8; i < len; i++)
-		((uint8_t *)buf)[i] = (uint8_t)(w >> (i & 7));
-}
-
-/* Does @buf hold what pt_fill_words(@seed) wrote? */
-static inline bool pt_check_words(const void *buf, size_t len, uint64_t seed)
-{
-	const uint64_t *p = buf;
-	uint64_t w = seed * 0x9e3779b97f4a7c15ULL + 1;
-	size_t i, n = len / 8;
-
-	for (i = 0; i < n; i++) {
-		w ^= w << 13;
-		w ^= w >> 7;
-		w ^= w << 17;
-		if (p[i] != w)
-			return false;
-	}
-	for (i = n * 8; i < len; i++)
-		if (((const uint8_t *)buf)[i] != (uint8_t)(w >> (i & 7)))
-			return false;
-	return true;
-}
-
-/* ---- connections ---- */
-
-struct pt_conn_opts {
-	bool hold;	/* the receiver accepts, then reads nothing until released */
-	int rcvbuf;	/* the receiver's SO_RCVBUF, when non-zero */
-	int sndbuf;	/* ours, when non-zero */
-};
-
 /* A connection to a new receiver over @path; fails the test else. */
 static inline struct pt_conn *pt_connect(struct __test_metadata *_metadata,
-					 struct pt_ctx *c, enum zc_path path, int family,
-					 int type, const struct pt_conn_opts *o)
+			   struct pt_ctx *c, enum zc_path path, int family,
+			   int type, const struct pt_conn_opts *o)
 {
 	struct pt_conn_opts none = { 0 };
 	struct zc_rx_opts ro;
@@ -295,16 +229,6 @@ static inline struct pt_conn *pt_connect(struct __test_metadata *_metadata,
 	return k;
 }
 
-static inline void pt_conn_free(struct pt_conn *k)
-{
-	if (k->sock >= 0)
-		close(k->sock);
-	k->sock = -1;
-	zc_rx_free(&k->rx);
-	free(k->dg);
-	k->dg = NULL;
-}
-
 /* Let a holding receiver read. */
 static inline void pt_release(struct __test_metadata *_metadata, struct pt_conn *k)
 {
@@ -314,29 +238,15 @@ static inline void pt_release(struct __test_metadata *_metadata, struct pt_conn 
 	EXPECT_EQ(0, zc_rx_release(&k->rx));
 }
 
-/* Account @len bytes of @src as sent on @k (UDP: as one datagram). */
-static inline void pt_account(struct pt_conn *k, const void *src, size_t len)
-{
-	if (k->net.type == SOCK_STREAM) {
-		k->hash = zc_fnv(k->hash, src, len);
-		k->bytes += len;
-	} else if (k->ndg < ZC_RX_MAX_DGRAMS) {
-		k->dg[k->ndg].len = len;
-		k->dg[k->ndg].hash = zc_fnv(ZC_FNV_INIT, src, len);
-		k->ndg++;
-		k->bytes += len;
-	}
-}
-
 /* send(2) ordinary bytes (a pattern from @seed) on TCP, all of them. */
 static inline void pt_send_plain(struct __test_metadata *_metadata, struct pt_conn *k,
-				 size_t len, uint64_t seed)
+		   size_t len, uint64_t seed)
 {
 	uint8_t *buf = malloc(len);
 	size_t done = 0;
 
 	ASSERT_NE(NULL, buf);
-	pt_fill_words(buf, len, seed);
+	zc_fill(buf, ZC_SEED(seed), len);
 	while (done < len) {
 		ssize_t n = send(k->sock, buf + done, len - done, MSG_NOSIGNAL);
 
@@ -350,83 +260,6 @@ static inline void pt_send_plain(struct __test_metadata *_metadata, struct pt_co
 	}
 	pt_account(k, buf, len);
 	free(buf);
-}
-
-/* One ZCOPY_IOC_POOL_SEND: 0 with *@out filled in, or -errno. */
-static inline int pt_pool_send_raw(int zfd, int sock, uint64_t offset, uint64_t len,
-				   uint32_t flags, uint64_t cookie, struct zcopy_pool_send *out)
-{
-	struct zcopy_pool_send s = {
-		.sockfd = sock,
-		.flags = flags,
-		.offset = offset,
-		.len = len,
-		.cookie = cookie,
-	};
-
-	if (ioctl(zfd, ZCOPY_IOC_POOL_SEND, &s))
-		return -errno;
-	if (out)
-		*out = s;
-	return 0;
-}
-
-/* Does a pool send on @k queue a completion record? */
-static inline bool pt_has_record(const struct pt_conn *k, uint32_t flags)
-{
-	return (flags & ZCOPY_POOL_SEND_NOTIFY) || k->net.type == SOCK_DGRAM;
-}
-
-/*
- * Send bytes [@off, @off + @len) of the pool of c->zfd on @k, all of them
- * (TCP: in as many sends as it takes; UDP: one datagram), by offset, or
- * by address in the mapping at @base with ZCOPY_POOL_SEND_ADDR in @flags.
- * @expect is what the pool holds there (NULL: read it from @base): the
- * receiver must get exactly that. Sends with a record are logged in
- * c->log. 0 or -errno; *@nsends (may be NULL) counts the ioctls.
- */
-static inline int pt_send(struct pt_ctx *c, struct pt_conn *k, uint8_t *base, uint64_t off,
-			  uint64_t len, uint32_t flags, uint64_t cookie, const void *expect,
-			  unsigned int *nsends)
-{
-	bool udp = k->net.type == SOCK_DGRAM, rec = pt_has_record(k, flags);
-	uint64_t done = 0;
-
-	if (!expect)
-		expect = base + off;
-	if (udp && k->ndg >= k->window &&
-	    zc_rx_wait_for(&k->rx, k->ndg - k->window + 1, 10000))
-		return -ETIMEDOUT;
-	while (done < len) {
-		uint64_t where = (flags & ZCOPY_POOL_SEND_ADDR) ?
-				 (uint64_t)(uintptr_t)(base + off + done) : off + done;
-		struct zcopy_pool_send s = { 0 };
-		int ret;
-
-		ret = pt_pool_send_raw(c->zfd, k->sock, where, len - done, flags, cookie, &s);
-		if (ret)
-			return ret;
-		if (!s.bytes || s.bytes > len - done)
-			return -ERANGE;
-		if (udp && s.bytes != len)
-			return -EMSGSIZE;
-		if (rec) {
-			struct zcopy_send as = {
-				.cookie = cookie, .bytes = s.bytes,
-				.seq = s.seq, .offset = s.stream_offset,
-			};
-
-			zc_log_add(&c->log, &as, zc_expected_flags(&k->net, s.bytes),
-				   zc_pages_spanned(off + done, s.bytes));
-		} else if (s.seq != ZCOPY_NO_SEQ || s.stream_offset != ZCOPY_NO_SEQ) {
-			return -EPROTO;
-		}
-		if (nsends)
-			(*nsends)++;
-		done += s.bytes;
-	}
-	pt_account(k, expect, len);
-	return 0;
 }
 
 /*
@@ -472,7 +305,7 @@ static inline void pt_drain_records(struct __test_metadata *_metadata, struct pt
 	int ret;
 
 	do {
-		ret = zc_read_records(c->zfd, &c->log, 0);
+		ret = zc_log_records(c->zfd, &c->log, 0);
 	} while (ret > 0);
 	EXPECT_LE(0, ret) TH_LOG("reading records: %s", strerror(-ret));
 }
@@ -489,8 +322,6 @@ static inline void pt_check_records(struct __test_metadata *_metadata, struct pt
 	ret = zc_check_records(&c->log, msg, sizeof(msg));
 	EXPECT_EQ(0, ret) TH_LOG("%s", msg);
 }
-
-/* ---- teardown ---- */
 
 /*
  * Undo what the test set up, then wait for the module to be back where it
@@ -544,5 +375,7 @@ static inline void pt_teardown(struct __test_metadata *_metadata, struct pt_ctx 
 	EXPECT_EQ(0, st.sends_in_flight) TH_LOG("%llu sends still in flight",
 						ZC_U64(st.sends_in_flight));
 }
+
+#endif /* __KSELFTEST_HARNESS_H */
 
 #endif /* POOL_TEST_UTIL_H */

@@ -22,10 +22,8 @@
 #include <sys/time.h>
 #include <sys/uio.h>
 
+#include "kselftest_harness.h"
 #include "recv_test_util.h"
-
-/* See tx_test.c: the harness's TEST_F() wrapper and -Wclobbered. */
-#pragma GCC diagnostic ignored "-Wclobbered"
 
 #ifndef IPPROTO_MPTCP
 #define IPPROTO_MPTCP 262
@@ -115,7 +113,7 @@ static void rx_map(struct __test_metadata *_metadata, rx_self *self, size_t page
 static void rx_start(struct __test_metadata *_metadata, rx_self *self, int family,
 		     size_t pages)
 {
-	int ret = rt_tcp_pair(family, 0, &self->cli, &self->srv);
+	int ret = zc_tcp_pair(family, 0, &self->cli, &self->srv);
 
 	ASSERT_EQ(0, ret) TH_LOG("loopback TCP connection: %s", strerror(-ret));
 	rx_map(_metadata, self, pages);
@@ -182,8 +180,8 @@ TEST_F(rx, mmap_writable_eperm)
 	EXPECT_EQ(MAP_FAILED, p);
 	EXPECT_EQ(EPERM, errno) TH_LOG("PROT_WRITE: %s", strerror(errno));
 	/* A refused mmap makes no area. */
-	ASSERT_EQ(0, rt_tcp_pair(AF_INET, 0, &self->cli, &self->srv));
-	EXPECT_EQ(-ENXIO, rt_recv(self->zfd, self->srv, &d, 1, ZCOPY_RECV_DONTWAIT, 0, &r));
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &self->cli, &self->srv));
+	EXPECT_EQ(-ENXIO, zc_recv(self->zfd, self->srv, &d, 1, ZCOPY_RECV_DONTWAIT, 0, &r));
 	/* Nor does it size one: a read-only mmap of another size works. */
 	p = rt_mmap_area(self->zfd, 8, PROT_READ);
 	ASSERT_NE(MAP_FAILED, p) TH_LOG("read-only mmap after refused ones: %s", strerror(errno));
@@ -415,7 +413,7 @@ TEST_F_TIMEOUT(rx, fault_racing_release, 300)
 
 		ASSERT_EQ(8, send(self->cli, &g, 8, 0));
 		ASSERT_EQ(0, rt_wait_readable(self->srv, 8, 5000));
-		ASSERT_EQ(0, rt_recv(self->zfd, self->srv, &d, 1, 0, 5000, &r));
+		ASSERT_EQ(0, zc_recv(self->zfd, self->srv, &d, 1, 0, 5000, &r));
 		ASSERT_EQ(8, r.bytes);
 		ASSERT_EQ(0, d.offset);
 		v = __atomic_load_n((uint64_t *)self->area, __ATOMIC_RELAXED);
@@ -423,7 +421,7 @@ TEST_F_TIMEOUT(rx, fault_racing_release, 300)
 			first = g;
 			seen = v;
 		}
-		ASSERT_EQ(0, rt_release(self->zfd, &off, 1));
+		ASSERT_EQ(0, zc_release(self->zfd, &off, 1));
 	}
 	__atomic_store_n(&t.stop, true, __ATOMIC_RELAXED);
 	pthread_join(th, NULL);
@@ -498,7 +496,7 @@ TEST_F(rx, fork_child_has_no_area)
 
 		res[0] = rt_probe(self->area + off, false, &code, &addr);
 		res[1] = code;
-		res[2] = -rt_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r);
+		res[2] = -zc_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r);
 		if (write(pfd[1], res, sizeof(res)) != sizeof(res))
 			_exit(1);
 		_exit(0);
@@ -550,7 +548,7 @@ TEST_F(rx, madv_dofork_shares_area_read_only)
 		int code = 0;
 
 		res[0] = rt_probe(self->area + off, false, &code, &addr);
-		res[1] = res[0] ? 0 : rt_check(self->area + off, 0, 1000) == 1000;
+		res[1] = res[0] ? 0 : zc_check(self->area + off, 0, 1000) == 1000;
 		if (write(pfd[1], res, sizeof(res)) != sizeof(res))
 			_exit(1);
 		_exit(0);
@@ -574,12 +572,12 @@ TEST_F(rx, no_area_enxio)
 	struct zcopy_recv r;
 	uint64_t off = 0;
 
-	ASSERT_EQ(0, rt_tcp_pair(AF_INET, 0, &self->cli, &self->srv));
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &self->cli, &self->srv));
 	ASSERT_EQ(0, rt_write_pattern(self->cli, 0, 100));
 	ASSERT_EQ(0, rt_wait_readable(self->srv, 100, 5000));
-	EXPECT_EQ(-ENXIO, rt_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
-	EXPECT_EQ(-ENXIO, rt_recv(self->zfd, self->srv, d, 4, 0, 100, &r));
-	EXPECT_EQ(-ENXIO, rt_release(self->zfd, &off, 1));
+	EXPECT_EQ(-ENXIO, zc_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
+	EXPECT_EQ(-ENXIO, zc_recv(self->zfd, self->srv, d, 4, 0, 100, &r));
+	EXPECT_EQ(-ENXIO, zc_release(self->zfd, &off, 1));
 	/* The data waits for an area. */
 	rx_map(_metadata, self, 4);
 	RX_ONCE(&self->rx, 4, ZCOPY_RECV_DONTWAIT, 0, 0);
@@ -596,8 +594,8 @@ TEST_F(rx, unmapped_area_enxio_keeps_data)
 	ASSERT_EQ(0, munmap(self->area, 4 * self->ps));
 	self->area = NULL;
 	rx_send(_metadata, self, 0, 3000);
-	EXPECT_EQ(-ENXIO, rt_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
-	EXPECT_EQ(-ENXIO, rt_recv(self->zfd, self->srv, d, 4, 0, 1000, &r));
+	EXPECT_EQ(-ENXIO, zc_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
+	EXPECT_EQ(-ENXIO, zc_recv(self->zfd, self->srv, d, 4, 0, 1000, &r));
 	rx_map(_metadata, self, 4);
 	RX_ONCE(&self->rx, 4, ZCOPY_RECV_DONTWAIT, 0, 0);
 	EXPECT_EQ(3000, self->rx.last_bytes) TH_LOG("data was lost to the failed receives");
@@ -636,14 +634,14 @@ TEST_F(rx, not_tcp_or_udp_eopnotsupp)
 			       strerror(errno));
 			continue;
 		}
-		EXPECT_EQ(-EOPNOTSUPP, rt_recv(self->zfd, fd, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r))
+		EXPECT_EQ(-EOPNOTSUPP, zc_recv(self->zfd, fd, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r))
 			TH_LOG("%s", socks[i].name);
 		close(fd);
 	}
 	/* A connected AF_UNIX pair with data: refused, the data left alone. */
 	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
 	ASSERT_EQ(5, write(sv[0], "hello", 5));
-	EXPECT_EQ(-EOPNOTSUPP, rt_recv(self->zfd, sv[1], d, 4, 0, 0, &r));
+	EXPECT_EQ(-EOPNOTSUPP, zc_recv(self->zfd, sv[1], d, 4, 0, 0, &r));
 	EXPECT_EQ(5, recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT));
 	close(sv[0]);
 	close(sv[1]);
@@ -658,13 +656,13 @@ TEST_F(rx, not_a_socket)
 
 	rx_start(_metadata, self, AF_INET, 4);
 	ASSERT_EQ(0, pipe2(pfd, O_CLOEXEC));
-	EXPECT_EQ(-ENOTSOCK, rt_recv(self->zfd, pfd[0], d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
-	EXPECT_EQ(-ENOTSOCK, rt_recv(self->zfd, self->zfd, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
+	EXPECT_EQ(-ENOTSOCK, zc_recv(self->zfd, pfd[0], d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
+	EXPECT_EQ(-ENOTSOCK, zc_recv(self->zfd, self->zfd, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
 	closed = pfd[1];
 	close(pfd[0]);
 	close(pfd[1]);
-	EXPECT_EQ(-EBADF, rt_recv(self->zfd, closed, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
-	EXPECT_EQ(-EBADF, rt_recv(self->zfd, -1, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
+	EXPECT_EQ(-EBADF, zc_recv(self->zfd, closed, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
+	EXPECT_EQ(-EBADF, zc_recv(self->zfd, -1, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
 }
 
 TEST_F(rx, unconnected_tcp_enotconn)
@@ -679,15 +677,15 @@ TEST_F(rx, unconnected_tcp_enotconn)
 	for (i = 0; i < 2; i++) {
 		fd = socket(fam[i], SOCK_STREAM | SOCK_CLOEXEC, 0);
 		ASSERT_LE(0, fd);
-		EXPECT_EQ(-ENOTCONN, rt_recv(self->zfd, fd, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r))
+		EXPECT_EQ(-ENOTCONN, zc_recv(self->zfd, fd, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r))
 			TH_LOG("family %d, non-blocking", fam[i]);
 		/* Not a wait for data that cannot come: at once. */
-		ret = rt_recv(self->zfd, fd, d, 4, 0, 2000, &r);
+		ret = zc_recv(self->zfd, fd, d, 4, 0, 2000, &r);
 		EXPECT_EQ(-ENOTCONN, ret) TH_LOG("family %d, blocking: %s", fam[i], strerror(-ret));
 		/* Bound is not connected either. */
-		sl = zc_sockaddr(fam[i], rt_lo_ip(fam[i]), 0, &ss);
+		sl = zc_sockaddr(fam[i], zc_lo_ip(fam[i]), 0, &ss);
 		ASSERT_EQ(0, bind(fd, (struct sockaddr *)&ss, sl));
-		ret = rt_recv(self->zfd, fd, d, 4, 0, 2000, &r);
+		ret = zc_recv(self->zfd, fd, d, 4, 0, 2000, &r);
 		EXPECT_EQ(-ENOTCONN, ret) TH_LOG("family %d, bound: %s", fam[i], strerror(-ret));
 		close(fd);
 	}
@@ -700,15 +698,15 @@ TEST_F(rx, listening_tcp_enotconn)
 	int lfd, c, ret;
 
 	rx_start(_metadata, self, AF_INET, 4);
-	lfd = rt_bind(AF_INET, SOCK_STREAM, "127.0.0.1", 0);
+	lfd = zc_bind(AF_INET, SOCK_STREAM, "127.0.0.1", 0);
 	ASSERT_LE(0, lfd);
-	ret = rt_recv(self->zfd, lfd, d, 4, 0, 2000, &r);
+	ret = zc_recv(self->zfd, lfd, d, 4, 0, 2000, &r);
 	EXPECT_EQ(-ENOTCONN, ret) TH_LOG("listening, blocking: %s", strerror(-ret));
 	/* With a connection waiting to be accepted. */
-	c = rt_connect(AF_INET, SOCK_STREAM, "127.0.0.1", rt_port(lfd));
+	c = zc_dial(AF_INET, SOCK_STREAM, "127.0.0.1", zc_port(lfd));
 	ASSERT_LE(0, c);
 	ASSERT_EQ(5, write(c, "hello", 5));
-	ret = rt_recv(self->zfd, lfd, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r);
+	ret = zc_recv(self->zfd, lfd, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r);
 	EXPECT_EQ(-ENOTCONN, ret) TH_LOG("listening, a connection queued: %s", strerror(-ret));
 	close(c);
 	close(lfd);
@@ -724,8 +722,8 @@ TEST_F(rx, full_area_enospc)
 	rx_send(_metadata, self, 0, total);
 	RX_ONCE(&self->rx, 16, ZCOPY_RECV_DONTWAIT, 0, 0);
 	EXPECT_EQ(2 * self->ps, self->rx.last_bytes) TH_LOG("two slots' worth");
-	EXPECT_EQ(-ENOSPC, rt_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
-	EXPECT_EQ(-ENOSPC, rt_recv(self->zfd, self->srv, d, 4, 0, 1000, &r));
+	EXPECT_EQ(-ENOSPC, zc_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
+	EXPECT_EQ(-ENOSPC, zc_recv(self->zfd, self->srv, d, 4, 0, 1000, &r));
 	check_rx_ledger(_metadata, &self->rx);
 	/* Release and receive in one call: the rest, nothing lost. */
 	{
@@ -738,7 +736,7 @@ TEST_F(rx, full_area_enospc)
 	EXPECT_EQ(total, self->rx.off);
 	/* Full again, with one small slot: still ENOSPC with data waiting. */
 	rx_send(_metadata, self, total, 10);
-	EXPECT_EQ(-ENOSPC, rt_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
+	EXPECT_EQ(-ENOSPC, zc_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
 	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
 	RX_ONCE(&self->rx, 16, ZCOPY_RECV_DONTWAIT, 0, 0);
 	EXPECT_EQ(10, self->rx.last_bytes);
@@ -757,7 +755,7 @@ TEST_F(rx, recv_unknown_flags_einval)
 	for (bit = 0; bit < 32; bit++) {
 		if ((1U << bit) & ZCOPY_RECV_FLAGS)
 			continue;
-		ret = rt_recv(self->zfd, self->srv, d, 4, 1U << bit, 0, &r);
+		ret = zc_recv(self->zfd, self->srv, d, 4, 1U << bit, 0, &r);
 		EXPECT_EQ(-EINVAL, ret) TH_LOG("flags %#x: %s", 1U << bit, strerror(-ret));
 	}
 	RX_ONCE(&self->rx, 4, ZCOPY_RECV_DONTWAIT, 0, 0);
@@ -779,11 +777,11 @@ TEST_F(rx, recv_reserved_einval)
 	r.desc_count = 4;
 	r.flags = ZCOPY_RECV_DONTWAIT;
 	r.__pad = 1;
-	EXPECT_EQ(-EINVAL, rt_recv_raw(self->zfd, &r)) TH_LOG("__pad 1");
+	EXPECT_EQ(-EINVAL, zc_recv_args(self->zfd, &r)) TH_LOG("__pad 1");
 	r.__pad = 0;
 	for (i = 0; i < ARRAY_SIZE(r.reserved); i++) {
 		r.reserved[i] = 1ULL << 63;
-		EXPECT_EQ(-EINVAL, rt_recv_raw(self->zfd, &r)) TH_LOG("reserved[%d]", i);
+		EXPECT_EQ(-EINVAL, zc_recv_args(self->zfd, &r)) TH_LOG("reserved[%d]", i);
 		r.reserved[i] = 0;
 	}
 	EXPECT_EQ(0, r.bytes) TH_LOG("a refused receive wrote back");
@@ -800,9 +798,9 @@ TEST_F(rx, recv_desc_count_einval)
 
 	rx_start(_metadata, self, AF_INET, 4);
 	rx_send(_metadata, self, 0, 100);
-	EXPECT_EQ(-EINVAL, rt_recv(self->zfd, self->srv, d, 0, ZCOPY_RECV_DONTWAIT, 0, &r))
+	EXPECT_EQ(-EINVAL, zc_recv(self->zfd, self->srv, d, 0, ZCOPY_RECV_DONTWAIT, 0, &r))
 		TH_LOG("desc_count 0");
-	EXPECT_EQ(-EINVAL, rt_recv(self->zfd, self->srv, d, ZCOPY_MAX_RX_DESC + 1,
+	EXPECT_EQ(-EINVAL, zc_recv(self->zfd, self->srv, d, ZCOPY_MAX_RX_DESC + 1,
 				   ZCOPY_RECV_DONTWAIT, 0, &r)) TH_LOG("desc_count MAX + 1");
 	memset(&r, 0, sizeof(r));
 	r.sockfd = self->srv;
@@ -811,13 +809,13 @@ TEST_F(rx, recv_desc_count_einval)
 	r.flags = ZCOPY_RECV_DONTWAIT;
 	r.release = (uintptr_t)rel;
 	r.release_count = ZCOPY_MAX_RX_DESC + 1;
-	EXPECT_EQ(-EINVAL, rt_recv_raw(self->zfd, &r)) TH_LOG("release_count MAX + 1");
+	EXPECT_EQ(-EINVAL, zc_recv_args(self->zfd, &r)) TH_LOG("release_count MAX + 1");
 	/* ZCOPY_MAX_RX_DESC itself is fine. */
-	EXPECT_EQ(0, rt_recv(self->zfd, self->srv, d, ZCOPY_MAX_RX_DESC, ZCOPY_RECV_DONTWAIT, 0,
+	EXPECT_EQ(0, zc_recv(self->zfd, self->srv, d, ZCOPY_MAX_RX_DESC, ZCOPY_RECV_DONTWAIT, 0,
 			     &r));
 	EXPECT_EQ(100, r.bytes);
 	EXPECT_EQ(1, r.desc_count);
-	EXPECT_EQ(0, rt_release(self->zfd, (uint64_t *)&d[0].offset, 1));
+	EXPECT_EQ(0, zc_release(self->zfd, (uint64_t *)&d[0].offset, 1));
 }
 
 TEST_F(rx, recv_bad_pointers_efault_keep_data)
@@ -832,9 +830,9 @@ TEST_F(rx, recv_bad_pointers_efault_keep_data)
 	ASSERT_NE(MAP_FAILED, page);
 	ASSERT_EQ(0, mprotect(page, self->ps, PROT_READ));
 	/* The descriptors cannot be written, or not at all: nothing taken. */
-	EXPECT_EQ(-EFAULT, rt_recv(self->zfd, self->srv, (void *)page, 4, ZCOPY_RECV_DONTWAIT,
+	EXPECT_EQ(-EFAULT, zc_recv(self->zfd, self->srv, (void *)page, 4, ZCOPY_RECV_DONTWAIT,
 				   0, &r)) TH_LOG("read-only descriptors");
-	EXPECT_EQ(-EFAULT, rt_recv(self->zfd, self->srv, NULL, 4, ZCOPY_RECV_DONTWAIT, 0, &r))
+	EXPECT_EQ(-EFAULT, zc_recv(self->zfd, self->srv, NULL, 4, ZCOPY_RECV_DONTWAIT, 0, &r))
 		TH_LOG("NULL descriptors");
 	/* The arguments cannot be written back. */
 	memset(&r, 0, sizeof(r));
@@ -851,7 +849,7 @@ TEST_F(rx, recv_bad_pointers_efault_keep_data)
 	/* The release list cannot be read. */
 	r.release = 8;
 	r.release_count = 1;
-	EXPECT_EQ(-EFAULT, rt_recv_raw(self->zfd, &r)) TH_LOG("unreadable release list");
+	EXPECT_EQ(-EFAULT, zc_recv_args(self->zfd, &r)) TH_LOG("unreadable release list");
 	munmap(page, self->ps);
 	check_rx_ledger(_metadata, &self->rx);
 	RX_ONCE(&self->rx, 4, ZCOPY_RECV_DONTWAIT, 0, 0);
@@ -885,11 +883,11 @@ TEST_F(rx, release_unaligned_einval)
 
 	hold_three(_metadata, self);
 	o = self->rx.slots[1].area_off + 1;
-	EXPECT_EQ(-EINVAL, rt_release(self->zfd, &o, 1));
+	EXPECT_EQ(-EINVAL, zc_release(self->zfd, &o, 1));
 	o = self->rx.slots[1].area_off + self->ps - 1;
-	EXPECT_EQ(-EINVAL, rt_release(self->zfd, &o, 1));
+	EXPECT_EQ(-EINVAL, zc_release(self->zfd, &o, 1));
 	o = self->rx.slots[1].area_off + self->ps / 2;
-	EXPECT_EQ(-EINVAL, rt_release(self->zfd, &o, 1));
+	EXPECT_EQ(-EINVAL, zc_release(self->zfd, &o, 1));
 	still_three(_metadata, self);
 	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
 }
@@ -904,7 +902,7 @@ TEST_F(rx, release_outside_area_einval)
 	for (i = 0; i < ARRAY_SIZE(bad); i++) {
 		uint64_t o = bad[i];
 
-		EXPECT_EQ(-EINVAL, rt_release(self->zfd, &o, 1))
+		EXPECT_EQ(-EINVAL, zc_release(self->zfd, &o, 1))
 			TH_LOG("offset %#llx of an 8-page area", ZC_U64(o));
 	}
 	still_three(_metadata, self);
@@ -926,23 +924,23 @@ TEST_F(rx, release_all_or_nothing)
 	offs[0] = a;
 	offs[1] = b;
 	offs[2] = c + 1;
-	EXPECT_EQ(-EINVAL, rt_release(self->zfd, offs, 3)) TH_LOG("one unaligned");
+	EXPECT_EQ(-EINVAL, zc_release(self->zfd, offs, 3)) TH_LOG("one unaligned");
 	offs[2] = 8 * self->ps;
-	EXPECT_EQ(-EINVAL, rt_release(self->zfd, offs, 3)) TH_LOG("one outside");
+	EXPECT_EQ(-EINVAL, zc_release(self->zfd, offs, 3)) TH_LOG("one outside");
 	offs[2] = empty;
-	EXPECT_EQ(-ENOENT, rt_release(self->zfd, offs, 3)) TH_LOG("one empty");
+	EXPECT_EQ(-ENOENT, zc_release(self->zfd, offs, 3)) TH_LOG("one empty");
 	offs[0] = empty;
 	offs[2] = c;
-	EXPECT_EQ(-ENOENT, rt_release(self->zfd, offs, 3)) TH_LOG("one empty, first");
+	EXPECT_EQ(-ENOENT, zc_release(self->zfd, offs, 3)) TH_LOG("one empty, first");
 	offs[0] = a;
 	offs[1] = a;
-	EXPECT_EQ(-ENOENT, rt_release(self->zfd, offs, 3)) TH_LOG("one slot twice");
+	EXPECT_EQ(-ENOENT, zc_release(self->zfd, offs, 3)) TH_LOG("one slot twice");
 	still_three(_metadata, self);
 	/* In any order. */
 	offs[0] = c;
 	offs[1] = a;
 	offs[2] = b;
-	EXPECT_EQ(0, rt_release(self->zfd, offs, 3));
+	EXPECT_EQ(0, zc_release(self->zfd, offs, 3));
 	for (i = 0; i < 3; i++)
 		self->rx.busy[offs[i] / self->ps] = 0;
 	self->rx.nslots = 0;
@@ -955,12 +953,12 @@ TEST_F(rx, release_twice_enoent)
 
 	hold_three(_metadata, self);
 	o = self->rx.slots[0].area_off;
-	ASSERT_EQ(0, rt_release(self->zfd, &o, 1));
+	ASSERT_EQ(0, zc_release(self->zfd, &o, 1));
 	rt_rx_forget(&self->rx, 1);
-	EXPECT_EQ(-ENOENT, rt_release(self->zfd, &o, 1));
+	EXPECT_EQ(-ENOENT, zc_release(self->zfd, &o, 1));
 	still_three(_metadata, self);
 	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
-	EXPECT_EQ(-ENOENT, rt_release(self->zfd, &o, 1));
+	EXPECT_EQ(-ENOENT, zc_release(self->zfd, &o, 1));
 	check_rx_ledger(_metadata, &self->rx);
 }
 
@@ -973,12 +971,12 @@ TEST_F(rx, release_never_received_enoent)
 	/* A fresh area: every slot is empty. */
 	for (i = 0; i < 8; i++) {
 		o = i * self->ps;
-		EXPECT_EQ(-ENOENT, rt_release(self->zfd, &o, 1)) TH_LOG("slot %zu", i);
+		EXPECT_EQ(-ENOENT, zc_release(self->zfd, &o, 1)) TH_LOG("slot %zu", i);
 	}
 	rx_send(_metadata, self, 0, 10);
 	RX_ONCE(&self->rx, 4, ZCOPY_RECV_DONTWAIT, 0, 0);
 	o = self->rx.slots[0].area_off ? 0 : self->ps;
-	EXPECT_EQ(-ENOENT, rt_release(self->zfd, &o, 1)) TH_LOG("an empty slot beside a full one");
+	EXPECT_EQ(-ENOENT, zc_release(self->zfd, &o, 1)) TH_LOG("an empty slot beside a full one");
 	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
 }
 
@@ -1003,12 +1001,12 @@ TEST_F(rx, release_flags_reserved_count_einval)
 		EXPECT_EQ(-1, ioctl(self->zfd, ZCOPY_IOC_RELEASE, &rel));
 		EXPECT_EQ(EINVAL, errno) TH_LOG("reserved[%d]", i);
 	}
-	EXPECT_EQ(-EINVAL, rt_release(self->zfd, &o, 0)) TH_LOG("count 0");
+	EXPECT_EQ(-EINVAL, zc_release(self->zfd, &o, 0)) TH_LOG("count 0");
 	for (i = 0; i <= ZCOPY_MAX_RX_DESC; i++)
 		many[i] = o;
-	EXPECT_EQ(-EINVAL, rt_release(self->zfd, many, ZCOPY_MAX_RX_DESC + 1))
+	EXPECT_EQ(-EINVAL, zc_release(self->zfd, many, ZCOPY_MAX_RX_DESC + 1))
 		TH_LOG("count MAX + 1");
-	EXPECT_EQ(-EFAULT, rt_release(self->zfd, NULL, 1)) TH_LOG("offsets NULL");
+	EXPECT_EQ(-EFAULT, zc_release(self->zfd, NULL, 1)) TH_LOG("offsets NULL");
 	still_three(_metadata, self);
 	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
 }
@@ -1033,10 +1031,10 @@ TEST_F(rx, release_within_recv)
 	r.flags = ZCOPY_RECV_DONTWAIT;
 	r.release = (uintptr_t)offs;
 	r.release_count = 2;
-	EXPECT_EQ(-EINVAL, rt_recv_raw(self->zfd, &r));
+	EXPECT_EQ(-EINVAL, zc_recv_args(self->zfd, &r));
 	for (offs[1] = 0; self->rx.busy[offs[1] / self->ps]; offs[1] += self->ps)
 		;
-	EXPECT_EQ(-ENOENT, rt_recv_raw(self->zfd, &r));
+	EXPECT_EQ(-ENOENT, zc_recv_args(self->zfd, &r));
 	still_three(_metadata, self);
 	/* Release and receive together. */
 	ret = rt_rx_once(&self->rx, 4, ZCOPY_RECV_DONTWAIT, 0, 0, true);
@@ -1051,10 +1049,10 @@ TEST_F(rx, release_within_recv)
 	 */
 	offs[0] = self->rx.slots[0].area_off;
 	r.release_count = 1;
-	EXPECT_EQ(-EAGAIN, rt_recv_raw(self->zfd, &r));
+	EXPECT_EQ(-EAGAIN, zc_recv_args(self->zfd, &r));
 	rt_rx_forget(&self->rx, 1);
 	check_rx_ledger(_metadata, &self->rx);
-	EXPECT_EQ(-ENOENT, rt_release(self->zfd, offs, 1));
+	EXPECT_EQ(-ENOENT, zc_release(self->zfd, offs, 1));
 }
 
 /* ---- ZCOPY_IOC_RECV: what it returns ---- */
@@ -1121,9 +1119,9 @@ TEST_F(rx, dontwait_eagain)
 
 	rx_start(_metadata, self, AF_INET, 4);
 	t0 = zc_now_ms();
-	EXPECT_EQ(-EAGAIN, rt_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
+	EXPECT_EQ(-EAGAIN, zc_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
 	/* ZCOPY_RECV_DONTWAIT wins over a timeout. */
-	EXPECT_EQ(-EAGAIN, rt_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 5000, &r));
+	EXPECT_EQ(-EAGAIN, zc_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 5000, &r));
 	EXPECT_GT(2000, zc_now_ms() - t0) TH_LOG("ZCOPY_RECV_DONTWAIT waited");
 	rx_send(_metadata, self, 0, 10);
 	RX_ONCE(&self->rx, 4, ZCOPY_RECV_DONTWAIT, 0, 0);
@@ -1141,8 +1139,8 @@ TEST_F(rx, nonblocking_socket_eagain)
 	rx_start(_metadata, self, AF_INET, 4);
 	ASSERT_EQ(0, fcntl(self->srv, F_SETFL, fcntl(self->srv, F_GETFL) | O_NONBLOCK));
 	t0 = zc_now_ms();
-	EXPECT_EQ(-EAGAIN, rt_recv(self->zfd, self->srv, d, 4, 0, 0, &r));
-	EXPECT_EQ(-EAGAIN, rt_recv(self->zfd, self->srv, d, 4, 0, 5000, &r));
+	EXPECT_EQ(-EAGAIN, zc_recv(self->zfd, self->srv, d, 4, 0, 0, &r));
+	EXPECT_EQ(-EAGAIN, zc_recv(self->zfd, self->srv, d, 4, 0, 5000, &r));
 	EXPECT_GT(2000, zc_now_ms() - t0) TH_LOG("a receive on an O_NONBLOCK socket waited");
 	rx_send(_metadata, self, 0, 10);
 	RX_ONCE(&self->rx, 4, 0, 0, 0);
@@ -1158,7 +1156,7 @@ TEST_F(rx, timeout_eagain)
 
 	rx_start(_metadata, self, AF_INET, 4);
 	t0 = zc_now_ms();
-	EXPECT_EQ(-EAGAIN, rt_recv(self->zfd, self->srv, d, 4, 0, 300, &r));
+	EXPECT_EQ(-EAGAIN, zc_recv(self->zfd, self->srv, d, 4, 0, 300, &r));
 	dt = zc_now_ms() - t0;
 	EXPECT_LE(250, dt) TH_LOG("a 300 ms timeout after %lld ms", (long long)dt);
 	EXPECT_GT(5000, dt) TH_LOG("a 300 ms timeout after %lld ms", (long long)dt);
@@ -1175,14 +1173,14 @@ TEST_F(rx, so_rcvtimeo_applies_without_timeout)
 	rx_start(_metadata, self, AF_INET, 4);
 	ASSERT_EQ(0, setsockopt(self->srv, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
 	t0 = zc_now_ms();
-	EXPECT_EQ(-EAGAIN, rt_recv(self->zfd, self->srv, d, 4, 0, 0, &r));
+	EXPECT_EQ(-EAGAIN, zc_recv(self->zfd, self->srv, d, 4, 0, 0, &r));
 	dt = zc_now_ms() - t0;
 	EXPECT_LE(250, dt) TH_LOG("SO_RCVTIMEO 300 ms: EAGAIN after %lld ms", (long long)dt);
 	EXPECT_GT(5000, dt) TH_LOG("SO_RCVTIMEO 300 ms: EAGAIN after %lld ms", (long long)dt);
 	/* timeout_ms, when given, is the one that counts. */
 	ASSERT_EQ(0, setsockopt(self->srv, SOL_SOCKET, SO_RCVTIMEO, &long_tv, sizeof(long_tv)));
 	t0 = zc_now_ms();
-	EXPECT_EQ(-EAGAIN, rt_recv(self->zfd, self->srv, d, 4, 0, 300, &r));
+	EXPECT_EQ(-EAGAIN, zc_recv(self->zfd, self->srv, d, 4, 0, 300, &r));
 	dt = zc_now_ms() - t0;
 	EXPECT_GT(5000, dt) TH_LOG("timeout_ms 300 under SO_RCVTIMEO 10 s: %lld ms",
 				   (long long)dt);
@@ -1338,7 +1336,7 @@ TEST_F(rx, reset_like_recv)
 
 	for (with = 0; with < 2; with++) {
 		rx_start(_metadata, self, AF_INET, 8);
-		ASSERT_EQ(0, rt_tcp_pair(AF_INET, 0, &ca, &sa));
+		ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &ca, &sa));
 		if (with) {
 			rx_send(_metadata, self, 0, 3000);
 			ASSERT_EQ(0, rt_write_pattern(ca, 0, 3000));
@@ -1395,14 +1393,14 @@ TEST_F(rx, reset_wakes_blocked_receive)
 	ASSERT_LT(0, pid);
 	close(self->cli);
 	self->cli = -1;
-	ret = rt_recv(self->zfd, self->srv, d, 4, 0, 10000, &r);
+	ret = zc_recv(self->zfd, self->srv, d, 4, 0, 10000, &r);
 	dt = zc_now_ms() - t0;
 	later_done(_metadata, pid);
 	EXPECT_EQ(-ECONNRESET, ret) TH_LOG("%s", strerror(-ret));
 	EXPECT_LE(250, dt);
 	EXPECT_GT(5000, dt) TH_LOG("the reset noticed after %lld ms", (long long)dt);
 	/* Then the end of the stream, as recv() says. */
-	EXPECT_EQ(0, rt_recv(self->zfd, self->srv, d, 4, 0, 1000, &r));
+	EXPECT_EQ(0, zc_recv(self->zfd, self->srv, d, 4, 0, 1000, &r));
 	EXPECT_EQ(0, r.bytes);
 	EXPECT_EQ(0, r.desc_count);
 }
@@ -1420,7 +1418,7 @@ TEST_F(rx, signal_interrupts_receive)
 	t0 = zc_now_ms();
 	pid = later(300, LATER_SIGNAL, -1, 0, 0);
 	ASSERT_LT(0, pid);
-	ret = rt_recv(self->zfd, self->srv, d, 4, 0, 5000, &r);
+	ret = zc_recv(self->zfd, self->srv, d, 4, 0, 5000, &r);
 	dt = zc_now_ms() - t0;
 	later_done(_metadata, pid);
 	EXPECT_EQ(-EINTR, ret) TH_LOG("%s", strerror(-ret));
@@ -1447,7 +1445,7 @@ TEST_F(rx, urgent_data_like_recv)
 	uint64_t bytes;
 
 	rx_start(_metadata, self, AF_INET, 8);
-	ASSERT_EQ(0, rt_tcp_pair(AF_INET, 0, &ca, &sa));
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &ca, &sa));
 	for (k = 0; k < 2; k++) {
 		int c = k ? ca : self->cli;
 
@@ -1482,7 +1480,7 @@ TEST_F(rx, shutdown_rd_like_recv)
 	int64_t t0;
 
 	rx_start(_metadata, self, AF_INET, 4);
-	ASSERT_EQ(0, rt_tcp_pair(AF_INET, 0, &ca, &sa));
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &ca, &sa));
 	ASSERT_EQ(0, shutdown(sa, SHUT_RD));
 	ASSERT_EQ(0, shutdown(self->srv, SHUT_RD));
 	na = recv_results(sa, ra, &bytes);
@@ -1510,17 +1508,17 @@ TEST_F(rx, lone_urgent_byte_is_not_end_of_stream)
 	int ca, sa, ret;
 
 	rx_start(_metadata, self, AF_INET, 4);
-	ASSERT_EQ(0, rt_tcp_pair(AF_INET, 0, &ca, &sa));
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &ca, &sa));
 	ASSERT_EQ(1, send(self->cli, "!", 1, MSG_OOB));
 	ASSERT_EQ(1, send(ca, "!", 1, MSG_OOB));
 	zc_sleep_ms(100);
 	EXPECT_EQ(-1, recv(sa, &c, 1, MSG_DONTWAIT));
 	EXPECT_EQ(EAGAIN, errno) TH_LOG("recv() itself");
 
-	ret = rt_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r);
+	ret = zc_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r);
 	EXPECT_EQ(-EAGAIN, ret) TH_LOG("DONTWAIT: %s, %llu bytes", errno_str(-ret),
 				       ZC_U64(ret ? 0 : r.bytes));
-	ret = rt_recv(self->zfd, self->srv, d, 4, 0, 300, &r);
+	ret = zc_recv(self->zfd, self->srv, d, 4, 0, 300, &r);
 	EXPECT_EQ(-EAGAIN, ret) TH_LOG("blocking, 300 ms: %s, %llu bytes", errno_str(-ret),
 				       ZC_U64(ret ? 0 : r.bytes));
 
@@ -1540,7 +1538,7 @@ TEST_F(rx, lone_urgent_byte_is_not_end_of_stream)
 static void udp_start(struct __test_metadata *_metadata, rx_self *self, int family,
 		      size_t pages)
 {
-	int ret = rt_udp_pair(family, false, &self->cli, &self->srv);
+	int ret = zc_udp_pair(family, false, &self->cli, &self->srv);
 
 	ASSERT_EQ(0, ret) TH_LOG("loopback UDP sockets: %s", strerror(-ret));
 	/* Loopback queues datagrams on the sending CPU: one CPU keeps them in order. */
@@ -1555,7 +1553,7 @@ static void udp_send(struct __test_metadata *_metadata, int sock, uint64_t *sent
 	uint8_t *buf = malloc(len + 1);
 
 	ASSERT_NE(NULL, buf);
-	rt_fill(buf, *sent, len);
+	zc_fill(buf, *sent, len);
 	EXPECT_EQ(len, send(sock, buf, len, 0)) TH_LOG("a %zu-byte datagram: %s", len,
 						       strerror(errno));
 	free(buf);
@@ -1620,7 +1618,7 @@ TEST_F(rx, udp_one_datagram_per_receive)
 		RX_ONCE(&self->rx, 16, 0, 2000, 0);
 		EXPECT_EQ(sizes[k], self->rx.last_bytes) TH_LOG("datagram %zu", k);
 	}
-	EXPECT_EQ(-EAGAIN, rt_recv(self->zfd, self->srv, d, 16, ZCOPY_RECV_DONTWAIT, 0, &r));
+	EXPECT_EQ(-EAGAIN, zc_recv(self->zfd, self->srv, d, 16, ZCOPY_RECV_DONTWAIT, 0, &r));
 	check_rx_ledger(_metadata, &self->rx);
 	EXPECT_EQ(sent, fd_stats(_metadata, self->zfd).rx_bytes_copied);
 	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
@@ -1672,7 +1670,7 @@ TEST_F(rx, udp_peek_off_whole_datagrams)
 		EXPECT_EQ(9000, self->rx.last_bytes) TH_LOG("SO_PEEK_OFF %d", peek_offs[i]);
 		RX_ONCE(&self->rx, 8, 0, 2000, 0);
 		EXPECT_EQ(100, self->rx.last_bytes) TH_LOG("SO_PEEK_OFF %d", peek_offs[i]);
-		ret = rt_recv(self->zfd, self->srv, d, 8, 0, 200, &r);
+		ret = zc_recv(self->zfd, self->srv, d, 8, 0, 200, &r);
 		EXPECT_EQ(-EAGAIN, ret) TH_LOG("an empty socket: %s", errno_str(-ret));
 		ASSERT_EQ(0, getsockopt(self->srv, SOL_SOCKET, SO_PEEK_OFF, &off, &sl));
 		EXPECT_EQ(peek_offs[i] > 9100 ? peek_offs[i] - 9100 : 0, off)
@@ -1694,9 +1692,9 @@ TEST_F(rx, udp_too_big_emsgsize_stays_queued)
 	udp_send(_metadata, self->cli, &sent, 2 * self->ps + 100);
 	ASSERT_EQ(0, rt_wait_readable(self->srv, 1, 2000));
 	/* Three pages do not fit in one or two descriptors. */
-	ret = rt_recv(self->zfd, self->srv, d, 2, 0, 2000, &r);
+	ret = zc_recv(self->zfd, self->srv, d, 2, 0, 2000, &r);
 	EXPECT_EQ(-EMSGSIZE, ret) TH_LOG("2 descriptors: %s", strerror(-ret));
-	ret = rt_recv(self->zfd, self->srv, d, 1, ZCOPY_RECV_DONTWAIT, 0, &r);
+	ret = zc_recv(self->zfd, self->srv, d, 1, ZCOPY_RECV_DONTWAIT, 0, &r);
 	EXPECT_EQ(-EMSGSIZE, ret) TH_LOG("1 descriptor: %s", strerror(-ret));
 	check_rx_ledger(_metadata, &self->rx);
 	/* Still queued: three descriptors take it. */
@@ -1705,11 +1703,11 @@ TEST_F(rx, udp_too_big_emsgsize_stays_queued)
 
 	/* Two pages with one free slot: EMSGSIZE, until one more is free. */
 	udp_send(_metadata, self->cli, &sent, self->ps + 1);
-	ret = rt_recv(self->zfd, self->srv, d, 16, 0, 2000, &r);
+	ret = zc_recv(self->zfd, self->srv, d, 16, 0, 2000, &r);
 	EXPECT_EQ(-EMSGSIZE, ret) TH_LOG("2 pages, 1 free slot: %s", strerror(-ret));
 	check_rx_ledger(_metadata, &self->rx);
 	o = self->rx.slots[0].area_off;
-	ASSERT_EQ(0, rt_release(self->zfd, &o, 1));
+	ASSERT_EQ(0, zc_release(self->zfd, &o, 1));
 	rt_rx_forget(&self->rx, 1);
 	RX_ONCE(&self->rx, 16, 0, 2000, 0);
 	EXPECT_EQ(self->ps + 1, self->rx.last_bytes);
@@ -1717,7 +1715,7 @@ TEST_F(rx, udp_too_big_emsgsize_stays_queued)
 	/* No free slot at all: ENOSPC. */
 	ASSERT_EQ(4, self->rx.nslots);
 	udp_send(_metadata, self->cli, &sent, 10);
-	ret = rt_recv(self->zfd, self->srv, d, 16, 0, 2000, &r);
+	ret = zc_recv(self->zfd, self->srv, d, 16, 0, 2000, &r);
 	EXPECT_EQ(-ENOSPC, ret) TH_LOG("a full area: %s", strerror(-ret));
 	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
 	RX_ONCE(&self->rx, 16, 0, 2000, 0);
@@ -1736,16 +1734,16 @@ TEST_F(rx, udp_nonblocking_timeout_blocking)
 
 	udp_start(_metadata, self, AF_INET, 4);
 	t0 = zc_now_ms();
-	EXPECT_EQ(-EAGAIN, rt_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 5000, &r));
+	EXPECT_EQ(-EAGAIN, zc_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 5000, &r));
 	EXPECT_GT(2000, zc_now_ms() - t0);
 	t0 = zc_now_ms();
-	EXPECT_EQ(-EAGAIN, rt_recv(self->zfd, self->srv, d, 4, 0, 300, &r));
+	EXPECT_EQ(-EAGAIN, zc_recv(self->zfd, self->srv, d, 4, 0, 300, &r));
 	dt = zc_now_ms() - t0;
 	EXPECT_LE(250, dt);
 	EXPECT_GT(5000, dt) TH_LOG("a 300 ms timeout after %lld ms", (long long)dt);
 	ASSERT_EQ(0, fcntl(self->srv, F_SETFL, fcntl(self->srv, F_GETFL) | O_NONBLOCK));
 	t0 = zc_now_ms();
-	EXPECT_EQ(-EAGAIN, rt_recv(self->zfd, self->srv, d, 4, 0, 5000, &r));
+	EXPECT_EQ(-EAGAIN, zc_recv(self->zfd, self->srv, d, 4, 0, 5000, &r));
 	EXPECT_GT(2000, zc_now_ms() - t0) TH_LOG("O_NONBLOCK waited");
 	ASSERT_EQ(0, fcntl(self->srv, F_SETFL, fcntl(self->srv, F_GETFL) & ~O_NONBLOCK));
 	/* Blocking: until the datagram comes. */
@@ -1784,7 +1782,7 @@ TEST_F(rx, udp_shutdown_rd_like_recv)
 	pid_t pid;
 
 	udp_start(_metadata, self, AF_INET, 4);
-	ASSERT_EQ(0, rt_udp_pair(AF_INET, true, &ca, &sa));
+	ASSERT_EQ(0, zc_udp_pair(AF_INET, true, &ca, &sa));
 	ASSERT_EQ(0, setsockopt(sa, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
 	ASSERT_EQ(0, setsockopt(self->srv, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
 	shutdown(sa, SHUT_RD);
@@ -1803,7 +1801,7 @@ TEST_F(rx, udp_shutdown_rd_like_recv)
 		int k;
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		rt_fill(rescue, 0, sizeof(rescue));
+		zc_fill(rescue, 0, sizeof(rescue));
 		zc_sleep_ms(1500);
 		for (k = 0; k < 20; k++) {
 			if (send(self->cli, rescue, sizeof(rescue), 0) < 0)
@@ -1845,7 +1843,7 @@ TEST_F(rx, udp_shutdown_rd_receive_killable)
 	bool alive;
 	pid_t pid;
 
-	ASSERT_EQ(0, rt_udp_pair(AF_INET, true, &ca, &sa));
+	ASSERT_EQ(0, zc_udp_pair(AF_INET, true, &ca, &sa));
 	shutdown(sa, SHUT_RD);
 	fflush(stdout);
 	fflush(stderr);
@@ -1858,7 +1856,7 @@ TEST_F(rx, udp_shutdown_rd_receive_killable)
 
 		if (zfd < 0 || rt_mmap_area(zfd, 4, PROT_READ) == MAP_FAILED)
 			_exit(1);
-		rt_recv(zfd, sa, d, 4, 0, 0, &r);
+		zc_recv(zfd, sa, d, 4, 0, 0, &r);
 		_exit(0);
 	}
 	zc_sleep_ms(300);
@@ -1897,7 +1895,7 @@ TEST_F(rx, udp_max_bytes_respected)
 	r.desc = (uintptr_t)d;
 	r.desc_count = 4;
 	r.max_bytes = 100;
-	ret = rt_recv_raw(self->zfd, &r);
+	ret = zc_recv_args(self->zfd, &r);
 	EXPECT_TRUE(ret == -EMSGSIZE || (!ret && r.bytes <= 100))
 		TH_LOG("max_bytes 100, a 5000-byte datagram: %s, %llu bytes in %u descriptors",
 		       errno_str(-ret), ZC_U64(r.bytes), r.desc_count);
@@ -1907,7 +1905,7 @@ TEST_F(rx, udp_max_bytes_respected)
 
 		for (i = 0; i < r.desc_count; i++)
 			offs[i] = d[i].offset;
-		EXPECT_EQ(0, rt_release(self->zfd, offs, r.desc_count));
+		EXPECT_EQ(0, zc_release(self->zfd, offs, r.desc_count));
 	}
 }
 
@@ -2009,7 +2007,7 @@ static void mp_connect(struct __test_metadata *_metadata, mapped_self *self)
 	ret = rt_set_mtu(NULL, "lo", rt_page_mtu(AF_INET));
 	ASSERT_EQ(0, ret) TH_LOG("/usr/bin/ip link set lo mtu %d: status %d",
 				 rt_page_mtu(AF_INET), ret);
-	ret = rt_tcp_pair(AF_INET, 4 << 20, &self->cli, &self->srv);
+	ret = zc_tcp_pair(AF_INET, 4 << 20, &self->cli, &self->srv);
 	ASSERT_EQ(0, ret) TH_LOG("loopback TCP connection: %s", strerror(-ret));
 	ASSERT_EQ(0, rt_rx_init(&self->rx, self->zrx, self->srv, false, self->area,
 				MP_AREA_PAGES));
@@ -2022,7 +2020,7 @@ static void mp_send(struct __test_metadata *_metadata, mapped_self *self,
 	size_t len = pages * self->ps;
 	int ret;
 
-	rt_fill(self->pool, self->sent, len);
+	zc_fill(self->pool, self->sent, len);
 	ret = rt_pool_send(self->ztx, self->cli, 0, len);
 	ASSERT_EQ(0, ret) TH_LOG("ZCOPY_IOC_POOL_SEND of %zu pages: %s", pages, strerror(-ret));
 	self->sent += len;
@@ -2252,12 +2250,12 @@ TEST_F(mapped, read_only_write_faults)
 	for (i = 0; i < sh->nslots; i++) {
 		const struct rt_slot *s = &sh->slots[i];
 
-		bad = rt_check(self->area + s->area_off, s->stream_off, s->len);
+		bad = zc_check(self->area + s->area_off, s->stream_off, s->len);
 		EXPECT_EQ(s->len, bad) TH_LOG("slot %#llx (flags %#x) changed at byte %zu",
 					      ZC_U64(s->area_off), s->flags, bad);
 	}
 	/* The sender's pool still holds what it sent, and nothing was copied. */
-	bad = rt_check(self->pool, 0, MP_POOL_PAGES * self->ps);
+	bad = zc_check(self->pool, 0, MP_POOL_PAGES * self->ps);
 	EXPECT_EQ(MP_POOL_PAGES * self->ps, bad) TH_LOG("the pool changed at byte %zu", bad);
 	st = fd_stats(_metadata, self->ztx);
 	EXPECT_EQ(0, st.cow_copies);
@@ -2311,11 +2309,11 @@ TEST_F(mapped, sender_overwrite_copies_on_write)
 		TH_LOG("%zu of %zu mapped slots are the pool's page", same, mapped);
 
 	c0 = fd_stats(_metadata, self->ztx).cow_copies;
-	rt_fill(self->pool, total, total);
+	zc_fill(self->pool, total, total);
 	st = fd_stats(_metadata, self->ztx);
 	/* Sent by reference: each page copies on its next write, once. */
 	EXPECT_EQ(MP_POOL_PAGES, st.cow_copies - c0);
-	bad = rt_check(self->pool, total, total);
+	bad = zc_check(self->pool, total, total);
 	EXPECT_EQ(total, bad) TH_LOG("the pool does not read back its new bytes at %zu", bad);
 	EXPECT_EQ(0, rt_rx_recheck(&self->rx, self->area)) TH_LOG("%s", self->rx.msg);
 	if (pfns) {
@@ -2449,7 +2447,7 @@ static void __noreturn exit_child(mapped_self *self, struct exit_shared *sh,
 	if (!kill)
 		_exit(0);
 	__atomic_store_n(&sh->stage, 2, __ATOMIC_SEQ_CST);
-	rt_recv(zfd, self->srv, d, 4, 0, 0, &r);
+	zc_recv(zfd, self->srv, d, 4, 0, 0, &r);
 	_exit(4);
 }
 
@@ -2586,7 +2584,7 @@ static const char *e2e_local_ip(enum zc_path path, int family)
 	case ZC_VETH:
 		return v4 ? "198.18.1.1" : "fd00:5b::1";
 	default:
-		return rt_lo_ip(family);
+		return zc_lo_ip(family);
 	}
 }
 
@@ -2677,13 +2675,13 @@ TEST_F_TIMEOUT(e2e, stream_checked_byte_by_byte, 300)
 		ASSERT_EQ(0, ret) TH_LOG("setting the MTU of %s to %d", zc_path_dev(variant->path),
 					 rt_page_mtu(variant->family));
 	}
-	self->lfd = rt_bind(variant->family, SOCK_STREAM, ip, 4 << 20);
+	self->lfd = zc_bind(variant->family, SOCK_STREAM, ip, 4 << 20);
 	ASSERT_LE(0, self->lfd) TH_LOG("listening on %s: %s", ip, strerror(-self->lfd));
-	a.port = rt_port(self->lfd);
+	a.port = zc_port(self->lfd);
 	t0 = zc_now_ms();
 	self->tx = rt_tx_start(&a, self->res);
 	ASSERT_LT(0, self->tx);
-	self->srv = rt_accept(self->lfd, 10000);
+	self->srv = zc_accept(self->lfd, 10000);
 	ASSERT_LE(0, self->srv) TH_LOG("accept: %s; the sender: %s %s", strerror(-self->srv),
 				       self->res->what, errno_str(self->res->err));
 	ASSERT_EQ(0, rt_rx_init(&self->rx, self->zrx, self->srv, false, self->area,
@@ -2775,7 +2773,7 @@ TEST_F(ktls, rx_socket_left_to_tls)
 		SKIP(return, ZCOPY_DEVICE " is missing: zcopy.ko is not loaded");
 	ASSERT_LE(0, zfd);
 	ASSERT_NE(MAP_FAILED, rt_mmap_area(zfd, 16, PROT_READ));
-	ASSERT_EQ(0, rt_tcp_pair(AF_INET, 0, &cli, &srv));
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &cli, &srv));
 	if (setsockopt(cli, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) ||
 	    setsockopt(srv, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")))
 		SKIP(return, "no kTLS: %s", strerror(errno));
@@ -2791,7 +2789,7 @@ TEST_F(ktls, rx_socket_left_to_tls)
 		pfd = (struct pollfd){ srv, POLLIN, 0 };
 		ASSERT_EQ(1, poll(&pfd, 1, 2000)) TH_LOG("record %d not readable", k);
 		if (!k) {
-			ret = rt_recv(zfd, srv, d, 16, ZCOPY_RECV_DONTWAIT, 0, &r);
+			ret = zc_recv(zfd, srv, d, 16, ZCOPY_RECV_DONTWAIT, 0, &r);
 			EXPECT_NE(0, ret)
 				TH_LOG("ZCOPY_IOC_RECV on a kTLS socket took %llu bytes: the TLS record of 1000 bytes, ciphertext",
 				       ZC_U64(r.bytes));
@@ -2801,14 +2799,14 @@ TEST_F(ktls, rx_socket_left_to_tls)
 
 				for (i = 0; i < r.desc_count; i++)
 					offs[i] = d[i].offset;
-				rt_release(zfd, offs, r.desc_count);
+				zc_release(zfd, offs, r.desc_count);
 			}
 		}
 		n = recv(srv, buf, sizeof(buf), 0);
 		EXPECT_EQ(1000, n) TH_LOG("recv() of record %d: %s", k,
 					  n < 0 ? strerror(errno) : "short");
 		if (n == 1000)
-			EXPECT_EQ(1000, rt_check(buf, k * 1000, 1000)) TH_LOG("record %d", k);
+			EXPECT_EQ(1000, zc_check(buf, k * 1000, 1000)) TH_LOG("record %d", k);
 	}
 	close(cli);
 	close(srv);
@@ -2827,7 +2825,7 @@ static void *ktls_blocked_rx(void *p)
 	struct zcopy_rx_desc d[16];
 	struct zcopy_recv r;
 
-	a->ret = rt_recv(a->zfd, a->sock, d, 16, 0, 5000, &r);
+	a->ret = zc_recv(a->zfd, a->sock, d, 16, 0, 5000, &r);
 	a->bytes = a->ret ? 0 : r.bytes;
 	return NULL;
 }
@@ -2855,7 +2853,7 @@ TEST_F(ktls, installed_while_receive_waits)
 		SKIP(return, ZCOPY_DEVICE " is missing: zcopy.ko is not loaded");
 	ASSERT_LE(0, zfd);
 	ASSERT_NE(MAP_FAILED, rt_mmap_area(zfd, 16, PROT_READ));
-	ASSERT_EQ(0, rt_tcp_pair(AF_INET, 0, &cli, &srv));
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &cli, &srv));
 	a = (struct ktls_rx_arg){ .zfd = zfd, .sock = srv };
 	ASSERT_EQ(0, pthread_create(&th, NULL, ktls_blocked_rx, &a));
 	/* Let the receive find the queue empty and go to sleep. */
@@ -2884,7 +2882,7 @@ TEST_F(ktls, installed_while_receive_waits)
 	EXPECT_EQ(1000, n) TH_LOG("recv() after kTLS took over: %s",
 				  n < 0 ? strerror(errno) : "short");
 	if (n == 1000)
-		EXPECT_EQ(1000, rt_check(buf, 0, 1000));
+		EXPECT_EQ(1000, zc_check(buf, 0, 1000));
 	close(cli);
 	close(srv);
 	close(zfd);

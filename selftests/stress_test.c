@@ -451,7 +451,7 @@ static void st_tcp_send(struct st_stream *s)
 		size_t at = st_below(&s->rng, ST_SLOT - len + 1);
 		uint8_t *p = t->ring + slots[i] * ST_SLOT + at;
 
-		rt_fill(p, t->cfg->base[s->id] + s->off + total, len);
+		zc_fill(p, t->cfg->base[s->id] + s->off + total, len);
 		/* Empty entries are skipped, wherever they point. */
 		if (st_pct(&s->rng, 10))
 			iov[k++] = (struct zcopy_iovec){ zc_rand(&s->rng), 0 };
@@ -512,7 +512,7 @@ static void st_udp_send(struct st_stream *s)
 	a = t->ring + slots[0] * ST_SLOT;
 	b = t->ring + slots[n - 1] * ST_SLOT + (n > 1 ? st_below(&s->rng, 64) : sizeof(hdr));
 	memcpy(a, &hdr, sizeof(hdr));
-	rt_fill(b, t->cfg->base[s->id] + s->ndg * 65536ULL, len - sizeof(hdr));
+	zc_fill(b, t->cfg->base[s->id] + s->ndg * 65536ULL, len - sizeof(hdr));
 	iov[0] = (struct zcopy_iovec){ (uintptr_t)a, sizeof(hdr) };
 	iov[1] = (struct zcopy_iovec){ (uintptr_t)b, len - sizeof(hdr) };
 	if (n == 1) {
@@ -568,11 +568,11 @@ static void st_pool_send(struct st_stream *s)
 		struct st_hdr hdr = { ST_MAGIC, s->id, s->ndg };
 
 		memcpy(p, &hdr, sizeof(hdr));
-		rt_fill(p + sizeof(hdr), t->cfg->base[s->id] + s->ndg * 65536ULL,
+		zc_fill(p + sizeof(hdr), t->cfg->base[s->id] + s->ndg * 65536ULL,
 			len - sizeof(hdr));
 		sh->dg[s->id][s->ndg] = (struct st_dg){ len, 0, zc_fnv(ZC_FNV_INIT, p, len) };
 	} else {
-		rt_fill(p, t->cfg->base[s->id] + s->off, len);
+		zc_fill(p, t->cfg->base[s->id] + s->off, len);
 	}
 	while (done < len) {
 		uint64_t where = flags & ZCOPY_POOL_SEND_ADDR ? (uintptr_t)p + done : off + done;
@@ -806,7 +806,7 @@ static int st_connect(struct st_tx *t)
 		sl = zc_sockaddr(c->family, c->family == AF_INET ? "0.0.0.0" : "::", 0, &ss);
 		if (bind(fd, (struct sockaddr *)&ss, sl))
 			return -errno;
-		t->sh->tx[i].port = rt_port(fd);
+		t->sh->tx[i].port = zc_port(fd);
 		if (c->type == SOCK_STREAM && st_pct(&t->st[i].rng, 30))
 			zc_set_buf(fd, SO_SNDBUF, 64 << 10);
 		sl = zc_sockaddr(c->family, st_path_ip(c), c->port, &ss);
@@ -955,12 +955,12 @@ static void st_rx_bytes(struct st_conn *k, const uint8_t *p, size_t len, const c
 	struct st_rx *r = k->r;
 	struct st_rx_res *res = &r->sh->rx[k->id];
 	uint64_t at = r->cfg->base[k->id] + k->off;
-	size_t bad = rt_check(p, at, len);
+	size_t bad = zc_check(p, at, len);
 
 	if (bad < len) {
 		res->bad++;
 		RX_FAIL(r, "stream %d, byte %llu (%s, %zu bytes): %#x, sent %#x", k->id,
-			ZC_U64(k->off + bad), how, len, p[bad], rt_byte(at + bad));
+			ZC_U64(k->off + bad), how, len, p[bad], zc_byte(at + bad));
 	}
 	k->hash = zc_fnv(k->hash, p, len);
 	k->off += len;
@@ -1010,7 +1010,7 @@ static void st_recheck(struct st_conn *k)
 
 	for (i = 0; i < k->nheld; i++) {
 		const struct rt_slot *s = &k->held[i];
-		size_t bad = rt_check(r->area + s->area_off, r->cfg->base[k->id] + s->stream_off,
+		size_t bad = zc_check(r->area + s->area_off, r->cfg->base[k->id] + s->stream_off,
 				      s->len);
 
 		if (bad < s->len) {
@@ -1045,7 +1045,7 @@ static int st_release_now(struct st_conn *k, unsigned int n)
 
 	if (!n)
 		return 0;
-	ret = rt_release(k->r->zfd, k->rel, st_release_prep(k, n));
+	ret = zc_release(k->r->zfd, k->rel, st_release_prep(k, n));
 	if (!ret) {
 		st_forget(k, n);
 		ST_COUNT(k->r->sh, releases, 1);
@@ -1086,7 +1086,7 @@ static int st_zc_recv_tcp(struct st_conn *k)
 		.release = (uintptr_t)k->rel,
 		.release_count = nrel,
 	};
-	ret = rt_recv_raw(r->zfd, &rv);
+	ret = zc_recv_args(r->zfd, &rv);
 	if (st_released(-ret))
 		st_forget(k, nrel);
 	if (ret == -ENOSPC)
@@ -1208,7 +1208,7 @@ static ssize_t st_zc_recv_udp(struct st_conn *k)
 	unsigned int i;
 	int ret;
 
-	ret = rt_recv_raw(r->zfd, &rv);
+	ret = zc_recv_args(r->zfd, &rv);
 	if (st_released(-ret))
 		st_forget(k, rv.release_count);
 	if (ret)
@@ -1341,10 +1341,10 @@ static void __noreturn st_rx_main(struct st_shared *sh, int ready)
 	pthread_rwlock_init(&r->arealock, &attr);
 	r->zfd = zc_open();
 	r->area = r->zfd < 0 ? NULL : st_map_area(r->zfd);
-	fd = rt_bind(c->family, c->type, st_path_ip(c), c->type == SOCK_DGRAM ? 16 << 20 : 0);
+	fd = zc_bind(c->family, c->type, st_path_ip(c), c->type == SOCK_DGRAM ? 16 << 20 : 0);
 	if (!r->area || fd < 0)
 		goto fail;
-	v = rt_port(fd);
+	v = zc_port(fd);
 	if (write(ready, &v, sizeof(v)) != sizeof(v))
 		_exit(1);
 	close(ready);
@@ -1371,7 +1371,7 @@ static void __noreturn st_rx_main(struct st_shared *sh, int ready)
 			goto fail;
 		if (c->type == SOCK_DGRAM)
 			continue;
-		k->sock = rt_accept(fd, 10000);
+		k->sock = zc_accept(fd, 10000);
 		if (k->sock < 0) {
 			RX_FAIL(r, "accepting stream %d of %d: %s", i, c->streams,
 				strerror(-k->sock));

@@ -17,9 +17,6 @@
 #include "kselftest_harness.h"
 #include "zcopy_test_util.h"
 
-/* See tx_test.c: the harness's TEST_F() wrapper and -Wclobbered. */
-#pragma GCC diagnostic ignored "-Wclobbered"
-
 #ifndef IPPROTO_MPTCP
 #define IPPROTO_MPTCP	262
 #endif
@@ -48,7 +45,7 @@ FIXTURE_SETUP(bad)
 	ASSERT_LE(0, self->t.zfd) TH_LOG("open " ZCOPY_DEVICE ": %s", strerror(errno));
 	self->buf = zc_map(64 * KB);
 	ASSERT_NE(NULL, self->buf);
-	zc_fill(self->buf, 64 * KB, 5);
+	zc_fill(self->buf, ZC_SEED(5), 64 * KB);
 	zc_tx_start(_metadata, &self->t, false, 0, 0, false);
 	self->iov = (struct zcopy_iovec){ (uintptr_t)self->buf, 4096 };
 	self->s = (struct zcopy_send){
@@ -760,7 +757,7 @@ FIXTURE_SETUP(life)
 		SKIP(return, "the module has no ZCOPY_FEAT_STATS");
 	self->buf = zc_map(LIFE_BUF);
 	ASSERT_NE(NULL, self->buf);
-	zc_fill(self->buf, LIFE_BUF, 101);
+	zc_fill(self->buf, ZC_SEED(101), LIFE_BUF);
 }
 
 FIXTURE_TEARDOWN(life)
@@ -879,7 +876,7 @@ TEST_F(life, forked_sender_exits_in_flight)
 		t->zfd = zc_open();
 		if (t->zfd < 0 || !buf)
 			_exit(2);
-		zc_fill(buf, MB, 103);
+		zc_fill(buf, ZC_SEED(103), MB);
 		zc_tx_fill(t, buf, MB, 16 * KB, 0, &err);
 		if (err != EAGAIN || zc_stats(t->zfd, 0, &st))
 			_exit(3);
@@ -1023,7 +1020,7 @@ FIXTURE_SETUP(param)
 		SKIP(return, "the module has no ZCOPY_FEAT_STATS");
 	self->buf = zc_map(LIFE_BUF);
 	ASSERT_NE(NULL, self->buf);
-	zc_fill(self->buf, LIFE_BUF, 107);
+	zc_fill(self->buf, ZC_SEED(107), LIFE_BUF);
 }
 
 FIXTURE_TEARDOWN(param)

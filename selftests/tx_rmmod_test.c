@@ -12,9 +12,6 @@
 #include "kselftest_harness.h"
 #include "zcopy_test_util.h"
 
-/* See tx_test.c: the harness's TEST_F() wrapper and -Wclobbered. */
-#pragma GCC diagnostic ignored "-Wclobbered"
-
 #define KB	1024UL
 #define MB	(1024 * KB)
 
@@ -63,7 +60,7 @@ FIXTURE_SETUP(rmmod)
 		SKIP(return, "the module has no ZCOPY_FEAT_STATS");
 	self->buf = zc_map(MB);
 	ASSERT_NE(NULL, self->buf);
-	zc_fill(self->buf, MB, 113);
+	zc_fill(self->buf, ZC_SEED(113), MB);
 }
 
 FIXTURE_TEARDOWN(rmmod)

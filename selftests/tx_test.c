@@ -21,12 +21,6 @@
 #include "kselftest_harness.h"
 #include "zcopy_test_util.h"
 
-/*
- * TEST_F()'s wrapper reads a local after setjmp(); with the test bodies
- * inlined into it, -Wextra's -Wclobbered flags the harness's code.
- */
-#pragma GCC diagnostic ignored "-Wclobbered"
-
 #define KB	1024UL
 #define MB	(1024 * KB)
 
@@ -86,7 +80,7 @@ static void tx_one_buffer(struct __test_metadata *_metadata, struct zc_tx *t,
 	int ret;
 
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, off + len, len * 131 + off);
+	zc_fill(buf, ZC_SEED(len * 131 + off), off + len);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
 	ret = zc_tx_send_buf(t, buf + off, len);
 	ASSERT_EQ(0, ret) TH_LOG("sending %zu bytes: %s", len, strerror(-ret));
@@ -145,7 +139,7 @@ TEST_F(tx, udp_oversize_emsgsize)
 		SKIP(return, "UDP only");
 	buf = zc_map(max + 1);
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, max + 1, 7);
+	zc_fill(buf, ZC_SEED(7), max + 1);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
 	iov = (struct zcopy_iovec){ (uintptr_t)buf, max + 1 };
 	EXPECT_EQ(-EMSGSIZE, zc_send(t->zfd, t->sock, &iov, 1, 0, 1, &s));
@@ -175,7 +169,7 @@ TEST_F(tx, udp_mtu_boundary)
 		SKIP(return, "UDP only");
 	buf = zc_map(max);
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, max, 11);
+	zc_fill(buf, ZC_SEED(11), max);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
 	for (i = 0; i < ARRAY_SIZE(sizes); i++) {
 		struct zcopy_iovec iov = { (uintptr_t)buf, sizes[i] };
@@ -200,7 +194,7 @@ TEST_F(tx, unaligned_start)
 	char *buf = zc_map(ARRAY_SIZE(offs) * ARRAY_SIZE(lens) * slot);
 
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, ARRAY_SIZE(offs) * ARRAY_SIZE(lens) * slot, 13);
+	zc_fill(buf, ZC_SEED(13), ARRAY_SIZE(offs) * ARRAY_SIZE(lens) * slot);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
 	for (i = 0; i < ARRAY_SIZE(offs); i++) {
 		for (j = 0; j < ARRAY_SIZE(lens); j++, k++) {
@@ -222,7 +216,7 @@ TEST_F(tx, unaligned_end)
 	char *buf = zc_map(ARRAY_SIZE(lens) * slot);
 
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, ARRAY_SIZE(lens) * slot, 17);
+	zc_fill(buf, ZC_SEED(17), ARRAY_SIZE(lens) * slot);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
 	for (i = 0; i < ARRAY_SIZE(lens); i++) {
 		struct zcopy_iovec iov = { (uintptr_t)buf + i * slot, lens[i] };
@@ -246,7 +240,7 @@ static void tx_vectors(struct __test_metadata *_metadata, struct zc_tx *t, unsig
 
 	ASSERT_NE(NULL, iov);
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, size, seed);
+	zc_fill(buf, ZC_SEED(seed), size);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
 	for (r = 0; r < rounds; r++) {
 		size_t pos = zc_rand_range(&seed, 0, 4095);
@@ -292,7 +286,7 @@ TEST_F(tx, scattered_vectors)
 	int ret;
 
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, n * ps, 97);
+	zc_fill(buf, ZC_SEED(97), n * ps);
 	for (i = 0; i < n; i++)
 		iov[i] = (struct zcopy_iovec){ (uintptr_t)buf + i * ps, 8 + i % 17 };
 	zc_tx_start(_metadata, t, false, 0, 0, false);
@@ -319,7 +313,7 @@ TEST_F(tx, zero_length_entries)
 	struct zcopy_send s;
 
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, 16 * KB, 29);
+	zc_fill(buf, ZC_SEED(29), 16 * KB);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
 	ASSERT_EQ(0, zc_tx_send_once(t, t->zfd, t->sock, &t->log, iov, ARRAY_SIZE(iov),
 				     0, 0, &s));
@@ -340,7 +334,7 @@ TEST_F(tx, same_buffer_twice)
 	};
 
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, 16 * KB, 31);
+	zc_fill(buf, ZC_SEED(31), 16 * KB);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
 	ASSERT_EQ(0, zc_tx_sendv(t, iov, ARRAY_SIZE(iov), 0, 0));
 	zc_tx_verify(_metadata, t);
@@ -357,7 +351,7 @@ TEST_F(tx, readonly_file_mapping)
 	int mfd;
 
 	ASSERT_NE(NULL, src);
-	zc_fill(src, size, 37);
+	zc_fill(src, ZC_SEED(37), size);
 	mfd = memfd_create("zcopy-ro", MFD_CLOEXEC);
 	ASSERT_LE(0, mfd);
 	ASSERT_EQ(size, pwrite(mfd, src, size, 0));
@@ -436,7 +430,7 @@ TEST_F(tx, munmap_in_flight)
 	char *buf = zc_map(size);
 
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, size, 41);
+	zc_fill(buf, ZC_SEED(41), size);
 	zc_tx_start(_metadata, t, true, tx_hold_rcvbuf(t), 64 * KB, false);
 	tx_fill(_metadata, t, buf, size, chunk);
 	tx_expect_in_flight(_metadata, t);
@@ -455,7 +449,7 @@ TEST_F(tx, fork_child_writes_in_flight)
 	pid_t pid;
 
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, size, 43);
+	zc_fill(buf, ZC_SEED(43), size);
 	zc_tx_start(_metadata, t, true, tx_hold_rcvbuf(t), 64 * KB, false);
 	tx_fill(_metadata, t, buf, size, chunk);
 	tx_expect_in_flight(_metadata, t);
@@ -480,7 +474,7 @@ TEST_F(tx, send_more_flag)
 	struct zcopy_iovec a, b;
 
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, 16 * KB, 47);
+	zc_fill(buf, ZC_SEED(47), 16 * KB);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
 	a = (struct zcopy_iovec){ (uintptr_t)buf, 100 };
 	b = (struct zcopy_iovec){ (uintptr_t)buf + 5000, 200 };
@@ -510,7 +504,7 @@ TEST_F(tx, dontwait_partial_send)
 	if (IS_UDP(t))
 		SKIP(return, "TCP only: a datagram is all or nothing");
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, size, 53);
+	zc_fill(buf, ZC_SEED(53), size);
 	zc_tx_start(_metadata, t, true, 4096, 64 * KB, false);
 	iov = (struct zcopy_iovec){ (uintptr_t)buf, size };
 	ASSERT_EQ(0, zc_tx_send_once(t, t->zfd, t->sock, &t->log, &iov, 1,
@@ -532,7 +526,7 @@ TEST_F(tx, dontwait_partial_send)
 		ASSERT_EQ(0, ret) TH_LOG("%s", strerror(-ret));
 		off += s.bytes;
 	}
-	EXPECT_LE(0, zc_read_records(t->zfd, &t->log, 0));
+	EXPECT_LE(0, zc_log_records(t->zfd, &t->log, 0));
 	ASSERT_EQ(0, zc_rx_release(&t->rx));
 	iov = (struct zcopy_iovec){ (uintptr_t)buf + off, size - off };
 	ASSERT_EQ(0, zc_tx_sendv(t, &iov, 1, 0, off));
@@ -552,7 +546,7 @@ TEST_F(tx, nonblocking_socket_eagain)
 	if (IS_UDP(t))
 		SKIP(return, "TCP only: a datagram is all or nothing");
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, size, 59);
+	zc_fill(buf, ZC_SEED(59), size);
 	zc_tx_start(_metadata, t, true, 4096, 64 * KB, true);
 	deadline = zc_now_ms() + 20000;
 	while (off < size) {
@@ -590,7 +584,7 @@ TEST_F(tx, records_cover_sends)
 	unsigned int i;
 
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, size, seed);
+	zc_fill(buf, ZC_SEED(seed), size);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
 	for (i = 0; i < 48; i++) {
 		struct zcopy_iovec iov;
@@ -622,7 +616,7 @@ TEST_F(tx, records_merge)
 	if (!t->stats)
 		SKIP(return, "the module has no ZCOPY_FEAT_STATS");
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, 16 * KB, 67);
+	zc_fill(buf, ZC_SEED(67), 16 * KB);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
 	for (i = 0; i < n; i++) {
 		struct zcopy_iovec iov = { (uintptr_t)buf + i * 1000, 1000 };
@@ -634,7 +628,7 @@ TEST_F(tx, records_merge)
 	}
 	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st));
 	EXPECT_EQ(1, st.records_queued);
-	ASSERT_LT(0, zc_read_records(t->zfd, &t->log, 5000));
+	ASSERT_LT(0, zc_log_records(t->zfd, &t->log, 5000));
 	ASSERT_EQ(1, t->log.nrec);
 	EXPECT_EQ(0, t->log.rec[0].seq);
 	EXPECT_EQ(n, t->log.rec[0].sends);
@@ -659,7 +653,7 @@ TEST_F(tx, records_merge_burst)
 	if (IS_UDP(t))
 		SKIP(return, "datagrams complete one by one");
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, 80 * KB, 68);
+	zc_fill(buf, ZC_SEED(68), 80 * KB);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
 	for (i = 0; i < n; i++) {
 		struct zcopy_iovec iov = { (uintptr_t)buf + i * 4 * KB, 4 * KB };
@@ -668,32 +662,12 @@ TEST_F(tx, records_merge_burst)
 	}
 	ASSERT_EQ(0, zc_wait_idle(t->zfd, 0, 10000, &st))
 		TH_LOG("%llu sends in flight", ZC_U64(st.sends_in_flight));
-	ASSERT_LT(0, zc_read_records(t->zfd, &t->log, 5000));
+	ASSERT_LT(0, zc_log_records(t->zfd, &t->log, 5000));
 	EXPECT_EQ(1, t->log.nrec) TH_LOG("%u sends gave %zu records", n, t->log.nrec);
 	EXPECT_EQ(0, t->log.rec[0].seq);
 	EXPECT_EQ(200, t->log.rec[0].cookie);
 	zc_tx_verify(_metadata, t);
 	zc_unmap(buf, 80 * KB);
-}
-
-/* A loopback TCP pair: sv[0] sends, sv[1] receives, into @rcvbuf if not 0. */
-static int tcp_pair(int sv[2], int rcvbuf)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof(sa);
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (l < 0 || (rcvbuf && zc_set_buf(l, SO_RCVBUF, rcvbuf)) ||
-	    bind(l, (struct sockaddr *)&sa, sl) || listen(l, 1) ||
-	    getsockname(l, (struct sockaddr *)&sa, &sl))
-		return -1;
-	sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (sv[0] < 0 || connect(sv[0], (struct sockaddr *)&sa, sl))
-		return -1;
-	sv[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	close(l);
-	return sv[1] < 0 ? -1 : 0;
 }
 
 /*
@@ -716,9 +690,9 @@ TEST(records_merge_out_of_order)
 	ASSERT_LE(0, zfd);
 	ASSERT_NE(NULL, buf);
 	ASSERT_NE(NULL, junk);
-	zc_fill(buf, 64 * KB, 69);
-	ASSERT_EQ(0, tcp_pair(a, 4096));
-	ASSERT_EQ(0, tcp_pair(b, 0));
+	zc_fill(buf, ZC_SEED(69), 64 * KB);
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 4096, &a[0], &a[1]));
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &b[0], &b[1]));
 	/* Close a's window: what is sent next waits in its send queue. */
 	ASSERT_EQ(0, zc_set_buf(a[0], SO_SNDBUF, 4 << 20));
 	ASSERT_EQ(256 * KB, send(a[0], junk, 256 * KB, 0));
@@ -779,7 +753,7 @@ TEST_F(tx, ledger_fd)
 	if (!t->stats)
 		SKIP(return, "the module has no ZCOPY_FEAT_STATS");
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, size, seed);
+	zc_fill(buf, ZC_SEED(seed), size);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
 	for (i = 0; i < 8; i++) {
 		struct zcopy_iovec iov[3];
@@ -818,7 +792,7 @@ TEST_F(tx, ledger_module)
 	if (!t->stats)
 		SKIP(return, "the module has no ZCOPY_FEAT_STATS");
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, size, 73);
+	zc_fill(buf, ZC_SEED(73), size);
 	ret = zc_wait_idle(t->zfd, ZCOPY_STATS_MODULE, 5000, &a);
 	ASSERT_EQ(0, ret) TH_LOG("module: %llu sends in flight, %llu pages pinned before the test",
 				 ZC_U64(a.sends_in_flight), ZC_U64(a.pages_pinned));
@@ -860,7 +834,7 @@ TEST_F(tx, two_fds_independent)
 	int zfd2;
 
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, 64 * KB, 79);
+	zc_fill(buf, ZC_SEED(79), 64 * KB);
 	zfd2 = zc_open();
 	ASSERT_LE(0, zfd2);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
@@ -900,7 +874,7 @@ TEST_F(tx, packet_tap)
 	int tap;
 
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, size, 89);
+	zc_fill(buf, ZC_SEED(89), size);
 	tap = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
 	ASSERT_LE(0, tap);
 	ASSERT_NE(0, ll.sll_ifindex);
@@ -939,7 +913,7 @@ FIXTURE_SETUP(compl)
 	ASSERT_LE(0, self->c.t.zfd) TH_LOG("open " ZCOPY_DEVICE ": %s", strerror(errno));
 	self->c.buf = zc_map(64 * KB);
 	ASSERT_NE(NULL, self->c.buf);
-	zc_fill(self->c.buf, 64 * KB, 83);
+	zc_fill(self->c.buf, ZC_SEED(83), 64 * KB);
 	zc_tx_start(_metadata, &self->c.t, false, 0, 0, false);
 }
 
@@ -967,7 +941,7 @@ TEST_F(compl, poll_pollin)
 
 	EXPECT_EQ(0, poll(&p, 1, 0)) TH_LOG("readable before any send");
 	compl_send_wait(_metadata, &self->c, 1);
-	ASSERT_EQ(1, zc_read_records(self->c.t.zfd, &self->c.t.log, 0));
+	ASSERT_EQ(1, zc_log_records(self->c.t.zfd, &self->c.t.log, 0));
 	p.revents = 0;
 	EXPECT_EQ(0, poll(&p, 1, 0)) TH_LOG("still readable after reading all");
 	zc_tx_verify(_metadata, &self->c.t);
@@ -1117,7 +1091,7 @@ TEST(read_records_one_at_a_time)
 	ASSERT_GE(zc_udp_max(AF_INET6), big);
 	buf = zc_map(big);
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, big, 91);
+	zc_fill(buf, ZC_SEED(91), big);
 	zc_tx_start(_metadata, &t, false, 0, 0, false);
 	for (i = 0; i < n; i++) {
 		struct zcopy_iovec iov = { (uintptr_t)buf, i & 1 ? big : 1000 };
