@@ -186,6 +186,9 @@ struct fz {
 
 	uint64_t iter;
 	const char *doing;	/* the call in progress, for the watchdog */
+	pid_t tid;		/* of the thread making the calls */
+	pthread_t main;
+	uint64_t kicked;	/* the iteration the watchdog interrupted, + 1 */
 	/* This call starts as a good one, mutated here and there. */
 	bool sane;
 	uint64_t calls[FZ_NR_CMDS], ok[FZ_NR_CMDS];
@@ -889,9 +892,42 @@ static void fz_fd_move(struct fz *f, uint64_t *rng)
 	pthread_mutex_unlock(&f->lock);
 }
 
+/* Where in the kernel the calling thread is, and (as root) every CPU. */
+static void fz_dump_stuck(struct fz *f)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stack", f->tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n > 0) {
+			buf[n] = '\0';
+			fprintf(stderr, "# fuzz: its kernel stack:\n%s", buf);
+		}
+	}
+	fd = open("/proc/sysrq-trigger", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		/* Backtraces of the CPUs and of the blocked tasks, to dmesg. */
+		if (write(fd, "l", 1) != 1 || write(fd, "w", 1) != 1)
+			fprintf(stderr, "# fuzz: sysrq: %s\n", strerror(errno));
+		close(fd);
+	}
+}
+
+static void fz_kick(int sig)
+{
+}
+
 /*
- * An iteration that takes 10 s is stuck: say which, and what it was doing,
- * before the harness's timeout kills the test without a word.
+ * An iteration blocked for 2 s is interrupted: a call may wait without end
+ * on a socket that has no timeout yet, a number another thread reused the
+ * moment it made the socket. One that takes 10 s anyway is stuck: say
+ * which, what it was doing and where, before the harness's timeout kills
+ * the test without a word.
  */
 static void *fz_watchdog(void *arg)
 {
@@ -905,10 +941,16 @@ static void *fz_watchdog(void *arg)
 		if (now != last) {
 			last = now;
 			still = 0;
-		} else if (++still == 100) {
+		} else if (++still == 20) {
+			fprintf(stderr, "# fuzz: iteration %llu (%s) blocked for 2 s: interrupted\n",
+				ZC_U64(now), __atomic_load_n(&f->doing, __ATOMIC_RELAXED));
+			__atomic_store_n(&f->kicked, now + 1, __ATOMIC_RELAXED);
+			pthread_kill(f->main, SIGUSR1);
+		} else if (still == 100) {
 			fprintf(stderr, "# fuzz: iteration %llu (%s) stuck for 10 s, ZCOPY_FUZZ_SEED=%#llx\n",
 				ZC_U64(now), __atomic_load_n(&f->doing, __ATOMIC_RELAXED),
 				ZC_U64(f->seed));
+			fz_dump_stuck(f);
 		}
 	}
 	return NULL;
@@ -999,7 +1041,9 @@ static bool fz_answer(struct __test_metadata *_metadata, struct fz *f, int cmd, 
 		f->ok[cmd]++;
 		if (cmd != FZ_UNKNOWN)
 			return true;
-	} else if (ret == -1 && fz_errno_ok(cmd, err, anchor)) {
+	} else if (ret == -1 && (fz_errno_ok(cmd, err, anchor) ||
+				(err == EINTR && __atomic_load_n(&f->kicked, __ATOMIC_RELAXED) ==
+						 f->iter + 1))) {
 		if (err < FZ_ERRNOS)
 			f->errs[cmd][err]++;
 		return true;
@@ -1831,6 +1875,7 @@ static void fz_module_idle(struct __test_metadata *_metadata)
  */
 TEST_F_TIMEOUT(fuzz, random_calls, 120)
 {
+	struct sigaction sa = { .sa_handler = fz_kick };
 	struct fz *f = self->f;
 	uint64_t iters = fz_iters(), rng = f->seed, i;
 	struct zcopy_stats st;
@@ -1838,6 +1883,10 @@ TEST_F_TIMEOUT(fuzz, random_calls, 120)
 	char msg[512];
 	int ret;
 
+	/* No SA_RESTART: the call returns EINTR. */
+	sigaction(SIGUSR1, &sa, NULL);
+	f->tid = gettid();
+	f->main = pthread_self();
 	f->watching = !pthread_create(&f->watchdog, NULL, fz_watchdog, f);
 	if (f->chaos) {
 		ASSERT_EQ(0, pthread_create(&f->mapper, NULL, fz_mapper, f));
