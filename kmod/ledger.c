@@ -61,6 +61,17 @@ static const struct {
 	[ZC_RX_BYTES_COPIED]	= { "rx_bytes_copied",
 				    offsetof(struct zcopy_stats, rx_bytes_copied) },
 	[ZC_RX_SLOTS_USED]	= { "rx_slots_used", offsetof(struct zcopy_stats, rx_slots_used) },
+	[ZC_RX_COPIED_LINEAR]	= { "rx_copied_linear",
+				    offsetof(struct zcopy_stats, rx_copied_linear) },
+	[ZC_RX_COPIED_PARTIAL]	= { "rx_copied_partial",
+				    offsetof(struct zcopy_stats, rx_copied_partial) },
+	[ZC_RX_COPIED_UNALIGNED] = { "rx_copied_unaligned",
+				    offsetof(struct zcopy_stats, rx_copied_unaligned) },
+	[ZC_RX_COPIED_FOREIGN]	= { "rx_copied_foreign",
+				    offsetof(struct zcopy_stats, rx_copied_foreign) },
+	[ZC_RX_COPIED_CUT]	= { "rx_copied_cut", offsetof(struct zcopy_stats, rx_copied_cut) },
+	[ZC_RX_COPIED_DATAGRAM]	= { "rx_copied_datagram",
+				    offsetof(struct zcopy_stats, rx_copied_datagram) },
 };
 
 void zcopy_ledger_add(struct zcopy_ledger *l, enum zcopy_counter id, s64 n)

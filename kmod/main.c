@@ -93,23 +93,38 @@ static long zcopy_ioctl_info(struct zcopy_file *zf, struct zcopy_info __user *ua
 	return 0;
 }
 
-static long zcopy_ioctl_stats(struct zcopy_file *zf, struct zcopy_stats __user *uarg)
+/*
+ * ZCOPY_IOC_STATS of ABI 1's first headers: the same structure up to
+ * rx_slots_used, then 7 reserved words, which are counters now.
+ */
+#define ZCOPY_STATS_V1_END	offsetofend(struct zcopy_stats, rx_slots_used)
+#define ZCOPY_STATS_V1_SIZE	(ZCOPY_STATS_V1_END + 7 * sizeof(__u64))
+#define ZCOPY_IOC_STATS_V1	_IOC(_IOC_READ | _IOC_WRITE, ZCOPY_IOC_MAGIC, \
+				     _IOC_NR(ZCOPY_IOC_STATS), ZCOPY_STATS_V1_SIZE)
+
+/* The ledger into the first @size bytes of a struct zcopy_stats at @uarg. */
+static long zcopy_ioctl_stats(struct zcopy_file *zf, void __user *uarg, size_t size)
 {
 	struct zcopy_stats st;
+	bool v1 = size == ZCOPY_STATS_V1_SIZE;
+	/* The words that are reserved for this caller. */
+	u8 *rsv = v1 ? (u8 *)&st + ZCOPY_STATS_V1_END : (u8 *)st.reserved;
+	size_t rsv_len = v1 ? size - ZCOPY_STATS_V1_END : sizeof(st.reserved);
 	u32 flags;
 
-	if (copy_from_user(&st, uarg, sizeof(st)))
+	BUILD_BUG_ON(ZCOPY_STATS_V1_SIZE != 264);
+	if (copy_from_user(&st, uarg, size))
 		return -EFAULT;
-	if (st.flags & ~ZCOPY_STATS_MODULE || st.__pad ||
-	    memchr_inv(st.reserved, 0, sizeof(st.reserved)))
+	if (st.flags & ~ZCOPY_STATS_MODULE || st.__pad || memchr_inv(rsv, 0, rsv_len))
 		return -EINVAL;
 
 	flags = st.flags;
 	memset(&st, 0, sizeof(st));
 	st.flags = flags;
 	zcopy_ledger_read(flags & ZCOPY_STATS_MODULE ? &zcopy_totals : &zf->ledger, &st);
+	memset(rsv, 0, rsv_len);
 
-	if (copy_to_user(uarg, &st, sizeof(st)))
+	if (copy_to_user(uarg, &st, size))
 		return -EFAULT;
 	return 0;
 }
@@ -125,7 +140,8 @@ static long zcopy_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case ZCOPY_IOC_SEND:
 		return zcopy_ioctl_send(zf, uarg);
 	case ZCOPY_IOC_STATS:
-		return zcopy_ioctl_stats(zf, uarg);
+	case ZCOPY_IOC_STATS_V1:
+		return zcopy_ioctl_stats(zf, uarg, _IOC_SIZE(cmd));
 	case ZCOPY_IOC_POOL_SEND:
 		return zcopy_ioctl_pool_send(zf, uarg);
 	case ZCOPY_IOC_RECV:

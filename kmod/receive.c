@@ -191,9 +191,21 @@ static struct zcopy_rx_area *zcopy_file_rx(struct zcopy_file *zf)
 	return area ? zcopy_rx_area(area) : NULL;
 }
 
+/* Why bytes were copied, not mapped: ZC_RX_COPIED_* from ZC_RX_COPIED_LINEAR on. */
+enum zcopy_rx_cause {
+	ZCOPY_RX_LINEAR,
+	ZCOPY_RX_PARTIAL,
+	ZCOPY_RX_UNALIGNED,
+	ZCOPY_RX_FOREIGN,
+	ZCOPY_RX_CUT,
+	ZCOPY_RX_DATAGRAM,
+	ZCOPY_RX_NR_CAUSES,
+	ZCOPY_RX_MAP = ZCOPY_RX_NR_CAUSES,	/* not copied: mapped */
+};
+
 /*
- * A receive in progress: descriptors filled so far, and the page of ours
- * that copied bytes go to until it is full.
+ * A receive in progress: descriptors filled so far, the page of ours that
+ * copied bytes go to until it is full, and the bytes by how they came.
  */
 struct zcopy_rx_ctx {
 	struct zcopy_rx_area	*area;
@@ -203,6 +215,7 @@ struct zcopy_rx_ctx {
 	struct zcopy_rx_desc	*bounce;
 	size_t			mapped;
 	size_t			copied;
+	size_t			why[ZCOPY_RX_NR_CAUSES];
 	int			err;
 };
 
@@ -233,50 +246,97 @@ static struct zcopy_rx_desc *zcopy_rx_push(struct zcopy_rx_ctx *ctx, struct page
 	return d;
 }
 
-/* TCP's rule for a frag that can be mapped, and what vm_insert_pages() takes. */
-static bool zcopy_rx_can_map(const skb_frag_t *frag)
-{
-	struct page *page;
+/*
+ * A piece of an skb's data: the linear part of the skb or of one on its
+ * frag list, or one page fragment of either. @start and @end are offsets
+ * in the skb that tcp_read_sock() hands over, frag list included.
+ */
+struct zcopy_rx_piece {
+	unsigned int		start;
+	unsigned int		end;
+	const skb_frag_t	*frag;		/* NULL: linear data */
+};
 
-	if (skb_frag_is_net_iov(frag) || skb_frag_size(frag) != PAGE_SIZE ||
-	    skb_frag_off(frag))
-		return false;
-	page = skb_frag_page(frag);
-	return !PageCompound(page) && !page->mapping && !PageSlab(page) &&
-	       !page_has_type(page);
+/* The piece of @skb (and its frags only: no deeper lists) that holds @off. */
+static bool zcopy_rx_piece_of(const struct sk_buff *skb, unsigned int *pos,
+			      unsigned int off, struct zcopy_rx_piece *p)
+{
+	unsigned int i;
+
+	p->frag = NULL;
+	p->start = *pos;
+	p->end = *pos + skb_headlen(skb);
+	if (off < p->end)
+		return true;
+	*pos = p->end;
+	for (i = 0; i < skb_shinfo(skb)->nr_frags; i++) {
+		p->frag = &skb_shinfo(skb)->frags[i];
+		p->start = *pos;
+		p->end = *pos + skb_frag_size(p->frag);
+		if (off < p->end)
+			return true;
+		*pos = p->end;
+	}
+	return false;
 }
 
 /*
- * The end of the piece of @skb's data that holds byte @off: the linear
- * part, a frag, or the frag list; and the frag, when @off starts one that
- * can be mapped.
+ * The piece of @skb's data that holds byte @off: in the skb itself, or in
+ * one on its frag list, where GRO chains the segments that did not fit in
+ * MAX_SKB_FRAGS fragments.
  */
-static unsigned int zcopy_rx_span(const struct sk_buff *skb, unsigned int off,
-				  const skb_frag_t **mappable)
+static void zcopy_rx_piece(const struct sk_buff *skb, unsigned int off,
+			   struct zcopy_rx_piece *p)
 {
-	unsigned int pos = skb_headlen(skb), end;
-	int i;
+	const struct sk_buff *iter;
+	unsigned int pos = 0;
 
-	*mappable = NULL;
-	if (off < pos)
-		return pos;
-	for (i = 0; i < skb_shinfo(skb)->nr_frags; i++) {
-		const skb_frag_t *frag = &skb_shinfo(skb)->frags[i];
-
-		end = pos + skb_frag_size(frag);
-		if (off < end) {
-			if (off == pos && zcopy_rx_can_map(frag))
-				*mappable = frag;
-			return end;
-		}
-		pos = end;
-	}
-	return skb->len;
+	if (zcopy_rx_piece_of(skb, &pos, off, p))
+		return;
+	skb_walk_frags(skb, iter)
+		if (zcopy_rx_piece_of(iter, &pos, off, p))
+			return;
+	/* Past every list we walk (a frag list's own frag list): copied as one piece. */
+	p->frag = NULL;
+	p->start = pos;
+	p->end = skb->len;
 }
 
-/* Copy @len bytes of @skb from @off into pages of ours; returns bytes copied. */
+/*
+ * Can the piece @p, from byte @off on, be mapped as it is? TCP's rule
+ * (can_map_frag()), and what vm_insert_pages() takes: a whole, ordinary
+ * page, from its first byte, and @left bytes of the receive for all of it.
+ * Else the reason it is copied.
+ */
+static enum zcopy_rx_cause zcopy_rx_can_map(const struct zcopy_rx_piece *p,
+					    unsigned int off, size_t left)
+{
+	const skb_frag_t *frag = p->frag;
+	struct page *page;
+
+	if (!frag)
+		return ZCOPY_RX_LINEAR;
+	if (skb_frag_is_net_iov(frag))
+		return ZCOPY_RX_FOREIGN;
+	if (off != p->start || skb_frag_off(frag))
+		return ZCOPY_RX_UNALIGNED;
+	page = skb_frag_page(frag);
+	if (PageCompound(page) || page->mapping || PageSlab(page) || page_has_type(page))
+		return ZCOPY_RX_FOREIGN;
+	if (skb_frag_size(frag) != PAGE_SIZE)
+		return ZCOPY_RX_PARTIAL;
+	if (left < PAGE_SIZE)
+		return ZCOPY_RX_CUT;
+	return ZCOPY_RX_MAP;
+}
+
+/*
+ * Copy @len bytes of @skb from @off into pages of ours, for @why; returns
+ * bytes copied. Copied bytes are packed: a page of ours takes the copies
+ * of several pieces until it is full.
+ */
 static size_t zcopy_rx_copy(struct zcopy_rx_ctx *ctx, const struct sk_buff *skb,
-			    unsigned int off, size_t len)
+			    unsigned int off, size_t len, enum zcopy_rx_cause why)
 {
 	size_t done = 0, n;
 	struct page *page;
@@ -306,12 +366,27 @@ static size_t zcopy_rx_copy(struct zcopy_rx_ctx *ctx, const struct sk_buff *skb,
 			break;
 		}
 		ctx->bounce->len += n;
-		ctx->copied += n;
 		done += n;
 		if (ctx->bounce->len == PAGE_SIZE)
 			ctx->bounce = NULL;
 	}
+	ctx->copied += done;
+	ctx->why[why] += done;
 	return done;
+}
+
+/* Map the page of fragment @frag into the next slot. */
+static bool zcopy_rx_map_frag(struct zcopy_rx_ctx *ctx, const skb_frag_t *frag)
+{
+	struct page *page = skb_frag_page(frag);
+
+	if (!zcopy_rx_push(ctx, page, PAGE_SIZE, ZCOPY_RX_MAPPED))
+		return false;
+	get_page(page);
+	/* What is copied next goes to a page after this one. */
+	ctx->bounce = NULL;
+	ctx->mapped += PAGE_SIZE;
+	return true;
 }
 
 /* tcp_read_sock()'s actor: map what can be mapped, copy the rest. */
@@ -319,27 +394,23 @@ static int zcopy_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
 			  unsigned int offset, size_t len)
 {
 	struct zcopy_rx_ctx *ctx = rd->arg.data;
-	const skb_frag_t *frag;
+	struct zcopy_rx_piece p;
+	enum zcopy_rx_cause why;
 	size_t done = 0, n;
-	unsigned int end;
+	unsigned int off;
 
 	len = min_t(size_t, len, rd->count);
 	while (done < len && !ctx->err) {
-		end = zcopy_rx_span(skb, offset + done, &frag);
-		if (frag && len - done >= PAGE_SIZE) {
-			struct page *page = skb_frag_page(frag);
-
-			if (!zcopy_rx_push(ctx, page, PAGE_SIZE, ZCOPY_RX_MAPPED))
+		off = offset + done;
+		zcopy_rx_piece(skb, off, &p);
+		why = zcopy_rx_can_map(&p, off, len - done);
+		if (why == ZCOPY_RX_MAP) {
+			if (!zcopy_rx_map_frag(ctx, p.frag))
 				break;
-			get_page(page);
-			/* What is copied next goes to a page after this one. */
-			ctx->bounce = NULL;
-			ctx->mapped += PAGE_SIZE;
 			done += PAGE_SIZE;
 			continue;
 		}
-		n = zcopy_rx_copy(ctx, skb, offset + done,
-				  min_t(size_t, end - (offset + done), len - done));
+		n = zcopy_rx_copy(ctx, skb, off, min_t(size_t, p.end - off, len - done), why);
 		if (!n)
 			break;
 		done += n;
@@ -662,6 +733,7 @@ static int zcopy_rx_udp_take(struct zcopy_rx_ctx *ctx, struct sock *sk,
 		}
 		ctx->desc[ctx->nr_desc - 1].flags |= ZCOPY_RX_EOR;
 		ctx->copied += len;
+		ctx->why[ZCOPY_RX_DATAGRAM] += len;
 		zcopy_rx_map(area, vma, ctx->desc, ctx->nr_desc);
 		ret = 0;
 	}
@@ -811,7 +883,7 @@ static int zcopy_recv(struct zcopy_file *zf, struct zcopy_rx_area *area,
 	struct socket *sock;
 	bool tcp;
 	long timeo;
-	int ret;
+	int ret, i;
 
 	sock = sockfd_lookup(args->sockfd, &ret);
 	if (!sock)
@@ -846,6 +918,8 @@ static int zcopy_recv(struct zcopy_file *zf, struct zcopy_rx_area *area,
 		zcopy_count(zf, ZC_RX_BYTES_MAPPED, ctx.mapped);
 		zcopy_count(zf, ZC_RX_BYTES_COPIED, ctx.copied);
 		zcopy_count(zf, ZC_RX_SLOTS_USED, ctx.nr_desc);
+		for (i = 0; i < ZCOPY_RX_NR_CAUSES; i++)
+			zcopy_count(zf, ZC_RX_COPIED_LINEAR + i, ctx.why[i]);
 	}
 out_put:
 	sockfd_put(sock);

@@ -27,7 +27,7 @@ struct socket;
 struct vm_area_struct;
 
 #define ZCOPY_FEATURES	(ZCOPY_FEAT_SEND | ZCOPY_FEAT_STATS | ZCOPY_FEAT_POOL | \
-			 ZCOPY_FEAT_RECV)
+			 ZCOPY_FEAT_RECV | ZCOPY_FEAT_RX_CAUSES)
 
 /* ---- ledger.c: what zcopy did with every byte ---- */
 
@@ -58,6 +58,12 @@ enum zcopy_counter {
 	ZC_RX_BYTES_MAPPED,
 	ZC_RX_BYTES_COPIED,
 	ZC_RX_SLOTS_USED,
+	ZC_RX_COPIED_LINEAR,
+	ZC_RX_COPIED_PARTIAL,
+	ZC_RX_COPIED_UNALIGNED,
+	ZC_RX_COPIED_FOREIGN,
+	ZC_RX_COPIED_CUT,
+	ZC_RX_COPIED_DATAGRAM,
 	ZC_NR_COUNTERS
 };
 

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -158,6 +159,46 @@ TEST_F(dev, info_reserved_einval)
 		EXPECT_EQ(EINVAL, errno) TH_LOG("reserved[%u]", i);
 		/* A rejected call writes nothing back. */
 		EXPECT_EQ(0, self->info.abi_version);
+	}
+}
+
+/* ZCOPY_IOC_STATS as ABI 1's first headers spelled it: 264 bytes, 7 reserved words last. */
+#define STATS_V1_SIZE	264
+#define IOC_STATS_V1	_IOC(_IOC_READ | _IOC_WRITE, ZCOPY_IOC_MAGIC, _IOC_NR(ZCOPY_IOC_STATS), \
+			     STATS_V1_SIZE)
+
+TEST_F(dev, stats_of_abi1_callers)
+{
+	uint64_t old[STATS_V1_SIZE / 8 + 1];
+	struct zcopy_stats st = { 0 };
+	unsigned int i;
+
+	/* The structure grew past what ABI 1's callers pass: their calls still work. */
+	EXPECT_LT(STATS_V1_SIZE, sizeof(st));
+	memset(old, 0x5a, sizeof(old));
+	memset(old, 0, STATS_V1_SIZE);
+	ASSERT_EQ(0, ioctl(self->fd, IOC_STATS_V1, old)) TH_LOG("%s", strerror(errno));
+	EXPECT_EQ(0x5a5a5a5a5a5a5a5aULL, old[STATS_V1_SIZE / 8])
+		TH_LOG("the kernel wrote past the 264 bytes of the old structure");
+	ASSERT_EQ(0, ioctl(self->fd, ZCOPY_IOC_STATS, &st));
+	EXPECT_EQ(0, memcmp(old, &st, offsetof(struct zcopy_stats, rx_slots_used) + 8));
+	for (i = 0; i < 7; i++)
+		EXPECT_EQ(0, old[STATS_V1_SIZE / 8 - 7 + i]) TH_LOG("their reserved[%u]", i);
+
+	/* Their reserved words, now counters, must still be zero coming in. */
+	for (i = 0; i < 7; i++) {
+		memset(old, 0, STATS_V1_SIZE);
+		old[STATS_V1_SIZE / 8 - 7 + i] = 1;
+		errno = 0;
+		EXPECT_EQ(-1, ioctl(self->fd, IOC_STATS_V1, old));
+		EXPECT_EQ(EINVAL, errno) TH_LOG("reserved[%u] of the old structure", i);
+	}
+	for (i = 0; i < ARRAY_SIZE(st.reserved); i++) {
+		memset(&st, 0, sizeof(st));
+		st.reserved[i] = 1;
+		errno = 0;
+		EXPECT_EQ(-1, ioctl(self->fd, ZCOPY_IOC_STATS, &st));
+		EXPECT_EQ(EINVAL, errno) TH_LOG("reserved[%u]", i);
 	}
 }
 

@@ -96,6 +96,12 @@ int main(void)
 	FIELD(zcopy_stats, rx_bytes_mapped);
 	FIELD(zcopy_stats, rx_bytes_copied);
 	FIELD(zcopy_stats, rx_slots_used);
+	FIELD(zcopy_stats, rx_copied_linear);
+	FIELD(zcopy_stats, rx_copied_partial);
+	FIELD(zcopy_stats, rx_copied_unaligned);
+	FIELD(zcopy_stats, rx_copied_foreign);
+	FIELD(zcopy_stats, rx_copied_cut);
+	FIELD(zcopy_stats, rx_copied_datagram);
 	FIELD(zcopy_stats, reserved);
 	END(zcopy_stats);
 

@@ -165,6 +165,12 @@ const struct zc_counter zc_counters[] = {
 	COUNTER(rx_bytes_mapped, "bytes received as mapped pages", 0),
 	COUNTER(rx_bytes_copied, "bytes received by copying", 0),
 	COUNTER(rx_slots_used, "receive slots holding data (now)", 1),
+	COUNTER(rx_copied_linear, "  copied: in an skb's own buffer", 0),
+	COUNTER(rx_copied_partial, "  copied: fragment short of a page", 0),
+	COUNTER(rx_copied_unaligned, "  copied: fragment not page-aligned", 0),
+	COUNTER(rx_copied_foreign, "  copied: page that cannot be mapped", 0),
+	COUNTER(rx_copied_cut, "  copied: page cut by max_bytes", 0),
+	COUNTER(rx_copied_datagram, "  copied: UDP datagram", 0),
 };
 
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))

@@ -26,6 +26,7 @@
 #define ZCOPY_FEAT_STATS	(1ULL << 1)	/* ZCOPY_IOC_STATS */
 #define ZCOPY_FEAT_POOL		(1ULL << 2)	/* mmap pool, ZCOPY_IOC_POOL_SEND */
 #define ZCOPY_FEAT_RECV		(1ULL << 3)	/* receive area, ZCOPY_IOC_RECV */
+#define ZCOPY_FEAT_RX_CAUSES	(1ULL << 4)	/* zcopy_stats.rx_copied_* */
 
 /*
  * What a mapping of /dev/zcopy is, by its offset:
@@ -359,11 +360,24 @@ struct zcopy_release {
  * @receives:		receives that returned data
  * @rx_bytes_mapped:	bytes received as mapped pages
  * @rx_bytes_copied:	bytes received by copying, into mapped pages (charged
- *			to the receiver's memory cgroup)
+ *			to the receiver's memory cgroup); by where they were:
+ * @rx_copied_linear:	... in an skb's own buffer: a driver's header buffer
+ *			(small segments, a NIC without header split), data
+ *			the stack pulled or collapsed into one buffer
+ * @rx_copied_partial:	... in a fragment shorter than a page: the payload of
+ *			a segment is not a multiple of the page size (MTU, MSS)
+ * @rx_copied_unaligned: ... in a fragment that does not start a page, or
+ *			from the middle of one (a receive began there)
+ * @rx_copied_foreign:	... in a page that cannot be mapped: compound (most
+ *			send() data), a file's, slab, or device memory
+ * @rx_copied_cut:	... in a whole page that the receive's @max_bytes cut
+ * @rx_copied_datagram:	... in a UDP datagram, always copied
  * @rx_slots_used:	receive slots holding data (now)
  * @reserved:		zero, for counters to come
  *
- * Counters only grow, except those marked (now).
+ * Counters only grow, except those marked (now). ZCOPY_IOC_STATS also takes
+ * the structure of ABI 1's first headers, which ended at @rx_slots_used
+ * with 7 reserved words (264 bytes): the ioctl number says which.
  */
 struct zcopy_stats {
 	__u32	flags;
@@ -393,7 +407,13 @@ struct zcopy_stats {
 	__u64	rx_bytes_mapped;
 	__u64	rx_bytes_copied;
 	__u64	rx_slots_used;
-	__u64	reserved[7];
+	__u64	rx_copied_linear;
+	__u64	rx_copied_partial;
+	__u64	rx_copied_unaligned;
+	__u64	rx_copied_foreign;
+	__u64	rx_copied_cut;
+	__u64	rx_copied_datagram;
+	__u64	reserved[32];
 };
 
 #define ZCOPY_IOC_MAGIC		0xBB
