@@ -122,7 +122,7 @@ TEST_F(charge, copies_on_write)
 	ASSERT_NE(MAP_FAILED, p);
 	memset(p, 1, len);
 	/* By reference to a receiver that reads nothing: every page is held. */
-	ASSERT_EQ(0, rt_pool_send(self->zfd, cli, 0, len));
+	ASSERT_EQ(0, rt_pool_send(self->zfd, cli, 0, len, 0));
 	ASSERT_EQ(0, cg_enter(true));
 	c0 = cg_current();
 	memset(p, 2, len);

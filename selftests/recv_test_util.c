@@ -310,16 +310,16 @@ int rt_wait_readable(int sock, int bytes, int timeout_ms)
 	}
 }
 
-int rt_pool_send(int zfd, int sock, uint64_t off, uint64_t len)
+int rt_pool_send(int zfd, int sock, uint64_t off, uint64_t len, uint32_t flags)
 {
 	while (len) {
-		struct zcopy_pool_send ps = { .sockfd = sock, .offset = off, .len = len };
+		struct zcopy_pool_send ps;
+		int ret = zc_pool_send(zfd, sock, off, len, flags, 0, &ps);
 
-		if (ioctl(zfd, ZCOPY_IOC_POOL_SEND, &ps)) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
+		if (ret == -EINTR)
+			continue;
+		if (ret)
+			return ret;
 		if (!ps.bytes || ps.bytes > len)
 			return -ERANGE;
 		off += ps.bytes;
@@ -333,6 +333,21 @@ void __noreturn rt_tx_fail(struct rt_tx_res *res, const char *what, int err)
 	res->err = err;
 	snprintf(res->what, sizeof(res->what), "%s", what);
 	_exit(1);
+}
+
+/* Read the records that come within 10 s, or fail the sender. */
+static void rt_tx_records(int zfd, struct rt_tx_res *res)
+{
+	struct zcopy_completion rec[64];
+	int i, n = zc_read_records(zfd, rec, 64, 10000);
+
+	if (n <= 0)
+		rt_tx_fail(res, "reading records", n ? -n : ETIMEDOUT);
+	for (i = 0; i < n; i++) {
+		res->rec_bytes += rec[i].bytes;
+		if (rec[i].flags == ZCOPY_COMPL_ZEROCOPY)
+			res->rec_zerocopy += rec[i].bytes;
+	}
 }
 
 void __noreturn rt_tx_main(const struct rt_tx_args *a, struct rt_tx_res *res)
@@ -367,9 +382,13 @@ void __noreturn rt_tx_main(const struct rt_tx_args *a, struct rt_tx_res *res)
 		uint64_t len = a->total - off < chunk ? a->total - off : chunk;
 		uint64_t pos = a->pool ? (off / ps) % a->pool_pages * ps : 0;
 
+		/* With records: the chunk's bytes of one ring ago have come back. */
+		while (a->notify && off > a->pool_pages * ps &&
+		       res->rec_bytes < off - a->pool_pages * ps + len)
+			rt_tx_records(zfd, res);
 		zc_fill(buf + pos, off, len);
 		if (a->pool)
-			ret = rt_pool_send(zfd, s, pos, len);
+			ret = rt_pool_send(zfd, s, pos, len, a->notify ? ZCOPY_POOL_SEND_NOTIFY : 0);
 		else
 			ret = rt_write_pattern(s, off, len);
 		if (ret)
@@ -377,6 +396,8 @@ void __noreturn rt_tx_main(const struct rt_tx_args *a, struct rt_tx_res *res)
 		off += len;
 		__atomic_store_n(&res->bytes, off, __ATOMIC_SEQ_CST);
 	}
+	while (a->notify && res->rec_bytes < off)
+		rt_tx_records(zfd, res);
 	if (zfd >= 0 && zc_stats(zfd, 0, &res->st))
 		rt_tx_fail(res, "ZCOPY_IOC_STATS", errno);
 	if (close(s))

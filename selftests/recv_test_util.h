@@ -118,8 +118,8 @@ int rt_rx_recheck(struct rt_rx *rx, const uint8_t *area);
 
 /* ---- the pool ---- */
 
-/* All of pool bytes [@off, @off + @len) by page reference: 0 or -errno. */
-int rt_pool_send(int zfd, int sock, uint64_t off, uint64_t len);
+/* All of pool bytes [@off, @off + @len), with ZCOPY_POOL_SEND_* @flags: 0 or -errno. */
+int rt_pool_send(int zfd, int sock, uint64_t off, uint64_t len, uint32_t flags);
 
 /* ---- a sender in a forked child, in the peer's netns if need be ---- */
 
@@ -130,6 +130,8 @@ struct rt_tx_args {
 	uint16_t port;
 	uint64_t total;		/* stream bytes to send */
 	bool pool;		/* pool sends by reference; else send() */
+	bool notify;		/* pool sends with records, each chunk rewritten
+				 * once its record came */
 	size_t pool_pages;	/* a ring of this many pages ... */
 	size_t chunk_pages;	/* ... sent this many at a time */
 };
@@ -140,6 +142,8 @@ struct rt_tx_res {
 	int32_t err;		/* errno of the step that failed */
 	char what[64];		/* that step */
 	uint64_t bytes;		/* sent */
+	uint64_t rec_bytes;	/* covered by the records (notify) */
+	uint64_t rec_zerocopy;	/* of which in records that say ZEROCOPY only */
 	struct zcopy_stats st;	/* the sender's fd's ledger, after sending */
 };
 

@@ -138,33 +138,46 @@ int zc_wait_child(pid_t pid, int timeout_ms)
 	}
 }
 
+/* Each path's name, device here, netns and addresses there and here. */
+static const struct {
+	const char *name, *dev, *netns, *peer4, *peer6, *local4, *local6;
+} zc_paths[] = {
+	[ZC_LOOPBACK]	= { "loopback", "lo", NULL, "127.0.0.1", "::1", "127.0.0.1", "::1" },
+	[ZC_NIC]	= { "nic", "eth0", "peer", "198.18.0.2", "fd00:5a::2",
+			    "198.18.0.1", "fd00:5a::1" },
+	[ZC_VETH]	= { "veth", "veth0", "vpeer", "198.18.1.2", "fd00:5b::2",
+			    "198.18.1.1", "fd00:5b::1" },
+	[ZC_NIC_HS4]	= { "nic-4148", "eth2", "peer", "198.18.2.2", "fd00:5c::2",
+			    "198.18.2.1", "fd00:5c::1" },
+	[ZC_NIC_HS6]	= { "nic-4168", "eth4", "peer", "198.18.3.2", "fd00:5d::2",
+			    "198.18.3.1", "fd00:5d::1" },
+	[ZC_NIC_JUMBO]	= { "nic-9000", "eth6", "peer", "198.18.4.2", "fd00:5e::2",
+			    "198.18.4.1", "fd00:5e::1" },
+};
+
 const char *zc_path_name(enum zc_path path)
 {
-	return path == ZC_NIC ? "nic" : path == ZC_VETH ? "veth" : "loopback";
+	return zc_paths[path].name;
 }
 
 const char *zc_path_netns(enum zc_path path)
 {
-	return path == ZC_NIC ? "peer" : path == ZC_VETH ? "vpeer" : NULL;
+	return zc_paths[path].netns;
 }
 
 const char *zc_path_dev(enum zc_path path)
 {
-	return path == ZC_NIC ? "eth0" : path == ZC_VETH ? "veth0" : "lo";
+	return zc_paths[path].dev;
 }
 
 const char *zc_peer_ip(const struct zc_net *net)
 {
-	bool v4 = net->family == AF_INET;
+	return net->family == AF_INET ? zc_paths[net->path].peer4 : zc_paths[net->path].peer6;
+}
 
-	switch (net->path) {
-	case ZC_NIC:
-		return v4 ? "198.18.0.2" : "fd00:5a::2";
-	case ZC_VETH:
-		return v4 ? "198.18.1.2" : "fd00:5b::2";
-	default:
-		return v4 ? "127.0.0.1" : "::1";
-	}
+const char *zc_local_ip(enum zc_path path, int family)
+{
+	return family == AF_INET ? zc_paths[path].local4 : zc_paths[path].local6;
 }
 
 socklen_t zc_sockaddr(int family, const char *ip, uint16_t port,
@@ -213,11 +226,14 @@ int zc_enter_netns(const char *name)
 const char *zc_path_missing(enum zc_path path)
 {
 	const char *ns = zc_path_netns(path);
+	char dev[64];
 
 	if (ns && !zc_netns_exists(ns))
-		return path == ZC_NIC ?
-			"no netns peer: run setup_net.sh (eth0 -> eth1)" :
-			"no netns vpeer: run setup_net.sh (veth0 -> veth1)";
+		return path == ZC_VETH ? "no netns vpeer: run setup_net.sh (veth0 -> veth1)" :
+					 "no netns peer: run setup_net.sh (eth0 -> eth1)";
+	snprintf(dev, sizeof(dev), "/sys/class/net/%s", zc_path_dev(path));
+	if (access(dev, F_OK))
+		return "no such NIC here: scripts/vm-run gives the VM four pairs";
 	return NULL;
 }
 

@@ -92,6 +92,9 @@ enum zc_path {
 	ZC_LOOPBACK,	/* 127.0.0.1, ::1 */
 	ZC_NIC,		/* eth0 -> eth1 in netns "peer", through QEMU's hub */
 	ZC_VETH,	/* veth0 -> veth1 in netns "vpeer" */
+	ZC_NIC_HS4,	/* eth2 -> eth3: header split, a page of TCP payload over IPv4 */
+	ZC_NIC_HS6,	/* eth4 -> eth5: the same over IPv6 */
+	ZC_NIC_JUMBO,	/* eth6 -> eth7: header split at MTU 9000 */
 };
 
 struct zc_net {
@@ -109,6 +112,8 @@ const char *zc_path_netns(enum zc_path path);
 const char *zc_path_dev(enum zc_path path);
 
 const char *zc_peer_ip(const struct zc_net *net);
+/* This side's address on @path. */
+const char *zc_local_ip(enum zc_path path, int family);
 
 socklen_t zc_sockaddr(int family, const char *ip, uint16_t port,
 		      struct sockaddr_storage *ss);
