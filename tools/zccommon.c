@@ -352,6 +352,11 @@ void zc_report_ledger_text(const struct zc_report *r)
 	       ZC_ULL(d.cow_copies), ZC_ULL(d.write_faults), ZC_ULL(d.pages_rearmed));
 	printf("  received    %llu bytes mapped, %llu bytes copied, in %llu receives\n",
 	       ZC_ULL(d.rx_bytes_mapped), ZC_ULL(d.rx_bytes_copied), ZC_ULL(d.receives));
+	printf("  copied on receipt, by cause: linear %llu, partial page %llu, unaligned %llu,\n"
+	       "              foreign page %llu, cut by max_bytes %llu, datagram %llu\n",
+	       ZC_ULL(d.rx_copied_linear), ZC_ULL(d.rx_copied_partial),
+	       ZC_ULL(d.rx_copied_unaligned), ZC_ULL(d.rx_copied_foreign), ZC_ULL(d.rx_copied_cut),
+	       ZC_ULL(d.rx_copied_datagram));
 }
 
 void zc_report_text(const struct zc_report *r)

@@ -7,7 +7,8 @@
  *          [--checksum] [--expect-checksum HEX] [--timeout SECS] [--json]
  *
  * The methods: read, tcp_zerocopy (TCP_ZEROCOPY_RECEIVE into a mapping of
- * the socket, read() for what cannot be mapped) and zcopy-recv (the zcopy
+ * the socket, 512 KiB windows at a time as the kernel's tcp_mmap does,
+ * read() for what cannot be mapped) and zcopy-recv (the zcopy
  * receive area: ZCOPY_IOC_RECV, each call giving back the slots of the
  * previous one).
  *
@@ -32,7 +33,12 @@ static const char * const method_names[] = {
 };
 
 #define READ_BUF	(256 << 10)
-#define ZC_MAP_SIZE	(2 << 20)	/* TCP_ZEROCOPY_RECEIVE's mapping */
+/*
+ * TCP_ZEROCOPY_RECEIVE maps whole pages only, and a call with less than a
+ * page queued maps nothing: as the kernel's tcp_mmap does, wait with
+ * SO_RCVLOWAT for a window of this much, and map it whole.
+ */
+#define ZC_WINDOW	(512 << 10)
 #define AREA_SLOTS	2048		/* the zcopy receive area, in pages */
 #define RX_DESC		256
 #define UDP_RCVBUF	(8 << 20)
@@ -237,13 +243,16 @@ static int zc_read_some(struct receiver *r, char *buf, size_t len)
 static void method_tcp_zerocopy(struct receiver *r)
 {
 	char *buf = malloc(READ_BUF);
+	int lowat = ZC_WINDOW;
 	void *map;
 
 	if (!buf)
 		zc_fail("malloc");
-	map = mmap(NULL, ZC_MAP_SIZE, PROT_READ, MAP_SHARED, r->sock, 0);
+	map = mmap(NULL, ZC_WINDOW, PROT_READ, MAP_SHARED, r->sock, 0);
 	if (map == MAP_FAILED)
 		zc_fail("mmap of the TCP socket");
+	if (setsockopt(r->sock, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)))
+		zc_fail("setsockopt(SO_RCVLOWAT)");
 	for (;;) {
 		struct tcp_zerocopy_receive zc;
 		socklen_t len = sizeof(zc);
@@ -254,7 +263,7 @@ static void method_tcp_zerocopy(struct receiver *r)
 		}
 		memset(&zc, 0, sizeof(zc));
 		zc.address = (uintptr_t)map;
-		zc.length = ZC_MAP_SIZE;
+		zc.length = ZC_WINDOW;
 		if (getsockopt(r->sock, IPPROTO_TCP, TCP_ZEROCOPY_RECEIVE, &zc, &len)) {
 			if (errno == EINTR)
 				continue;
@@ -274,7 +283,7 @@ static void method_tcp_zerocopy(struct receiver *r)
 			break;
 		}
 	}
-	munmap(map, ZC_MAP_SIZE);
+	munmap(map, ZC_WINDOW);
 	free(buf);
 }
 
