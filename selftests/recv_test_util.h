@@ -130,8 +130,7 @@ struct rt_tx_args {
 	uint16_t port;
 	uint64_t total;		/* stream bytes to send */
 	bool pool;		/* pool sends by reference; else send() */
-	bool notify;		/* pool sends with records, each chunk rewritten
-				 * once its record came */
+	bool notify;		/* with records: rewrite a chunk once they came */
 	size_t pool_pages;	/* a ring of this many pages ... */
 	size_t chunk_pages;	/* ... sent this many at a time */
 };
