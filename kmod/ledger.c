@@ -72,6 +72,22 @@ static const struct {
 	[ZC_RX_COPIED_CUT]	= { "rx_copied_cut", offsetof(struct zcopy_stats, rx_copied_cut) },
 	[ZC_RX_COPIED_DATAGRAM]	= { "rx_copied_datagram",
 				    offsetof(struct zcopy_stats, rx_copied_datagram) },
+	[ZC_FWD_SENDS]		= { "fwd_sends", offsetof(struct zcopy_stats, fwd_sends) },
+	[ZC_FWD_BYTES]		= { "fwd_bytes", offsetof(struct zcopy_stats, fwd_bytes) },
+	[ZC_FWD_COMPLETIONS]	= { "fwd_completions",
+				    offsetof(struct zcopy_stats, fwd_completions) },
+	[ZC_FWD_ZEROCOPY_BYTES]	= { "fwd_zerocopy_bytes",
+				    offsetof(struct zcopy_stats, fwd_zerocopy_bytes) },
+	[ZC_FWD_COPIED_BYTES]	= { "fwd_copied_bytes",
+				    offsetof(struct zcopy_stats, fwd_copied_bytes) },
+	[ZC_FWD_COPIED_NOT_OFFLOADED] = { "fwd_copied_not_offloaded",
+				    offsetof(struct zcopy_stats, fwd_copied_not_offloaded) },
+	[ZC_FWD_COPIED_LOOPBACK] = { "fwd_copied_loopback",
+				    offsetof(struct zcopy_stats, fwd_copied_loopback) },
+	[ZC_FWD_COPIED_STACK]	= { "fwd_copied_stack",
+				    offsetof(struct zcopy_stats, fwd_copied_stack) },
+	[ZC_FWD_SLOTS_HELD]	= { "fwd_slots_held",
+				    offsetof(struct zcopy_stats, fwd_slots_held) },
 };
 
 void zcopy_ledger_add(struct zcopy_ledger *l, enum zcopy_counter id, s64 n)

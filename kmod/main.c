@@ -148,6 +148,8 @@ static long zcopy_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return zcopy_ioctl_recv(zf, uarg);
 	case ZCOPY_IOC_RELEASE:
 		return zcopy_ioctl_release(zf, uarg);
+	case ZCOPY_IOC_FORWARD:
+		return zcopy_ioctl_forward(zf, uarg);
 	}
 	return -ENOTTY;
 }

@@ -63,6 +63,7 @@ static void zcopy_pin_release(struct zcopy_tx *tx, bool sent)
 }
 
 static const struct zcopy_tx_ops zcopy_pin_ops = {
+	.ledger		= &zcopy_send_ledger,
 	.trim		= zcopy_pin_trim,
 	.release	= zcopy_pin_release,
 };
@@ -174,7 +175,7 @@ static int zcopy_send_pinned(struct zcopy_file *zf, struct socket *sock,
 	ret = zcopy_charge_file(zf, nr_pages);
 	if (ret)
 		return ret;
-	tx = zcopy_tx_alloc(zf, nr_pages, &zcopy_pin_ops, sizeof(*pin));
+	tx = zcopy_tx_alloc(zf, nr_pages, &zcopy_pin_ops, sizeof(*pin), true);
 	if (IS_ERR(tx)) {
 		ret = PTR_ERR(tx);
 		goto err_uncharge_file;

@@ -415,6 +415,7 @@ static void zcopy_pool_tx_release(struct zcopy_tx *tx, bool sent)
 }
 
 static const struct zcopy_tx_ops zcopy_pool_tx_ops = {
+	.ledger		= &zcopy_send_ledger,
 	.trim		= zcopy_pool_tx_trim,
 	.release	= zcopy_pool_tx_release,
 };
@@ -526,7 +527,7 @@ static int zcopy_pool_send_record(struct zcopy_pool *pool, struct zcopy_tx_args 
 	struct zcopy_tx *tx;
 	int ret;
 
-	tx = zcopy_tx_alloc(pool->area.zf, nr, &zcopy_pool_tx_ops, sizeof(*ptx));
+	tx = zcopy_tx_alloc(pool->area.zf, nr, &zcopy_pool_tx_ops, sizeof(*ptx), true);
 	if (IS_ERR(tx))
 		return PTR_ERR(tx);
 	ptx = tx->priv;

@@ -36,14 +36,29 @@ module_param(max_recv_pages, uint, 0644);
 MODULE_PARM_DESC(max_recv_pages, "Most pages in one receive area (default 65536)");
 
 /**
+ * struct zcopy_rx_slot - one page-sized slot of a receive area
+ * @page:	the page it holds, or NULL
+ * @len:	bytes of data in it, from its first
+ * @fwd:	pieces of it that forwards in flight hold
+ * @released:	given back while forwards held it: unmapped, and freed
+ *		when the last of them lets go
+ */
+struct zcopy_rx_slot {
+	struct page	*page;
+	u32		len;
+	u32		fwd;
+	bool		released;
+};
+
+/**
  * struct zcopy_rx_area - the receive area of a file
  * @area:	what it shares with a send pool
  * @lock:	protects everything below, and orders every insertion of a
  *		PTE against every zap
  * @maps:	mappings of the area (one at most)
- * @used:	slots holding a page
+ * @used:	slots holding a page, released ones that forwards hold included
  * @hint:	where to look for a free slot next
- * @slots:	the page in each slot, or NULL
+ * @slots:	the slots
  */
 struct zcopy_rx_area {
 	struct zcopy_area	area;
@@ -51,7 +66,7 @@ struct zcopy_rx_area {
 	unsigned int		maps;
 	unsigned long		used;
 	unsigned long		hint;
-	struct page		*slots[];
+	struct zcopy_rx_slot	slots[];
 };
 
 static struct zcopy_rx_area *zcopy_rx_area(struct zcopy_area *area)
@@ -77,8 +92,8 @@ static vm_fault_t zcopy_rx_fault(struct vm_fault *vmf)
 	if (idx >= area->area.nr_pages)
 		return VM_FAULT_SIGBUS;
 	mutex_lock(&area->lock);
-	if (area->slots[idx]) {
-		err = vm_insert_page(vmf->vma, vmf->address, area->slots[idx]);
+	if (area->slots[idx].page && !area->slots[idx].released) {
+		err = vm_insert_page(vmf->vma, vmf->address, area->slots[idx].page);
 		/* EBUSY: another thread's fault mapped it first. */
 		if (!err || err == -EBUSY)
 			ret = VM_FAULT_NOPAGE;
@@ -128,8 +143,8 @@ static void zcopy_rx_free(struct zcopy_area *za)
 	unsigned long i;
 
 	for (i = 0; i < za->nr_pages; i++)
-		if (area->slots[i])
-			put_page(area->slots[i]);
+		if (area->slots[i].page)
+			put_page(area->slots[i].page);
 	zcopy_count(za->zf, ZC_RX_SLOTS_USED, -(s64)area->used);
 	zcopy_area_destroy(za);
 	kvfree(area);
@@ -182,8 +197,8 @@ int zcopy_rx_mmap(struct zcopy_file *zf, struct vm_area_struct *vma)
 	return zcopy_area_mmap(zf, &zf->rx, vma, zcopy_rx_create, zcopy_rx_attach);
 }
 
-/* The file's receive area, once mapped. */
-static struct zcopy_rx_area *zcopy_file_rx(struct zcopy_file *zf)
+/* The file's receive area, once mapped; it lives as long as the file. */
+struct zcopy_rx_area *zcopy_file_rx(struct zcopy_file *zf)
 {
 	/* Pairs with smp_store_release() in zcopy_area_mmap(). */
 	struct zcopy_area *area = smp_load_acquire(&zf->rx);
@@ -232,10 +247,11 @@ static struct zcopy_rx_desc *zcopy_rx_push(struct zcopy_rx_ctx *ctx, struct page
 		return NULL;
 	for (i = 0; i < area->area.nr_pages; i++) {
 		idx = (area->hint + i) % area->area.nr_pages;
-		if (!area->slots[idx])
+		if (!area->slots[idx].page)
 			break;
 	}
-	area->slots[idx] = page;
+	area->slots[idx].page = page;
+	area->slots[idx].len = len;
 	area->hint = idx + 1;
 	area->used++;
 
@@ -338,6 +354,7 @@ static enum zcopy_rx_cause zcopy_rx_can_map(const struct zcopy_rx_piece *p,
 static size_t zcopy_rx_copy(struct zcopy_rx_ctx *ctx, const struct sk_buff *skb,
 			    unsigned int off, size_t len, enum zcopy_rx_cause why)
 {
+	struct zcopy_rx_slot *slot;
 	size_t done = 0, n;
 	struct page *page;
 	void *kaddr;
@@ -356,7 +373,8 @@ static size_t zcopy_rx_copy(struct zcopy_rx_ctx *ctx, const struct sk_buff *skb,
 				break;
 			}
 		}
-		page = ctx->area->slots[ctx->bounce->offset >> PAGE_SHIFT];
+		slot = &ctx->area->slots[ctx->bounce->offset >> PAGE_SHIFT];
+		page = slot->page;
 		n = min_t(size_t, len - done, PAGE_SIZE - ctx->bounce->len);
 		kaddr = kmap_local_page(page);
 		err = skb_copy_bits(skb, off + done, kaddr + ctx->bounce->len, n);
@@ -366,6 +384,7 @@ static size_t zcopy_rx_copy(struct zcopy_rx_ctx *ctx, const struct sk_buff *skb,
 			break;
 		}
 		ctx->bounce->len += n;
+		slot->len = ctx->bounce->len;
 		done += n;
 		if (ctx->bounce->len == PAGE_SIZE)
 			ctx->bounce = NULL;
@@ -444,7 +463,7 @@ static void zcopy_rx_map(struct zcopy_rx_area *area, struct vm_area_struct *vma,
 			idx = desc[i].offset >> PAGE_SHIFT;
 			if (idx != first + n)
 				break;
-			batch[n] = area->slots[idx];
+			batch[n] = area->slots[idx].page;
 		}
 		num = n;
 		addr = vma->vm_start + (first << PAGE_SHIFT);
@@ -781,12 +800,27 @@ static int zcopy_cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Empty slot @idx, whose mappings are gone; under the area's lock. */
+static void zcopy_rx_slot_free(struct zcopy_rx_area *area, unsigned long idx)
+{
+	struct zcopy_rx_slot *slot = &area->slots[idx];
+
+	lockdep_assert_held(&area->lock);
+	put_page(slot->page);
+	slot->page = NULL;
+	slot->released = false;
+	area->used--;
+	zcopy_count(area->area.zf, ZC_RX_SLOTS_USED, -1);
+}
+
 /*
  * Give slots back, all or none: unmap them, in runs of consecutive slots,
- * and drop their pages. Sorts @offs.
+ * and drop their pages, or for a slot that a forward holds, leave that to
+ * the forward's end. Sorts @offs.
  */
 static int zcopy_rx_release(struct zcopy_rx_area *area, u64 *offs, unsigned int n)
 {
+	struct zcopy_rx_slot *slot;
 	unsigned long idx, first;
 	unsigned int i, run;
 	int ret = 0;
@@ -800,7 +834,8 @@ static int zcopy_rx_release(struct zcopy_rx_area *area, u64 *offs, unsigned int 
 		}
 	}
 	for (i = 0; i < n; i++) {
-		if (!area->slots[offs[i] >> PAGE_SHIFT] || (i && offs[i] == offs[i - 1])) {
+		slot = &area->slots[offs[i] >> PAGE_SHIFT];
+		if (!slot->page || slot->released || (i && offs[i] == offs[i - 1])) {
 			ret = -ENOENT;
 			goto out_unlock;
 		}
@@ -812,15 +847,75 @@ static int zcopy_rx_release(struct zcopy_rx_area *area, u64 *offs, unsigned int 
 			;
 		zcopy_area_zap(&area->area, first, run);
 		for (idx = first; idx < first + run; idx++) {
-			put_page(area->slots[idx]);
-			area->slots[idx] = NULL;
+			if (area->slots[idx].fwd)
+				area->slots[idx].released = true;
+			else
+				zcopy_rx_slot_free(area, idx);
 		}
 	}
-	area->used -= n;
-	zcopy_count(area->area.zf, ZC_RX_SLOTS_USED, -(s64)n);
 out_unlock:
 	mutex_unlock(&area->lock);
 	return ret;
+}
+
+/*
+ * Hold the slots of @n pieces for a forward, all or none: their pages stay
+ * in the slots until zcopy_rx_unhold(), whatever the application releases
+ * meanwhile. Each piece's bytes go to @bvec, its slot to @idx.
+ */
+int zcopy_rx_hold(struct zcopy_rx_area *area, const struct zcopy_fwd_piece *p,
+		  unsigned int n, struct bio_vec *bvec, u32 *idx)
+{
+	u64 end = (u64)area->area.nr_pages << PAGE_SHIFT;
+	struct zcopy_rx_slot *slot;
+	unsigned int i;
+	int ret = 0;
+
+	mutex_lock(&area->lock);
+	for (i = 0; i < n; i++) {
+		if (!p[i].len || p[i].offset >= end) {
+			ret = -EINVAL;
+			goto out_unlock;
+		}
+		slot = &area->slots[p[i].offset >> PAGE_SHIFT];
+		if (!slot->page || slot->released) {
+			ret = -ENOENT;
+			goto out_unlock;
+		}
+		/* Within the slot's data, which never spans two slots. */
+		if (p[i].len > slot->len || offset_in_page(p[i].offset) > slot->len - p[i].len) {
+			ret = -EINVAL;
+			goto out_unlock;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		idx[i] = p[i].offset >> PAGE_SHIFT;
+		slot = &area->slots[idx[i]];
+		if (!slot->fwd++)
+			zcopy_count(area->area.zf, ZC_FWD_SLOTS_HELD, 1);
+		bvec_set_page(&bvec[i], slot->page, p[i].len, offset_in_page(p[i].offset));
+	}
+out_unlock:
+	mutex_unlock(&area->lock);
+	return ret;
+}
+
+/* A forward has let go of the slots @idx: free those released meanwhile. */
+void zcopy_rx_unhold(struct zcopy_rx_area *area, const u32 *idx, unsigned int n)
+{
+	struct zcopy_rx_slot *slot;
+	unsigned int i;
+
+	mutex_lock(&area->lock);
+	for (i = 0; i < n; i++) {
+		slot = &area->slots[idx[i]];
+		if (--slot->fwd)
+			continue;
+		zcopy_count(area->area.zf, ZC_FWD_SLOTS_HELD, -1);
+		if (slot->released)
+			zcopy_rx_slot_free(area, idx[i]);
+	}
+	mutex_unlock(&area->lock);
 }
 
 static int zcopy_rx_release_user(struct zcopy_rx_area *area, u64 uoffs, u32 count)

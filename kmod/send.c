@@ -3,16 +3,16 @@
  * The send core: hand pages to a socket as fragments and tell the
  * application, with a completion record, when the stack has let go of
  * them. It never names where the pages come from: each source (pinned
- * user pages, pool pages) gives a struct zcopy_tx_ops and keeps its own
- * state in the send's private bytes, as io_uring's registered buffers
- * keep a release callback and its data.
+ * user pages, pool pages, received pages sent on) gives a struct
+ * zcopy_tx_ops and keeps its own state in the send's private bytes, as
+ * io_uring's registered buffers keep a release callback and its data.
  *
  * sock_sendmsg() gets MSG_ZEROCOPY and a struct ubuf_info of our own in
  * msg_ubuf, as io_uring's send_zc does. Each skb that carries the pages
  * holds a reference to the ubuf; the stack calls zcopy_tx_complete() as
  * each lets go, saying whether it had to copy the pages (local delivery, a
  * tap). After the last reference, a work item has the source release the
- * pages and queues the record.
+ * pages, counts how they left and queues the record, if the send has one.
  */
 
 #include <linux/file.h>
@@ -35,43 +35,69 @@ MODULE_PARM_DESC(max_send_pages,
 
 static struct workqueue_struct *zcopy_tx_wq;
 
-/* Fill in @tx's record from how its bytes left, count them, and queue it. */
-static void zcopy_tx_post(struct zcopy_tx *tx)
-{
-	struct zcopy_completion *c = &tx->rec->c;
-	struct zcopy_file *zf = tx->zf;
-	u64 copied = 0;
+const struct zcopy_tx_ledger zcopy_send_ledger = {
+	.sends		= ZC_SENDS,
+	.bytes		= ZC_SEND_BYTES,
+	.completions	= ZC_SEND_COMPLETIONS,
+	.zerocopy	= ZC_TX_ZEROCOPY_BYTES,
+	.copied		= ZC_TX_COPIED_BYTES,
+	.not_offloaded	= ZC_TX_COPIED_NOT_OFFLOADED,
+	.loopback	= ZC_TX_COPIED_LOOPBACK,
+	.stack		= ZC_TX_COPIED_STACK,
+};
 
+/*
+ * How @tx's bytes left: ZCOPY_COMPL_* and ZCOPY_COPIED_* flags, and in
+ * *@copied how many the stack copied.
+ */
+static u32 zcopy_tx_outcome(struct zcopy_tx *tx, u64 *copied)
+{
+	u32 flags;
+
+	*copied = 0;
 	if (tx->why == ZCOPY_COPIED_FRAGS) {
-		c->flags = ZCOPY_COMPL_COPIED | ZCOPY_COPIED_FRAGS;
-		copied = tx->bytes;
+		flags = ZCOPY_COMPL_COPIED | ZCOPY_COPIED_FRAGS;
+		*copied = tx->bytes;
 	} else if (!tx->zc_used && !tx->zc_copied) {
 		/* The stack never took the pages: it copied them at send. */
-		c->flags = ZCOPY_COMPL_COPIED | ZCOPY_COPIED_NOT_OFFLOADED;
-		copied = tx->bytes;
+		flags = ZCOPY_COMPL_COPIED | ZCOPY_COPIED_NOT_OFFLOADED;
+		*copied = tx->bytes;
 	} else if (tx->zc_copied) {
-		c->flags = ZCOPY_COMPL_COPIED | tx->why;
-		copied = min_t(u64, atomic64_read(&tx->copied), tx->bytes);
+		flags = ZCOPY_COMPL_COPIED | tx->why;
+		*copied = min_t(u64, atomic64_read(&tx->copied), tx->bytes);
 		/* A copy counted short: what was not copied left as is. */
-		if (copied < tx->bytes)
-			c->flags |= ZCOPY_COMPL_ZEROCOPY;
+		if (*copied < tx->bytes)
+			flags |= ZCOPY_COMPL_ZEROCOPY;
 	} else {
-		c->flags = ZCOPY_COMPL_ZEROCOPY;
+		flags = ZCOPY_COMPL_ZEROCOPY;
 	}
-	c->bytes = tx->bytes;
-	c->copied = copied;
-	c->sends = 1;
+	return flags;
+}
 
-	zcopy_count(zf, ZC_SEND_COMPLETIONS, 1);
-	zcopy_count(zf, ZC_TX_ZEROCOPY_BYTES, tx->bytes - copied);
-	zcopy_count(zf, ZC_TX_COPIED_BYTES, copied);
-	if (c->flags & (ZCOPY_COPIED_NOT_OFFLOADED | ZCOPY_COPIED_FRAGS))
-		zcopy_count(zf, ZC_TX_COPIED_NOT_OFFLOADED, copied);
-	else if (c->flags & ZCOPY_COPIED_LOOPBACK)
-		zcopy_count(zf, ZC_TX_COPIED_LOOPBACK, copied);
+/* Count how @tx's bytes left, and queue its record if it has one. */
+static void zcopy_tx_post(struct zcopy_tx *tx)
+{
+	const struct zcopy_tx_ledger *l = tx->ops->ledger;
+	struct zcopy_file *zf = tx->zf;
+	u64 copied;
+	u32 flags = zcopy_tx_outcome(tx, &copied);
+
+	zcopy_count(zf, l->completions, 1);
+	zcopy_count(zf, l->zerocopy, tx->bytes - copied);
+	zcopy_count(zf, l->copied, copied);
+	if (flags & (ZCOPY_COPIED_NOT_OFFLOADED | ZCOPY_COPIED_FRAGS))
+		zcopy_count(zf, l->not_offloaded, copied);
+	else if (flags & ZCOPY_COPIED_LOOPBACK)
+		zcopy_count(zf, l->loopback, copied);
 	else
-		zcopy_count(zf, ZC_TX_COPIED_STACK, copied);
+		zcopy_count(zf, l->stack, copied);
 
+	if (!tx->rec)
+		return;
+	tx->rec->c.flags = flags;
+	tx->rec->c.bytes = tx->bytes;
+	tx->rec->c.copied = copied;
+	tx->rec->c.sends = 1;
 	zcopy_count(zf, ZC_RECORDS_QUEUED, zcopy_records_post(&zf->records, tx->rec));
 }
 
@@ -83,8 +109,9 @@ static void zcopy_tx_release(struct zcopy_tx *tx)
 	/* The pages are free before the record says so. */
 	tx->ops->release(tx, !tx->failed);
 	if (tx->failed) {
+		if (tx->rec)
+			zcopy_records_unreserve(&zf->records, 1);
 		kfree(tx->rec);
-		zcopy_records_unreserve(&zf->records, 1);
 	} else {
 		zcopy_tx_post(tx);
 	}
@@ -232,25 +259,29 @@ size_t zcopy_send_limit(unsigned long first_offset, size_t len)
 
 /*
  * A send of @nr_pages from a source with @ops, whose own state takes
- * @priv_size bytes at tx->priv; its record reserved (ENOSPC when @zf owes
- * too many). Freed by zcopy_tx_free() unless submitted.
+ * @priv_size bytes at tx->priv; with a @record, reserved (ENOSPC when @zf
+ * owes too many). Freed by zcopy_tx_free() unless submitted.
  */
 struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pages,
-				const struct zcopy_tx_ops *ops, size_t priv_size)
+				const struct zcopy_tx_ops *ops, size_t priv_size, bool record)
 {
 	struct zcopy_tx *tx;
 	size_t size = ALIGN(struct_size(tx, pages, nr_pages), sizeof(u64));
 	int ret;
 
-	ret = zcopy_records_reserve(&zf->records);
-	if (ret)
-		return ERR_PTR(ret);
+	if (record) {
+		ret = zcopy_records_reserve(&zf->records);
+		if (ret)
+			return ERR_PTR(ret);
+	}
 	tx = kvzalloc(size_add(size, priv_size), GFP_KERNEL_ACCOUNT);
 	if (!tx)
 		goto err_unreserve;
-	tx->rec = kzalloc(sizeof(*tx->rec), GFP_KERNEL_ACCOUNT);
-	if (!tx->rec)
-		goto err_free_tx;
+	if (record) {
+		tx->rec = kzalloc(sizeof(*tx->rec), GFP_KERNEL_ACCOUNT);
+		if (!tx->rec)
+			goto err_free_tx;
+	}
 	zcopy_ubuf_set_ops(&tx->ubuf, &zcopy_ubuf_ops);
 	tx->ubuf.flags = SKBFL_ZEROCOPY_FRAG | SKBFL_DONT_ORPHAN;
 	refcount_set(&tx->ubuf.refcnt, 1);
@@ -263,14 +294,16 @@ struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pages,
 err_free_tx:
 	kvfree(tx);
 err_unreserve:
-	zcopy_records_unreserve(&zf->records, 1);
+	if (record)
+		zcopy_records_unreserve(&zf->records, 1);
 	return ERR_PTR(-ENOMEM);
 }
 
 /* Free a send that was never submitted; its source has its pages. */
 void zcopy_tx_free(struct zcopy_tx *tx)
 {
-	zcopy_records_unreserve(&tx->zf->records, 1);
+	if (tx->rec)
+		zcopy_records_unreserve(&tx->zf->records, 1);
 	kfree(tx->rec);
 	kvfree(tx);
 }
@@ -337,14 +370,17 @@ int zcopy_tx_submit(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 	} else {
 		tx->bytes = ret;
 		zcopy_tx_trim(tx, args->bvec, ret);
-		zcopy_records_number(&zf->records, ret, &args->seq, &args->offset);
 		args->bytes = ret;
-		tx->rec->c.cookie = args->cookie;
-		tx->rec->c.seq = args->seq;
-		tx->rec->c.offset = args->offset;
-
-		zcopy_count(zf, ZC_SENDS, 1);
-		zcopy_count(zf, ZC_SEND_BYTES, ret);
+		args->seq = ZCOPY_NO_SEQ;
+		args->offset = ZCOPY_NO_SEQ;
+		if (tx->rec) {
+			zcopy_records_number(&zf->records, ret, &args->seq, &args->offset);
+			tx->rec->c.cookie = args->cookie;
+			tx->rec->c.seq = args->seq;
+			tx->rec->c.offset = args->offset;
+		}
+		zcopy_count(zf, tx->ops->ledger->sends, 1);
+		zcopy_count(zf, tx->ops->ledger->bytes, ret);
 	}
 	zcopy_tx_put(tx);
 	return ret;

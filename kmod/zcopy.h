@@ -27,7 +27,7 @@ struct socket;
 struct vm_area_struct;
 
 #define ZCOPY_FEATURES	(ZCOPY_FEAT_SEND | ZCOPY_FEAT_STATS | ZCOPY_FEAT_POOL | \
-			 ZCOPY_FEAT_RECV | ZCOPY_FEAT_RX_CAUSES)
+			 ZCOPY_FEAT_RECV | ZCOPY_FEAT_RX_CAUSES | ZCOPY_FEAT_FORWARD)
 
 /* ---- ledger.c: what zcopy did with every byte ---- */
 
@@ -64,6 +64,15 @@ enum zcopy_counter {
 	ZC_RX_COPIED_FOREIGN,
 	ZC_RX_COPIED_CUT,
 	ZC_RX_COPIED_DATAGRAM,
+	ZC_FWD_SENDS,
+	ZC_FWD_BYTES,
+	ZC_FWD_COMPLETIONS,
+	ZC_FWD_ZEROCOPY_BYTES,
+	ZC_FWD_COPIED_BYTES,
+	ZC_FWD_COPIED_NOT_OFFLOADED,
+	ZC_FWD_COPIED_LOOPBACK,
+	ZC_FWD_COPIED_STACK,
+	ZC_FWD_SLOTS_HELD,
 	ZC_NR_COUNTERS
 };
 
@@ -212,23 +221,51 @@ bool zcopy_area_owns(struct zcopy_area *area, struct vm_area_struct *vma);
 struct zcopy_tx;
 
 /**
+ * struct zcopy_tx_ledger - the counters a source's sends go to
+ * @sends:	sends that moved at least one byte
+ * @bytes:	bytes the sockets accepted
+ * @completions: sends whose pages the stack let go of
+ * @zerocopy:	completed bytes that left without a copy
+ * @copied:	completed bytes the stack copied, and of those, copied
+ * @not_offloaded: ... at send time (or a datagram of too many pieces)
+ * @loopback:	... on loopback
+ * @stack:	... elsewhere in the stack
+ */
+struct zcopy_tx_ledger {
+	enum zcopy_counter	sends;
+	enum zcopy_counter	bytes;
+	enum zcopy_counter	completions;
+	enum zcopy_counter	zerocopy;
+	enum zcopy_counter	copied;
+	enum zcopy_counter	not_offloaded;
+	enum zcopy_counter	loopback;
+	enum zcopy_counter	stack;
+};
+
+/* Where ZCOPY_IOC_SEND and ZCOPY_IOC_POOL_SEND count. */
+extern const struct zcopy_tx_ledger zcopy_send_ledger;
+
+/**
  * struct zcopy_tx_ops - a source of pages to send
+ * @ledger:	where its sends are counted
  * @trim:	the socket took only the first @keep pages: let go of the rest
  * @release:	the stack has let go of every page, or never took them
  *		(@sent false: the send failed); in process context
  */
 struct zcopy_tx_ops {
+	const struct zcopy_tx_ledger	*ledger;
 	void	(*trim)(struct zcopy_tx *tx, unsigned int keep);
 	void	(*release)(struct zcopy_tx *tx, bool sent);
 };
 
 /**
- * struct zcopy_tx - one send that queues a completion record
+ * struct zcopy_tx - one send, and the completion record it queues
  * @ubuf:	given to the stack; its count is the skbs holding the pages,
  *		plus one of ours while the send is being made
  * @ops:	the pages' source
  * @zf:		the file the record goes to (holds a reference)
- * @rec:	the completion record, allocated up front
+ * @rec:	the completion record, allocated up front; NULL for a send
+ *		without one
  * @work:	releases the pages in process context after the last reference
  * @bytes:	bytes the socket accepted
  * @copied:	bytes the stack reported copying
@@ -286,11 +323,11 @@ int zcopy_msg_flags(struct socket *sock, u32 flags);
 unsigned int zcopy_send_max_pages(void);
 size_t zcopy_send_limit(unsigned long first_offset, size_t len);
 struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pages,
-				const struct zcopy_tx_ops *ops, size_t priv_size);
+				const struct zcopy_tx_ops *ops, size_t priv_size, bool record);
 void zcopy_tx_free(struct zcopy_tx *tx);
 int zcopy_tx_submit(struct zcopy_tx *tx, struct zcopy_tx_args *args);
 
-/* ---- pin.c, pool.c: the page sources; receive.c ---- */
+/* ---- pin.c, pool.c: the page sources of sends; receive.c ---- */
 
 long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg);
 
@@ -301,5 +338,15 @@ long zcopy_ioctl_pool_send(struct zcopy_file *zf, struct zcopy_pool_send __user 
 int zcopy_rx_mmap(struct zcopy_file *zf, struct vm_area_struct *vma);
 long zcopy_ioctl_recv(struct zcopy_file *zf, struct zcopy_recv __user *uarg);
 long zcopy_ioctl_release(struct zcopy_file *zf, struct zcopy_release __user *uarg);
+
+/* ---- receive.c, forward.c: received pages, sent on ---- */
+
+struct zcopy_rx_area;
+
+struct zcopy_rx_area *zcopy_file_rx(struct zcopy_file *zf);
+int zcopy_rx_hold(struct zcopy_rx_area *area, const struct zcopy_fwd_piece *p,
+		  unsigned int n, struct bio_vec *bvec, u32 *idx);
+void zcopy_rx_unhold(struct zcopy_rx_area *area, const u32 *idx, unsigned int n);
+long zcopy_ioctl_forward(struct zcopy_file *zf, struct zcopy_forward __user *uarg);
 
 #endif /* _ZCOPY_H */

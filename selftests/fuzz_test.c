@@ -69,13 +69,14 @@ enum fz_cmd {
 	FZ_POOL_SEND,
 	FZ_RECV,
 	FZ_RELEASE,
+	FZ_FORWARD,
 	FZ_UNKNOWN,
 	FZ_READ,	/* read(2) of completion records */
 	FZ_NR_CMDS
 };
 
 static const char *const fz_cmd_name[FZ_NR_CMDS] = {
-	"INFO", "SEND", "STATS", "POOL_SEND", "RECV", "RELEASE", "unknown", "read",
+	"INFO", "SEND", "STATS", "POOL_SEND", "RECV", "RELEASE", "FORWARD", "unknown", "read",
 };
 
 /*
@@ -98,12 +99,16 @@ static const int fz_errs_recv[] = {
 	ENOSPC, EMSGSIZE, ENOMEM, ECONNRESET, EPIPE, ECONNREFUSED, 0
 };
 static const int fz_errs_release[] = { EFAULT, EINVAL, ENXIO, ENOENT, 0 };
+static const int fz_errs_forward[] = {
+	EFAULT, EINVAL, ENXIO, ENOENT, EBADF, ENOTSOCK, EOPNOTSUPP, ENOTCONN, EPIPE,
+	ECONNRESET, ECONNREFUSED, EMSGSIZE, EAGAIN, ENOMEM, ENOBUFS, ENOSPC, 0
+};
 static const int fz_errs_unknown[] = { ENOTTY, 0 };
 static const int fz_errs_read[] = { EFAULT, EINVAL, 0 };
 
 static const int *const fz_errs[FZ_NR_CMDS] = {
 	fz_errs_info, fz_errs_send, fz_errs_stats, fz_errs_pool_send, fz_errs_recv,
-	fz_errs_release, fz_errs_unknown, fz_errs_read,
+	fz_errs_release, fz_errs_forward, fz_errs_unknown, fz_errs_read,
 };
 
 /* ZCOPY_IOC_STATS of ABI 1's first headers, before the receive causes. */
@@ -112,7 +117,7 @@ static const int *const fz_errs[FZ_NR_CMDS] = {
 
 static const unsigned long fz_nr[FZ_NR_CMDS] = {
 	ZCOPY_IOC_INFO, ZCOPY_IOC_SEND, ZCOPY_IOC_STATS, ZCOPY_IOC_POOL_SEND,
-	ZCOPY_IOC_RECV, ZCOPY_IOC_RELEASE,
+	ZCOPY_IOC_RECV, ZCOPY_IOC_RELEASE, ZCOPY_IOC_FORWARD,
 };
 
 /* What is passed as a socket. */
@@ -1295,6 +1300,77 @@ static uint64_t fz_offsets(struct fz *f, uint64_t *rng, unsigned int n, int slot
 	return fz_odd(f, rng, 8) ? fz_addr(f, rng, n * sizeof(*offs)) : fz_ptr(offs);
 }
 
+/*
+ * FORWARD: pieces mostly of slots given out, of slot @slot's fd when sane,
+ * to a socket that may be anything.
+ */
+static void fz_forward(struct __test_metadata *_metadata, struct fz *f, uint64_t *rng)
+{
+	struct zcopy_fwd_piece *p = (struct zcopy_fwd_piece *)(f->good + FZ_IOVS);
+	struct zcopy_forward in, *out;
+	int slot = -1, fd, ret, i;
+	uint64_t where, total = 0;
+	bool anchor, rb;
+
+	if (f->sane) {
+		pthread_mutex_lock(&f->lock);
+		i = f->nrxoff ? (int)fz_below(rng, f->nrxoff) : -1;
+		if (i >= 0)
+			slot = f->rxoff[i].slot;
+		pthread_mutex_unlock(&f->lock);
+	}
+	fd = fz_target(f, rng, true, slot, &anchor, &slot);
+	zc_fill(&in, ZC_SEED(zc_rand(rng)), sizeof(in));
+	in.sockfd = fz_sockfd(f, rng, false);
+	in.flags = fz_below(rng, ZCOPY_FORWARD_FLAGS + 1);
+	if (fz_pct(rng, 80))
+		in.flags |= ZCOPY_SEND_DONTWAIT;
+	if (fz_odd(f, rng, 3))
+		in.flags |= 1U << fz_below(rng, 32);
+	in.__pad = fz_reserved(f, rng);
+	memset(in.reserved, 0, sizeof(in.reserved));
+	in.reserved[fz_below(rng, 4)] = fz_reserved(f, rng);
+	in.count = fz_odd(f, rng, 10) ? fz_val(rng, 0, ZCOPY_MAX_FWD_PIECES + 1)
+				      : zc_rand_range(rng, 1, 16);
+	/* Offsets of slots given out (and others), a part of each. */
+	in.pieces = fz_offsets(f, rng, in.count, slot);
+	if (in.pieces == fz_ptr(f->good + FZ_OFFS)) {
+		const uint64_t *offs = (const uint64_t *)(f->good + FZ_OFFS);
+
+		for (i = 0; i < (int)in.count && i <= ZCOPY_MAX_FWD_PIECES; i++) {
+			uint32_t at = fz_pct(rng, 50) ? 0 : fz_below(rng, f->ps);
+
+			p[i].offset = offs[i] + at;
+			p[i].len = fz_pct(rng, 80) ? zc_rand_range(rng, 1, f->ps - at)
+						   : fz_val(rng, 0, 2 * f->ps);
+			p[i].__pad = fz_odd(f, rng, 5) ? 1 : 0;
+			total += p[i].len;
+		}
+		in.pieces = fz_ptr(p);
+	}
+	where = fz_place(f, rng, &in, sizeof(in), anchor, &rb);
+	ret = ioctl(fd, ZCOPY_IOC_FORWARD, (uintptr_t)where);
+	if (!fz_answer(_metadata, f, FZ_FORWARD, anchor, ZCOPY_IOC_FORWARD, ret, errno, &in) ||
+	    ret)
+		return;
+	if (!rb) {
+		if (anchor)
+			fz_fail(_metadata, f, &in, "FORWARD succeeded with its results unwritable");
+		return;
+	}
+	out = (struct zcopy_forward *)(uintptr_t)where;
+	if (!out->bytes || (total && out->bytes > total))
+		fz_fail(_metadata, f, &in, "FORWARD: %llu bytes of %llu", ZC_U64(out->bytes),
+			ZC_U64(total));
+	if ((out->seq == ZCOPY_NO_SEQ) != (out->stream_offset == ZCOPY_NO_SEQ) ||
+	    (out->seq == ZCOPY_NO_SEQ) != !(in.flags & ZCOPY_FORWARD_NOTIFY))
+		fz_fail(_metadata, f, &in, "FORWARD: seq %#llx stream_offset %#llx",
+			ZC_U64(out->seq), ZC_U64(out->stream_offset));
+	else if (anchor && out->seq != ZCOPY_NO_SEQ)
+		fz_anchor_sent(_metadata, f, "FORWARD", out->seq, out->stream_offset,
+			       out->bytes, out->cookie);
+}
+
 /* The descriptors of a receive that returned @bytes, as far as we know. */
 static void fz_check_descs(struct __test_metadata *_metadata, struct fz *f,
 			   const struct zcopy_recv *in, const struct zcopy_recv *out, int slot)
@@ -1557,7 +1633,8 @@ static const char *fz_doing(unsigned int r)
 		unsigned int below;
 		const char *what;
 	} steps[] = {
-		{ 150, "SEND" }, { 300, "POOL_SEND" }, { 490, "RECV" }, { 580, "RELEASE" },
+		{ 150, "SEND" }, { 300, "POOL_SEND" }, { 450, "RECV" }, { 490, "FORWARD" },
+		{ 580, "RELEASE" },
 		{ 630, "STATS" }, { 670, "INFO" }, { 740, "an unknown number" },
 		{ 820, "read of records" }, { 880, "draining a socket" },
 		{ 925, "a memory move" }, { 955, "an fd move" }, { 997, "a pool write" },
@@ -1581,8 +1658,10 @@ static void fz_iteration(struct __test_metadata *_metadata, struct fz *f, uint64
 		fz_send(_metadata, f, rng);
 	else if (r < 300)
 		fz_pool_send(_metadata, f, rng);
-	else if (r < 490)
+	else if (r < 450)
 		fz_recv(_metadata, f, rng);
+	else if (r < 490)
+		fz_forward(_metadata, f, rng);
 	else if (r < 580)
 		fz_release(_metadata, f, rng);
 	else if (r < 630)

@@ -559,7 +559,7 @@ bool zc_tx_idle(const struct zcopy_stats *st)
 bool zc_module_idle(const struct zcopy_stats *st)
 {
 	return zc_tx_idle(st) && !st->pool_pages_in_flight && !st->records_queued &&
-	       !st->pool_pages && !st->rx_slots_used;
+	       !st->pool_pages && !st->rx_slots_used && !st->fwd_slots_held;
 }
 
 int zc_poll_stats(int zfd, uint32_t flags, int timeout_ms, struct zcopy_stats *st,

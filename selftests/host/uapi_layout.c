@@ -102,6 +102,15 @@ int main(void)
 	FIELD(zcopy_stats, rx_copied_foreign);
 	FIELD(zcopy_stats, rx_copied_cut);
 	FIELD(zcopy_stats, rx_copied_datagram);
+	FIELD(zcopy_stats, fwd_sends);
+	FIELD(zcopy_stats, fwd_bytes);
+	FIELD(zcopy_stats, fwd_completions);
+	FIELD(zcopy_stats, fwd_zerocopy_bytes);
+	FIELD(zcopy_stats, fwd_copied_bytes);
+	FIELD(zcopy_stats, fwd_copied_not_offloaded);
+	FIELD(zcopy_stats, fwd_copied_loopback);
+	FIELD(zcopy_stats, fwd_copied_stack);
+	FIELD(zcopy_stats, fwd_slots_held);
 	FIELD(zcopy_stats, reserved);
 	END(zcopy_stats);
 
@@ -144,12 +153,32 @@ int main(void)
 	FIELD(zcopy_release, reserved);
 	END(zcopy_release);
 
+	STRUCT(zcopy_fwd_piece);
+	FIELD(zcopy_fwd_piece, offset);
+	FIELD(zcopy_fwd_piece, len);
+	FIELD(zcopy_fwd_piece, __pad);
+	END(zcopy_fwd_piece);
+
+	STRUCT(zcopy_forward);
+	FIELD(zcopy_forward, sockfd);
+	FIELD(zcopy_forward, flags);
+	FIELD(zcopy_forward, pieces);
+	FIELD(zcopy_forward, count);
+	FIELD(zcopy_forward, __pad);
+	FIELD(zcopy_forward, cookie);
+	FIELD(zcopy_forward, bytes);
+	FIELD(zcopy_forward, seq);
+	FIELD(zcopy_forward, stream_offset);
+	FIELD(zcopy_forward, reserved);
+	END(zcopy_forward);
+
 	IOCTL(ZCOPY_IOC_INFO);
 	IOCTL(ZCOPY_IOC_SEND);
 	IOCTL(ZCOPY_IOC_STATS);
 	IOCTL(ZCOPY_IOC_POOL_SEND);
 	IOCTL(ZCOPY_IOC_RECV);
 	IOCTL(ZCOPY_IOC_RELEASE);
+	IOCTL(ZCOPY_IOC_FORWARD);
 
 	return 0;
 }

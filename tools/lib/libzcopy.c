@@ -138,6 +138,20 @@ int zc_release(int zfd, const uint64_t *offsets, uint32_t n)
 	return zc_ioctl(zfd, ZCOPY_IOC_RELEASE, &rel);
 }
 
+int zc_forward(int zfd, int sock, const struct zcopy_fwd_piece *pieces, uint32_t n,
+	       uint32_t flags, uint64_t cookie, struct zcopy_forward *out)
+{
+	struct zcopy_forward f = {
+		.sockfd = sock, .flags = flags, .pieces = (uintptr_t)pieces, .count = n,
+		.cookie = cookie,
+	};
+	int ret = zc_ioctl(zfd, ZCOPY_IOC_FORWARD, &f);
+
+	if (!ret && out)
+		*out = f;
+	return ret;
+}
+
 #define COUNTER(f, what, now) { #f, offsetof(struct zcopy_stats, f), what, now }
 const struct zc_counter zc_counters[] = {
 	COUNTER(sends, "sends that moved data", 0),
@@ -171,6 +185,15 @@ const struct zc_counter zc_counters[] = {
 	COUNTER(rx_copied_foreign, "  copied: page that cannot be mapped", 0),
 	COUNTER(rx_copied_cut, "  copied: page cut by max_bytes", 0),
 	COUNTER(rx_copied_datagram, "  copied: UDP datagram", 0),
+	COUNTER(fwd_sends, "forwards of received bytes", 0),
+	COUNTER(fwd_bytes, "bytes they sent", 0),
+	COUNTER(fwd_completions, "forwards the stack let go of", 0),
+	COUNTER(fwd_zerocopy_bytes, "forwarded bytes that left uncopied", 0),
+	COUNTER(fwd_copied_bytes, "forwarded bytes the stack copied:", 0),
+	COUNTER(fwd_copied_not_offloaded, "  at send time", 0),
+	COUNTER(fwd_copied_loopback, "  on loopback", 0),
+	COUNTER(fwd_copied_stack, "  elsewhere in the stack", 0),
+	COUNTER(fwd_slots_held, "receive slots held by forwards (now)", 1),
 };
 
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))

@@ -57,6 +57,15 @@ int zc_recv_args(int zfd, struct zcopy_recv *r);
 /* ZCOPY_IOC_RELEASE of @n slots, by area offset. */
 int zc_release(int zfd, const uint64_t *offsets, uint32_t n);
 
+/* ---- forwarding: received bytes sent on ---- */
+
+/*
+ * ZCOPY_IOC_FORWARD of @n pieces of the receive area to @sock; *@out (may
+ * be NULL) gets bytes, seq, stream_offset.
+ */
+int zc_forward(int zfd, int sock, const struct zcopy_fwd_piece *pieces, uint32_t n,
+	       uint32_t flags, uint64_t cookie, struct zcopy_forward *out);
+
 /* ---- the ledger's counters, in the order of struct zcopy_stats ---- */
 
 struct zc_counter {

@@ -27,6 +27,7 @@
 #define ZCOPY_FEAT_POOL		(1ULL << 2)	/* mmap pool, ZCOPY_IOC_POOL_SEND */
 #define ZCOPY_FEAT_RECV		(1ULL << 3)	/* receive area, ZCOPY_IOC_RECV */
 #define ZCOPY_FEAT_RX_CAUSES	(1ULL << 4)	/* zcopy_stats.rx_copied_* */
+#define ZCOPY_FEAT_FORWARD	(1ULL << 5)	/* ZCOPY_IOC_FORWARD, zcopy_stats.fwd_* */
 
 /*
  * What a mapping of /dev/zcopy is, by its offset:
@@ -317,13 +318,90 @@ struct zcopy_recv {
  *
  * All or nothing: an offset that is not a slot of the area (EINVAL), or a
  * slot that holds nothing (ENOENT: released twice, or never received
- * into) fails the call and releases none.
+ * into) fails the call and releases none. A slot that a forward still
+ * holds is unmapped now and freed once the stack lets go of its page (see
+ * struct zcopy_forward).
  */
 struct zcopy_release {
 	__u64	offsets;
 	__u32	count;
 	__u32	flags;
 	__u64	reserved[2];
+};
+
+/**
+ * struct zcopy_fwd_piece - received bytes to send on (ZCOPY_IOC_FORWARD)
+ * @offset:	where they start, as an offset in the receive area: a
+ *		descriptor's offset, plus how far into its slot
+ * @len:	how many, 1 or more, all within the slot's data (the
+ *		descriptor's @len): a piece never spans two slots
+ * @__pad:	must be zero
+ */
+struct zcopy_fwd_piece {
+	__u64	offset;
+	__u32	len;
+	__u32	__pad;
+};
+
+/*
+ * zcopy_forward.flags, beyond ZCOPY_SEND_DONTWAIT and ZCOPY_SEND_MORE:
+ * NOTIFY queues a completion record.
+ */
+#define ZCOPY_FORWARD_NOTIFY	(1U << 2)
+#define ZCOPY_FORWARD_FLAGS	(ZCOPY_SEND_FLAGS | ZCOPY_FORWARD_NOTIFY)
+
+#define ZCOPY_MAX_FWD_PIECES	1024
+
+/**
+ * struct zcopy_forward - send received bytes on (ZCOPY_IOC_FORWARD)
+ * @sockfd:	in: a connected TCP or UDP socket, IPv4 or IPv6
+ * @flags:	in: ZCOPY_SEND_* and ZCOPY_FORWARD_*
+ * @pieces:	in: address of an array of struct zcopy_fwd_piece, in the
+ *		order their bytes are to be sent
+ * @count:	in: entries, 1 to ZCOPY_MAX_FWD_PIECES
+ * @__pad:	must be zero
+ * @cookie:	in: comes back in the completion record, if there is one
+ * @bytes:	out: bytes the socket accepted
+ * @seq:	out: as zcopy_send.seq, or ZCOPY_NO_SEQ without a record
+ * @stream_offset: out: as zcopy_send.offset, or ZCOPY_NO_SEQ
+ * @reserved:	must be zero
+ *
+ * The router path: the pages of the receive area themselves become the
+ * outgoing skb's fragments, the very pages the NIC wrote where the receive
+ * mapped them, zcopy's own where it copied. Nothing is copied, unless the
+ * stack does it on the way, which the ledger says (fwd_copied_*) and the
+ * record too. The application may read what it received before sending it
+ * on (to route by its headers), and may forward a slot, or part of one,
+ * several times, to several sockets: from TCP or UDP, to TCP or UDP. A UDP
+ * socket gets all the pieces as one datagram. TCP may take fewer bytes
+ * than asked (@bytes says how many; O_NONBLOCK, ZCOPY_SEND_DONTWAIT, a
+ * signal); a datagram is sent whole or not at all.
+ *
+ * A slot stays held while the stack holds its page: zcopy_stats
+ * fwd_slots_held counts them. Releasing it meanwhile (ZCOPY_IOC_RELEASE,
+ * or a receive's release list) succeeds and unmaps it at once, but the
+ * slot is free for new data only once the stack has let go: it still
+ * counts in rx_slots_used until then. No one ever writes to a page that
+ * was received into the area: the NIC's are not reused while referenced,
+ * and zcopy's own are new for each receive.
+ *
+ * Errors: EINVAL for a piece outside the area, of length 0, spanning two
+ * slots or beyond its slot's data, or a nonzero pad; ENOENT for a piece
+ * in a slot that holds nothing (never received into, or released); ENXIO
+ * without a receive area; ENOSPC when the file owes too many records
+ * (NOTIFY); the socket's errors as ZCOPY_IOC_SEND gives them.
+ */
+struct zcopy_forward {
+	__s32	sockfd;
+	__u32	flags;
+	__u64	pieces;
+	__u32	count;
+	__u32	__pad;
+	__u64	cookie;
+	__u64	bytes;
+	__u64	seq;
+	__u64	stream_offset;
+	__u64	reserved[4];
 };
 
 /* zcopy_stats.flags */
@@ -373,6 +451,16 @@ struct zcopy_release {
  * @rx_copied_cut:	... in a whole page that the receive's @max_bytes cut
  * @rx_copied_datagram:	... in a UDP datagram, always copied
  * @rx_slots_used:	receive slots holding data (now)
+ * @fwd_sends:		forwards that moved at least one byte
+ * @fwd_bytes:		bytes they sent
+ * @fwd_completions:	forwards whose pages the stack let go of
+ * @fwd_zerocopy_bytes:	completed bytes that left without a copy
+ * @fwd_copied_bytes:	completed bytes the stack copied; by reason, as the
+ *			tx_copied_* counters:
+ * @fwd_copied_not_offloaded: ... at send time
+ * @fwd_copied_loopback: ... on loopback
+ * @fwd_copied_stack:	... elsewhere in the stack
+ * @fwd_slots_held:	receive slots held by forwards in flight (now)
  * @reserved:		zero, for counters to come
  *
  * Counters only grow, except those marked (now). ZCOPY_IOC_STATS also takes
@@ -413,7 +501,16 @@ struct zcopy_stats {
 	__u64	rx_copied_foreign;
 	__u64	rx_copied_cut;
 	__u64	rx_copied_datagram;
-	__u64	reserved[32];
+	__u64	fwd_sends;
+	__u64	fwd_bytes;
+	__u64	fwd_completions;
+	__u64	fwd_zerocopy_bytes;
+	__u64	fwd_copied_bytes;
+	__u64	fwd_copied_not_offloaded;
+	__u64	fwd_copied_loopback;
+	__u64	fwd_copied_stack;
+	__u64	fwd_slots_held;
+	__u64	reserved[23];
 };
 
 #define ZCOPY_IOC_MAGIC		0xBB
@@ -424,5 +521,6 @@ struct zcopy_stats {
 #define ZCOPY_IOC_POOL_SEND	_IOWR(ZCOPY_IOC_MAGIC, 0x03, struct zcopy_pool_send)
 #define ZCOPY_IOC_RECV		_IOWR(ZCOPY_IOC_MAGIC, 0x04, struct zcopy_recv)
 #define ZCOPY_IOC_RELEASE	_IOWR(ZCOPY_IOC_MAGIC, 0x05, struct zcopy_release)
+#define ZCOPY_IOC_FORWARD	_IOWR(ZCOPY_IOC_MAGIC, 0x06, struct zcopy_forward)
 
 #endif /* _UAPI_LINUX_ZCOPY_H */

@@ -1,0 +1,863 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Forwarding (ZCOPY_IOC_FORWARD): received bytes sent on to another socket
+ * from the pages they were received into, the router path.
+ *
+ *  - fwd:  a proxy between a pool sender (forked, in netns peer over the
+ *          NICs) and a checksumming receiver (forked): everything it
+ *          receives through the area it forwards, every byte checked at
+ *          the far end, the ledger and the records saying how the bytes
+ *          left: without a copy across e1000e, copied by the stack over
+ *          loopback and veth;
+ *  - fwd1: the call itself over loopback connections of send() data:
+ *          every rejected input with its errno and nothing left behind,
+ *          pieces of slots, one slot sent twice, records or none, a
+ *          release while the stack still holds the pages, closing the fd
+ *          with forwards in flight, datagrams in and out.
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "kselftest_harness.h"
+#include "recv_test_util.h"
+
+#define FWD_AREA_PAGES	512
+#define FWD_DESC	64
+#define RX_SLOTS_FWD1	64
+
+/* FNV-1a of pattern bytes [0, @len). */
+static uint64_t fwd_pattern_hash(uint64_t len)
+{
+	static uint8_t buf[64 << 10];
+	uint64_t h = ZC_FNV_INIT, off = 0;
+
+	while (off < len) {
+		size_t n = len - off < sizeof(buf) ? len - off : sizeof(buf);
+
+		zc_fill(buf, off, n);
+		h = zc_fnv(h, buf, n);
+		off += n;
+	}
+	return h;
+}
+
+/* Every piece of @p (@n) sent on @sock, however short each call: 0 or -errno. */
+static int fwd_all(int zfd, int sock, struct zcopy_fwd_piece *p, uint32_t n, uint32_t flags,
+		   uint64_t *sends)
+{
+	while (n) {
+		struct zcopy_forward f;
+		uint64_t left;
+		int ret = zc_forward(zfd, sock, p, n, flags, 0, &f);
+
+		if (ret == -EINTR)
+			continue;
+		if (ret)
+			return ret;
+		(*sends)++;
+		for (left = f.bytes; n && left >= p->len; n--, p++)
+			left -= p->len;
+		if (n && left) {
+			p->offset += left;
+			p->len -= left;
+		}
+	}
+	return 0;
+}
+
+/* ---- fwd: sender -> proxy (us) -> receiver, across the test network ---- */
+
+FIXTURE(fwd)
+{
+	int zfd;
+	size_t ps;
+	uint8_t *area;
+	int lfd, in, out;
+	pid_t tx;
+	struct rt_tx_res *res;
+	struct zc_rx rx;
+	bool rx_started;
+};
+
+FIXTURE_VARIANT(fwd)
+{
+	enum zc_path in_path;
+	enum zc_path out_path;
+	int family;
+	int out_type;		/* SOCK_STREAM, or SOCK_DGRAM: one datagram per slot */
+	uint64_t bytes;
+	uint32_t copied;	/* ZCOPY_COPIED_* the stack copies with; 0: none */
+};
+
+/*
+ * Across e1000e: received by header split into pages of the NIC's, mapped,
+ * and sent on from those very pages by scatter/gather DMA.
+ */
+FIXTURE_VARIANT_ADD(fwd, nic4148_to_nic_v4) {
+	.in_path = ZC_NIC_HS4, .out_path = ZC_NIC_HS6, .family = AF_INET,
+	.out_type = SOCK_STREAM, .bytes = 8 * RT_MIB,
+};
+
+FIXTURE_VARIANT_ADD(fwd, nic4168_to_nic1500_v6) {
+	.in_path = ZC_NIC_HS6, .out_path = ZC_NIC, .family = AF_INET6,
+	.out_type = SOCK_STREAM, .bytes = 8 * RT_MIB,
+};
+
+/* TCP in, UDP out: each slot a datagram (4096 + 28 bytes fit MTU 4168). */
+FIXTURE_VARIANT_ADD(fwd, nic4148_to_udp_v4) {
+	.in_path = ZC_NIC_HS4, .out_path = ZC_NIC_HS6, .family = AF_INET,
+	.out_type = SOCK_DGRAM, .bytes = 1 * RT_MIB,
+};
+
+/* Local delivery copies what a zero-copy skb carries: the stack says so. */
+FIXTURE_VARIANT_ADD(fwd, nic4148_to_veth_v4) {
+	.in_path = ZC_NIC_HS4, .out_path = ZC_VETH, .family = AF_INET,
+	.out_type = SOCK_STREAM, .bytes = 4 * RT_MIB, .copied = ZCOPY_COPIED_STACK,
+};
+
+FIXTURE_VARIANT_ADD(fwd, loopback_v6) {
+	.in_path = ZC_LOOPBACK, .out_path = ZC_LOOPBACK, .family = AF_INET6,
+	.out_type = SOCK_STREAM, .bytes = 4 * RT_MIB, .copied = ZCOPY_COPIED_LOOPBACK,
+};
+
+FIXTURE_SETUP(fwd)
+{
+	const char *why;
+
+	self->zfd = -1;
+	self->lfd = -1;
+	self->in = -1;
+	self->out = -1;
+	self->tx = 0;
+	self->area = NULL;
+	self->res = NULL;
+	self->rx_started = false;
+	self->ps = zc_page_size();
+	signal(SIGPIPE, SIG_IGN);
+	self->zfd = zc_open();
+	if (self->zfd < 0 && errno == ENOENT)
+		SKIP(return, ZCOPY_DEVICE " is missing: zcopy.ko is not loaded");
+	ASSERT_LE(0, self->zfd);
+	if (!(zc_features(self->zfd) & ZCOPY_FEAT_FORWARD))
+		SKIP(return, "the module lacks ZCOPY_FEAT_FORWARD");
+	why = zc_path_missing(variant->in_path) ?: zc_path_missing(variant->out_path);
+	if (why)
+		SKIP(return, "%s", why);
+	self->res = mmap(NULL, sizeof(*self->res), PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, self->res);
+	self->area = rt_mmap_area(self->zfd, FWD_AREA_PAGES, PROT_READ);
+	ASSERT_NE(MAP_FAILED, self->area) TH_LOG("mmap of the area: %s", strerror(errno));
+}
+
+FIXTURE_TEARDOWN(fwd)
+{
+	if (self->tx > 0) {
+		kill(self->tx, SIGKILL);
+		waitpid(self->tx, NULL, 0);
+	}
+	if (self->rx_started)
+		zc_rx_free(&self->rx);
+	if (self->in >= 0)
+		close(self->in);
+	if (self->out >= 0)
+		close(self->out);
+	if (self->lfd >= 0)
+		close(self->lfd);
+	if (self->area && self->area != MAP_FAILED)
+		munmap(self->area, FWD_AREA_PAGES * self->ps);
+	if (self->zfd >= 0)
+		close(self->zfd);
+	if (self->res && self->res != MAP_FAILED)
+		munmap(self->res, sizeof(*self->res));
+}
+
+/* The proxy: receive into the area, forward every slot, release it next time. */
+static int fwd_pump(int zfd, int in, int out, bool dgrams, struct zc_rx *rx,
+		    uint64_t *received, uint64_t *sends)
+{
+	struct zcopy_rx_desc d[FWD_DESC];
+	struct zcopy_fwd_piece p[FWD_DESC];
+	uint64_t held[FWD_DESC];
+	int64_t deadline = zc_now_ms() + 60000;
+	uint32_t nheld = 0, i;
+	int ret;
+
+	for (;;) {
+		struct zcopy_recv r = {
+			.sockfd = in, .desc = (uintptr_t)d, .desc_count = FWD_DESC,
+			.timeout_ms = 20000, .release = (uintptr_t)held, .release_count = nheld,
+		};
+
+		ret = zc_recv_args(zfd, &r);
+		/* The release comes first: done, whatever the receive did then. */
+		nheld = 0;
+		if (ret == -EINTR)
+			continue;
+		/* Every slot held by forwards in flight: wait for the stack. */
+		if (ret == -ENOSPC && zc_now_ms() < deadline) {
+			zc_sleep_ms(1);
+			continue;
+		}
+		if (ret)
+			return ret;
+		nheld = r.desc_count;
+		if (!r.bytes)
+			return 0;
+		for (i = 0; i < r.desc_count; i++) {
+			p[i] = (struct zcopy_fwd_piece){ .offset = d[i].offset, .len = d[i].len };
+			held[i] = d[i].offset;
+		}
+		*received += r.bytes;
+		if (!dgrams) {
+			ret = fwd_all(zfd, out, p, r.desc_count, 0, sends);
+			if (ret)
+				return ret;
+			continue;
+		}
+		for (i = 0; i < r.desc_count; i++) {
+			ret = fwd_all(zfd, out, &p[i], 1, 0, sends);
+			if (ret)
+				return ret;
+		}
+		/* Datagrams are not paced by a window: let the receiver keep up. */
+		ret = zc_rx_wait_for(rx, *sends, 10000);
+		if (ret)
+			return ret;
+	}
+}
+
+TEST_F_TIMEOUT(fwd, every_byte_sent_on, 300)
+{
+	struct zc_net out_net = { variant->out_path, variant->family, variant->out_type };
+	const char *ip = zc_local_ip(variant->in_path, variant->family);
+	bool dgrams = variant->out_type == SOCK_DGRAM;
+	struct rt_tx_args a = {
+		.netns = zc_path_netns(variant->in_path),
+		.family = variant->family,
+		.ip = ip,
+		.total = variant->bytes,
+		.pool = true,
+		.notify = variant->in_path != ZC_LOOPBACK,
+		.pool_pages = 240,
+		.chunk_pages = 60,
+	};
+	uint64_t received = 0, sends = 0, i, expect;
+	struct zcopy_stats st;
+	int ret, status;
+
+	ret = zc_rx_start(&self->rx, &out_net, &(struct zc_rx_opts){ .rcvbuf = 8 << 20 });
+	ASSERT_EQ(0, ret) TH_LOG("the receiver: %s", strerror(-ret));
+	self->rx_started = true;
+	/* Less in the send queue than the area holds: the proxy never waits long. */
+	self->out = zc_connect(&out_net, self->rx.port, 1 << 20, false);
+	ASSERT_LE(0, self->out) TH_LOG("connecting on: %s", strerror(-self->out));
+
+	self->lfd = zc_bind(variant->family, SOCK_STREAM, ip, 4 << 20);
+	ASSERT_LE(0, self->lfd) TH_LOG("listening on %s: %s", ip, strerror(-self->lfd));
+	a.port = zc_port(self->lfd);
+	self->tx = rt_tx_start(&a, self->res);
+	ASSERT_LT(0, self->tx);
+	self->in = zc_accept(self->lfd, 10000);
+	ASSERT_LE(0, self->in) TH_LOG("accept: %s", strerror(-self->in));
+
+	ret = fwd_pump(self->zfd, self->in, self->out, dgrams, &self->rx, &received, &sends);
+	ASSERT_EQ(0, ret) TH_LOG("proxying: %s, after %llu bytes", strerror(-ret),
+				 ZC_U64(received));
+	ASSERT_EQ(variant->bytes, received);
+	ASSERT_EQ(self->tx, waitpid(self->tx, &status, 0));
+	self->tx = 0;
+	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+		TH_LOG("the sender: %s: %s", self->res->what, strerror(self->res->err));
+
+	if (!dgrams)
+		shutdown(self->out, SHUT_WR);
+	ret = zc_rx_finish(&self->rx, dgrams ? sends : 0, 30000);
+	ASSERT_EQ(0, ret) TH_LOG("the receiver: %s", strerror(-ret));
+	EXPECT_EQ(variant->bytes, self->rx.sh->bytes);
+	if (dgrams) {
+		/* Each datagram a slot: a page of the stream, in order. */
+		ASSERT_EQ(sends, self->rx.sh->ndgrams);
+		for (i = 0, expect = 0; i < self->rx.sh->ndgrams && i < ZC_RX_MAX_DGRAMS; i++) {
+			uint8_t buf[65536];
+			uint32_t len = self->rx.sh->dgram[i].len;
+
+			zc_fill(buf, expect, len);
+			EXPECT_EQ(zc_fnv(ZC_FNV_INIT, buf, len), self->rx.sh->dgram[i].hash)
+				TH_LOG("datagram %llu (%u bytes at %llu)", ZC_U64(i), len,
+				       ZC_U64(expect));
+			expect += len;
+		}
+	} else {
+		EXPECT_EQ(fwd_pattern_hash(variant->bytes), self->rx.sh->hash)
+			TH_LOG("the bytes that came out are not those that went in");
+	}
+
+	ASSERT_EQ(0, zc_wait_idle(self->zfd, 0, 10000, &st));
+	TH_LOG("%s -> %s: %llu bytes in %llu forwards; received %llu mapped, %llu copied; "
+	       "forwarded %llu uncopied, %llu copied (loopback %llu, stack %llu)",
+	       zc_path_name(variant->in_path), zc_path_name(variant->out_path),
+	       ZC_U64(received), ZC_U64(st.fwd_sends), ZC_U64(st.rx_bytes_mapped),
+	       ZC_U64(st.rx_bytes_copied), ZC_U64(st.fwd_zerocopy_bytes),
+	       ZC_U64(st.fwd_copied_bytes), ZC_U64(st.fwd_copied_loopback),
+	       ZC_U64(st.fwd_copied_stack));
+	EXPECT_EQ(variant->bytes, st.fwd_bytes);
+	EXPECT_EQ(sends, st.fwd_sends);
+	EXPECT_EQ(st.fwd_sends, st.fwd_completions);
+	EXPECT_EQ(variant->bytes, st.fwd_zerocopy_bytes + st.fwd_copied_bytes);
+	EXPECT_EQ(0, st.fwd_slots_held);
+	/* Sends and forwards count apart. */
+	EXPECT_EQ(0, st.sends);
+	if (!variant->copied) {
+		EXPECT_EQ(variant->bytes, st.fwd_zerocopy_bytes)
+			TH_LOG("the stack copied %llu forwarded bytes", ZC_U64(st.fwd_copied_bytes));
+		/* Header split: the proxy's CPU copied nothing but stray bytes. */
+		EXPECT_LE(st.rx_bytes_copied * 100, variant->bytes);
+	} else if (variant->copied == ZCOPY_COPIED_LOOPBACK) {
+		EXPECT_EQ(variant->bytes, st.fwd_copied_loopback);
+	} else {
+		EXPECT_EQ(variant->bytes, st.fwd_copied_stack);
+	}
+}
+
+/* ---- fwd1: the call, over loopback connections of send() data ---- */
+
+FIXTURE(fwd1)
+{
+	int zfd;
+	size_t ps;
+	uint8_t *area;
+	int cli, srv;		/* in: cli writes, srv receives through the area */
+	int ocli, osrv;		/* out: ocli forwards, osrv reads */
+	struct zcopy_rx_desc d[FWD_DESC];
+	uint32_t nd;
+};
+
+FIXTURE_SETUP(fwd1)
+{
+	self->zfd = -1;
+	self->cli = self->srv = self->ocli = self->osrv = -1;
+	self->area = NULL;
+	self->nd = 0;
+	self->ps = zc_page_size();
+	signal(SIGPIPE, SIG_IGN);
+	self->zfd = zc_open();
+	if (self->zfd < 0 && errno == ENOENT)
+		SKIP(return, ZCOPY_DEVICE " is missing: zcopy.ko is not loaded");
+	ASSERT_LE(0, self->zfd);
+	if (!(zc_features(self->zfd) & ZCOPY_FEAT_FORWARD))
+		SKIP(return, "the module lacks ZCOPY_FEAT_FORWARD");
+	self->area = rt_mmap_area(self->zfd, RX_SLOTS_FWD1, PROT_READ);
+	ASSERT_NE(MAP_FAILED, self->area);
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &self->cli, &self->srv));
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &self->ocli, &self->osrv));
+}
+
+FIXTURE_TEARDOWN(fwd1)
+{
+	int fds[] = { self->cli, self->srv, self->ocli, self->osrv }, i;
+
+	for (i = 0; i < 4; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	if (self->area && self->area != MAP_FAILED)
+		munmap(self->area, RX_SLOTS_FWD1 * self->ps);
+	if (self->zfd >= 0)
+		close(self->zfd);
+}
+
+typedef FIXTURE_DATA(fwd1) fwd1_self;
+
+/* Write pattern bytes [@off, @off + @len) on cli and receive them all into the area. */
+static int fwd1_take(fwd1_self *self, uint64_t off, size_t len)
+{
+	uint64_t got = 0;
+	struct zcopy_recv r;
+	int ret;
+
+	ret = rt_write_pattern(self->cli, off, len);
+	if (ret)
+		return ret;
+	while (got < len) {
+		ret = zc_recv(self->zfd, self->srv, self->d + self->nd, FWD_DESC - self->nd, 0,
+			      5000, &r);
+		if (ret)
+			return ret;
+		if (!r.bytes)
+			return -ENODATA;
+		self->nd += r.desc_count;
+		got += r.bytes;
+	}
+	return 0;
+}
+
+/* Read exactly @len bytes from @fd (5 s at most): they must be pattern bytes from @off. */
+static int fwd1_expect(int fd, uint64_t off, size_t len)
+{
+	static uint8_t buf[1 << 20];
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		if (rt_wait_readable(fd, 1, 5000))
+			return -ETIMEDOUT;
+		n = recv(fd, buf + got, len - got, MSG_DONTWAIT);
+		if (n <= 0)
+			return n ? -errno : -ENODATA;
+		got += n;
+	}
+	return zc_check(buf, off, len) == len ? 0 : -EBADMSG;
+}
+
+static struct zcopy_stats fwd1_stats(int zfd)
+{
+	struct zcopy_stats st;
+
+	memset(&st, 0xff, sizeof(st));
+	zc_stats(zfd, 0, &st);
+	return st;
+}
+
+/* The ledger of a fd whose forwards are all done. */
+static bool fwd_idle(const struct zcopy_stats *st)
+{
+	return !st->sends_in_flight && !st->fwd_slots_held;
+}
+
+/* What the rejected inputs are made of. */
+struct fwd_env {
+	size_t ps;
+	uint64_t full, part, empty, end;	/* a full slot, a 100-byte one, a free one */
+	int pipe, listener, unix_sock, shut, udp;
+	void *gone;				/* unmapped */
+	struct zcopy_fwd_piece *many;		/* ZCOPY_MAX_FWD_PIECES + 1 */
+};
+
+/* A call, good but for what its case changes. */
+struct fwd_call {
+	struct zcopy_forward f;
+	struct zcopy_fwd_piece p[2];
+	const struct fwd_env *env;
+};
+
+static void bad_flags(struct fwd_call *c)
+{
+	c->f.flags = 1U << 7;
+}
+
+static void bad_pad(struct fwd_call *c)
+{
+	c->f.__pad = 1;
+}
+
+static void bad_reserved(struct fwd_call *c)
+{
+	c->f.reserved[3] = 1;
+}
+
+static void bad_count0(struct fwd_call *c)
+{
+	c->f.count = 0;
+}
+
+static void bad_len0(struct fwd_call *c)
+{
+	c->p[0].len = 0;
+}
+
+static void bad_past_area(struct fwd_call *c)
+{
+	c->p[0].offset = c->env->end;
+}
+
+static void bad_far(struct fwd_call *c)
+{
+	c->p[0].offset = 1ULL << 63;
+}
+
+static void bad_piece_pad(struct fwd_call *c)
+{
+	c->p[0].__pad = 1;
+}
+
+static void bad_empty_slot(struct fwd_call *c)
+{
+	c->p[0].offset = c->env->empty;
+}
+
+static void bad_pieces_null(struct fwd_call *c)
+{
+	c->f.pieces = 0;
+}
+
+static void bad_pieces_gone(struct fwd_call *c)
+{
+	c->f.pieces = (uintptr_t)c->env->gone;
+}
+
+static void bad_sock_badf(struct fwd_call *c)
+{
+	c->f.sockfd = 1 << 20;
+}
+
+static void bad_sock_pipe(struct fwd_call *c)
+{
+	c->f.sockfd = c->env->pipe;
+}
+
+static void bad_sock_listen(struct fwd_call *c)
+{
+	c->f.sockfd = c->env->listener;
+}
+
+static void bad_sock_unix(struct fwd_call *c)
+{
+	c->f.sockfd = c->env->unix_sock;
+}
+
+static void bad_sock_shut(struct fwd_call *c)
+{
+	c->f.sockfd = c->env->shut;
+}
+
+static void bad_sock_udp(struct fwd_call *c)
+{
+	c->f.sockfd = c->env->udp;
+}
+
+static void bad_count_max(struct fwd_call *c)
+{
+	int i;
+
+	for (i = 0; i <= ZCOPY_MAX_FWD_PIECES; i++)
+		c->env->many[i] = c->p[0];
+	c->f.pieces = (uintptr_t)c->env->many;
+	c->f.count = ZCOPY_MAX_FWD_PIECES + 1;
+}
+
+static void bad_past_data(struct fwd_call *c)
+{
+	c->p[0] = (struct zcopy_fwd_piece){ .offset = c->env->part + 50, .len = 51 };
+}
+
+static void bad_spans(struct fwd_call *c)
+{
+	c->p[0] = (struct zcopy_fwd_piece){ .offset = c->env->full + c->env->ps - 10, .len = 20 };
+}
+
+static void bad_second(struct fwd_call *c)
+{
+	c->p[1] = (struct zcopy_fwd_piece){ .offset = c->env->empty, .len = 1 };
+	c->f.count = 2;
+}
+
+static const struct {
+	const char *why;
+	int err;
+	void (*make)(struct fwd_call *c);
+} fwd_bad_calls[] = {
+	{ "a flag no one defined", EINVAL, bad_flags },
+	{ "__pad not zero", EINVAL, bad_pad },
+	{ "reserved[3] not zero", EINVAL, bad_reserved },
+	{ "no pieces", EINVAL, bad_count0 },
+	{ "ZCOPY_MAX_FWD_PIECES + 1 pieces", EINVAL, bad_count_max },
+	{ "a piece of 0 bytes", EINVAL, bad_len0 },
+	{ "a piece at the end of the area", EINVAL, bad_past_area },
+	{ "a piece at offset 2^63", EINVAL, bad_far },
+	{ "a piece past its slot's data", EINVAL, bad_past_data },
+	{ "a piece across two slots", EINVAL, bad_spans },
+	{ "a piece's __pad not zero", EINVAL, bad_piece_pad },
+	{ "a piece in a slot that holds nothing", ENOENT, bad_empty_slot },
+	{ "a good piece, then one in an empty slot", ENOENT, bad_second },
+	{ "pieces at NULL", EFAULT, bad_pieces_null },
+	{ "pieces at an unmapped address", EFAULT, bad_pieces_gone },
+	{ "no such fd", EBADF, bad_sock_badf },
+	{ "a pipe", ENOTSOCK, bad_sock_pipe },
+	{ "a listening TCP socket", ENOTCONN, bad_sock_listen },
+	{ "a unix socket", EOPNOTSUPP, bad_sock_unix },
+	{ "a TCP socket shut down for sending", EPIPE, bad_sock_shut },
+	{ "an unconnected UDP socket", ENOTCONN, bad_sock_udp },
+};
+
+/*
+ * Each input refused with its errno, and nothing left behind: no slot
+ * held, nothing sent, the slots still the application's.
+ */
+TEST_F(fwd1, rejected_inputs)
+{
+	struct fwd_env env = { .ps = self->ps, .end = (uint64_t)RX_SLOTS_FWD1 * self->ps };
+	int pfd[2], ufd[2], shut_s, fd;
+	struct zcopy_stats st;
+	struct fwd_call c;
+	uint64_t rel[2];
+	unsigned int i;
+
+	/* A full slot and a partial one: a page and 100 bytes. */
+	ASSERT_EQ(0, fwd1_take(self, 0, self->ps + 100));
+	ASSERT_EQ(2, self->nd);
+	env.full = self->d[0].offset;
+	env.part = self->d[1].offset;
+	ASSERT_EQ(100, self->d[1].len);
+	for (env.empty = 0; env.empty == env.full || env.empty == env.part;)
+		env.empty += self->ps;
+
+	ASSERT_EQ(0, pipe(pfd));
+	env.pipe = pfd[0];
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, ufd));
+	env.unix_sock = ufd[0];
+	env.listener = zc_bind(AF_INET, SOCK_STREAM, "127.0.0.1", 0);
+	ASSERT_LE(0, env.listener);
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &env.shut, &shut_s));
+	ASSERT_EQ(0, shutdown(env.shut, SHUT_WR));
+	env.udp = socket(AF_INET, SOCK_DGRAM, 0);
+	ASSERT_LE(0, env.udp);
+	env.gone = mmap(NULL, self->ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, env.gone);
+	munmap(env.gone, self->ps);
+	env.many = calloc(ZCOPY_MAX_FWD_PIECES + 1, sizeof(*env.many));
+	ASSERT_NE(NULL, env.many);
+
+	for (i = 0; i <= ARRAY_SIZE(fwd_bad_calls); i++) {
+		const char *why = i < ARRAY_SIZE(fwd_bad_calls) ? fwd_bad_calls[i].why : "a good call";
+
+		memset(&c, 0, sizeof(c));
+		c.env = &env;
+		c.p[0] = (struct zcopy_fwd_piece){ .offset = env.full + 10, .len = 20 };
+		c.f.sockfd = self->ocli;
+		c.f.pieces = (uintptr_t)c.p;
+		c.f.count = 1;
+		errno = 0;
+		if (i < ARRAY_SIZE(fwd_bad_calls)) {
+			fwd_bad_calls[i].make(&c);
+			EXPECT_EQ(-1, ioctl(self->zfd, ZCOPY_IOC_FORWARD, &c.f)) TH_LOG("%s", why);
+			EXPECT_EQ(fwd_bad_calls[i].err, errno) TH_LOG("%s: %s", why, strerror(errno));
+		} else {
+			/* For contrast, and to see that the refused ones sent nothing. */
+			EXPECT_EQ(0, ioctl(self->zfd, ZCOPY_IOC_FORWARD, &c.f)) TH_LOG("%s",
+										strerror(errno));
+			EXPECT_EQ(20, c.f.bytes);
+			EXPECT_EQ(0, fwd1_expect(self->osrv, 10, 20));
+		}
+		ASSERT_EQ(0, zc_poll_stats(self->zfd, 0, 5000, &st, fwd_idle))
+			TH_LOG("%s: something is still held", why);
+	}
+	EXPECT_EQ(-ETIMEDOUT, fwd1_expect(self->osrv, 0, 1));
+	st = fwd1_stats(self->zfd);
+	EXPECT_EQ(1, st.fwd_sends);
+	EXPECT_EQ(20, st.fwd_bytes);
+	/* The slots are still the application's. */
+	rel[0] = env.full;
+	rel[1] = env.part;
+	EXPECT_EQ(0, zc_release(self->zfd, rel, 2));
+	st = fwd1_stats(self->zfd);
+	EXPECT_EQ(0, st.rx_slots_used);
+
+	/* Without a receive area: ENXIO. */
+	fd = zc_open();
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-ENXIO, zc_forward(fd, self->ocli, c.p, 1, 0, 0, NULL));
+	close(fd);
+	/* The arguments themselves unreadable: EFAULT. */
+	EXPECT_EQ(-1, ioctl(self->zfd, ZCOPY_IOC_FORWARD, env.gone));
+	EXPECT_EQ(EFAULT, errno);
+
+	free(env.many);
+	close(env.udp);
+	close(env.shut);
+	close(shut_s);
+	close(env.listener);
+	close(ufd[0]);
+	close(ufd[1]);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+/* Pieces of slots, in any order: a proxy drops headers and reorders. */
+TEST_F(fwd1, pieces_of_slots)
+{
+	struct zcopy_fwd_piece p[3];
+	struct zcopy_forward f;
+	uint8_t want[300];
+
+	ASSERT_EQ(0, fwd1_take(self, 0, 3 * self->ps));
+	ASSERT_EQ(3, self->nd);
+	/* The last 100 bytes of slot 2, the first 100 of slot 0, 100 from the middle of 1. */
+	p[0] = (struct zcopy_fwd_piece){ .offset = self->d[2].offset + self->ps - 100, .len = 100 };
+	p[1] = (struct zcopy_fwd_piece){ .offset = self->d[0].offset, .len = 100 };
+	p[2] = (struct zcopy_fwd_piece){ .offset = self->d[1].offset + 2000, .len = 100 };
+	ASSERT_EQ(0, zc_forward(self->zfd, self->ocli, p, 3, 0, 0, &f));
+	EXPECT_EQ(300, f.bytes);
+	EXPECT_EQ(ZCOPY_NO_SEQ, f.seq);
+	EXPECT_EQ(ZCOPY_NO_SEQ, f.stream_offset);
+	ASSERT_EQ(0, rt_wait_readable(self->osrv, 300, 5000));
+	ASSERT_EQ(300, recv(self->osrv, want, sizeof(want), MSG_WAITALL));
+	EXPECT_EQ(100, zc_check(want, 3 * self->ps - 100, 100));
+	EXPECT_EQ(100, zc_check(want + 100, 0, 100));
+	EXPECT_EQ(100, zc_check(want + 200, self->ps + 2000, 100));
+}
+
+/* One slot to two sockets; and the same slot twice in one call. */
+TEST_F(fwd1, one_slot_many_times)
+{
+	struct zcopy_fwd_piece p[2];
+	uint64_t rel;
+	int c2, s2;
+
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &c2, &s2));
+	ASSERT_EQ(0, fwd1_take(self, 0, self->ps));
+	p[0] = (struct zcopy_fwd_piece){ .offset = self->d[0].offset, .len = self->ps };
+	p[1] = p[0];
+	EXPECT_EQ(0, zc_forward(self->zfd, self->ocli, p, 2, 0, 0, NULL));
+	EXPECT_EQ(0, zc_forward(self->zfd, c2, p, 1, 0, 0, NULL));
+	EXPECT_EQ(0, fwd1_expect(self->osrv, 0, self->ps));
+	EXPECT_EQ(0, fwd1_expect(self->osrv, 0, self->ps));
+	EXPECT_EQ(0, fwd1_expect(s2, 0, self->ps));
+	EXPECT_EQ(0, zc_poll_stats(self->zfd, 0, 5000, NULL, fwd_idle));
+	rel = self->d[0].offset;
+	EXPECT_EQ(0, zc_release(self->zfd, &rel, 1));
+	close(c2);
+	close(s2);
+}
+
+/* With ZCOPY_FORWARD_NOTIFY a record, in the fd's stream of sends; without, none. */
+TEST_F(fwd1, records)
+{
+	struct zcopy_completion rec[4];
+	struct zcopy_fwd_piece p;
+	struct zcopy_forward f;
+	int n;
+
+	ASSERT_EQ(0, fwd1_take(self, 0, 2 * self->ps));
+	p = (struct zcopy_fwd_piece){ .offset = self->d[0].offset, .len = self->ps };
+	ASSERT_EQ(0, zc_forward(self->zfd, self->ocli, &p, 1, 0, 7, &f));
+	EXPECT_EQ(ZCOPY_NO_SEQ, f.seq);
+	p.offset = self->d[1].offset;
+	ASSERT_EQ(0, zc_forward(self->zfd, self->ocli, &p, 1, ZCOPY_FORWARD_NOTIFY, 8, &f));
+	EXPECT_EQ(0, f.seq);
+	EXPECT_EQ(0, f.stream_offset);
+	EXPECT_EQ(self->ps, f.bytes);
+	EXPECT_EQ(0, fwd1_expect(self->osrv, 0, 2 * self->ps));
+	n = zc_read_records(self->zfd, rec, 4, 5000);
+	ASSERT_EQ(1, n);
+	EXPECT_EQ(8, rec[0].cookie);
+	EXPECT_EQ(0, rec[0].seq);
+	EXPECT_EQ(self->ps, rec[0].bytes);
+	/* Local delivery copies a zero-copy skb's pages: over loopback. */
+	EXPECT_EQ(ZCOPY_COMPL_COPIED | ZCOPY_COPIED_LOOPBACK, rec[0].flags);
+	EXPECT_EQ(0, zc_read_records(self->zfd, rec, 4, 200));
+}
+
+/*
+ * Released while the stack holds them: unmapped at once, but the slots are
+ * reused only once the stack lets go, and the bytes that leave are those
+ * received.
+ */
+TEST_F(fwd1, release_while_held)
+{
+	size_t n = 32 * self->ps;
+	struct zcopy_fwd_piece p[FWD_DESC];
+	struct zcopy_stats st;
+	uint64_t rel[FWD_DESC];
+	void *addr;
+	int i, code;
+
+	/* A receiver that reads nothing, a window that takes little. */
+	close(self->ocli);
+	close(self->osrv);
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 4096, &self->ocli, &self->osrv));
+	ASSERT_EQ(0, zc_set_buf(self->ocli, SO_SNDBUF, 4 << 20));
+
+	ASSERT_EQ(0, fwd1_take(self, 0, n));
+	for (i = 0; i < self->nd; i++) {
+		p[i] = (struct zcopy_fwd_piece){ .offset = self->d[i].offset, .len = self->d[i].len };
+		rel[i] = self->d[i].offset;
+	}
+	ASSERT_EQ(0, zc_forward(self->zfd, self->ocli, p, self->nd, 0, 0, NULL));
+	st = fwd1_stats(self->zfd);
+	EXPECT_LT(0, st.fwd_slots_held) TH_LOG("the stack let go of everything at once");
+
+	ASSERT_EQ(0, zc_release(self->zfd, rel, self->nd));
+	st = fwd1_stats(self->zfd);
+	TH_LOG("released %u slots, %llu still held by the stack", self->nd,
+	       ZC_U64(st.fwd_slots_held));
+	/* Still counted, still not free: the receive area stays charged. */
+	EXPECT_EQ(st.fwd_slots_held, st.rx_slots_used);
+	/* But gone from the application: unmapped, not releasable, not forwardable. */
+	addr = self->area + self->d[self->nd - 1].offset;
+	EXPECT_EQ(SIGBUS, rt_probe(addr, false, &code, &addr));
+	EXPECT_EQ(-ENOENT, zc_release(self->zfd, &rel[self->nd - 1], 1));
+	EXPECT_EQ(-ENOENT, zc_forward(self->zfd, self->ocli, &p[self->nd - 1], 1, 0, 0, NULL));
+
+	/* The receiver reads: what it gets is what came in. */
+	EXPECT_EQ(0, fwd1_expect(self->osrv, 0, n));
+	ASSERT_EQ(0, zc_poll_stats(self->zfd, 0, 5000, &st, fwd_idle));
+	EXPECT_EQ(0, st.rx_slots_used);
+}
+
+/* The fd closed, the area unmapped, forwards still in flight: nothing leaks. */
+TEST_F(fwd1, close_with_forwards_in_flight)
+{
+	size_t n = 16 * self->ps;
+	struct zcopy_fwd_piece p[FWD_DESC];
+	struct zcopy_stats st;
+	int i;
+
+	close(self->ocli);
+	close(self->osrv);
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 4096, &self->ocli, &self->osrv));
+	ASSERT_EQ(0, zc_set_buf(self->ocli, SO_SNDBUF, 4 << 20));
+	ASSERT_EQ(0, fwd1_take(self, 0, n));
+	for (i = 0; i < self->nd; i++)
+		p[i] = (struct zcopy_fwd_piece){ .offset = self->d[i].offset, .len = self->d[i].len };
+	ASSERT_EQ(0, zc_forward(self->zfd, self->ocli, p, self->nd, ZCOPY_FORWARD_NOTIFY, 0,
+				NULL));
+	munmap(self->area, RX_SLOTS_FWD1 * self->ps);
+	self->area = NULL;
+	close(self->zfd);
+	self->zfd = -1;
+
+	EXPECT_EQ(0, fwd1_expect(self->osrv, 0, n));
+	ASSERT_EQ(0, zc_poll_stats(-1, ZCOPY_STATS_MODULE, 10000, &st, zc_module_idle))
+		TH_LOG("the module still holds: %llu in flight, %llu slots, %llu held",
+		       ZC_U64(st.sends_in_flight), ZC_U64(st.rx_slots_used),
+		       ZC_U64(st.fwd_slots_held));
+}
+
+/* Datagrams in (copied on receipt, one slot each) and out: as they came. */
+TEST_F(fwd1, datagrams_in_and_out)
+{
+	int utx, urx, otx, orx, i;
+	uint8_t buf[2048];
+	uint64_t rel;
+	struct zcopy_recv r;
+	struct zcopy_fwd_piece p;
+
+	ASSERT_EQ(0, zc_udp_pair(AF_INET6, true, &utx, &urx));
+	ASSERT_EQ(0, zc_udp_pair(AF_INET6, true, &otx, &orx));
+	for (i = 0; i < 20; i++) {
+		size_t len = 1 + 97 * i;
+
+		zc_fill(buf, ZC_SEED(i), len);
+		ASSERT_EQ(len, send(utx, buf, len, 0));
+		ASSERT_EQ(0, zc_recv(self->zfd, urx, self->d, FWD_DESC, 0, 5000, &r));
+		ASSERT_EQ(1, r.desc_count);
+		ASSERT_EQ(len, r.bytes);
+		/* UDP in, TCP out and UDP out. */
+		p = (struct zcopy_fwd_piece){ .offset = self->d[0].offset, .len = len };
+		ASSERT_EQ(0, zc_forward(self->zfd, otx, &p, 1, 0, 0, NULL));
+		ASSERT_EQ(0, zc_forward(self->zfd, self->ocli, &p, 1, 0, 0, NULL));
+		ASSERT_EQ(len, recv(orx, buf, sizeof(buf), 0));
+		EXPECT_EQ(len, zc_check(buf, ZC_SEED(i), len)) TH_LOG("datagram %d", i);
+		ASSERT_EQ(len, recv(self->osrv, buf, len, MSG_WAITALL));
+		EXPECT_EQ(len, zc_check(buf, ZC_SEED(i), len)) TH_LOG("stream bytes of %d", i);
+		ASSERT_EQ(0, zc_poll_stats(self->zfd, 0, 5000, NULL, fwd_idle));
+		rel = self->d[0].offset;
+		ASSERT_EQ(0, zc_release(self->zfd, &rel, 1));
+	}
+	close(utx);
+	close(urx);
+	close(otx);
+	close(orx);
+}
+
+TEST_HARNESS_MAIN
