@@ -6,8 +6,10 @@
 # scripts/bench-report; lines starting with "#" are progress.
 #
 # Environment (scripts/bench sets it):
-#   BENCH_PATHS    lo veth nic nic4148 nic9000 (nic: MTU 1500; nic4148 and
-#                  nic9000: e1000e with header split, see setup_net.sh)
+#   BENCH_PATHS    lo veth nic nic4148 nic9000 proxy (nic: MTU 1500; nic4148
+#                  and nic9000: e1000e with header split, see setup_net.sh;
+#                  proxy: zcsend in netns peer -> MTU 4148 -> zcproxy here ->
+#                  MTU 4168 -> zcrecv in netns far, each BENCH_PROXY_METHODS)
 #   BENCH_SIZES    message sizes in bytes
 #   BENCH_REPS     runs per cell
 #   BENCH_BYTES    most bytes per zcsend run: a run sends 4096 messages,
@@ -16,11 +18,12 @@
 #   BENCH_SECS     seconds per peer run (msg_zerocopy's -t; tcp_mmap is
 #                  stopped after as long, since it always sends 32 GiB)
 #   BENCH_METHODS  the rows to run (default: all of them)
+#   BENCH_PROXY_METHODS  the proxy path's rows (default: all three)
 
 set -u
 ip() { /usr/bin/ip "$@"; }
 
-PATHS=${BENCH_PATHS:-lo veth nic nic4148 nic9000}
+PATHS=${BENCH_PATHS:-lo veth nic nic4148 nic9000 proxy}
 SIZES=${BENCH_SIZES:-1024 4096 16384 262144 1048576}
 REPS=${BENCH_REPS:-3}
 BYTES=${BENCH_BYTES:-16777216}
@@ -28,6 +31,7 @@ SECS=${BENCH_SECS:-1}
 METHODS=${BENCH_METHODS:-copy mmap sendfile splice msg_zerocopy zcopy zcopy-pool
 	zcopy-pool-notify tcp_zerocopy zcopy-recv zcopy-pool+recv
 	peer:msg_zerocopy peer:io_uring_zerocopy_tx peer:tcp_mmap}
+PROXY_METHODS=${BENCH_PROXY_METHODS:-proxy:copy proxy:splice proxy:zcopy}
 # The peers' payload buffer is IP_MAXPACKET (65535 bytes) less headers.
 PEER_MAX=65000
 FILE=/tmp/bench.dat
@@ -48,6 +52,7 @@ path_setup() {
 	nic) NS="ip netns exec peer" RADDR=198.18.0.2 SADDR=198.18.0.1 ;;
 	nic4148) NS="ip netns exec peer" RADDR=198.18.2.2 SADDR=198.18.2.1 ;;
 	nic9000) NS="ip netns exec peer" RADDR=198.18.4.2 SADDR=198.18.4.1 ;;
+	proxy) NS= RADDR= SADDR= ;;
 	esac
 	# tcp_mmap maps whole pages of payload: where the MTU does not make
 	# segments of them (loopback, veth), its header comment says to set
@@ -152,6 +157,37 @@ run_tcp_mmap() {
 	[ -n "$mb" ] || echo "# bench: $path $size $method: no 'received' line: $(head -n3 $T/rx.out $T/rx.err)"
 }
 
+# A client, zcproxy --method $5 and a server, each in a netns of its own:
+# zcsend in peer across eth3 -> eth2 (MTU 4148, header split) to the proxy,
+# across eth4 -> eth5 to zcrecv in far. The proxy's own report goes with the
+# run's.
+run_proxy() {
+	path=$1 size=$2 method=$3 rep=$4 pm=$5
+	PORT=$((PORT + 2))
+	ip netns exec far zcrecv --listen "198.18.3.2:$PORT" --method read --timeout 30 --json \
+		>$T/rx.json 2>$T/rx.err &
+	rpid=$!
+	zcproxy --method "$pm" --timeout 30 --json "198.18.2.1:$((PORT + 1))" "198.18.3.2:$PORT" \
+		>$T/px.json 2>$T/px.err &
+	ppid=$!
+	n=$((size * 4096))
+	[ $n -ge 4194304 ] || n=4194304
+	[ $n -le "$BYTES" ] || n=$BYTES
+	ip netns exec peer zcsend --connect "198.18.2.1:$((PORT + 1))" --method write \
+		--msg-size "$size" --bytes $n --json >$T/tx.json 2>$T/tx.err
+	txs=$?
+	wait $ppid
+	pxs=$?
+	wait $rpid
+	rxs=$?
+	px=$(tail -n1 $T/px.json 2>/dev/null)
+	case $px in "{"*) ;; *) px=null ;; esac
+	emit "$path" "$size" "$method" "$rep" $T/tx.json $T/rx.json \
+		"\"tx_status\": $txs, \"rx_status\": $rxs, \"proxy_status\": $pxs, \"proxy\": $px"
+	[ $txs -eq 0 ] && [ $pxs -eq 0 ] && [ $rxs -eq 0 ] ||
+		echo "# bench: $path $size $method: zcsend $txs, zcproxy $pxs, zcrecv $rxs: $(cat $T/tx.err $T/px.err $T/rx.err | head -n3)"
+}
+
 run_one() {
 	path=$1 size=$2 m=$3 rep=$4
 	case $m in
@@ -175,6 +211,7 @@ run_one() {
 		run_msg_zerocopy_rx "$@" io_uring_zerocopy_tx -4 -t "$SECS" \
 			-D "$RADDR" -s "$size" ;;
 	peer:tcp_mmap) run_tcp_mmap "$@" ;;
+	proxy:*) run_proxy "$@" "${m#proxy:}" ;;
 	*) echo "# bench: unknown method $m"; return 1 ;;
 	esac
 }
@@ -183,9 +220,11 @@ start=$(date +%s)
 echo "# bench: $(uname -r): paths $PATHS; sizes $SIZES; $REPS reps; up to $BYTES bytes per zcsend run, $SECS s per peer run"
 for path in $PATHS; do
 	path_setup "$path"
+	methods=$METHODS
+	[ "$path" != proxy ] || methods=$PROXY_METHODS
 	for size in $SIZES; do
 		for rep in $(seq "$REPS"); do
-			for m in $METHODS; do
+			for m in $methods; do
 				run_one "$path" "$size" "$m" "$rep"
 			done
 		done

@@ -2,13 +2,16 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The VM's test network, set up once before the suite (idempotent). Each
-# e1000e pair joins the init netns to netns "peer" through a QEMU hub:
+# e1000e pair joins the init netns to another one through a QEMU hub:
 #
-#   eth0 198.18.0.1 fd00:5a::1  MTU 1500  <->  eth1 198.18.0.2 fd00:5a::2
-#   eth2 198.18.2.1 fd00:5c::1  MTU 4148  <->  eth3 198.18.2.2 fd00:5c::2
-#   eth4 198.18.3.1 fd00:5d::1  MTU 4168  <->  eth5 198.18.3.2 fd00:5d::2
-#   eth6 198.18.4.1 fd00:5e::1  MTU 9000  <->  eth7 198.18.4.2 fd00:5e::2
+#   eth0 198.18.0.1 fd00:5a::1  MTU 1500  <->  eth1 198.18.0.2 fd00:5a::2 (netns "peer")
+#   eth2 198.18.2.1 fd00:5c::1  MTU 4148  <->  eth3 198.18.2.2 fd00:5c::2 (netns "peer")
+#   eth4 198.18.3.1 fd00:5d::1  MTU 4168  <->  eth5 198.18.3.2 fd00:5d::2 (netns "far")
+#   eth6 198.18.4.1 fd00:5e::1  MTU 9000  <->  eth7 198.18.4.2 fd00:5e::2 (netns "peer")
 #   veth0 198.18.1.1 fd00:5b::1 (init)    <->  veth1 198.18.1.2 fd00:5b::2 (netns "vpeer")
+#
+# A proxy here relays between "peer" and "far" across two NICs: client,
+# proxy and server each in a namespace of their own.
 #
 # Over 1500 bytes e1000e splits headers from payload: the headers land in a
 # small buffer, the payload in whole pages from offset 0. 4148 and 4168 are
@@ -26,23 +29,23 @@ set -e
 ip() { /usr/bin/ip "$@"; }
 ethtool() { /usr/bin/ethtool "$@"; }
 
-ip netns add peer
-ip netns add vpeer
-ip -n peer link set lo up
-ip -n vpeer link set lo up
+for ns in peer far vpeer; do
+	ip netns add $ns
+	ip -n $ns link set lo up
+done
 
-# nic_pair N SUBNET4 SUBNET6 MTU: eth(2N) here, eth(2N + 1) in netns peer.
+# nic_pair N SUBNET4 SUBNET6 MTU NETNS: eth(2N) here, eth(2N + 1) in NETNS.
 nic_pair() {
-	here=eth$(($1 * 2)) there=eth$(($1 * 2 + 1))
-	ip link set "$there" netns peer
+	here=eth$(($1 * 2)) there=eth$(($1 * 2 + 1)) ns=$5
+	ip link set "$there" netns "$ns"
 	ip link set "$here" mtu "$4"
-	ip -n peer link set "$there" mtu "$4"
+	ip -n "$ns" link set "$there" mtu "$4"
 	ip addr add "$2.1/24" dev "$here"
 	ip -6 addr add "$3::1/64" dev "$here" nodad
-	ip -n peer addr add "$2.2/24" dev "$there"
-	ip -n peer -6 addr add "$3::2/64" dev "$there" nodad
+	ip -n "$ns" addr add "$2.2/24" dev "$there"
+	ip -n "$ns" -6 addr add "$3::2/64" dev "$there" nodad
 	ip link set "$here" up
-	ip -n peer link set "$there" up
+	ip -n "$ns" link set "$there" up
 	# QEMU 7.2's e1000e does not segment TCP: it sends a TSO packet as IP
 	# fragments of MSS bytes each (IPv4; over IPv6, thousands of
 	# retransmissions at 0.3 MB/s), which the receiver reassembles, the
@@ -51,13 +54,13 @@ nic_pair() {
 	# pages; scatter-gather and checksum offload (what zero-copy needs)
 	# stay on.
 	ethtool -K "$here" tso off
-	ip netns exec peer /usr/bin/ethtool -K "$there" tso off
+	ip netns exec "$ns" /usr/bin/ethtool -K "$there" tso off
 }
 
-nic_pair 0 198.18.0 fd00:5a 1500
-nic_pair 1 198.18.2 fd00:5c 4148
-nic_pair 2 198.18.3 fd00:5d 4168
-nic_pair 3 198.18.4 fd00:5e 9000
+nic_pair 0 198.18.0 fd00:5a 1500 peer
+nic_pair 1 198.18.2 fd00:5c 4148 peer
+nic_pair 2 198.18.3 fd00:5d 4168 far
+nic_pair 3 198.18.4 fd00:5e 9000 peer
 
 ip link add veth0 type veth peer name veth1 netns vpeer
 ip addr add 198.18.1.1/24 dev veth0

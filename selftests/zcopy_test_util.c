@@ -149,7 +149,7 @@ static const struct {
 			    "198.18.1.1", "fd00:5b::1" },
 	[ZC_NIC_HS4]	= { "nic-4148", "eth2", "peer", "198.18.2.2", "fd00:5c::2",
 			    "198.18.2.1", "fd00:5c::1" },
-	[ZC_NIC_HS6]	= { "nic-4168", "eth4", "peer", "198.18.3.2", "fd00:5d::2",
+	[ZC_NIC_HS6]	= { "nic-4168", "eth4", "far", "198.18.3.2", "fd00:5d::2",
 			    "198.18.3.1", "fd00:5d::1" },
 	[ZC_NIC_JUMBO]	= { "nic-9000", "eth6", "peer", "198.18.4.2", "fd00:5e::2",
 			    "198.18.4.1", "fd00:5e::1" },
@@ -229,8 +229,7 @@ const char *zc_path_missing(enum zc_path path)
 	char dev[64];
 
 	if (ns && !zc_netns_exists(ns))
-		return path == ZC_VETH ? "no netns vpeer: run setup_net.sh (veth0 -> veth1)" :
-					 "no netns peer: run setup_net.sh (eth0 -> eth1)";
+		return "no such netns: run setup_net.sh";
 	snprintf(dev, sizeof(dev), "/sys/class/net/%s", zc_path_dev(path));
 	if (access(dev, F_OK))
 		return "no such NIC here: scripts/vm-run gives the VM four pairs";

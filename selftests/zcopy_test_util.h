@@ -93,7 +93,7 @@ enum zc_path {
 	ZC_NIC,		/* eth0 -> eth1 in netns "peer", through QEMU's hub */
 	ZC_VETH,	/* veth0 -> veth1 in netns "vpeer" */
 	ZC_NIC_HS4,	/* eth2 -> eth3: header split, a page of TCP payload over IPv4 */
-	ZC_NIC_HS6,	/* eth4 -> eth5: the same over IPv6 */
+	ZC_NIC_HS6,	/* eth4 -> eth5 in netns "far": the same over IPv6 */
 	ZC_NIC_JUMBO,	/* eth6 -> eth7: header split at MTU 9000 */
 };
 

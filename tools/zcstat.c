@@ -28,6 +28,8 @@ static const struct {
 	{ ZCOPY_FEAT_STATS, "stats" },
 	{ ZCOPY_FEAT_POOL, "pool" },
 	{ ZCOPY_FEAT_RECV, "recv" },
+	{ ZCOPY_FEAT_RX_CAUSES, "rx-causes" },
+	{ ZCOPY_FEAT_FORWARD, "forward" },
 };
 
 static void usage(FILE *f)

@@ -33,6 +33,7 @@ result() {
 common_keys="tool method proto family bytes seconds mb_per_s cpu_user_s cpu_sys_s cpu_s_per_gib page_faults checksum zcopy"
 send_keys="$common_keys send_calls completions completions_copied"
 recv_keys="$common_keys recv_calls mapped_bytes copied_bytes verified datagrams lost_bytes reordered end"
+proxy_keys="$common_keys up_bytes down_bytes calls"
 
 # start_recv ADDR ARGS...: zcrecv in the background on ADDR:0; sets $port.
 start_recv() {
@@ -102,7 +103,7 @@ check_pair() {
 	result "$name"
 }
 
-tap_plan 50
+tap_plan 57
 
 # ---- build ----
 if make -s -C "$root/tools" >"$tmp/log" 2>&1 && [ -x "$bin/zcsend" ] && [ -x "$bin/zcrecv" ]; then
@@ -115,9 +116,10 @@ else
 fi
 
 # ---- --help documents the JSON keys ----
-for t in zcsend zcrecv; do
+for t in zcsend zcrecv zcproxy; do
 	keys=$send_keys
 	[ $t = zcrecv ] && keys=$recv_keys
+	[ $t = zcproxy ] && keys=$proxy_keys
 	status=0
 	"$bin/$t" --help >"$tmp/help" 2>&1 || status=1
 	for k in $keys; do
@@ -155,6 +157,53 @@ usage_error "zcrecv unknown method" "$bin/zcrecv" --listen 0 --method telepathy
 usage_error "zcrecv without --listen" "$bin/zcrecv" --verify
 usage_error "zcrecv tcp_zerocopy over UDP" "$bin/zcrecv" --listen 0 --udp --method tcp_zerocopy
 usage_error "zcrecv bad timeout" "$bin/zcrecv" --listen 0 --timeout soon
+usage_error "zcproxy without UPSTREAM" "$bin/zcproxy" 0
+usage_error "zcproxy unknown method" "$bin/zcproxy" --method teleport 0 127.0.0.1:9
+usage_error "zcproxy bad upstream" "$bin/zcproxy" 0 127.0.0.1
+
+# proxy_pair NAME METHOD: zcsend -> zcproxy --method METHOD -> zcrecv over
+# loopback, $SIZE verified at the end, both checksums and the proxy agreeing.
+proxy_pair() {
+	local name=$1 m=$2 rport pport= ppid prc
+	status=1
+	if ! start_recv 127.0.0.1 --json --checksum --verify; then
+		result "$name"
+		return
+	fi
+	rport=$port
+	: >"$tmp/proxy.err"
+	timeout 120 "$bin/zcproxy" --method "$m" --json 127.0.0.1:0 "127.0.0.1:$rport" \
+		>"$tmp/proxy.out" 2>"$tmp/proxy.err" &
+	ppid=$!
+	for _ in $(seq 100); do
+		pport=$(sed -n 's/^zcproxy: listening on .*:\([0-9]*\)$/\1/p' "$tmp/proxy.err")
+		[ -n "$pport" ] && break
+		kill -0 $ppid 2>/dev/null || break
+		sleep 0.05
+	done
+	timeout 120 "$bin/zcsend" --connect "127.0.0.1:${pport:-9}" --bytes $SIZE --json --checksum \
+		</dev/null >"$tmp/send.out" 2>"$tmp/send.err"
+	send_rc=$?
+	wait $ppid
+	prc=$?
+	wait $recv_pid
+	recv_rc=$?
+	{
+		echo "zcsend -> $send_rc"; cat "$tmp/send.err" "$tmp/send.out"
+		echo "zcproxy --method $m -> $prc"; cat "$tmp/proxy.err" "$tmp/proxy.out"
+		echo "zcrecv -> $recv_rc"; cat "$tmp/recv.err" "$tmp/recv.out"
+	} >"$tmp/log"
+	if [ "$send_rc" -eq 0 ] && [ "$prc" -eq 0 ] && [ "$recv_rc" -eq 0 ] &&
+	   json "$tmp/proxy.out" "j['up_bytes'] == $SIZE_BYTES and j['down_bytes'] == 0" \
+		>>"$tmp/log" &&
+	   json "$tmp/recv.out" "j['bytes'] == $SIZE_BYTES and j['verified'] is True" >>"$tmp/log" &&
+	   [ "$(json "$tmp/send.out" "j['checksum']")" = "$(json "$tmp/recv.out" "j['checksum']")" ]; then
+		status=0
+	fi
+	result "$name"
+}
+proxy_pair "zcproxy --method copy relays every byte" copy
+proxy_pair "zcproxy --method splice relays every byte" splice
 
 # ---- a pattern file, received from the network, for the file methods ----
 transfer 127.0.0.1 "--bytes $SIZE" "--verify --output $tmp/pattern"
@@ -260,13 +309,15 @@ if [ -e /dev/zcopy ]; then
 	check_pair "TCP IPv6 write -> zcopy-recv" ::1 "--bytes $SIZE" "--method zcopy-recv"
 	udp_pair "UDP IPv4 zcopy (8K datagrams) -> read" 127.0.0.1 "--method zcopy --msg-size 8K"
 	udp_pair "UDP IPv6 zcopy-pool --notify -> read" ::1 "--method zcopy-pool --notify"
+	proxy_pair "zcproxy --method zcopy relays every byte" zcopy
 else
 	for m in "zcopy -> read" "zcopy-pool -> zcopy-recv" "zcopy-pool --notify -> tcp_zerocopy" \
 		 "write -> zcopy-recv"; do
 		tap_skip "TCP $m" "no /dev/zcopy"
 	done
 	for t in "zcsend --connect 127.0.0.1:9 --method zcopy" \
-		 "zcrecv --listen 127.0.0.1:0 --method zcopy-recv"; do
+		 "zcrecv --listen 127.0.0.1:0 --method zcopy-recv" \
+		 "zcproxy --method zcopy 127.0.0.1:0 127.0.0.1:9"; do
 		# shellcheck disable=SC2086
 		"$bin"/$t >"$tmp/out" 2>"$tmp/err" </dev/null
 		rc=$?
@@ -279,5 +330,5 @@ else
 	done
 fi
 
-[ "$tap_n" -eq 50 ] || echo "# planned 50 tests, ran $tap_n"
+[ "$tap_n" -eq 57 ] || echo "# planned 57 tests, ran $tap_n"
 tap_done
