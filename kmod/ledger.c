@@ -88,6 +88,8 @@ static const struct {
 				    offsetof(struct zcopy_stats, fwd_copied_stack) },
 	[ZC_FWD_SLOTS_HELD]	= { "fwd_slots_held",
 				    offsetof(struct zcopy_stats, fwd_slots_held) },
+	[ZC_TX_COPIED_SMALL]	= { "tx_copied_small",
+				    offsetof(struct zcopy_stats, tx_copied_small) },
 };
 
 void zcopy_ledger_add(struct zcopy_ledger *l, enum zcopy_counter id, s64 n)

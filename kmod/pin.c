@@ -158,19 +158,38 @@ static int zcopy_charge_file(struct zcopy_file *zf, unsigned int nr_pages)
 	return 0;
 }
 
-static int zcopy_send_pinned(struct zcopy_file *zf, struct socket *sock,
-			     struct zcopy_send *args, struct zcopy_iovec *iov)
+/* A short send: copied from the user's memory, as write(2) does; nothing pinned. */
+static int zcopy_send_copy(struct zcopy_file *zf, struct zcopy_tx_args *ta,
+			   const struct zcopy_iovec *iov, unsigned int nr_iov)
 {
-	struct zcopy_tx_args ta = { .sock = sock, .flags = args->flags,
-				    .cookie = args->cookie };
-	unsigned int nr_iov = args->iov_count, nr_pages;
+	struct iovec fast[UIO_FASTIOV], *vec = fast;
+	struct iov_iter from;
+	unsigned int i;
+	int ret;
+
+	if (nr_iov > UIO_FASTIOV) {
+		vec = kmalloc_array(nr_iov, sizeof(*vec), GFP_KERNEL);
+		if (!vec)
+			return -ENOMEM;
+	}
+	for (i = 0; i < nr_iov; i++) {
+		vec[i].iov_base = u64_to_user_ptr(iov[i].base);
+		vec[i].iov_len = iov[i].len;
+	}
+	iov_iter_init(&from, ITER_SOURCE, vec, nr_iov, ta->len);
+	ret = zcopy_tx_copy(zf, &zcopy_send_ledger, ta, &from, true);
+	if (vec != fast)
+		kfree(vec);
+	return ret;
+}
+
+static int zcopy_send_pinned(struct zcopy_file *zf, struct zcopy_tx_args *ta,
+			     const struct zcopy_iovec *iov, unsigned int nr_iov,
+			     unsigned int nr_pages)
+{
 	struct zcopy_pin *pin;
 	struct zcopy_tx *tx;
 	int ret;
-
-	ret = zcopy_check_iov(iov, &nr_iov, sock->type == SOCK_DGRAM, &ta.len, &nr_pages);
-	if (ret)
-		return ret;
 
 	ret = zcopy_charge_file(zf, nr_pages);
 	if (ret)
@@ -182,36 +201,54 @@ static int zcopy_send_pinned(struct zcopy_file *zf, struct socket *sock,
 	}
 	pin = tx->priv;
 	ret = -ENOMEM;
-	ta.bvec = kvmalloc_array(nr_pages, sizeof(*ta.bvec), GFP_KERNEL_ACCOUNT);
-	if (!ta.bvec)
+	ta->bvec = kvmalloc_array(nr_pages, sizeof(*ta->bvec), GFP_KERNEL_ACCOUNT);
+	if (!ta->bvec)
 		goto err_free_tx;
-	ret = mm_account_pinned_pages(&pin->mmp, ta.len);
+	ret = mm_account_pinned_pages(&pin->mmp, ta->len);
 	if (ret)
 		goto err_free_bvec;
-	ret = zcopy_pin_iov(tx, iov, nr_iov, ta.bvec);
+	ret = zcopy_pin_iov(tx, iov, nr_iov, ta->bvec);
 	if (ret)
 		goto err_unaccount;
 	tx->nr_pages = nr_pages;
 	zcopy_count_pinned(zf, nr_pages);
 
-	ret = zcopy_tx_submit(tx, &ta);
-	kvfree(ta.bvec);
+	ret = zcopy_tx_submit(tx, ta);
+	kvfree(ta->bvec);
+	return ret;
+
+err_unaccount:
+	mm_unaccount_pinned_pages(&pin->mmp);
+err_free_bvec:
+	kvfree(ta->bvec);
+err_free_tx:
+	zcopy_tx_free(tx);
+err_uncharge_file:
+	atomic_long_sub(nr_pages, &zf->pinned);
+	return ret;
+}
+
+static int zcopy_send(struct zcopy_file *zf, struct socket *sock,
+		      struct zcopy_send *args, struct zcopy_iovec *iov)
+{
+	struct zcopy_tx_args ta = { .sock = sock, .flags = args->flags,
+				    .cookie = args->cookie };
+	unsigned int nr_iov = args->iov_count, nr_pages;
+	int ret;
+
+	ret = zcopy_check_iov(iov, &nr_iov, sock->type == SOCK_DGRAM, &ta.len, &nr_pages);
+	if (ret)
+		return ret;
+	if (zcopy_send_copies(ta.len))
+		ret = zcopy_send_copy(zf, &ta, iov, nr_iov);
+	else
+		ret = zcopy_send_pinned(zf, &ta, iov, nr_iov, nr_pages);
 	if (ret < 0)
 		return ret;
 	args->bytes = ta.bytes;
 	args->seq = ta.seq;
 	args->offset = ta.offset;
 	return 0;
-
-err_unaccount:
-	mm_unaccount_pinned_pages(&pin->mmp);
-err_free_bvec:
-	kvfree(ta.bvec);
-err_free_tx:
-	zcopy_tx_free(tx);
-err_uncharge_file:
-	atomic_long_sub(nr_pages, &zf->pinned);
-	return ret;
 }
 
 long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
@@ -243,7 +280,7 @@ long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
 		goto out_put_sock;
 	}
 
-	ret = zcopy_send_pinned(zf, sock, &args, iov);
+	ret = zcopy_send(zf, sock, &args, iov);
 	if (!ret && copy_to_user(uarg, &args, sizeof(args)))
 		ret = -EFAULT;
 

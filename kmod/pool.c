@@ -539,6 +539,40 @@ static int zcopy_pool_send_record(struct zcopy_pool *pool, struct zcopy_tx_args 
 	return ret < 0 ? ret : 0;
 }
 
+/*
+ * A send shorter than copy_below: its bytes are copied from the slots'
+ * pages, which it neither zaps nor holds. A reference keeps each page
+ * while sock_sendmsg() reads it, should a write replace it meanwhile.
+ */
+static int zcopy_pool_send_copy(struct zcopy_pool *pool, struct zcopy_tx_args *ta,
+				unsigned long first, unsigned int nr, unsigned int off,
+				bool record)
+{
+	struct zcopy_file *zf = pool->area.zf;
+	size_t len = ta->len, seg;
+	struct iov_iter from;
+	unsigned int i;
+	int ret;
+
+	mutex_lock(&pool->lock);
+	for (i = 0; i < nr; i++, off = 0) {
+		seg = min_t(size_t, len, PAGE_SIZE - off);
+		get_page(pool->slots[first + i]);
+		bvec_set_page(&ta->bvec[i], pool->slots[first + i], seg, off);
+		len -= seg;
+	}
+	mutex_unlock(&pool->lock);
+
+	iov_iter_bvec(&from, ITER_SOURCE, ta->bvec, nr, ta->len);
+	ret = zcopy_tx_copy(zf, &zcopy_send_ledger, ta, &from, record);
+	for (i = 0; i < nr; i++)
+		put_page(ta->bvec[i].bv_page);
+	if (ret < 0)
+		return ret;
+	zcopy_count(zf, ZC_POOL_SEND_COPIED_BYTES, ret);
+	return 0;
+}
+
 static int zcopy_pool_send(struct zcopy_pool *pool, struct socket *sock,
 			   struct zcopy_pool_send *args)
 {
@@ -546,6 +580,7 @@ static int zcopy_pool_send(struct zcopy_pool *pool, struct socket *sock,
 				    .cookie = args->cookie };
 	unsigned long first;
 	unsigned int nr;
+	bool record;
 	u64 off;
 	int ret;
 
@@ -570,7 +605,10 @@ static int zcopy_pool_send(struct zcopy_pool *pool, struct socket *sock,
 	if (!ta.bvec)
 		return -ENOMEM;
 	/* UDP always has a record: nothing else says when a datagram has left. */
-	if ((args->flags & ZCOPY_POOL_SEND_NOTIFY) || sock->sk->sk_protocol == IPPROTO_UDP)
+	record = (args->flags & ZCOPY_POOL_SEND_NOTIFY) || sock->sk->sk_protocol == IPPROTO_UDP;
+	if (zcopy_send_copies(ta.len))
+		ret = zcopy_pool_send_copy(pool, &ta, first, nr, offset_in_page(off), record);
+	else if (record)
 		ret = zcopy_pool_send_record(pool, &ta, first, nr, offset_in_page(off));
 	else
 		ret = zcopy_pool_send_by_ref(pool, &ta, first, nr, offset_in_page(off));

@@ -33,6 +33,18 @@ module_param(max_send_pages, uint, 0644);
 MODULE_PARM_DESC(max_send_pages,
 		 "Most pages one send takes; a longer send is cut short (default 4096)");
 
+/*
+ * Below this, pinning a send's pages, giving the stack a ubuf and waiting
+ * for it to let go costs more than copying the bytes, as io_uring's and
+ * MSG_ZEROCOPY's documentation say of theirs; the value comes from `make
+ * bench` (results/). Per-send fixed costs do not depend on the NIC, so one
+ * module-wide crossover serves every socket.
+ */
+static unsigned int copy_below = 8192;
+module_param(copy_below, uint, 0644);
+MODULE_PARM_DESC(copy_below,
+		 "Sends shorter than this many bytes are copied, as write() does (default 8192; 0: never)");
+
 static struct workqueue_struct *zcopy_tx_wq;
 
 const struct zcopy_tx_ledger zcopy_send_ledger = {
@@ -44,6 +56,7 @@ const struct zcopy_tx_ledger zcopy_send_ledger = {
 	.not_offloaded	= ZC_TX_COPIED_NOT_OFFLOADED,
 	.loopback	= ZC_TX_COPIED_LOOPBACK,
 	.stack		= ZC_TX_COPIED_STACK,
+	.small		= ZC_TX_COPIED_SMALL,
 };
 
 /*
@@ -255,6 +268,74 @@ size_t zcopy_send_limit(unsigned long first_offset, size_t len)
 	u64 room = (u64)zcopy_send_max_pages() * PAGE_SIZE - first_offset;
 
 	return min_t(u64, min_t(u64, len, room), MAX_RW_COUNT);
+}
+
+/* Whether a send of @len bytes is copied rather than pinned. */
+bool zcopy_send_copies(size_t len)
+{
+	return len < READ_ONCE(copy_below);
+}
+
+/*
+ * Send @args->len bytes from @from by copying them, as write(2) does: the
+ * socket has its own copy when sock_sendmsg() returns, so the send is
+ * complete at once, and its record (with @record) says ZCOPY_COPIED_SMALL.
+ * A send with a record is counted in @l as one completed by copying; one
+ * without, by its caller. Returns the bytes sent or an error with no
+ * record to come.
+ */
+int zcopy_tx_copy(struct zcopy_file *zf, const struct zcopy_tx_ledger *l,
+		  struct zcopy_tx_args *args, struct iov_iter *from, bool record)
+{
+	struct msghdr msg = { .msg_flags = zcopy_msg_flags(args->sock, args->flags) };
+	struct zcopy_record *rec = NULL;
+	int ret;
+
+	if (record) {
+		ret = zcopy_records_reserve(&zf->records);
+		if (ret)
+			return ret;
+		rec = kzalloc(sizeof(*rec), GFP_KERNEL_ACCOUNT);
+		if (!rec) {
+			ret = -ENOMEM;
+			goto err_unreserve;
+		}
+	}
+
+	msg.msg_iter = *from;
+	ret = sock_sendmsg(args->sock, &msg);
+	if (ret <= 0) {
+		ret = ret ?: -EAGAIN;
+		goto err_free_rec;
+	}
+
+	args->bytes = ret;
+	args->seq = ZCOPY_NO_SEQ;
+	args->offset = ZCOPY_NO_SEQ;
+	if (!rec)
+		return ret;
+	zcopy_count(zf, l->sends, 1);
+	zcopy_count(zf, l->bytes, ret);
+	zcopy_count(zf, l->completions, 1);
+	zcopy_count(zf, l->copied, ret);
+	zcopy_count(zf, l->small, ret);
+	zcopy_records_number(&zf->records, ret, &args->seq, &args->offset);
+	rec->c.cookie = args->cookie;
+	rec->c.seq = args->seq;
+	rec->c.offset = args->offset;
+	rec->c.bytes = ret;
+	rec->c.copied = ret;
+	rec->c.sends = 1;
+	rec->c.flags = ZCOPY_COMPL_COPIED | ZCOPY_COPIED_SMALL;
+	zcopy_count(zf, ZC_RECORDS_QUEUED, zcopy_records_post(&zf->records, rec));
+	return ret;
+
+err_free_rec:
+	kfree(rec);
+err_unreserve:
+	if (record)
+		zcopy_records_unreserve(&zf->records, 1);
+	return ret;
 }
 
 /*

@@ -13,6 +13,7 @@
 #include <linux/skbuff.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
+#include <linux/uio.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 
@@ -27,7 +28,8 @@ struct socket;
 struct vm_area_struct;
 
 #define ZCOPY_FEATURES	(ZCOPY_FEAT_SEND | ZCOPY_FEAT_STATS | ZCOPY_FEAT_POOL | \
-			 ZCOPY_FEAT_RECV | ZCOPY_FEAT_RX_CAUSES | ZCOPY_FEAT_FORWARD)
+			 ZCOPY_FEAT_RECV | ZCOPY_FEAT_RX_CAUSES | ZCOPY_FEAT_FORWARD | \
+			 ZCOPY_FEAT_COPY_SMALL)
 
 /* ---- ledger.c: what zcopy did with every byte ---- */
 
@@ -73,6 +75,7 @@ enum zcopy_counter {
 	ZC_FWD_COPIED_LOOPBACK,
 	ZC_FWD_COPIED_STACK,
 	ZC_FWD_SLOTS_HELD,
+	ZC_TX_COPIED_SMALL,
 	ZC_NR_COUNTERS
 };
 
@@ -230,6 +233,7 @@ struct zcopy_tx;
  * @not_offloaded: ... at send time (or a datagram of too many pieces)
  * @loopback:	... on loopback
  * @stack:	... elsewhere in the stack
+ * @small:	... by zcopy_tx_copy(), the send being short
  */
 struct zcopy_tx_ledger {
 	enum zcopy_counter	sends;
@@ -240,6 +244,7 @@ struct zcopy_tx_ledger {
 	enum zcopy_counter	not_offloaded;
 	enum zcopy_counter	loopback;
 	enum zcopy_counter	stack;
+	enum zcopy_counter	small;
 };
 
 /* Where ZCOPY_IOC_SEND and ZCOPY_IOC_POOL_SEND count. */
@@ -321,6 +326,9 @@ void zcopy_send_exit(void);
 struct socket *zcopy_send_socket(int fd);
 int zcopy_msg_flags(struct socket *sock, u32 flags);
 unsigned int zcopy_send_max_pages(void);
+bool zcopy_send_copies(size_t len);
+int zcopy_tx_copy(struct zcopy_file *zf, const struct zcopy_tx_ledger *l,
+		  struct zcopy_tx_args *args, struct iov_iter *from, bool record);
 size_t zcopy_send_limit(unsigned long first_offset, size_t len);
 struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pages,
 				const struct zcopy_tx_ops *ops, size_t priv_size, bool record);

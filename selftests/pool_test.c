@@ -2051,6 +2051,55 @@ TEST_F(pool_path, tcp_send_by_reference_has_no_record)
 }
 
 /*
+ * Sends shorter than copy_below are copied from the pool: nothing is held
+ * or zapped, so rewriting the bytes at once takes neither a fault nor a
+ * copy-on-write copy, and the far end still gets what was sent. With
+ * NOTIFY the record is there at once and says COPIED, SMALL.
+ */
+TEST_F(pool_path, short_sends_copied_nothing_held)
+{
+	const size_t ps = self->c.ps, n = 8;
+	struct {
+		uint64_t off, len;
+		uint32_t flags;
+	} sends[] = {
+		{ 0, 1, NOTIFY }, { ps + 10, ps, NOTIFY | ADDR }, { 3 * ps - 5, 2 * ps - 1, 0 },
+		{ 6 * ps, ps, 0 }, { 7 * ps, 100, NOTIFY },
+	};
+	struct zcopy_stats st0, st;
+	uint64_t total = 0, notified = 0;
+	struct pt_conn *k;
+	unsigned int i;
+	uint8_t *p;
+
+	ASSERT_EQ(0, zc_param_read("copy_below", &self->c.saved_copy_below));
+	ASSERT_EQ(0, zc_param_write("copy_below", 2 * ps));
+	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
+	zc_fill(p, ZC_SEED(41), n * ps);
+	k = pt_connect(_metadata, &self->c, variant->path, variant->family, SOCK_STREAM, NULL);
+	st0 = pt_stats(_metadata, self->c.zfd, 0);
+	for (i = 0; i < ARRAY_SIZE(sends); i++) {
+		ASSERT_EQ(0, pt_send(&self->c, k, p, sends[i].off, sends[i].len, sends[i].flags,
+				     0x300 + i, NULL, NULL));
+		/* Not held: the next send's bytes are still what was sent. */
+		zc_fill(p + sends[i].off, ZC_SEED(0x400 + i), sends[i].len);
+		total += sends[i].len;
+		if (sends[i].flags & NOTIFY)
+			notified += sends[i].len;
+	}
+	pt_check_data(_metadata, k);
+	pt_check_records(_metadata, &self->c);
+	st = pt_stats(_metadata, self->c.zfd, 0);
+	EXPECT_EQ(total, DELTA(st, st0, pool_send_bytes));
+	EXPECT_EQ(total, DELTA(st, st0, pool_send_copied_bytes));
+	EXPECT_EQ(notified, DELTA(st, st0, tx_copied_small));
+	EXPECT_EQ(notified, DELTA(st, st0, tx_copied_bytes));
+	EXPECT_EQ(0, DELTA(st, st0, write_faults)) TH_LOG("rewriting sent bytes faulted");
+	EXPECT_EQ(0, DELTA(st, st0, cow_copies));
+	EXPECT_EQ(0, st.pool_pages_in_flight);
+}
+
+/*
  * Sends of distinct pages with a record: once read, the pages were re-armed
  * and take no fault.
  */

@@ -12,6 +12,7 @@ void pt_init(struct pt_ctx *c)
 	c->zfd = -1;
 	c->ps = zc_page_size();
 	c->saved_max_pool_pages = -1;
+	c->saved_copy_below = -1;
 	for (i = 0; i < PT_MAX_CONNS; i++) {
 		c->conn[i].sock = -1;
 		c->conn[i].rx.ctl = -1;
@@ -134,7 +135,7 @@ int pt_send(struct pt_ctx *c, struct pt_conn *k, uint8_t *base, uint64_t off,
 				.seq = s.seq, .offset = s.stream_offset,
 			};
 
-			zc_log_add(&c->log, &as, zc_expected_flags(&k->net, s.bytes),
+			zc_log_add(&c->log, &as, zc_expected_flags(&k->net, len - done),
 				   zc_pages_spanned(off + done, s.bytes));
 		} else if (s.seq != ZCOPY_NO_SEQ || s.stream_offset != ZCOPY_NO_SEQ) {
 			return -EPROTO;

@@ -52,6 +52,7 @@ struct pt_ctx {
 	struct pt_map map[PT_MAX_MAPS];
 	int fds[PT_MAX_FDS];
 	long saved_max_pool_pages;	/* >= 0: restore at teardown */
+	long saved_copy_below;		/* >= 0: restore at teardown */
 	struct zc_log log;		/* sends of zfd that have a record */
 	size_t recs_seen;		/* log.rec[] entries a test looked at */
 };
@@ -346,6 +347,8 @@ static inline void pt_teardown(struct __test_metadata *_metadata, struct pt_ctx 
 	zc_log_free(&c->log);
 	if (c->saved_max_pool_pages >= 0)
 		zc_param_write("max_pool_pages", c->saved_max_pool_pages);
+	if (c->saved_copy_below >= 0)
+		zc_param_write("copy_below", c->saved_copy_below);
 
 	fd = zc_open();
 	ASSERT_LE(0, fd);

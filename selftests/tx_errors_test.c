@@ -799,7 +799,8 @@ static void life_module_idle(struct __test_metadata *_metadata)
 	EXPECT_EQ(st.sends, st.send_completions);
 	EXPECT_EQ(st.send_bytes, st.tx_zerocopy_bytes + st.tx_copied_bytes);
 	EXPECT_EQ(st.tx_copied_bytes,
-		  st.tx_copied_not_offloaded + st.tx_copied_loopback + st.tx_copied_stack);
+		  st.tx_copied_not_offloaded + st.tx_copied_loopback + st.tx_copied_stack +
+		  st.tx_copied_small);
 }
 
 /* Close the zcopy fd with sends in flight: they still arrive intact. */

@@ -27,6 +27,7 @@
 FIXTURE(tx)
 {
 	struct zc_tx t;
+	long saved_copy_below;	/* >= 0: restore at teardown */
 };
 
 FIXTURE_VARIANT(tx)
@@ -60,6 +61,7 @@ FIXTURE_SETUP(tx)
 	const char *why = zc_tx_init(_metadata, &self->t, variant->path,
 				     variant->family, variant->type);
 
+	self->saved_copy_below = -1;
 	if (why)
 		SKIP(return, "%s", why);
 	ASSERT_LE(0, self->t.zfd) TH_LOG("open " ZCOPY_DEVICE ": %s", strerror(errno));
@@ -68,6 +70,8 @@ FIXTURE_SETUP(tx)
 FIXTURE_TEARDOWN(tx)
 {
 	zc_tx_fini(&self->t);
+	if (self->saved_copy_below >= 0)
+		zc_param_write("copy_below", self->saved_copy_below);
 }
 
 #define IS_UDP(t)	((t)->net.type == SOCK_DGRAM)
@@ -106,6 +110,41 @@ TEST_F(tx, size_4096)
 TEST_F(tx, size_4097)
 {
 	tx_one_buffer(_metadata, &self->t, 4097, 0);
+}
+
+/*
+ * Below copy_below the module copies the send, as write() would: verified
+ * bytes, records that say COPIED, SMALL at once, nothing pinned; a send of
+ * copy_below bytes is pinned as usual.
+ */
+TEST_F(tx, short_sends_copied)
+{
+	static const size_t lens[] = { 1, 4096, 8191, 8192 };
+	struct zc_tx *t = &self->t;
+	uint64_t small = 0;
+	struct zcopy_stats st;
+	size_t off = 0, i;
+	char *buf = zc_map(32 * KB);
+	int ret;
+
+	if (!(zc_features(t->zfd) & ZCOPY_FEAT_COPY_SMALL))
+		SKIP(return, "the module has no ZCOPY_FEAT_COPY_SMALL");
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(0, zc_param_read("copy_below", &self->saved_copy_below));
+	ASSERT_EQ(0, zc_param_write("copy_below", 8192));
+	zc_fill(buf, ZC_SEED(77), 32 * KB);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	for (i = 0; i < ARRAY_SIZE(lens); off += lens[i++]) {
+		ret = zc_tx_send_buf(t, buf + off, lens[i]);
+		ASSERT_EQ(0, ret) TH_LOG("sending %zu bytes: %s", lens[i], strerror(-ret));
+		if (lens[i] < 8192)
+			small += lens[i];
+	}
+	zc_tx_verify(_metadata, t);
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st));
+	EXPECT_EQ(small, st.tx_copied_small);
+	EXPECT_EQ(zc_pages_spanned((uintptr_t)buf + off - 8192, 8192), st.pages_pinned_total);
+	zc_unmap(buf, 32 * KB);
 }
 
 /* UDP: a datagram of the largest size and one of the rest. */
@@ -813,14 +852,15 @@ TEST_F(tx, ledger_module)
 		  b.tx_copied_not_offloaded - a.tx_copied_not_offloaded);
 	EXPECT_EQ(f.tx_copied_loopback, b.tx_copied_loopback - a.tx_copied_loopback);
 	EXPECT_EQ(f.tx_copied_stack, b.tx_copied_stack - a.tx_copied_stack);
+	EXPECT_EQ(f.tx_copied_small, b.tx_copied_small - a.tx_copied_small);
 	EXPECT_EQ(f.pages_pinned_total, b.pages_pinned_total - a.pages_pinned_total);
 	EXPECT_LE(f.pages_pinned_peak, b.pages_pinned_peak);
 	EXPECT_EQ(0, b.records_queued);
 	/* The module's own invariants, everything completed. */
 	EXPECT_EQ(b.sends, b.send_completions);
 	EXPECT_EQ(b.send_bytes, b.tx_zerocopy_bytes + b.tx_copied_bytes);
-	EXPECT_EQ(b.tx_copied_bytes,
-		  b.tx_copied_not_offloaded + b.tx_copied_loopback + b.tx_copied_stack);
+	EXPECT_EQ(b.tx_copied_bytes, b.tx_copied_not_offloaded + b.tx_copied_loopback +
+		  b.tx_copied_stack + b.tx_copied_small);
 	zc_unmap(buf, size);
 }
 

@@ -269,9 +269,20 @@ size_t zc_udp_mtu_payload(const struct zc_net *net)
 	return zc_path_mtu(net->path) - zc_ip_hdr(net->family) - 8;
 }
 
+static long zc_copy_below = -1;
+
+bool zc_send_copies(size_t len)
+{
+	if (zc_copy_below < 0 && zc_param_read("copy_below", &zc_copy_below))
+		zc_copy_below = 0;
+	return len < (size_t)zc_copy_below;
+}
+
 uint32_t zc_expected_flags_pages(const struct zc_net *net, size_t dgram,
 				 uint32_t npages)
 {
+	if (zc_send_copies(dgram))
+		return ZCOPY_COMPL_COPIED | ZCOPY_COPIED_SMALL;
 	if (net->type == SOCK_DGRAM && npages > ZC_MAX_SKB_FRAGS)
 		return ZCOPY_COMPL_COPIED | ZCOPY_COPIED_FRAGS;
 	if (net->type == SOCK_DGRAM && dgram > zc_udp_mtu_payload(net))
@@ -631,6 +642,15 @@ uint32_t zc_iov_pages(const struct zcopy_iovec *iov, unsigned int n,
 	return pages;
 }
 
+uint64_t zc_iov_len(const struct zcopy_iovec *iov, unsigned int n)
+{
+	uint64_t len = 0;
+
+	while (n--)
+		len += iov[n].len;
+	return len;
+}
+
 void zc_log_add_rec(struct zc_log *log, const struct zcopy_completion *r)
 {
 	if (log->nrec == log->rec_cap) {
@@ -801,7 +821,7 @@ int __printf(3, 4)
 int zc_check_ledger(const struct zcopy_stats *st, const struct zc_log *log,
 		    char *msg, size_t len)
 {
-	uint64_t zc = 0, cp = 0, reason[3] = { 0 }, pages = 0;
+	uint64_t zc = 0, cp = 0, reason[4] = { 0 }, pages = 0;
 	bool single = true;
 	size_t i;
 
@@ -818,11 +838,15 @@ int zc_check_ledger(const struct zcopy_stats *st, const struct zc_log *log,
 			reason[1] += r->copied;
 		else if (why == ZCOPY_COPIED_STACK)
 			reason[2] += r->copied;
+		else if (why == ZCOPY_COPIED_SMALL)
+			reason[3] += r->copied;
 		else if (why)
 			single = false;
 	}
+	/* Short sends are copied, their pages never pinned. */
 	for (i = 0; i < log->nsent; i++)
-		pages += log->sent[i].npages;
+		if (log->sent[i].eflags != (ZCOPY_COMPL_COPIED | ZCOPY_COPIED_SMALL))
+			pages += log->sent[i].npages;
 
 	if (st->sends != log->nsent)
 		return zc_msg(msg, len, "ledger: sends %llu, made %zu",
@@ -839,18 +863,20 @@ int zc_check_ledger(const struct zcopy_stats *st, const struct zc_log *log,
 			      ZC_U64(st->send_bytes), ZC_U64(st->tx_zerocopy_bytes),
 			      ZC_U64(st->tx_copied_bytes));
 	if (st->tx_copied_bytes != st->tx_copied_not_offloaded + st->tx_copied_loopback +
-	    st->tx_copied_stack)
+	    st->tx_copied_stack + st->tx_copied_small)
 		return zc_msg(msg, len,
-			      "ledger: tx_copied_bytes %llu != not_offloaded %llu + loopback %llu + stack %llu",
+			      "ledger: tx_copied_bytes %llu != not_offloaded %llu + loopback %llu + stack %llu + small %llu",
 			      ZC_U64(st->tx_copied_bytes), ZC_U64(st->tx_copied_not_offloaded),
-			      ZC_U64(st->tx_copied_loopback), ZC_U64(st->tx_copied_stack));
+			      ZC_U64(st->tx_copied_loopback), ZC_U64(st->tx_copied_stack),
+			      ZC_U64(st->tx_copied_small));
 	if (st->tx_zerocopy_bytes != zc || st->tx_copied_bytes != cp)
 		return zc_msg(msg, len,
 			      "ledger: tx_zerocopy_bytes %llu tx_copied_bytes %llu, the records say %llu and %llu",
 			      ZC_U64(st->tx_zerocopy_bytes), ZC_U64(st->tx_copied_bytes),
 			      ZC_U64(zc), ZC_U64(cp));
 	if (single && (st->tx_copied_not_offloaded != reason[0] ||
-		       st->tx_copied_loopback != reason[1] || st->tx_copied_stack != reason[2]))
+		       st->tx_copied_loopback != reason[1] || st->tx_copied_stack != reason[2] ||
+		       st->tx_copied_small != reason[3]))
 		return zc_msg(msg, len,
 			      "ledger: copied not_offloaded/loopback/stack %llu/%llu/%llu, the records say %llu/%llu/%llu",
 			      ZC_U64(st->tx_copied_not_offloaded), ZC_U64(st->tx_copied_loopback),
@@ -866,7 +892,7 @@ int zc_check_ledger(const struct zcopy_stats *st, const struct zc_log *log,
 		return zc_msg(msg, len, "ledger: pages_pinned_total %llu, the sends span %llu pages",
 			      ZC_U64(st->pages_pinned_total), ZC_U64(pages));
 	if (st->pages_pinned_peak > st->pages_pinned_total ||
-	    (log->nsent && !st->pages_pinned_peak))
+	    (pages && !st->pages_pinned_peak))
 		return zc_msg(msg, len, "ledger: pages_pinned_peak %llu, pages_pinned_total %llu",
 			      ZC_U64(st->pages_pinned_peak), ZC_U64(st->pages_pinned_total));
 	for (i = 0; i < ARRAY_SIZE(st->reserved); i++)
@@ -899,6 +925,7 @@ int zc_param_write(const char *name, long val)
 	char path[128], buf[32];
 	int fd, n, ret = 0;
 
+	zc_copy_below = -1;
 	snprintf(path, sizeof(path), "/sys/module/zcopy/parameters/%s", name);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -945,7 +972,9 @@ int zc_tx_send_once(struct zc_tx *t, int zfd, int sock, struct zc_log *log,
 		*out = s;
 	/* A corked datagram's flags depend on how the stack builds it. */
 	npages = zc_iov_pages(iov, n, s.bytes);
-	ef = udp && (more || t->cork_len) ? 0 : zc_expected_flags_pages(&t->net, s.bytes, npages);
+	/* Whether the module copies a send depends on the length asked. */
+	ef = udp && (more || t->cork_len) ? 0 :
+	     zc_expected_flags_pages(&t->net, zc_iov_len(iov, n), npages);
 	zc_log_add(log, &s, ef, npages);
 	t->hash = zc_fnv_iov(t->hash, iov, n, s.bytes);
 	t->bytes += s.bytes;

@@ -146,6 +146,12 @@ size_t zc_udp_mtu_payload(const struct zc_net *net);
  * a datagram whose vectors span more pages than an skb has fragments is
  * copied by the module (FRAGS), whatever its size.
  */
+/*
+ * Whether the module copies a send of @len bytes (shorter than its
+ * copy_below parameter), read from sysfs and kept until zc_param_write().
+ */
+bool zc_send_copies(size_t len);
+
 uint32_t zc_expected_flags_pages(const struct zc_net *net, size_t dgram,
 				 uint32_t npages);
 
@@ -314,6 +320,9 @@ void zc_log_add(struct zc_log *log, const struct zcopy_send *s,
 uint32_t zc_iov_pages(const struct zcopy_iovec *iov, unsigned int n,
 		      uint64_t limit);
 
+/* The bytes an iovec array holds. */
+uint64_t zc_iov_len(const struct zcopy_iovec *iov, unsigned int n);
+
 void zc_log_add_rec(struct zc_log *log, const struct zcopy_completion *r);
 
 /*
@@ -328,7 +337,7 @@ int zc_collect(int zfd, struct zc_log *log, int timeout_ms);
 int zc_cmp_rec(const void *a, const void *b);
 
 #define ZC_COPIED_REASONS (ZCOPY_COPIED_NOT_OFFLOADED | ZCOPY_COPIED_LOOPBACK | \
-			   ZCOPY_COPIED_STACK | ZCOPY_COPIED_FRAGS)
+			   ZCOPY_COPIED_STACK | ZCOPY_COPIED_FRAGS | ZCOPY_COPIED_SMALL)
 
 /* A record's own consistency: NULL or what is wrong. */
 const char *zc_rec_invalid(const struct zcopy_completion *r);

@@ -30,6 +30,7 @@ static const struct {
 	{ ZCOPY_FEAT_RECV, "recv" },
 	{ ZCOPY_FEAT_RX_CAUSES, "rx-causes" },
 	{ ZCOPY_FEAT_FORWARD, "forward" },
+	{ ZCOPY_FEAT_COPY_SMALL, "copy-small" },
 };
 
 static void usage(FILE *f)

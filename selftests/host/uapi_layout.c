@@ -111,6 +111,7 @@ int main(void)
 	FIELD(zcopy_stats, fwd_copied_loopback);
 	FIELD(zcopy_stats, fwd_copied_stack);
 	FIELD(zcopy_stats, fwd_slots_held);
+	FIELD(zcopy_stats, tx_copied_small);
 	FIELD(zcopy_stats, reserved);
 	END(zcopy_stats);
 

@@ -194,6 +194,7 @@ const struct zc_counter zc_counters[] = {
 	COUNTER(fwd_copied_loopback, "  on loopback", 0),
 	COUNTER(fwd_copied_stack, "  elsewhere in the stack", 0),
 	COUNTER(fwd_slots_held, "receive slots held by forwards (now)", 1),
+	COUNTER(tx_copied_small, "bytes of short sends copied (copy_below)", 0),
 };
 
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))

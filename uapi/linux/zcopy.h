@@ -28,6 +28,7 @@
 #define ZCOPY_FEAT_RECV		(1ULL << 3)	/* receive area, ZCOPY_IOC_RECV */
 #define ZCOPY_FEAT_RX_CAUSES	(1ULL << 4)	/* zcopy_stats.rx_copied_* */
 #define ZCOPY_FEAT_FORWARD	(1ULL << 5)	/* ZCOPY_IOC_FORWARD, zcopy_stats.fwd_* */
+#define ZCOPY_FEAT_COPY_SMALL	(1ULL << 6)	/* ZCOPY_COPIED_SMALL, tx_copied_small */
 
 /*
  * What a mapping of /dev/zcopy is, by its offset:
@@ -121,6 +122,8 @@ struct zcopy_iovec {
  * The pages are pinned read-only and handed to the socket as fragments;
  * they must not be written until the completion record covering them has
  * been read. Pool memory cannot be pinned (EFAULT): see ZCOPY_MMAP_POOL.
+ * A send shorter than copy_below bytes is copied instead, whatever memory
+ * it names, and its record (ZCOPY_COPIED_SMALL) is queued at once.
  * On success the ioctl returns 0; when nothing was sent, it fails with the
  * socket's error (EAGAIN, EPIPE, ...) and no record follows.
  */
@@ -165,7 +168,9 @@ struct zcopy_send {
  * @stream_offset: out: as zcopy_send.offset, or ZCOPY_NO_SEQ
  * @reserved:	must be zero
  *
- * The pages themselves are sent, never copied. The application may write
+ * The pages themselves are sent, never copied, except in a send shorter
+ * than copy_below bytes (see ZCOPY_COPIED_SMALL), whose bytes are copied
+ * and whose pages are not held at all. The application may write
  * to the pool at once: see ZCOPY_MMAP_POOL. TCP sends hand the pages over
  * by reference, so the receiver gets the very pages, unless
  * ZCOPY_POOL_SEND_NOTIFY asks for a completion record; UDP sends always
@@ -197,6 +202,12 @@ struct zcopy_pool_send {
  * because a datagram spans more pieces of pages than an skb holds
  * (MAX_SKB_FRAGS, 17), which the module then sends by copying. In the
  * ledger, the last is counted with tx_copied_not_offloaded.
+ *
+ * ZCOPY_COPIED_SMALL: the module copied the send itself, as write(2)
+ * would, because it was shorter than the module parameter copy_below
+ * (bytes; 0 never copies): below that size pinning the pages and waiting
+ * for the stack to let go of them costs more than the copy. Nothing is
+ * held after the ioctl returns, and the record is queued at once.
  */
 #define ZCOPY_COMPL_ZEROCOPY		(1U << 0)
 #define ZCOPY_COMPL_COPIED		(1U << 1)
@@ -204,6 +215,7 @@ struct zcopy_pool_send {
 #define ZCOPY_COPIED_LOOPBACK		(1U << 9)
 #define ZCOPY_COPIED_STACK		(1U << 10)
 #define ZCOPY_COPIED_FRAGS		(1U << 11)
+#define ZCOPY_COPIED_SMALL		(1U << 12)
 
 /**
  * struct zcopy_completion - the stack has let go of sent pages
@@ -427,8 +439,9 @@ struct zcopy_forward {
  * @pool_pages:		pages in pools (now)
  * @pool_sends:		sends from a pool that moved at least one byte
  * @pool_send_bytes:	bytes they sent
- * @pool_send_copied_bytes: of which sent from a copy: none, since nothing
- *			but zcopy can hold a pool page
+ * @pool_send_copied_bytes: of which sent from a copy: sends shorter than
+ *			copy_below (with a record or without) only, since
+ *			nothing but zcopy can hold a pool page
  * @cow_copies:		pool pages copied because written while held
  * @write_faults:	writes to pool pages that took a fault (the first
  *			touch of each page is one)
@@ -461,6 +474,9 @@ struct zcopy_forward {
  * @fwd_copied_loopback: ... on loopback
  * @fwd_copied_stack:	... elsewhere in the stack
  * @fwd_slots_held:	receive slots held by forwards in flight (now)
+ * @tx_copied_small:	the fourth reason of @tx_copied_bytes: sends shorter
+ *			than copy_below, which the module copied
+ *			(ZCOPY_COPIED_SMALL)
  * @reserved:		zero, for counters to come
  *
  * Counters only grow, except those marked (now). ZCOPY_IOC_STATS also takes
@@ -510,7 +526,8 @@ struct zcopy_stats {
 	__u64	fwd_copied_loopback;
 	__u64	fwd_copied_stack;
 	__u64	fwd_slots_held;
-	__u64	reserved[23];
+	__u64	tx_copied_small;
+	__u64	reserved[22];
 };
 
 #define ZCOPY_IOC_MAGIC		0xBB
