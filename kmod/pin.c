@@ -251,9 +251,12 @@ static int zcopy_send(struct zcopy_file *zf, struct socket *sock,
 	return 0;
 }
 
+/* Vectors this short are copied to the stack, as UIO_FASTIOV iovecs are. */
+#define ZCOPY_FAST_IOV	8
+
 long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
 {
-	struct zcopy_iovec *iov;
+	struct zcopy_iovec fast[ZCOPY_FAST_IOV], *iov = fast;
 	struct zcopy_send args;
 	struct socket *sock;
 	int ret;
@@ -273,18 +276,26 @@ long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
 	if (IS_ERR(sock))
 		return PTR_ERR(sock);
 
-	iov = memdup_user(u64_to_user_ptr(args.iov),
-			  array_size(args.iov_count, sizeof(*iov)));
-	if (IS_ERR(iov)) {
-		ret = PTR_ERR(iov);
-		goto out_put_sock;
+	if (args.iov_count <= ZCOPY_FAST_IOV) {
+		ret = -EFAULT;
+		if (copy_from_user(fast, u64_to_user_ptr(args.iov),
+				   args.iov_count * sizeof(*iov)))
+			goto out_put_sock;
+	} else {
+		iov = memdup_user(u64_to_user_ptr(args.iov),
+				  array_size(args.iov_count, sizeof(*iov)));
+		if (IS_ERR(iov)) {
+			ret = PTR_ERR(iov);
+			goto out_put_sock;
+		}
 	}
 
 	ret = zcopy_send(zf, sock, &args, iov);
 	if (!ret && copy_to_user(uarg, &args, sizeof(args)))
 		ret = -EFAULT;
 
-	kfree(iov);
+	if (iov != fast)
+		kfree(iov);
 out_put_sock:
 	sockfd_put(sock);
 	return ret;

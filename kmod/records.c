@@ -29,19 +29,62 @@ void zcopy_records_init(struct zcopy_records *r)
 	init_waitqueue_head(&r->wait);
 }
 
-/* A record owed: one of max_records, until read or merged. */
-int zcopy_records_reserve(struct zcopy_records *r)
-{
-	if (atomic_inc_return(&r->reserved) > READ_ONCE(max_records)) {
-		atomic_dec(&r->reserved);
-		return -ENOSPC;
-	}
-	return 0;
-}
-
-void zcopy_records_unreserve(struct zcopy_records *r, int n)
+static void zcopy_records_unreserve(struct zcopy_records *r, int n)
 {
 	atomic_sub(n, &r->reserved);
+}
+
+/*
+ * A record for a send, owed until read or merged away: one of max_records
+ * (ENOSPC past them). Merged records are kept for the next send, so that a
+ * stream of sends whose records merge allocates none.
+ */
+struct zcopy_record *zcopy_record_get(struct zcopy_records *r)
+{
+	struct zcopy_record *rec;
+
+	if (atomic_inc_return(&r->reserved) > READ_ONCE(max_records)) {
+		atomic_dec(&r->reserved);
+		return ERR_PTR(-ENOSPC);
+	}
+	spin_lock(&r->lock);
+	rec = r->spare;
+	r->spare = NULL;
+	spin_unlock(&r->lock);
+	if (rec) {
+		memset(&rec->c, 0, sizeof(rec->c));
+		return rec;
+	}
+	rec = kzalloc(sizeof(*rec), GFP_KERNEL_ACCOUNT);
+	if (!rec) {
+		zcopy_records_unreserve(r, 1);
+		return ERR_PTR(-ENOMEM);
+	}
+	return rec;
+}
+
+/*
+ * Keep @rec as the spare, unless there is one or the file is gone; returns
+ * what the caller frees once it has dropped the lock.
+ */
+static struct zcopy_record *zcopy_record_recycle(struct zcopy_records *r,
+						 struct zcopy_record *rec)
+{
+	lockdep_assert_held(&r->lock);
+	if (r->closed || r->spare)
+		return rec;
+	r->spare = rec;
+	return NULL;
+}
+
+/* A record got for a send that never happened. */
+void zcopy_record_put(struct zcopy_records *r, struct zcopy_record *rec)
+{
+	spin_lock(&r->lock);
+	rec = zcopy_record_recycle(r, rec);
+	spin_unlock(&r->lock);
+	kfree(rec);
+	zcopy_records_unreserve(r, 1);
 }
 
 /* The sequence number and stream offset of a send of @bytes, in order. */
@@ -76,12 +119,12 @@ static bool zcopy_record_merge(struct zcopy_completion *prev,
  */
 int zcopy_records_post(struct zcopy_records *r, struct zcopy_record *rec)
 {
-	struct zcopy_record *prev, *next;
+	struct zcopy_record *prev, *next, *dead[2] = { NULL, NULL };
 	int freed = 0;
 
 	spin_lock(&r->lock);
 	if (r->closed) {
-		kfree(rec);
+		dead[0] = rec;
 		freed = 1;
 		goto out_unlock;
 	}
@@ -91,7 +134,7 @@ int zcopy_records_post(struct zcopy_records *r, struct zcopy_record *rec)
 			break;
 	if (!list_entry_is_head(prev, &r->list, node) &&
 	    zcopy_record_merge(&prev->c, &rec->c)) {
-		kfree(rec);
+		dead[0] = zcopy_record_recycle(r, rec);
 		rec = prev;
 		freed++;
 	} else {
@@ -101,14 +144,18 @@ int zcopy_records_post(struct zcopy_records *r, struct zcopy_record *rec)
 	if (!list_entry_is_head(next, &r->list, node) &&
 	    zcopy_record_merge(&rec->c, &next->c)) {
 		list_del(&next->node);
-		kfree(next);
+		dead[1] = zcopy_record_recycle(r, next);
 		freed++;
 	}
 out_unlock:
 	spin_unlock(&r->lock);
+	kfree(dead[0]);
+	kfree(dead[1]);
 
 	zcopy_records_unreserve(r, freed);
-	wake_up_interruptible_poll(&r->wait, EPOLLIN | EPOLLRDNORM);
+	/* Pairs with the barrier of the waiter's prepare_to_wait(). */
+	if (wq_has_sleeper(&r->wait))
+		wake_up_interruptible_poll(&r->wait, EPOLLIN | EPOLLRDNORM);
 	return 1 - freed;
 }
 
@@ -162,6 +209,8 @@ ssize_t zcopy_records_read(struct zcopy_records *r, char __user *buf, size_t cou
 __poll_t zcopy_records_poll(struct zcopy_records *r, struct file *file, poll_table *wait)
 {
 	poll_wait(file, &r->wait, wait);
+	/* Pairs with wq_has_sleeper() in zcopy_records_post(), as sock_poll_wait(). */
+	smp_mb();
 	return list_empty_careful(&r->list) ? 0 : EPOLLIN | EPOLLRDNORM;
 }
 
@@ -175,6 +224,8 @@ int zcopy_records_close(struct zcopy_records *r)
 	spin_lock(&r->lock);
 	r->closed = true;
 	list_splice_init(&r->list, &dead);
+	kfree(r->spare);
+	r->spare = NULL;
 	spin_unlock(&r->lock);
 
 	list_for_each_entry_safe(rec, tmp, &dead, node) {

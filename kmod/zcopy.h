@@ -106,6 +106,7 @@ struct zcopy_record {
  * @next_seq:	sequence number of the next send
  * @next_offset: stream offset of the next send's first byte
  * @closed:	the file is gone; completions queue no more records
+ * @spare:	a record merged away, kept for the next send
  * @reserved:	records owed: sends in flight plus records queued
  */
 struct zcopy_records {
@@ -115,12 +116,13 @@ struct zcopy_records {
 	u64			next_seq;
 	u64			next_offset;
 	bool			closed;
+	struct zcopy_record	*spare;
 	atomic_t		reserved;
 };
 
 void zcopy_records_init(struct zcopy_records *r);
-int zcopy_records_reserve(struct zcopy_records *r);
-void zcopy_records_unreserve(struct zcopy_records *r, int n);
+struct zcopy_record *zcopy_record_get(struct zcopy_records *r);
+void zcopy_record_put(struct zcopy_records *r, struct zcopy_record *rec);
 void zcopy_records_number(struct zcopy_records *r, u64 bytes, u64 *seq, u64 *offset);
 int zcopy_records_post(struct zcopy_records *r, struct zcopy_record *rec);
 ssize_t zcopy_records_read(struct zcopy_records *r, char __user *buf, size_t count,
