@@ -19,6 +19,8 @@
 #                  stopped after as long, since it always sends 32 GiB)
 #   BENCH_METHODS  the rows to run (default: all of them)
 #   BENCH_PROXY_METHODS  the proxy path's rows (default: all three)
+#   BENCH_COPY_BELOW  zcopy's copy_below parameter for the run (default:
+#                  the module's; 0 pins every send, for the crossover)
 
 set -u
 ip() { /usr/bin/ip "$@"; }
@@ -37,6 +39,15 @@ PEER_MAX=65000
 FILE=/tmp/bench.dat
 T=/tmp/bench
 PORT=20000
+
+if [ -n "${BENCH_COPY_BELOW:-}" ]; then
+	echo "$BENCH_COPY_BELOW" >/sys/module/zcopy/parameters/copy_below ||
+		{ echo "# bench: cannot set copy_below"; exit 1; }
+fi
+COPY_BELOW=$(cat /sys/module/zcopy/parameters/copy_below 2>/dev/null || echo null)
+# /proc/stat counts in USER_HZ, 100 on x86.
+HZ=100
+BUSY0=0
 
 mkdir -p $T /dev/pts
 mountpoint -q /dev/pts || mount -t devpts devpts /dev/pts
@@ -63,14 +74,22 @@ path_setup() {
 	esac
 }
 
+# busy: the guest's busy CPU time so far, in clock ticks: every process,
+# interrupt and softirq, whoever was charged for it.
+busy() {
+	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
+}
+
 # emit PATH SIZE METHOD REP TX_JSON_FILE RX_JSON_FILE [EXTRA_JSON]
 emit() {
+	busy_s=$(awk -v a="$BUSY0" -v b="$(busy)" -v hz="$HZ" 'BEGIN { print (b - a) / hz }')
 	tx=$(tail -n1 "$5" 2>/dev/null)
 	rx=$(tail -n1 "$6" 2>/dev/null)
 	case $tx in "{"*) ;; *) tx=null ;; esac
 	case $rx in "{"*) ;; *) rx=null ;; esac
 	echo "BENCH {\"kernel\": \"$(uname -r)\", \"path\": \"$1\", \"size\": $2," \
-	     "\"method\": \"$3\", \"rep\": $4, \"tx\": $tx, \"rx\": $rx${7:+, $7}}"
+	     "\"method\": \"$3\", \"rep\": $4, \"copy_below\": $COPY_BELOW, \"busy_s\": $busy_s," \
+	     "\"tx\": $tx, \"rx\": $rx${7:+, $7}}"
 }
 
 # One zcsend -> zcrecv transfer.
@@ -114,7 +133,7 @@ run_msg_zerocopy_rx() {
 	# Both print "tx=SENDS (...)".
 	sends=$(sed -n 's/^tx=\([0-9]*\) .*/\1/p' $T/tx.err)
 	emit "$path" "$size" "$method" "$rep" $T/tx.json $T/rx.json \
-		"\"tx_status\": $txs, \"rx_status\": $rxs, \"peer_bytes\": $((${sends:-0} * size))"
+		"\"tx_status\": $txs, \"rx_status\": $rxs, \"peer_bytes\": $((${sends:-0} * ${psize:-$size}))"
 	[ $txs -eq 0 ] && [ $rxs -eq 0 ] ||
 		echo "# bench: $path $size $method: $(grep -v '^{' $T/tx.err $T/rx.err | head -n3)"
 }
@@ -188,8 +207,21 @@ run_proxy() {
 		echo "# bench: $path $size $method: zcsend $txs, zcproxy $pxs, zcrecv $rxs: $(cat $T/tx.err $T/px.err $T/rx.err | head -n3)"
 }
 
+# peer_size SIZE: the message size a peer sends in the SIZE row: SIZE, or
+# PEER_MAX in the 64 KiB row (their limit); no row above.
+peer_size() {
+	if [ "$1" -le $PEER_MAX ]; then
+		echo "$1"
+	elif [ "$1" -eq 65536 ]; then
+		echo $PEER_MAX
+	else
+		return 1
+	fi
+}
+
 run_one() {
 	path=$1 size=$2 m=$3 rep=$4
+	BUSY0=$(busy) psize=
 	case $m in
 	copy) run_tools "$@" write read ;;
 	mmap) run_tools "$@" mmap read --file $FILE ;;
@@ -203,13 +235,13 @@ run_one() {
 	zcopy-recv) run_tools "$@" write zcopy-recv ;;
 	zcopy-pool+recv) run_tools "$@" zcopy-pool zcopy-recv ;;
 	peer:msg_zerocopy)
-		[ "$size" -le $PEER_MAX ] || return 0
+		psize=$(peer_size "$size") || return 0
 		run_msg_zerocopy_rx "$@" msg_zerocopy -4 -t "$SECS" -D "$RADDR" \
-			-S "$SADDR" -s "$size" -z ;;
+			-S "$SADDR" -s "$psize" -z ;;
 	peer:io_uring_zerocopy_tx)
-		[ "$size" -le $PEER_MAX ] || return 0
+		psize=$(peer_size "$size") || return 0
 		run_msg_zerocopy_rx "$@" io_uring_zerocopy_tx -4 -t "$SECS" \
-			-D "$RADDR" -s "$size" ;;
+			-D "$RADDR" -s "$psize" ;;
 	peer:tcp_mmap) run_tcp_mmap "$@" ;;
 	proxy:*) run_proxy "$@" "${m#proxy:}" ;;
 	*) echo "# bench: unknown method $m"; return 1 ;;
@@ -217,7 +249,7 @@ run_one() {
 }
 
 start=$(date +%s)
-echo "# bench: $(uname -r): paths $PATHS; sizes $SIZES; $REPS reps; up to $BYTES bytes per zcsend run, $SECS s per peer run"
+echo "# bench: $(uname -r): paths $PATHS; sizes $SIZES; $REPS reps; up to $BYTES bytes per zcsend run, $SECS s per peer run; copy_below $COPY_BELOW"
 for path in $PATHS; do
 	path_setup "$path"
 	methods=$METHODS

@@ -105,6 +105,7 @@ struct zc_report {
 	int udp, family;
 	uint64_t bytes;
 	double start, end;
+	double cpu_start, cpu_end;	/* CLOCK_PROCESS_CPUTIME_ID */
 	struct rusage ru_start, ru_end;
 	int checksum_on;
 	uint64_t checksum;
@@ -133,8 +134,9 @@ uint64_t zc_report_delta(const struct zc_report *r, size_t i);
 
 #define ZC_REPORT_KEYS \
 	"  tool method proto (\"tcp\", \"udp\") family (\"ipv4\", \"ipv6\") bytes seconds\n" \
-	"  mb_per_s cpu_user_s cpu_sys_s cpu_s_per_gib page_faults (the process's,\n" \
-	"  over the run) checksum (16 hex digits,\n" \
+	"  mb_per_s cpu_user_s cpu_sys_s (getrusage(), split at ticks) cpu_s\n" \
+	"  (CLOCK_PROCESS_CPUTIME_ID, exact) cpu_s_per_gib (of cpu_s) page_faults\n" \
+	"  (the process's, over the run) checksum (16 hex digits,\n" \
 	"  or null without --checksum) zcopy (null without /dev/zcopy, else the\n" \
 	"  module-wide ledger's growth over the run: each counter of zcstat that\n" \
 	"  only grows, by its name)\n"

@@ -641,7 +641,12 @@ static void method_ring(struct sender *s, void (*send_slot)(struct sender *, str
 	for (i = 0;; i = (i + 1) % s->nslots) {
 		struct slot *sl = &s->slots[i];
 
-		reap(s, 0);
+		/*
+		 * Completions are read when a buffer is wanted back, as an
+		 * application would: one read covers many merged sends.
+		 */
+		if (slot_busy(sl))
+			reap(s, 0);
 		while (slot_busy(sl))
 			reap(s, DRAIN_TIMEOUT_MS);
 		n = produce(s, sl->buf, s->o->msg_size);
