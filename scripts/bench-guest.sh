@@ -15,8 +15,11 @@
 #   BENCH_BYTES    most bytes per zcsend run: a run sends 4096 messages,
 #                  at least 4 MiB and at most this (the peers run for
 #                  BENCH_SECS instead)
-#   BENCH_SECS     seconds per peer run (msg_zerocopy's -t; tcp_mmap is
-#                  stopped after as long, since it always sends 32 GiB)
+#   BENCH_SECS     seconds per tcp_mmap run (it always sends 32 GiB, and is
+#                  stopped after as long)
+#   BENCH_PEER_T   msg_zerocopy's and io_uring_zerocopy_tx's -t: they run
+#                  0.2 s + this many seconds (default 0; io_uring_zerocopy_tx
+#                  at least 1)
 #   BENCH_METHODS  the rows to run (default: all of them)
 #   BENCH_PROXY_METHODS  the proxy path's rows (default: all three)
 #   BENCH_COPY_BELOW  zcopy's copy_below parameter for the run (default:
@@ -30,6 +33,7 @@ SIZES=${BENCH_SIZES:-1024 4096 16384 262144 1048576}
 REPS=${BENCH_REPS:-3}
 BYTES=${BENCH_BYTES:-16777216}
 SECS=${BENCH_SECS:-1}
+PEER_T=${BENCH_PEER_T:-0}
 METHODS=${BENCH_METHODS:-copy mmap sendfile splice msg_zerocopy zcopy zcopy-pool
 	zcopy-pool-notify tcp_zerocopy zcopy-recv zcopy-pool+recv
 	peer:msg_zerocopy peer:io_uring_zerocopy_tx peer:tcp_mmap}
@@ -120,11 +124,12 @@ run_msg_zerocopy_rx() {
 	path=$1 size=$2 method=$3 rep=$4
 	shift 4
 	PORT=$((PORT + 1))
-	$NS zctime -k $((SECS + 20)) msg_zerocopy -4 -t "$SECS" -p $PORT -D "$RADDR" -r tcp \
+	# The receiver runs as long as the sender ($PT, set by run_one).
+	$NS zctime -k $((PT + 20)) msg_zerocopy -4 -t "$PT" -p $PORT -D "$RADDR" -r tcp \
 		>$T/rx.out 2>$T/rx.err &
 	rpid=$!
 	sleep 0.3
-	zctime -k $((SECS + 20)) "$@" -p $PORT tcp >$T/tx.out 2>$T/tx.err
+	zctime -k $((PT + 20)) "$@" -p $PORT tcp >$T/tx.out 2>$T/tx.err
 	txs=$?
 	wait $rpid
 	rxs=$?
@@ -236,11 +241,14 @@ run_one() {
 	zcopy-pool+recv) run_tools "$@" zcopy-pool zcopy-recv ;;
 	peer:msg_zerocopy)
 		psize=$(peer_size "$size") || return 0
-		run_msg_zerocopy_rx "$@" msg_zerocopy -4 -t "$SECS" -D "$RADDR" \
+		PT=$PEER_T
+		run_msg_zerocopy_rx "$@" msg_zerocopy -4 -t "$PT" -D "$RADDR" \
 			-S "$SADDR" -s "$psize" -z ;;
 	peer:io_uring_zerocopy_tx)
 		psize=$(peer_size "$size") || return 0
-		run_msg_zerocopy_rx "$@" io_uring_zerocopy_tx -4 -t "$SECS" \
+		# It divides by its whole seconds of run time: -t 0 would be 0.
+		PT=$((PEER_T > 0 ? PEER_T : 1))
+		run_msg_zerocopy_rx "$@" io_uring_zerocopy_tx -4 -t "$PT" \
 			-D "$RADDR" -s "$psize" ;;
 	peer:tcp_mmap) run_tcp_mmap "$@" ;;
 	proxy:*) run_proxy "$@" "${m#proxy:}" ;;
@@ -249,7 +257,7 @@ run_one() {
 }
 
 start=$(date +%s)
-echo "# bench: $(uname -r): paths $PATHS; sizes $SIZES; $REPS reps; up to $BYTES bytes per zcsend run, $SECS s per peer run; copy_below $COPY_BELOW"
+echo "# bench: $(uname -r): paths $PATHS; sizes $SIZES; $REPS reps; up to $BYTES bytes per zcsend run, $SECS s per tcp_mmap run, peers -t $PEER_T; copy_below $COPY_BELOW"
 for path in $PATHS; do
 	path_setup "$path"
 	methods=$METHODS

@@ -12,10 +12,13 @@
  *  - fwd1: the call itself over loopback connections of send() data:
  *          every rejected input with its errno and nothing left behind,
  *          pieces of slots, one slot sent twice, records or none, a
- *          release while the stack still holds the pages, closing the fd
- *          with forwards in flight, datagrams in and out.
+ *          release while the stack still holds the pages, every way of
+ *          writing into a page in flight failing, closing the fd with
+ *          forwards in flight, datagrams in and out.
  */
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 
 #include "kselftest_harness.h"
@@ -792,6 +795,71 @@ TEST_F(fwd1, release_while_held)
 	EXPECT_EQ(0, fwd1_expect(self->osrv, 0, n));
 	ASSERT_EQ(0, zc_poll_stats(self->zfd, 0, 5000, &st, fwd_idle));
 	EXPECT_EQ(0, st.rx_slots_used);
+}
+
+/*
+ * Nothing writes a page the stack holds: every way a process could write
+ * into a forwarded slot while its page is in flight fails, and the far end
+ * gets exactly the bytes received.
+ */
+TEST_F(fwd1, writes_into_forwarded_pages_fail)
+{
+	size_t n = 16 * self->ps;
+	struct zcopy_fwd_piece p[FWD_DESC];
+	struct zcopy_stats st;
+	uint64_t rel[FWD_DESC];
+	uint8_t junk[64];
+	struct iovec local = { junk, sizeof(junk) }, remote;
+	int i, code, fd, pipefd[2], c2, s2;
+	void *fault;
+	uint8_t *addr;
+
+	memset(junk, 0xa5, sizeof(junk));
+	/* A receiver that reads nothing yet: the forwarded pages stay in flight. */
+	close(self->ocli);
+	close(self->osrv);
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 4096, &self->ocli, &self->osrv));
+	ASSERT_EQ(0, zc_set_buf(self->ocli, SO_SNDBUF, 4 << 20));
+	ASSERT_EQ(0, fwd1_take(self, 0, n));
+	for (i = 0; i < self->nd; i++) {
+		p[i] = (struct zcopy_fwd_piece){ .offset = self->d[i].offset, .len = self->d[i].len };
+		rel[i] = self->d[i].offset;
+	}
+	ASSERT_EQ(0, zc_forward(self->zfd, self->ocli, p, self->nd, 0, 0, NULL));
+	st = fwd1_stats(self->zfd);
+	ASSERT_LT(0, st.fwd_slots_held) TH_LOG("the stack let go of everything at once");
+
+	addr = self->area + self->d[self->nd - 1].offset;
+	remote = (struct iovec){ addr, sizeof(junk) };
+	/* A store. */
+	EXPECT_EQ(SIGSEGV, rt_probe(addr, true, &code, &fault));
+	/* Making the mapping writable. */
+	EXPECT_EQ(-1, mprotect(addr, self->ps, PROT_READ | PROT_WRITE));
+	/* The kernel writing for the process: /proc/self/mem, process_vm_writev(). */
+	fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, pwrite(fd, junk, sizeof(junk), (off_t)(uintptr_t)addr));
+	close(fd);
+	EXPECT_EQ(-1, process_vm_writev(getpid(), &local, 1, &remote, 1, 0));
+	/* read(2) and recv() into it. */
+	ASSERT_EQ(0, pipe(pipefd));
+	ASSERT_EQ((ssize_t)sizeof(junk), write(pipefd[1], junk, sizeof(junk)));
+	EXPECT_EQ(-1, read(pipefd[0], addr, sizeof(junk)));
+	EXPECT_EQ(EFAULT, errno);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &c2, &s2));
+	ASSERT_EQ((ssize_t)sizeof(junk), send(c2, junk, sizeof(junk), 0));
+	ASSERT_EQ(0, rt_wait_readable(s2, 1, 5000));
+	EXPECT_EQ(-1, recv(s2, addr, sizeof(junk), MSG_DONTWAIT));
+	EXPECT_EQ(EFAULT, errno);
+	close(c2);
+	close(s2);
+
+	/* The receiver reads: what it gets is what came in. */
+	EXPECT_EQ(0, fwd1_expect(self->osrv, 0, n));
+	ASSERT_EQ(0, zc_poll_stats(self->zfd, 0, 5000, &st, fwd_idle));
+	EXPECT_EQ(0, zc_release(self->zfd, rel, self->nd));
 }
 
 /* The fd closed, the area unmapped, forwards still in flight: nothing leaks. */
