@@ -13,8 +13,9 @@
  *          every rejected input with its errno and nothing left behind,
  *          pieces of slots, one slot sent twice, records or none, a
  *          release while the stack still holds the pages, every way of
- *          writing into a page in flight failing, closing the fd with
- *          forwards in flight, datagrams in and out.
+ *          writing into a page in flight failing; closing the fd, either
+ *          socket, or exiting with forwards in flight; datagrams in and
+ *          out.
  */
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -860,6 +861,96 @@ TEST_F(fwd1, writes_into_forwarded_pages_fail)
 	EXPECT_EQ(0, fwd1_expect(self->osrv, 0, n));
 	ASSERT_EQ(0, zc_poll_stats(self->zfd, 0, 5000, &st, fwd_idle));
 	EXPECT_EQ(0, zc_release(self->zfd, rel, self->nd));
+}
+
+/* A fresh out pair whose receiver reads nothing yet, with a small window. */
+static int fwd1_slow_pair(fwd1_self *self)
+{
+	int ret;
+
+	close(self->ocli);
+	close(self->osrv);
+	ret = zc_tcp_pair(AF_INET, 4096, &self->ocli, &self->osrv);
+	return ret ?: zc_set_buf(self->ocli, SO_SNDBUF, 4 << 20);
+}
+
+/* Receive @n bytes and forward them all, with a record. */
+static int fwd1_forward_all(fwd1_self *self, size_t n)
+{
+	struct zcopy_fwd_piece p[FWD_DESC];
+	int i, ret;
+
+	ret = fwd1_take(self, 0, n);
+	if (ret)
+		return ret;
+	for (i = 0; i < self->nd; i++)
+		p[i] = (struct zcopy_fwd_piece){ .offset = self->d[i].offset, .len = self->d[i].len };
+	return zc_forward(self->zfd, self->ocli, p, self->nd, ZCOPY_FORWARD_NOTIFY, 0, NULL);
+}
+
+/* Forward @n received bytes to a receiver that reads nothing yet: in flight. */
+static int fwd1_in_flight(fwd1_self *self, size_t n)
+{
+	return fwd1_slow_pair(self) ?: fwd1_forward_all(self, n);
+}
+
+/* The socket forwarded to, closed with the pages in flight: they still leave. */
+TEST_F(fwd1, close_out_socket_in_flight)
+{
+	size_t n = 16 * self->ps;
+	struct zcopy_stats st;
+
+	ASSERT_EQ(0, fwd1_in_flight(self, n));
+	close(self->ocli);
+	self->ocli = -1;
+	EXPECT_EQ(0, fwd1_expect(self->osrv, 0, n));
+	ASSERT_EQ(0, zc_poll_stats(self->zfd, 0, 5000, &st, fwd_idle));
+}
+
+/* The socket the bytes came from, closed with them in flight: nothing changes. */
+TEST_F(fwd1, close_in_socket_in_flight)
+{
+	size_t n = 16 * self->ps;
+	struct zcopy_stats st;
+
+	ASSERT_EQ(0, fwd1_in_flight(self, n));
+	close(self->cli);
+	close(self->srv);
+	self->cli = self->srv = -1;
+	EXPECT_EQ(0, fwd1_expect(self->osrv, 0, n));
+	ASSERT_EQ(0, zc_poll_stats(self->zfd, 0, 5000, &st, fwd_idle));
+}
+
+/*
+ * The process that forwarded exits with its forwards in flight, holding
+ * the last reference to its zcopy file: the far end gets every byte and
+ * the module ends holding nothing.
+ */
+TEST_F(fwd1, exit_with_forwards_in_flight)
+{
+	size_t n = 16 * self->ps;
+	struct zcopy_stats st;
+	int status;
+	pid_t pid;
+
+	/* The receiver reads nothing until the child has gone. */
+	ASSERT_EQ(0, fwd1_slow_pair(self));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		/* A zcopy file and area of its own: areas are not inherited. */
+		self->zfd = zc_open();
+		self->area = rt_mmap_area(self->zfd, RX_SLOTS_FWD1, PROT_READ);
+		_exit(self->area == MAP_FAILED || fwd1_forward_all(self, n) ? 1 : 0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+
+	EXPECT_EQ(0, fwd1_expect(self->osrv, 0, n));
+	ASSERT_EQ(0, zc_poll_stats(-1, ZCOPY_STATS_MODULE, 10000, &st, zc_module_idle))
+		TH_LOG("the module still holds: %llu in flight, %llu slots, %llu held",
+		       ZC_U64(st.sends_in_flight), ZC_U64(st.rx_slots_used),
+		       ZC_U64(st.fwd_slots_held));
 }
 
 /* The fd closed, the area unmapped, forwards still in flight: nothing leaks. */
