@@ -45,30 +45,6 @@ static uint64_t fwd_pattern_hash(uint64_t len)
 	return h;
 }
 
-/* Every piece of @p (@n) sent on @sock, however short each call: 0 or -errno. */
-static int fwd_all(int zfd, int sock, struct zcopy_fwd_piece *p, uint32_t n, uint32_t flags,
-		   uint64_t *sends)
-{
-	while (n) {
-		struct zcopy_forward f;
-		uint64_t left;
-		int ret = zc_forward(zfd, sock, p, n, flags, 0, &f);
-
-		if (ret == -EINTR)
-			continue;
-		if (ret)
-			return ret;
-		(*sends)++;
-		for (left = f.bytes; n && left >= p->len; n--, p++)
-			left -= p->len;
-		if (n && left) {
-			p->offset += left;
-			p->len -= left;
-		}
-	}
-	return 0;
-}
-
 /* ---- fwd: sender -> proxy (us) -> receiver, across the test network ---- */
 
 FIXTURE(fwd)
@@ -214,13 +190,13 @@ static int fwd_pump(int zfd, int in, int out, bool dgrams, struct zc_rx *rx,
 		}
 		*received += r.bytes;
 		if (!dgrams) {
-			ret = fwd_all(zfd, out, p, r.desc_count, 0, sends);
+			ret = zc_forward_all(zfd, out, p, r.desc_count, 0, sends);
 			if (ret)
 				return ret;
 			continue;
 		}
 		for (i = 0; i < r.desc_count; i++) {
-			ret = fwd_all(zfd, out, &p[i], 1, 0, sends);
+			ret = zc_forward_all(zfd, out, &p[i], 1, 0, sends);
 			if (ret)
 				return ret;
 		}

@@ -71,6 +71,16 @@ int zc_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+int zc_timeout_arg(const char *s)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (!*s || *end || v <= 0 || v > 86400)
+		zc_die(ZC_EXIT_USAGE, "bad timeout '%s' (1 to 86400 seconds)", s);
+	return v;
+}
+
 uint64_t zc_size_arg(const char *opt, const char *s)
 {
 	uint64_t v;

@@ -53,6 +53,9 @@ int zc_parse_size(const char *s, uint64_t *out);
 /* A size argument, or exit 2 naming @opt. */
 uint64_t zc_size_arg(const char *opt, const char *s);
 
+/* A --timeout argument: whole seconds, 1 to 86400, or exit with usage. */
+int zc_timeout_arg(const char *s);
+
 /*
  * "ADDR:PORT", "[IPV6]:PORT" or, when @port_only_ok, "PORT" (the wildcard
  * address, IPv6 and IPv4): numeric addresses only. 0, or -1 if bad.

@@ -154,28 +154,6 @@ out:
 	close(p[1]);
 }
 
-/* Send every piece of @p (@n) on, however short each call: 0 or -errno. */
-static int forward_all(int zfd, int sock, struct zcopy_fwd_piece *p, uint32_t n)
-{
-	while (n) {
-		struct zcopy_forward f;
-		uint64_t left;
-		int ret = zc_forward(zfd, sock, p, n, 0, 0, &f);
-
-		if (ret == -EINTR)
-			continue;
-		if (ret)
-			return ret;
-		for (left = f.bytes; n && left >= p->len; n--, p++)
-			left -= p->len;
-		if (n && left) {
-			p->offset += left;
-			p->len -= left;
-		}
-	}
-	return 0;
-}
-
 /*
  * Receive into the area, forward every slot from the very pages it was
  * received into, and give the slots back with the next receive: the stack
@@ -231,7 +209,7 @@ static void relay_zcopy(struct relay *r)
 			held[i] = d[i].offset;
 		}
 		nheld = rv.desc_count;
-		ret = forward_all(zfd, r->out, p, rv.desc_count);
+		ret = zc_forward_all(zfd, r->out, p, rv.desc_count, 0, NULL);
 		if (ret) {
 			errno = -ret;
 			relay_fail(r, "ZCOPY_IOC_FORWARD");
@@ -331,8 +309,6 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char *end;
-	long v;
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -344,11 +320,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 						    ARRAY_SIZE(method_names));
 			break;
 		case 't':
-			v = strtol(optarg, &end, 10);
-			if (!*optarg || *end || v <= 0 || v > 86400)
-				zc_die(ZC_EXIT_USAGE, "bad timeout '%s' (1 to 86400 seconds)",
-				       optarg);
-			o->timeout_s = v;
+			o->timeout_s = zc_timeout_arg(optarg);
 			break;
 		case 'j':
 			o->json = 1;

@@ -436,7 +436,6 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
-	long v;
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -475,11 +474,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			o->checksum = 1;
 			break;
 		case 't':
-			v = strtol(optarg, &end, 10);
-			if (!*optarg || *end || v <= 0 || v > 86400)
-				zc_die(ZC_EXIT_USAGE, "bad timeout '%s' (1 to 86400 seconds)",
-				       optarg);
-			o->timeout_s = v;
+			o->timeout_s = zc_timeout_arg(optarg);
 			break;
 		case 'j':
 			o->json = 1;

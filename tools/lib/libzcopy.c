@@ -152,6 +152,30 @@ int zc_forward(int zfd, int sock, const struct zcopy_fwd_piece *pieces, uint32_t
 	return ret;
 }
 
+int zc_forward_all(int zfd, int sock, struct zcopy_fwd_piece *pieces, uint32_t n,
+		   uint32_t flags, uint64_t *calls)
+{
+	while (n) {
+		struct zcopy_forward f;
+		uint64_t left;
+		int ret = zc_forward(zfd, sock, pieces, n, flags, 0, &f);
+
+		if (ret == -EINTR)
+			continue;
+		if (ret)
+			return ret;
+		if (calls)
+			(*calls)++;
+		for (left = f.bytes; n && left >= pieces->len; n--, pieces++)
+			left -= pieces->len;
+		if (n && left) {
+			pieces->offset += left;
+			pieces->len -= left;
+		}
+	}
+	return 0;
+}
+
 #define COUNTER(f, what, now) { #f, offsetof(struct zcopy_stats, f), what, now }
 const struct zc_counter zc_counters[] = {
 	COUNTER(sends, "sends that moved data", 0),

@@ -66,6 +66,14 @@ int zc_release(int zfd, const uint64_t *offsets, uint32_t n);
 int zc_forward(int zfd, int sock, const struct zcopy_fwd_piece *pieces, uint32_t n,
 	       uint32_t flags, uint64_t cookie, struct zcopy_forward *out);
 
+/*
+ * Forward every byte of @pieces (@n; stepped past what each call sent, so
+ * changed), however short each call, retrying after EINTR; *@calls (may be
+ * NULL) counts the ioctls that sent. 0 or -errno.
+ */
+int zc_forward_all(int zfd, int sock, struct zcopy_fwd_piece *pieces, uint32_t n,
+		   uint32_t flags, uint64_t *calls);
+
 /* ---- the ledger's counters, in the order of struct zcopy_stats ---- */
 
 struct zc_counter {
