@@ -5,8 +5,10 @@
 #
 #   make                 build zcopy.ko for the running kernel (or KDIR=...)
 #   make run             boot a VM and show zcopy at work
-#   make check           the whole suite on both pinned kernels
+#   make check           the whole suite on the pinned kernels (6.1, 6.12, 6.1-rt)
 #   make style sparse    checkpatch and sparse, both clean
+#   make deb             the Debian packages zcopy-dkms and zcopy-tools
+#   make matrix          compile-test against every Debian 12 headers package
 #   make bench           every way to move bytes, side by side, into results/
 #   make check-debug     the suite, a long fuzz and race stress, and a kmemleak
 #                        scan, on a 6.12 built with KASAN, lockdep, kmemleak...
@@ -15,7 +17,7 @@
 # make check/run/style/sparse fetch what they need first (scripts/fetch-deps).
 
 KDIR	?= /lib/modules/$(shell uname -r)/build
-KERNELS	?= 6.1 6.12
+KERNELS	?= 6.1 6.12 6.1-rt
 export KERNELS
 
 SCRIPTS	:= $(CURDIR)/scripts
@@ -37,8 +39,14 @@ deps:
 modules: deps
 	@for k in $(KERNELS); do $(SCRIPTS)/build-module $$k >/dev/null || exit 1; done
 
+# The selftests in kselftest's install layout, which the VM gets as
+# /selftests: run_kselftest.sh, zcopy/, and run_tests.sh, the VM's driver.
+KSFT_INSTALL := $(CACHE)/build/kselftest
+
 selftests: tools
-	$(MAKE) -C selftests KSFT_DIR=$(KSFT_DIR)
+	$(MAKE) -C selftests KSFT_DIR=$(KSFT_DIR) OUTPUT=$(CACHE)/build/selftests \
+		INSTALL_PATH=$(KSFT_INSTALL) install >/dev/null
+	install -m 0755 selftests/run_tests.sh $(KSFT_INSTALL)/
 
 tools:
 	$(MAKE) -C tools
@@ -52,9 +60,17 @@ run: deps selftests tools
 bench:
 	$(SCRIPTS)/bench
 
+deb:
+	$(SCRIPTS)/fetch-deps --deb
+	$(SCRIPTS)/make-deb
+
+matrix: deps
+	$(SCRIPTS)/compile-matrix
+
 # The long runs: >= 100,000 fuzz iterations and 60 s of race stress.
 SOAK	:= ZCOPY_FUZZ_ITERS=$(or $(ZCOPY_FUZZ_ITERS),100000) \
-	   ZCOPY_STRESS_SECS=$(or $(ZCOPY_STRESS_SECS),60)
+	   ZCOPY_STRESS_SECS=$(or $(ZCOPY_STRESS_SECS),60) \
+	   ZCOPY_TEST_TIMEOUT=$(or $(ZCOPY_TEST_TIMEOUT),3600)
 
 check-debug:
 	$(SCRIPTS)/fetch-deps --debug
@@ -71,13 +87,14 @@ sparse: deps
 	$(SCRIPTS)/sparse
 
 clean: module-clean
-	$(MAKE) -C selftests clean
+	$(MAKE) -C selftests KSFT_DIR=$(KSFT_DIR) OUTPUT=$(CACHE)/build/selftests clean
+	rm -rf $(KSFT_INSTALL)
 	$(MAKE) -C tools clean
 
 # Everything fetched as well: the next make fetches it again.
 distclean:
 	rm -rf $(CACHE)
 
-.PHONY: all module module-clean deps modules selftests tools check run bench \
+.PHONY: all module module-clean deps modules selftests tools check run bench deb matrix \
 	check-debug soak style \
 	sparse clean distclean

@@ -168,16 +168,16 @@ static const struct file_operations zcopy_fops = {
 };
 
 /*
- * Anyone may open the device, as anyone may use MSG_ZEROCOPY: a caller sends
- * only on sockets it holds and pins only its own memory, and every page held
- * for it is charged to its user's RLIMIT_MEMLOCK (CAP_IPC_LOCK exempt) and
- * to its memory cgroup.
+ * Who may open the device is the administrator's choice, made by a udev rule
+ * (the package's gives 0666, as anyone may use MSG_ZEROCOPY). Any caller is
+ * safe: it sends only on sockets it holds and pins only its own memory, and
+ * every page held for it is charged to its user's RLIMIT_MEMLOCK
+ * (CAP_IPC_LOCK exempt) and to its memory cgroup.
  */
 static struct miscdevice zcopy_misc = {
 	.minor	= MISC_DYNAMIC_MINOR,
 	.name	= "zcopy",
 	.fops	= &zcopy_fops,
-	.mode	= 0666,
 };
 
 static int __init zcopy_init(void)

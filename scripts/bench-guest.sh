@@ -55,7 +55,7 @@ BUSY0=0
 
 mkdir -p $T /dev/pts
 mountpoint -q /dev/pts || mount -t devpts devpts /dev/pts
-/selftests/setup_net.sh >/dev/null || { echo "# bench: no network"; exit 1; }
+/selftests/zcopy/setup_net.sh >/dev/null || { echo "# bench: no network"; exit 1; }
 # mmap and sendfile send a file: BENCH_BYTES of zcsend's pattern, in tmpfs.
 head -c "$BYTES" /dev/urandom >$FILE
 

@@ -15,7 +15,7 @@ echo "== kernel $(uname -r)"
 echo "== module"
 lsmod | grep -E '^(Module|zcopy)'
 ls -l /dev/zcopy
-/selftests/setup_net.sh >/dev/null
+/selftests/zcopy/setup_net.sh >/dev/null
 
 echo "== ledger before"
 zcstat

@@ -9,13 +9,16 @@ ZCOPY_CACHE=${ZCOPY_CACHE:-$ZCOPY_ROOT/.cache}
 ZCOPY_KERNEL_TABLE="
 6.1  6.1.0-56-amd64         6.1.192-2           linux-kbuild-6.1           linux-source-6.1
 6.12 6.12.117+deb12-amd64   6.12.117-1~deb12u1  linux-kbuild-6.12.117+deb12 linux-source-6.12
+6.1-rt 6.1.0-56-rt-amd64     6.1.192-2           linux-kbuild-6.1           linux-source-6.1
 6.12-debug 6.12.117-zcopy-debug 6.12.117-1~deb12u1 - linux-source-6.12
 "
-# 6.12-debug is built from 6.12's linux-source by scripts/build-debug-kernel
-# (KASAN, lockdep, kmemleak, fault injection): make check-debug runs it.
+# 6.1-rt is Debian's PREEMPT_RT flavour of 6.1: spinlocks sleep there and
+# softirqs run in threads. 6.12-debug is built from 6.12's linux-source by
+# scripts/build-debug-kernel (KASAN, lockdep, kmemleak, fault injection):
+# make check-debug runs it.
 
 # KERNELS overrides the set, by short name or ABI name ("6.12", "6.1 6.12").
-KERNELS=${KERNELS:-6.1 6.12}
+KERNELS=${KERNELS:-6.1 6.12 6.1-rt}
 
 msg() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -33,6 +36,7 @@ kernel_abi() { kernel_field "$1" 2; }
 kernel_version() { kernel_field "$1" 3; }
 
 kernel_is_debug() { case $(kernel_short "$1") in *-debug) return 0 ;; esac; return 1; }
+kernel_is_rt() { case $(kernel_short "$1") in *-rt) return 0 ;; esac; return 1; }
 
 # Where one kernel's packages are extracted (image, headers, -common, kbuild),
 # or where the debug kernel is built (its objects in obj/, its modules in root/).

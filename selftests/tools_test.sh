@@ -142,7 +142,7 @@ most() { [ "$((${1:-0} * 10))" -ge "$((BYTES * 9))" ]; }
 
 tap_plan 19
 
-if ! /selftests/setup_net.sh >"$tmp/log" 2>&1; then
+if ! "$(dirname "$0")/setup_net.sh" >"$tmp/log" 2>&1; then
 	echo "Bail out! no test network"
 	exit 1
 fi
