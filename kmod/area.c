@@ -18,10 +18,11 @@
 /*
  * Charge @nr pages to the caller's RLIMIT_MEMLOCK, exactly: as
  * mm_account_pinned_pages() does for MSG_ZEROCOPY, skipped likewise with
- * CAP_IPC_LOCK, but without its slack of two pages for unaligned buffers,
- * which an area never is. mm_unaccount_pinned_pages() takes it back.
+ * CAP_IPC_LOCK, but without its slack of two pages for unaligned buffers:
+ * an area is whole pages, and a registered buffer is charged the pages it
+ * pins. EAGAIN over the limit; mm_unaccount_pinned_pages() takes it back.
  */
-static int zcopy_area_account(struct mmpin *mmp, unsigned long nr)
+int zcopy_account_pages(struct mmpin *mmp, unsigned long nr)
 {
 	unsigned long limit, old, new;
 	struct user_struct *user;
@@ -55,7 +56,7 @@ int zcopy_area_init(struct zcopy_area *area, struct zcopy_file *zf,
 	area->mapping = zf->inode->i_mapping;
 	area->pgoff = pgoff;
 	area->nr_pages = nr;
-	return zcopy_area_account(&area->mmp, nr);
+	return zcopy_account_pages(&area->mmp, nr);
 }
 
 void zcopy_area_destroy(struct zcopy_area *area)

@@ -19,6 +19,11 @@
 
 #include "zcopy.h"
 
+static unsigned int max_fd_pages = 65536;
+module_param(max_fd_pages, uint, 0644);
+MODULE_PARM_DESC(max_fd_pages,
+		 "Most pages pinned at once for one open zcopy file (default 65536)");
+
 #define ZCOPY_FS_MAGIC	0x7a636f70	/* "zcop" */
 
 static struct vfsmount *zcopy_mnt;
@@ -56,7 +61,23 @@ struct zcopy_file *zcopy_file_alloc(void)
 	kref_init(&zf->ref);
 	zcopy_records_init(&zf->records);
 	mutex_init(&zf->areas_lock);
+	xa_init_flags(&zf->fixed, XA_FLAGS_ALLOC);
 	return zf;
+}
+
+/* Pin @nr_pages more for @zf, within max_fd_pages, or ENOBUFS. */
+int zcopy_file_charge(struct zcopy_file *zf, unsigned long nr_pages)
+{
+	if (atomic_long_add_return(nr_pages, &zf->pinned) > READ_ONCE(max_fd_pages)) {
+		atomic_long_sub(nr_pages, &zf->pinned);
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
+void zcopy_file_uncharge(struct zcopy_file *zf, unsigned long nr_pages)
+{
+	atomic_long_sub(nr_pages, &zf->pinned);
 }
 
 static void zcopy_file_free(struct kref *ref)
@@ -64,6 +85,7 @@ static void zcopy_file_free(struct kref *ref)
 	struct zcopy_file *zf = container_of(ref, struct zcopy_file, ref);
 
 	WARN_ON_ONCE(!list_empty(&zf->records.list));
+	WARN_ON_ONCE(!xa_empty(&zf->fixed));
 	if (zf->pool)
 		zf->pool->ops->free(zf->pool);
 	if (zf->rx)

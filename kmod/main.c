@@ -35,6 +35,7 @@ static int zcopy_release(struct inode *inode, struct file *file)
 	struct zcopy_file *zf = file->private_data;
 
 	zcopy_count(zf, ZC_RECORDS_QUEUED, -zcopy_records_close(&zf->records));
+	zcopy_fixed_close(zf);
 	zcopy_file_put(zf);
 	return 0;
 }
@@ -150,6 +151,10 @@ static long zcopy_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return zcopy_ioctl_release(zf, uarg);
 	case ZCOPY_IOC_FORWARD:
 		return zcopy_ioctl_forward(zf, uarg);
+	case ZCOPY_IOC_REGISTER:
+		return zcopy_ioctl_register(zf, uarg);
+	case ZCOPY_IOC_UNREGISTER:
+		return zcopy_ioctl_unregister(zf, uarg);
 	}
 	return -ENOTTY;
 }

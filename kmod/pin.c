@@ -5,7 +5,7 @@
  * A send pins the user's pages read-only and long-term, charges them to
  * RLIMIT_MEMLOCK as MSG_ZEROCOPY does (mm_account_pinned_pages()), and
  * unpins them when the stack has let go of them. A file holds at most
- * max_fd_pages pinned at once.
+ * max_fd_pages pinned at once (zcopy_file_charge()).
  */
 
 #include <linux/file.h>
@@ -18,11 +18,6 @@
 
 #include "zcopy.h"
 
-static unsigned int max_fd_pages = 65536;
-module_param(max_fd_pages, uint, 0644);
-MODULE_PARM_DESC(max_fd_pages,
-		 "Most pages pinned at once for one open zcopy file (default 65536)");
-
 /* A pinned send's own state, at tx->priv. */
 struct zcopy_pin {
 	struct mmpin	mmp;	/* the RLIMIT_MEMLOCK charge of the pins */
@@ -33,7 +28,7 @@ static void zcopy_unpin(struct zcopy_tx *tx, unsigned int from)
 	unsigned int nr = tx->nr_pages - from;
 
 	unpin_user_pages(tx->pages + from, nr);
-	atomic_long_sub(nr, &tx->zf->pinned);
+	zcopy_file_uncharge(tx->zf, nr);
 	zcopy_count_pinned(tx->zf, -(long)nr);
 	tx->nr_pages = from;
 }
@@ -148,16 +143,6 @@ err_unpin:
 	return ret;
 }
 
-/* Pinned pages for @zf, within max_fd_pages. */
-static int zcopy_charge_file(struct zcopy_file *zf, unsigned int nr_pages)
-{
-	if (atomic_long_add_return(nr_pages, &zf->pinned) > READ_ONCE(max_fd_pages)) {
-		atomic_long_sub(nr_pages, &zf->pinned);
-		return -ENOBUFS;
-	}
-	return 0;
-}
-
 /* A short send: copied from the user's memory, as write(2) does; nothing pinned. */
 static int zcopy_send_copy(struct zcopy_file *zf, struct zcopy_tx_args *ta,
 			   const struct zcopy_iovec *iov, unsigned int nr_iov)
@@ -191,7 +176,7 @@ static int zcopy_send_pinned(struct zcopy_file *zf, struct zcopy_tx_args *ta,
 	struct zcopy_tx *tx;
 	int ret;
 
-	ret = zcopy_charge_file(zf, nr_pages);
+	ret = zcopy_file_charge(zf, nr_pages);
 	if (ret)
 		return ret;
 	tx = zcopy_tx_alloc(zf, nr_pages, &zcopy_pin_ops, sizeof(*pin), true);
@@ -224,7 +209,7 @@ err_free_bvec:
 err_free_tx:
 	zcopy_tx_free(tx);
 err_uncharge_file:
-	atomic_long_sub(nr_pages, &zf->pinned);
+	zcopy_file_uncharge(zf, nr_pages);
 	return ret;
 }
 
@@ -239,7 +224,9 @@ static int zcopy_send(struct zcopy_file *zf, struct socket *sock,
 	ret = zcopy_check_iov(iov, &nr_iov, sock->type == SOCK_DGRAM, &ta.len, &nr_pages);
 	if (ret)
 		return ret;
-	if (zcopy_send_copies(ta.len))
+	if (args->flags & ZCOPY_SEND_FIXED)
+		ret = zcopy_send_fixed(zf, &ta, args->buf_index, iov, nr_iov, nr_pages);
+	else if (zcopy_send_copies(ta.len))
 		ret = zcopy_send_copy(zf, &ta, iov, nr_iov);
 	else
 		ret = zcopy_send_pinned(zf, &ta, iov, nr_iov, nr_pages);
@@ -263,7 +250,8 @@ long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
 
 	if (copy_from_user(&args, uarg, sizeof(args)))
 		return -EFAULT;
-	if (args.flags & ~ZCOPY_SEND_FLAGS || args.__pad ||
+	if (args.flags & ~(ZCOPY_SEND_FLAGS | ZCOPY_SEND_FIXED) ||
+	    (args.buf_index && !(args.flags & ZCOPY_SEND_FIXED)) ||
 	    memchr_inv(args.reserved, 0, sizeof(args.reserved)))
 		return -EINVAL;
 	if (!args.iov_count || args.iov_count > ZCOPY_MAX_IOV)

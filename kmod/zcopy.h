@@ -16,6 +16,7 @@
 #include <linux/uio.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
+#include <linux/xarray.h>
 
 #include <linux/zcopy.h>
 
@@ -29,7 +30,7 @@ struct vm_area_struct;
 
 #define ZCOPY_FEATURES	(ZCOPY_FEAT_SEND | ZCOPY_FEAT_STATS | ZCOPY_FEAT_POOL | \
 			 ZCOPY_FEAT_RECV | ZCOPY_FEAT_RX_CAUSES | ZCOPY_FEAT_FORWARD | \
-			 ZCOPY_FEAT_COPY_SMALL)
+			 ZCOPY_FEAT_COPY_SMALL | ZCOPY_FEAT_REGISTER)
 
 /* ---- ledger.c: what zcopy did with every byte ---- */
 
@@ -141,7 +142,9 @@ struct zcopy_area;
  * @inode:	an anonymous inode of the file's own, whose address_space
  *		holds the file's mappings and no one else's
  * @records:	completion records and the send stream
- * @pinned:	pages pinned for sends in flight, within max_fd_pages
+ * @pinned:	pages pinned for sends in flight and registered buffers,
+ *		within max_fd_pages
+ * @fixed:	the registered buffers, by index (struct zcopy_fixed)
  * @areas_lock:	serialises creating @pool and @rx
  * @pool:	the send pool, once mapped; lives as long as the file
  * @rx:		the receive area, once mapped; lives as long as the file
@@ -152,6 +155,7 @@ struct zcopy_file {
 	struct inode		*inode;
 	struct zcopy_records	records;
 	atomic_long_t		pinned;
+	struct xarray		fixed;
 	struct mutex		areas_lock;	/* see above */
 	struct zcopy_area	*pool;
 	struct zcopy_area	*rx;
@@ -162,6 +166,8 @@ int zcopy_file_init(void);
 void zcopy_file_exit(void);
 struct zcopy_file *zcopy_file_alloc(void);
 void zcopy_file_put(struct zcopy_file *zf);
+int zcopy_file_charge(struct zcopy_file *zf, unsigned long nr_pages);
+void zcopy_file_uncharge(struct zcopy_file *zf, unsigned long nr_pages);
 
 /* Add @n to counter @id of @zf and of the module's totals. */
 static inline void zcopy_count(struct zcopy_file *zf, enum zcopy_counter id, s64 n)
@@ -210,6 +216,7 @@ struct zcopy_area {
 	struct mmpin			mmp;
 };
 
+int zcopy_account_pages(struct mmpin *mmp, unsigned long nr);
 int zcopy_area_mmap(struct zcopy_file *zf, struct zcopy_area **slot,
 		    struct vm_area_struct *vma,
 		    struct zcopy_area *(*create)(struct zcopy_file *zf, unsigned long nr),
@@ -336,6 +343,15 @@ struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pages,
 				const struct zcopy_tx_ops *ops, size_t priv_size, bool record);
 void zcopy_tx_free(struct zcopy_tx *tx);
 int zcopy_tx_submit(struct zcopy_tx *tx, struct zcopy_tx_args *args);
+
+/* ---- fixed.c: registered buffers, pinned once and sent from many times ---- */
+
+long zcopy_ioctl_register(struct zcopy_file *zf, struct zcopy_register __user *uarg);
+long zcopy_ioctl_unregister(struct zcopy_file *zf, struct zcopy_unregister __user *uarg);
+void zcopy_fixed_close(struct zcopy_file *zf);
+int zcopy_send_fixed(struct zcopy_file *zf, struct zcopy_tx_args *ta, u32 index,
+		     const struct zcopy_iovec *iov, unsigned int nr_iov,
+		     unsigned int nr_pages);
 
 /* ---- pin.c, pool.c: the page sources of sends; receive.c ---- */
 

@@ -133,6 +133,28 @@ TEST(nobody_receive_area_within_memlock)
 	close(zfd);
 }
 
+/* A registered buffer is charged the pages it pins, no slack: ENOBUFS past. */
+TEST(nobody_register_within_memlock)
+{
+	size_t ps = zc_page_size();
+	char *buf = zc_map(17 * ps);
+	int zfd, a, b;
+
+	ASSERT_NE(NULL, buf);
+	drop_to_nobody(_metadata, 16);
+	zfd = zc_open();
+	ASSERT_LE(0, zfd);
+	EXPECT_EQ(-ENOBUFS, zc_register(zfd, buf, 17 * ps));
+	a = zc_register(zfd, buf, 16 * ps);
+	ASSERT_LE(0, a) TH_LOG("16 pages at RLIMIT_MEMLOCK 16: %s", strerror(-a));
+	EXPECT_EQ(-ENOBUFS, zc_register(zfd, buf, 1));
+	ASSERT_EQ(0, zc_unregister(zfd, a));
+	b = zc_register(zfd, buf + 100, 1);
+	EXPECT_LE(0, b) TH_LOG("the charge came back: %s", strerror(-b));
+	close(zfd);
+	zc_unmap(buf, 17 * ps);
+}
+
 /* One user's charge spans its fds, and comes back when they are gone. */
 TEST(nobody_memlock_is_per_user_and_returned)
 {

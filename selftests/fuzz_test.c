@@ -70,13 +70,16 @@ enum fz_cmd {
 	FZ_RECV,
 	FZ_RELEASE,
 	FZ_FORWARD,
+	FZ_REGISTER,
+	FZ_UNREGISTER,
 	FZ_UNKNOWN,
 	FZ_READ,	/* read(2) of completion records */
 	FZ_NR_CMDS
 };
 
 static const char *const fz_cmd_name[FZ_NR_CMDS] = {
-	"INFO", "SEND", "STATS", "POOL_SEND", "RECV", "RELEASE", "FORWARD", "unknown", "read",
+	"INFO", "SEND", "STATS", "POOL_SEND", "RECV", "RELEASE", "FORWARD", "REGISTER",
+	"UNREGISTER", "unknown", "read",
 };
 
 /*
@@ -87,7 +90,7 @@ static const char *const fz_cmd_name[FZ_NR_CMDS] = {
 static const int fz_errs_info[] = { EFAULT, EINVAL, 0 };
 static const int fz_errs_stats[] = { EFAULT, EINVAL, 0 };
 static const int fz_errs_send[] = {
-	EFAULT, EINVAL, EBADF, ENOTSOCK, EOPNOTSUPP, ENOTCONN, EPIPE, ECONNRESET,
+	EFAULT, EINVAL, ENOENT, EBADF, ENOTSOCK, EOPNOTSUPP, ENOTCONN, EPIPE, ECONNRESET,
 	ECONNREFUSED, EMSGSIZE, EAGAIN, ENOMEM, ENOBUFS, ENOSPC, 0
 };
 static const int fz_errs_pool_send[] = {
@@ -103,12 +106,15 @@ static const int fz_errs_forward[] = {
 	EFAULT, EINVAL, ENXIO, ENOENT, EBADF, ENOTSOCK, EOPNOTSUPP, ENOTCONN, EPIPE,
 	ECONNRESET, ECONNREFUSED, EMSGSIZE, EAGAIN, ENOMEM, ENOBUFS, ENOSPC, 0
 };
+static const int fz_errs_register[] = { EFAULT, EINVAL, ENOBUFS, ENOSPC, ENOMEM, 0 };
+static const int fz_errs_unregister[] = { EFAULT, EINVAL, ENOENT, 0 };
 static const int fz_errs_unknown[] = { ENOTTY, 0 };
 static const int fz_errs_read[] = { EFAULT, EINVAL, 0 };
 
 static const int *const fz_errs[FZ_NR_CMDS] = {
 	fz_errs_info, fz_errs_send, fz_errs_stats, fz_errs_pool_send, fz_errs_recv,
-	fz_errs_release, fz_errs_forward, fz_errs_unknown, fz_errs_read,
+	fz_errs_release, fz_errs_forward, fz_errs_register, fz_errs_unregister,
+	fz_errs_unknown, fz_errs_read,
 };
 
 /* ZCOPY_IOC_STATS of ABI 1's first headers, before the receive causes. */
@@ -117,7 +123,8 @@ static const int *const fz_errs[FZ_NR_CMDS] = {
 
 static const unsigned long fz_nr[FZ_NR_CMDS] = {
 	ZCOPY_IOC_INFO, ZCOPY_IOC_SEND, ZCOPY_IOC_STATS, ZCOPY_IOC_POOL_SEND,
-	ZCOPY_IOC_RECV, ZCOPY_IOC_RELEASE, ZCOPY_IOC_FORWARD,
+	ZCOPY_IOC_RECV, ZCOPY_IOC_RELEASE, ZCOPY_IOC_FORWARD, ZCOPY_IOC_REGISTER,
+	ZCOPY_IOC_UNREGISTER,
 };
 
 /* What is passed as a socket. */
@@ -1181,7 +1188,12 @@ static void fz_send(struct __test_metadata *_metadata, struct fz *f, uint64_t *r
 		in.flags |= ZCOPY_SEND_MORE;
 	if (fz_odd(f, rng, 3))
 		in.flags |= 1U << fz_below(rng, 32);
-	in.__pad = fz_reserved(f, rng);
+	in.buf_index = fz_reserved(f, rng);
+	/* From a registered buffer, if the fd has one there. */
+	if (fz_pct(rng, 15)) {
+		in.flags |= ZCOPY_SEND_FIXED;
+		in.buf_index = fz_below(rng, 4);
+	}
 	memset(in.reserved, 0, sizeof(in.reserved));
 	in.reserved[fz_below(rng, 4)] = fz_reserved(f, rng);
 	n = fz_odd(f, rng, 10) ? fz_val(rng, 0, ZCOPY_MAX_IOV + 1) : zc_rand_range(rng, 1, 4);
@@ -1492,6 +1504,39 @@ static void fz_release(struct __test_metadata *_metadata, struct fz *f, uint64_t
 }
 
 /* A number the module does not have: another number, size or direction. */
+static void fz_register(struct __test_metadata *_metadata, struct fz *f, uint64_t *rng)
+{
+	struct zcopy_register in;
+	bool anchor, rb;
+	int fd = fz_target(f, rng, false, -1, &anchor, NULL), ret;
+	uint64_t where;
+
+	zc_fill(&in, ZC_SEED(zc_rand(rng)), sizeof(in));
+	in.len = fz_len(f, rng);
+	in.addr = fz_addr(f, rng, in.len);
+	in.flags = fz_odd(f, rng, 5) ? 1U << fz_below(rng, 32) : 0;
+	in.reserved[0] = fz_reserved(f, rng);
+	in.reserved[1] = fz_reserved(f, rng);
+	where = fz_place(f, rng, &in, sizeof(in), false, &rb);
+	ret = ioctl(fd, ZCOPY_IOC_REGISTER, (uintptr_t)where);
+	fz_answer(_metadata, f, FZ_REGISTER, anchor, ZCOPY_IOC_REGISTER, ret, errno, &in);
+}
+
+static void fz_unregister(struct __test_metadata *_metadata, struct fz *f, uint64_t *rng)
+{
+	struct zcopy_unregister in = { 0 };
+	bool anchor, rb;
+	int fd = fz_target(f, rng, false, -1, &anchor, NULL), ret;
+	uint64_t where;
+
+	in.index = fz_pct(rng, 90) ? fz_below(rng, ZCOPY_MAX_REGISTERED + 2) : zc_rand(rng);
+	in.flags = fz_odd(f, rng, 5) ? 1U << fz_below(rng, 32) : 0;
+	in.reserved[fz_below(rng, 2)] = fz_reserved(f, rng);
+	where = fz_place(f, rng, &in, sizeof(in), false, &rb);
+	ret = ioctl(fd, ZCOPY_IOC_UNREGISTER, (uintptr_t)where);
+	fz_answer(_metadata, f, FZ_UNREGISTER, anchor, ZCOPY_IOC_UNREGISTER, ret, errno, &in);
+}
+
 static unsigned long fz_unknown_nr(uint64_t *rng)
 {
 	unsigned long nr;
@@ -1643,7 +1688,8 @@ static const char *fz_doing(unsigned int r)
 	} steps[] = {
 		{ 150, "SEND" }, { 300, "POOL_SEND" }, { 450, "RECV" }, { 490, "FORWARD" },
 		{ 580, "RELEASE" },
-		{ 630, "STATS" }, { 670, "INFO" }, { 740, "an unknown number" },
+		{ 630, "STATS" }, { 650, "INFO" }, { 660, "REGISTER" }, { 670, "UNREGISTER" },
+		{ 740, "an unknown number" },
 		{ 820, "read of records" }, { 880, "draining a socket" },
 		{ 925, "a memory move" }, { 955, "an fd move" }, { 997, "a pool write" },
 	};
@@ -1674,8 +1720,12 @@ static void fz_iteration(struct __test_metadata *_metadata, struct fz *f, uint64
 		fz_release(_metadata, f, rng);
 	else if (r < 630)
 		fz_stats(_metadata, f, rng);
-	else if (r < 670)
+	else if (r < 650)
 		fz_info(_metadata, f, rng);
+	else if (r < 660)
+		fz_register(_metadata, f, rng);
+	else if (r < 670)
+		fz_unregister(_metadata, f, rng);
 	else if (r < 740)
 		fz_unknown(_metadata, f, rng);
 	else if (r < 820)
@@ -2026,6 +2076,9 @@ TEST_F_TIMEOUT(fuzz, random_calls, 120)
 				 ZC_U64(f->log.covered), f->log.nsent, strerror(-ret));
 	ret = zc_check_records(&f->log, msg, sizeof(msg));
 	ASSERT_EQ(0, ret) TH_LOG("the anchor's records: %s", msg);
+	/* What the anchor registered stays pinned until unregistered. */
+	for (i = 0; i < ZCOPY_MAX_REGISTERED; i++)
+		zc_unregister(f->zfd[0], i);
 	ret = zc_wait_idle(f->zfd[0], 0, 5000, &st);
 	EXPECT_EQ(0, ret) TH_LOG("anchor: %llu sends in flight, %llu pages pinned",
 				 ZC_U64(st.sends_in_flight), ZC_U64(st.pages_pinned));
@@ -2059,9 +2112,12 @@ static void __attribute__((constructor(KSELFTEST_PRIO_TEST + 1))) fz_set_timeout
 /* ---- every number the module does not have ---- */
 
 /*
- * The magic with every other number, and the six numbers with every
- * other size and direction: ENOTTY, whatever the argument.
+ * The magic with every other number, and the module's numbers (0 to
+ * FZ_NUMBERS - 1) with every other size and direction: ENOTTY, whatever
+ * the argument.
  */
+#define FZ_NUMBERS	(_IOC_NR(ZCOPY_IOC_UNREGISTER) + 1)
+
 TEST(unknown_numbers_enotty)
 {
 	uint8_t *buf = zc_map(1 << 14);
@@ -2074,7 +2130,7 @@ TEST(unknown_numbers_enotty)
 	ASSERT_NE(NULL, buf);
 	for (dir = 0; dir < 4; dir++) {
 		for (num = 0; num < 256; num++) {
-			for (size = 0; size < (1 << 14); size += num < 8 ? 1 : 1021) {
+			for (size = 0; size < (1 << 14); size += num < FZ_NUMBERS ? 1 : 1021) {
 				unsigned long nr = _IOC(dir, ZCOPY_IOC_MAGIC, num, size);
 				unsigned int i;
 				int ret;
@@ -2082,7 +2138,7 @@ TEST(unknown_numbers_enotty)
 				for (i = 0; i < FZ_UNKNOWN && nr != fz_nr[i]; i++)
 					;
 				if (i < FZ_UNKNOWN || nr == FZ_IOC_STATS_ABI1 ||
-				    (num < 8 && size > 512 && size % 61))
+				    (num < FZ_NUMBERS && size > 512 && size % 61))
 					continue;
 				ret = ioctl(fd, nr, buf);
 				n++;

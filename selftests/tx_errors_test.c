@@ -418,7 +418,7 @@ TEST_F(bad, unknown_flags_einval)
 	unsigned int bit;
 
 	for (bit = 0; bit < 32; bit++) {
-		if ((1U << bit) & ZCOPY_SEND_FLAGS)
+		if ((1U << bit) & (ZCOPY_SEND_FLAGS | ZCOPY_SEND_FIXED))
 			continue;
 		self->s.flags = 1U << bit;
 		EXPECT_EQ(EINVAL, send_errno(self->t.zfd, &self->s)) TH_LOG("flag %#x", 1U << bit);
@@ -426,11 +426,12 @@ TEST_F(bad, unknown_flags_einval)
 	bad_nothing_sent(_metadata, self, true);
 }
 
-TEST_F(bad, pad_nonzero_einval)
+/* buf_index means something only with ZCOPY_SEND_FIXED. */
+TEST_F(bad, buf_index_without_fixed_einval)
 {
-	self->s.__pad = 1;
+	self->s.buf_index = 1;
 	EXPECT_EQ(EINVAL, send_errno(self->t.zfd, &self->s));
-	self->s.__pad = 1U << 31;
+	self->s.buf_index = 1U << 31;
 	EXPECT_EQ(EINVAL, send_errno(self->t.zfd, &self->s));
 	bad_nothing_sent(_metadata, self, true);
 }
@@ -445,6 +446,205 @@ TEST_F(bad, reserved_nonzero_einval)
 		self->s.reserved[i] = 0;
 	}
 	bad_nothing_sent(_metadata, self, true);
+}
+
+/* ---- registered buffers ---- */
+
+static int reg_errno(int zfd, struct zcopy_register *r)
+{
+	return ioctl(zfd, ZCOPY_IOC_REGISTER, r) ? errno : 0;
+}
+
+static int unreg_errno(int zfd, struct zcopy_unregister *u)
+{
+	return ioctl(zfd, ZCOPY_IOC_UNREGISTER, u) ? errno : 0;
+}
+
+/* Nothing registered nor pinned by @zfd, ever. */
+static void bad_nothing_pinned(struct __test_metadata *_metadata, int zfd)
+{
+	struct zcopy_stats st;
+
+	ASSERT_EQ(0, zc_stats(zfd, 0, &st));
+	EXPECT_EQ(0, st.pages_pinned);
+	EXPECT_EQ(0, st.pages_pinned_total);
+}
+
+/*
+ * ZCOPY_IOC_REGISTER, a good call spoiled one way at a time: each its errno,
+ * nothing pinned; then the good call gets index 0, so no refused call kept
+ * one.
+ */
+TEST_F(bad, register_rejected)
+{
+	size_t ps = zc_page_size();
+	char *mem = zc_map(2 * ps), *hole = mem + ps, *none, *pool;
+	struct zcopy_register good = { .addr = (uintptr_t)self->buf, .len = 64 * KB };
+	struct zcopy_register *ro;
+	struct {
+		const char *what;
+		int err;
+		struct zcopy_register r;
+	} cases[] = {
+		{ "a flag", EINVAL, { .addr = good.addr, .len = good.len, .flags = 1 } },
+		{ "the top flag", EINVAL, { .addr = good.addr, .len = good.len, .flags = 1U << 31 } },
+		{ "reserved[0]", EINVAL, { .addr = good.addr, .len = good.len, .reserved = { 1 } } },
+		{ "reserved[1]", EINVAL, { .addr = good.addr, .len = good.len,
+					   .reserved = { 0, 1ULL << 63 } } },
+		{ "no bytes", EINVAL, { .addr = good.addr } },
+		{ "past ZCOPY_MAX_REGISTER_LEN", EINVAL,
+		  { .addr = good.addr, .len = ZCOPY_MAX_REGISTER_LEN + 1 } },
+		{ "wrapping past 2^64", EINVAL, { .addr = ~0ULL - 100, .len = 4096 } },
+		{ "a kernel address", EFAULT, { .addr = 0xffff888000000000ULL, .len = 4096 } },
+		{ "unmapped memory", EFAULT, { .addr = (uintptr_t)hole, .len = ps } },
+		{ "PROT_NONE memory", EFAULT, { .len = ps } },
+		{ "the send pool", EFAULT, { .len = ps } },
+		{ "memory then a hole", EFAULT, { .addr = (uintptr_t)mem, .len = 2 * ps } },
+	};
+	unsigned int i;
+
+	ASSERT_NE(NULL, mem);
+	ASSERT_EQ(0, munmap(hole, ps));
+	none = mmap(NULL, ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, none);
+	pool = zc_pool_map(self->t.zfd, ps);
+	ASSERT_NE(MAP_FAILED, pool);
+	cases[9].r.addr = (uintptr_t)none;
+	cases[10].r.addr = (uintptr_t)pool;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		const char *what = cases[i].what;
+
+		EXPECT_EQ(cases[i].err, reg_errno(self->t.zfd, &cases[i].r)) TH_LOG("%s", what);
+	}
+	EXPECT_EQ(EFAULT, reg_errno(self->t.zfd, NULL)) TH_LOG("a NULL argument");
+	/* The index cannot be written back: nothing is registered. */
+	ro = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, ro);
+	*ro = good;
+	ASSERT_EQ(0, mprotect(ro, ps, PROT_READ));
+	EXPECT_EQ(EFAULT, reg_errno(self->t.zfd, ro)) TH_LOG("a read-only argument");
+	munmap(ro, ps);
+	bad_nothing_pinned(_metadata, self->t.zfd);
+
+	good.index = 77;	/* an output: ignored */
+	ASSERT_EQ(0, reg_errno(self->t.zfd, &good));
+	EXPECT_EQ(0, good.index);
+	munmap(none, ps);
+	munmap(pool, ps);
+	zc_unmap(mem, 2 * ps);
+}
+
+/* ZCOPY_IOC_UNREGISTER of what is not there, or spoiled: each its errno. */
+TEST_F(bad, unregister_rejected)
+{
+	struct zcopy_register r = { .addr = (uintptr_t)self->buf, .len = 4096 };
+	struct zcopy_unregister u = { 0 };
+	struct zcopy_stats st;
+
+	EXPECT_EQ(ENOENT, unreg_errno(self->t.zfd, &u)) TH_LOG("nothing registered");
+	u.index = ZCOPY_MAX_REGISTERED;
+	EXPECT_EQ(ENOENT, unreg_errno(self->t.zfd, &u)) TH_LOG("past the last index");
+	u.index = ~0U;
+	EXPECT_EQ(ENOENT, unreg_errno(self->t.zfd, &u)) TH_LOG("index 2^32 - 1");
+	EXPECT_EQ(EFAULT, unreg_errno(self->t.zfd, NULL)) TH_LOG("a NULL argument");
+
+	ASSERT_EQ(0, reg_errno(self->t.zfd, &r));
+	u = (struct zcopy_unregister){ .index = r.index, .flags = 1 };
+	EXPECT_EQ(EINVAL, unreg_errno(self->t.zfd, &u)) TH_LOG("a flag");
+	u = (struct zcopy_unregister){ .index = r.index, .reserved = { 0, 1 } };
+	EXPECT_EQ(EINVAL, unreg_errno(self->t.zfd, &u)) TH_LOG("reserved[1]");
+	u = (struct zcopy_unregister){ .index = r.index };
+	EXPECT_EQ(0, unreg_errno(self->t.zfd, &u));
+	EXPECT_EQ(ENOENT, unreg_errno(self->t.zfd, &u)) TH_LOG("twice");
+	ASSERT_EQ(0, zc_stats(self->t.zfd, 0, &st));
+	EXPECT_EQ(0, st.pages_pinned);
+}
+
+/*
+ * ZCOPY_SEND_FIXED refused: no such buffer, or a vector entry (any of them)
+ * reaching outside it. Each its errno; no send, no record, nothing pinned
+ * but the buffer; then a good send from it arrives intact.
+ */
+TEST_F(bad, fixed_send_rejected)
+{
+	uintptr_t b = (uintptr_t)self->buf + 4096;
+	size_t len = 32 * KB;
+	struct {
+		const char *what;
+		int err;
+		int index_delta;
+		struct zcopy_iovec iov[2];
+	} cases[] = {
+		{ "no buffer at the index", ENOENT, 1, { { b, 100 } } },
+		{ "no buffer at index 2^32 - 1", ENOENT, -1, { { b, 100 } } },
+		{ "one byte before the buffer", EFAULT, 0, { { b - 1, 100 } } },
+		{ "one byte past its end", EFAULT, 0, { { b + len - 99, 100 } } },
+		{ "all of it past the end", EFAULT, 0, { { b + len, 100 } } },
+		{ "longer than the buffer", EFAULT, 0, { { b, len + 1 } } },
+		{ "the second entry outside", EFAULT, 0, { { b, 100 }, { b + 2 * len, 100 } } },
+	};
+	struct zc_tx *t = &self->t;
+	struct zcopy_register r = { .addr = b, .len = len };
+	struct zcopy_unregister u;
+	struct zcopy_stats st;
+	const char *what;
+	unsigned int i;
+
+	ASSERT_EQ(0, reg_errno(t->zfd, &r));
+	ASSERT_EQ(0, r.index) TH_LOG("index - 1 is to be 2^32 - 1");
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		self->s.flags = ZCOPY_SEND_FIXED;
+		self->s.buf_index = r.index + cases[i].index_delta;
+		self->s.iov = (uintptr_t)cases[i].iov;
+		self->s.iov_count = 1 + !!cases[i].iov[1].len;
+		what = cases[i].what;
+		EXPECT_EQ(cases[i].err, send_errno(t->zfd, &self->s)) TH_LOG("%s", what);
+	}
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st));
+	EXPECT_EQ(len / 4096, st.pages_pinned) TH_LOG("the buffer's pages, no more");
+	EXPECT_EQ(len / 4096, st.pages_pinned_total);
+	u = (struct zcopy_unregister){ .index = r.index };
+	ASSERT_EQ(0, unreg_errno(t->zfd, &u));
+	__bad_nothing_sent(_metadata, self, true, true);
+}
+
+/*
+ * ZCOPY_MAX_REGISTERED buffers per fd, then ENOSPC; a freed index is taken
+ * again. max_fd_pages bounds the pages registered: ENOBUFS past it.
+ */
+TEST_F(bad, register_limits)
+{
+	struct zcopy_register r = { .addr = (uintptr_t)self->buf, .len = 4096 };
+	struct zcopy_unregister u = { .index = 5 };
+	struct zcopy_stats st;
+	long saved;
+	unsigned int i;
+
+	for (i = 0; i < ZCOPY_MAX_REGISTERED; i++) {
+		ASSERT_EQ(0, reg_errno(self->t.zfd, &r)) TH_LOG("buffer %u", i);
+		EXPECT_EQ(i, r.index);
+	}
+	EXPECT_EQ(ENOSPC, reg_errno(self->t.zfd, &r));
+	ASSERT_EQ(0, unreg_errno(self->t.zfd, &u));
+	ASSERT_EQ(0, reg_errno(self->t.zfd, &r));
+	EXPECT_EQ(5, r.index);
+	for (i = 0; i < ZCOPY_MAX_REGISTERED; i++) {
+		u.index = i;
+		ASSERT_EQ(0, unreg_errno(self->t.zfd, &u)) TH_LOG("buffer %u", i);
+	}
+
+	ASSERT_EQ(0, zc_param_read("max_fd_pages", &saved));
+	ASSERT_EQ(0, zc_param_write("max_fd_pages", 8));
+	r.len = 9 * 4096;
+	EXPECT_EQ(ENOBUFS, reg_errno(self->t.zfd, &r)) TH_LOG("9 pages past max_fd_pages 8");
+	r.len = 8 * 4096;
+	EXPECT_EQ(0, reg_errno(self->t.zfd, &r)) TH_LOG("8 pages at max_fd_pages 8");
+	ASSERT_EQ(0, zc_param_write("max_fd_pages", saved));
+	u.index = r.index;
+	ASSERT_EQ(0, unreg_errno(self->t.zfd, &u));
+	ASSERT_EQ(0, zc_stats(self->t.zfd, 0, &st));
+	EXPECT_EQ(0, st.pages_pinned);
 }
 
 /* bytes, seq and offset are outputs: whatever they held is overwritten. */

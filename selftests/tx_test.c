@@ -505,6 +505,102 @@ TEST_F(tx, fork_child_writes_in_flight)
 	zc_unmap(buf, size);
 }
 
+/*
+ * Registered buffers (ZCOPY_SEND_FIXED): sends of many sizes and offsets
+ * from one buffer registered once arrive intact, each covered by a record,
+ * and pin nothing of their own: pages_pinned_total grows by the buffer's
+ * pages at registration and not at all with the sends.
+ */
+TEST_F(tx, fixed_sends)
+{
+	static const struct { size_t off, len; } cases[] = {
+		{ 0, 1 }, { 0, 4096 }, { 100, 4097 }, { 4095, 2 },
+		{ 0, 64 * KB }, { 3, 200000 }, { 0, MB },
+	};
+	struct zc_tx *t = &self->t;
+	size_t size = 2 * MB, pages = size / zc_page_size(), i;
+	struct zcopy_stats st0, st1;
+	char *buf = zc_map(size);
+	int idx, ret;
+
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, ZC_SEED(47), size);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st0));
+	idx = zc_register(t->zfd, buf, size);
+	ASSERT_LE(0, idx) TH_LOG("ZCOPY_IOC_REGISTER: %s", strerror(-idx));
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st1));
+	EXPECT_EQ(pages, st1.pages_pinned - st0.pages_pinned);
+	EXPECT_EQ(pages, st1.pages_pinned_total - st0.pages_pinned_total);
+
+	t->fixed = idx;
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		ret = zc_tx_send_buf(t, buf + cases[i].off, cases[i].len);
+		ASSERT_EQ(0, ret) TH_LOG("%zu bytes at %zu: %s", cases[i].len, cases[i].off,
+					 strerror(-ret));
+	}
+	t->fixed = -1;
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st1));
+	EXPECT_EQ(pages, st1.pages_pinned_total - st0.pages_pinned_total)
+		TH_LOG("the sends pinned pages of their own");
+	ASSERT_EQ(0, zc_unregister(t->zfd, idx));
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, size);
+}
+
+/*
+ * A buffer unregistered, or its fd closed, while sends from it are in
+ * flight stays pinned until they complete; the data arrives intact.
+ */
+static void tx_fixed_gone_in_flight(struct __test_metadata *_metadata, struct zc_tx *t,
+				    bool close_fd)
+{
+	size_t size = MB, chunk = IS_UDP(t) ? 1000 : 64 * KB;
+	size_t pages = size / zc_page_size();
+	struct zcopy_stats st;
+	char *buf = zc_map(size);
+	int idx;
+
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, ZC_SEED(53), size);
+	zc_tx_start(_metadata, t, true, tx_hold_rcvbuf(t), 64 * KB, false);
+	idx = zc_register(t->zfd, buf, size);
+	ASSERT_LE(0, idx) TH_LOG("ZCOPY_IOC_REGISTER: %s", strerror(-idx));
+	t->fixed = idx;
+	tx_fill(_metadata, t, buf, size, chunk);
+	t->fixed = -1;
+	tx_expect_in_flight(_metadata, t);
+	if (close_fd) {
+		ASSERT_EQ(0, close(t->zfd));
+		t->zfd = -1;
+		ASSERT_EQ(0, zc_rx_release(&t->rx));
+		zc_tx_check_data(_metadata, t);
+		/* Nothing left held once the sends complete. */
+		zc_expect_module_idle(_metadata, -1, 10000, &st);
+		zc_unmap(buf, size);
+		return;
+	}
+	ASSERT_EQ(0, zc_unregister(t->zfd, idx));
+	EXPECT_EQ(-ENOENT, zc_unregister(t->zfd, idx));
+	if (!IS_UDP(t)) {
+		ASSERT_EQ(0, zc_stats(t->zfd, 0, &st));
+		EXPECT_LE(pages, st.pages_pinned) TH_LOG("unpinned under sends in flight");
+	}
+	ASSERT_EQ(0, zc_rx_release(&t->rx));
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, size);
+}
+
+TEST_F(tx, fixed_unregister_in_flight)
+{
+	tx_fixed_gone_in_flight(_metadata, &self->t, false);
+}
+
+TEST_F(tx, fixed_close_in_flight)
+{
+	tx_fixed_gone_in_flight(_metadata, &self->t, true);
+}
+
 /* SEND_MORE: TCP holds the bytes for the next send, UDP builds one datagram. */
 TEST_F(tx, send_more_flag)
 {

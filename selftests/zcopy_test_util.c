@@ -846,9 +846,13 @@ int zc_check_ledger(const struct zcopy_stats *st, const struct zc_log *log,
 		else if (why)
 			single = false;
 	}
-	/* Short sends are copied, their pages never pinned. */
+	/*
+	 * Short sends are copied, their pages never pinned; those from a
+	 * registered buffer were pinned once, before.
+	 */
 	for (i = 0; i < log->nsent; i++)
-		if (log->sent[i].eflags != (ZCOPY_COMPL_COPIED | ZCOPY_COPIED_SMALL))
+		if (log->sent[i].eflags != (ZCOPY_COMPL_COPIED | ZCOPY_COPIED_SMALL) &&
+		    !log->sent[i].fixed)
 			pages += log->sent[i].npages;
 
 	if (st->sends != log->nsent)
@@ -968,7 +972,10 @@ int zc_tx_send_once(struct zc_tx *t, int zfd, int sock, struct zc_log *log,
 	if (udp && !more && t->ndg >= t->window &&
 	    zc_rx_wait_for(&t->rx, t->ndg - t->window + 1, 10000))
 		return -ETIMEDOUT;
-	ret = zc_send(zfd, sock, iov, n, flags, cookie, &s);
+	if (t->fixed >= 0)
+		ret = zc_send_fixed(zfd, sock, t->fixed, iov, n, flags, cookie, &s);
+	else
+		ret = zc_send(zfd, sock, iov, n, flags, cookie, &s);
 	if (ret)
 		return ret;
 	if (out)
@@ -979,6 +986,7 @@ int zc_tx_send_once(struct zc_tx *t, int zfd, int sock, struct zc_log *log,
 	ef = udp && (more || t->cork_len) ? 0 :
 	     zc_expected_flags_pages(&t->net, zc_iov_len(iov, n), npages);
 	zc_log_add(log, &s, ef, npages);
+	log->sent[log->nsent - 1].fixed = t->fixed >= 0;
 	t->hash = zc_fnv_iov(t->hash, iov, n, s.bytes);
 	t->bytes += s.bytes;
 	if (udp) {

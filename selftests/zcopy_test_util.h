@@ -299,6 +299,7 @@ struct zc_sent {
 	uint64_t seq, offset, bytes, cookie;
 	uint32_t eflags;	/* the record flags it must get, 0: unknown */
 	uint32_t npages;	/* pages its iovecs span (of the bytes sent) */
+	bool fixed;		/* from a registered buffer: pinned before */
 };
 
 /* What one zcopy fd sent and the records read back from it. */
@@ -383,6 +384,7 @@ struct zc_tx {
 	uint64_t cork_len;	/* a UDP datagram being built with SEND_MORE */
 	uint64_t cork_hash;
 	unsigned int window;	/* datagrams sent ahead of the receiver */
+	int fixed;		/* >= 0: send from this registered buffer */
 };
 
 void zc_tx_fini(struct zc_tx *t);
@@ -471,6 +473,7 @@ static inline const char *zc_tx_init(struct __test_metadata *_metadata, struct z
 	t->rx.ctl = -1;
 	t->hash = ZC_FNV_INIT;
 	t->window = 16;
+	t->fixed = -1;
 	t->net = (struct zc_net){ path, family, type };
 	/* A dead receiver must fail a send, not kill the test. */
 	signal(SIGPIPE, SIG_IGN);

@@ -9,9 +9,10 @@
  * The methods: write, mmap (+ write), sendfile, splice (from the file, or
  * vmsplice of fresh pages), msg_zerocopy (MSG_ZEROCOPY with notifications
  * from the error queue), zcopy (ZCOPY_IOC_SEND from a ring of buffers,
- * each reused once a completion record covers it) and zcopy-pool
- * (ZCOPY_IOC_POOL_SEND from the copy-on-write pool; with --notify, a
- * record per send and only completed buffers reused).
+ * each reused once a completion record covers it), zcopy-fixed (the same
+ * ring registered once, ZCOPY_SEND_FIXED: nothing pinned per send) and
+ * zcopy-pool (ZCOPY_IOC_POOL_SEND from the copy-on-write pool; with
+ * --notify, a record per send and only completed buffers reused).
  *
  * A TCP stream ends with a shutdown; the sender then waits for the receiver
  * to close, so the time covers delivery. A UDP stream ends with zero-length
@@ -35,7 +36,7 @@
 #define SO_EE_CODE_ZEROCOPY_COPIED	1
 #endif
 
-enum method { M_WRITE, M_MMAP, M_SENDFILE, M_SPLICE, M_MSG_ZEROCOPY, M_ZCOPY, M_POOL };
+enum method { M_WRITE, M_MMAP, M_SENDFILE, M_SPLICE, M_MSG_ZEROCOPY, M_ZCOPY, M_FIXED, M_POOL };
 
 static const char * const method_names[] = {
 	[M_WRITE] = "write",
@@ -44,6 +45,7 @@ static const char * const method_names[] = {
 	[M_SPLICE] = "splice",
 	[M_MSG_ZEROCOPY] = "msg_zerocopy",
 	[M_ZCOPY] = "zcopy",
+	[M_FIXED] = "zcopy-fixed",
 	[M_POOL] = "zcopy-pool",
 };
 
@@ -89,12 +91,13 @@ struct sender {
 	uint64_t off;		/* stream bytes produced so far */
 	uint64_t hash;
 	struct zc_progress progress;
-	/* the ring, for msg_zerocopy, zcopy and zcopy-pool */
+	/* the ring, for msg_zerocopy, zcopy, zcopy-fixed and zcopy-pool */
 	struct slot *slots;
 	unsigned int nslots;
 	size_t slot_size;
 	uint64_t expected, completed;	/* completion space sent, and covered */
 	int zfd;
+	uint32_t fixed;			/* zcopy-fixed: the ring's buffer index */
 	uint64_t next_id;		/* MSG_ZEROCOPY: the next send's id */
 	/* what the report says besides the common part */
 	uint64_t send_calls, completions, completions_copied;
@@ -109,7 +112,7 @@ static void usage(FILE *f)
 		"  -c, --connect HOST:PORT  where to send (TCP connects retry for 5 s)\n"
 		"  -u, --udp                UDP datagrams of --msg-size, ended by empty ones\n"
 		"  -m, --method M           write (default), mmap, sendfile, splice,\n"
-		"                           msg_zerocopy, zcopy, zcopy-pool\n"
+		"                           msg_zerocopy, zcopy, zcopy-fixed, zcopy-pool\n"
 		"                           (mmap and sendfile need --file; sendfile and\n"
 		"                           splice are TCP only; zcopy* need /dev/zcopy)\n"
 		"  -p, --pattern            send the test pattern (default): byte N of the\n"
@@ -119,8 +122,8 @@ static void usage(FILE *f)
 		"                           at most); N takes K, M, G, T (powers of 1024)\n"
 		"  -s, --msg-size N         bytes per send call (default 64K; UDP: 1472 over\n"
 		"                           IPv4, 1448 over IPv6, at most 65507/65527)\n"
-		"  -r, --ring N             buffers in flight for msg_zerocopy, zcopy and\n"
-		"                           zcopy-pool (default: 4M worth, 4 to 1024)\n"
+		"  -r, --ring N             buffers in flight for msg_zerocopy and the zcopy\n"
+		"                           methods (default: 4M worth, 4 to 1024)\n"
 		"  -n, --notify             zcopy-pool: ZCOPY_POOL_SEND_NOTIFY, and rewrite\n"
 		"                           only buffers whose completion record came back\n"
 		"  -k, --checksum           print the FNV-1a 64 of the stream sent\n"
@@ -568,8 +571,10 @@ static void zc_retry(struct sender *s, int err, const char *what)
 	zc_fail(what);
 }
 
+/* zcopy: pinned per send; zcopy-fixed: from the ring, registered once. */
 static void pinned_send(struct sender *s, struct slot *sl, size_t len)
 {
+	int fixed = s->o->method == M_FIXED;
 	size_t done = 0;
 
 	while (done < len) {
@@ -578,10 +583,11 @@ static void pinned_send(struct sender *s, struct slot *sl, size_t len)
 			.len = len - done,
 		};
 		struct zcopy_send zs;
-		int ret = zc_send(s->zfd, s->sock, &iov, 1, 0, 0, &zs);
+		int ret = fixed ? zc_send_fixed(s->zfd, s->sock, s->fixed, &iov, 1, 0, 0, &zs) :
+				  zc_send(s->zfd, s->sock, &iov, 1, 0, 0, &zs);
 
 		if (ret) {
-			zc_retry(s, -ret, "ZCOPY_IOC_SEND");
+			zc_retry(s, -ret, fixed ? "ZCOPY_IOC_SEND (fixed)" : "ZCOPY_IOC_SEND");
 			continue;
 		}
 		s->send_calls++;
@@ -705,8 +711,10 @@ static void ring_prepare(struct sender *s)
 {
 	unsigned int i;
 
+	int ret;
+
 	if (s->o->method != M_MSG_ZEROCOPY && s->o->method != M_ZCOPY &&
-	    s->o->method != M_POOL)
+	    s->o->method != M_FIXED && s->o->method != M_POOL)
 		return;
 	ring_setup(s);
 	if (s->o->method == M_POOL)
@@ -715,6 +723,14 @@ static void ring_prepare(struct sender *s)
 		ring_alloc(s);
 	for (i = 0; i < s->nslots; i++)
 		memset(s->slots[i].buf, 0, s->slot_size);
+	if (s->o->method == M_FIXED) {
+		ret = zc_register(s->zfd, s->slots[0].buf, (size_t)s->nslots * s->slot_size);
+		if (ret < 0) {
+			errno = -ret;
+			zc_fail("ZCOPY_IOC_REGISTER of the ring");
+		}
+		s->fixed = ret;
+	}
 }
 
 /* ---- the connection ---- */
@@ -937,7 +953,7 @@ int main(int argc, char **argv)
 	s.limit = o.bytes;
 	s.hash = ZC_FNV_INIT;
 	s.zfd = -1;
-	if (o.method == M_ZCOPY || o.method == M_POOL)
+	if (o.method == M_ZCOPY || o.method == M_FIXED || o.method == M_POOL)
 		s.zfd = zc_open_device(method_names[o.method]);
 	open_source(&s);
 	s.sock = connect_to(&o);
@@ -967,6 +983,7 @@ int main(int argc, char **argv)
 		method_msg_zerocopy(&s);
 		break;
 	case M_ZCOPY:
+	case M_FIXED:
 		method_zcopy(&s);
 		break;
 	case M_POOL:

@@ -31,6 +31,7 @@ static const struct {
 	{ ZCOPY_FEAT_RX_CAUSES, "rx-causes" },
 	{ ZCOPY_FEAT_FORWARD, "forward" },
 	{ ZCOPY_FEAT_COPY_SMALL, "copy-small" },
+	{ ZCOPY_FEAT_REGISTER, "register" },
 };
 
 static void usage(FILE *f)

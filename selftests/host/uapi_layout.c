@@ -48,7 +48,7 @@ int main(void)
 	FIELD(zcopy_send, flags);
 	FIELD(zcopy_send, iov);
 	FIELD(zcopy_send, iov_count);
-	FIELD(zcopy_send, __pad);
+	FIELD(zcopy_send, buf_index);
 	FIELD(zcopy_send, cookie);
 	FIELD(zcopy_send, bytes);
 	FIELD(zcopy_send, seq);
@@ -173,6 +173,20 @@ int main(void)
 	FIELD(zcopy_forward, reserved);
 	END(zcopy_forward);
 
+	STRUCT(zcopy_register);
+	FIELD(zcopy_register, addr);
+	FIELD(zcopy_register, len);
+	FIELD(zcopy_register, flags);
+	FIELD(zcopy_register, index);
+	FIELD(zcopy_register, reserved);
+	END(zcopy_register);
+
+	STRUCT(zcopy_unregister);
+	FIELD(zcopy_unregister, index);
+	FIELD(zcopy_unregister, flags);
+	FIELD(zcopy_unregister, reserved);
+	END(zcopy_unregister);
+
 	IOCTL(ZCOPY_IOC_INFO);
 	IOCTL(ZCOPY_IOC_SEND);
 	IOCTL(ZCOPY_IOC_STATS);
@@ -180,6 +194,8 @@ int main(void)
 	IOCTL(ZCOPY_IOC_RECV);
 	IOCTL(ZCOPY_IOC_RELEASE);
 	IOCTL(ZCOPY_IOC_FORWARD);
+	IOCTL(ZCOPY_IOC_REGISTER);
+	IOCTL(ZCOPY_IOC_UNREGISTER);
 
 	return 0;
 }

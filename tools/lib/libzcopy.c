@@ -66,6 +66,39 @@ int zc_send(int zfd, int sock, const struct zcopy_iovec *iov, uint32_t n,
 	return ret;
 }
 
+int zc_register(int zfd, const void *buf, size_t len)
+{
+	struct zcopy_register r = { .addr = (uintptr_t)buf, .len = len };
+	int ret = zc_ioctl(zfd, ZCOPY_IOC_REGISTER, &r);
+
+	return ret ? ret : (int)r.index;
+}
+
+int zc_unregister(int zfd, uint32_t index)
+{
+	struct zcopy_unregister u = { .index = index };
+
+	return zc_ioctl(zfd, ZCOPY_IOC_UNREGISTER, &u);
+}
+
+int zc_send_fixed(int zfd, int sock, uint32_t index, const struct zcopy_iovec *iov,
+		  uint32_t n, uint32_t flags, uint64_t cookie, struct zcopy_send *out)
+{
+	struct zcopy_send s = {
+		.sockfd = sock,
+		.flags = flags | ZCOPY_SEND_FIXED,
+		.iov = (uintptr_t)iov,
+		.iov_count = n,
+		.buf_index = index,
+		.cookie = cookie,
+	};
+	int ret = zc_ioctl(zfd, ZCOPY_IOC_SEND, &s);
+
+	if (!ret && out)
+		*out = s;
+	return ret;
+}
+
 void *zc_pool_map(int zfd, size_t len)
 {
 	return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, zfd, ZCOPY_MMAP_POOL);

@@ -33,6 +33,15 @@ int zc_stats(int zfd, uint32_t flags, struct zcopy_stats *st);
 /* ZCOPY_IOC_SEND of @n vectors; *@out (may be NULL) gets bytes, seq, offset. */
 int zc_send(int zfd, int sock, const struct zcopy_iovec *iov, uint32_t n,
 	    uint32_t flags, uint64_t cookie, struct zcopy_send *out);
+/*
+ * Register [@buf, @buf + @len) (ZCOPY_IOC_REGISTER): its index (>= 0), or
+ * -errno. zc_send_fixed() then sends from it without pinning anything.
+ */
+int zc_register(int zfd, const void *buf, size_t len);
+int zc_unregister(int zfd, uint32_t index);
+/* zc_send() of vectors that all lie in registered buffer @index. */
+int zc_send_fixed(int zfd, int sock, uint32_t index, const struct zcopy_iovec *iov,
+		  uint32_t n, uint32_t flags, uint64_t cookie, struct zcopy_send *out);
 /* Map @len bytes of the send pool, read-write: the address, or MAP_FAILED. */
 void *zc_pool_map(int zfd, size_t len);
 /* ZCOPY_IOC_POOL_SEND of pool bytes [@off, @off + @len). */

@@ -29,6 +29,7 @@
 #define ZCOPY_FEAT_RX_CAUSES	(1ULL << 4)	/* zcopy_stats.rx_copied_* */
 #define ZCOPY_FEAT_FORWARD	(1ULL << 5)	/* ZCOPY_IOC_FORWARD, zcopy_stats.fwd_* */
 #define ZCOPY_FEAT_COPY_SMALL	(1ULL << 6)	/* ZCOPY_COPIED_SMALL, tx_copied_small */
+#define ZCOPY_FEAT_REGISTER	(1ULL << 7)	/* ZCOPY_IOC_REGISTER, ZCOPY_SEND_FIXED */
 
 /*
  * What a mapping of /dev/zcopy is, by its offset:
@@ -102,6 +103,8 @@ struct zcopy_iovec {
 #define ZCOPY_SEND_DONTWAIT	(1U << 0)	/* as MSG_DONTWAIT */
 #define ZCOPY_SEND_MORE		(1U << 1)	/* as MSG_MORE */
 #define ZCOPY_SEND_FLAGS	(ZCOPY_SEND_DONTWAIT | ZCOPY_SEND_MORE)
+/* Send from registered buffer @buf_index: see ZCOPY_IOC_REGISTER. */
+#define ZCOPY_SEND_FIXED	(1U << 4)
 
 /**
  * struct zcopy_send - send user memory without copying it (ZCOPY_IOC_SEND)
@@ -109,7 +112,8 @@ struct zcopy_iovec {
  * @flags:	in: ZCOPY_SEND_*
  * @iov:	in: address of an array of struct zcopy_iovec
  * @iov_count:	in: entries in @iov, 1 to ZCOPY_MAX_IOV
- * @__pad:	must be zero
+ * @buf_index:	in: with ZCOPY_SEND_FIXED, the registered buffer (its
+ *		index) that every entry of @iov lies in; else must be zero
  * @cookie:	in: any value; comes back in this send's completion record
  * @bytes:	out: bytes the socket accepted (fewer than asked on a
  *		non-blocking socket, a signal, or past the per-send page cap;
@@ -122,6 +126,9 @@ struct zcopy_iovec {
  * The pages are pinned read-only and handed to the socket as fragments;
  * they must not be written until the completion record covering them has
  * been read. Pool memory cannot be pinned (EFAULT): see ZCOPY_MMAP_POOL.
+ * With ZCOPY_SEND_FIXED the pages are those of a registered buffer, pinned
+ * already: a vector entry outside the buffer fails with EFAULT, an index
+ * that names no buffer with ENOENT; the same rule holds for writing.
  * A send shorter than copy_below bytes is copied instead, whatever memory
  * it names, and its record (ZCOPY_COPIED_SMALL) is queued at once.
  * On success the ioctl returns 0; when nothing was sent, it fails with the
@@ -132,7 +139,7 @@ struct zcopy_send {
 	__u32	flags;
 	__u64	iov;
 	__u32	iov_count;
-	__u32	__pad;
+	__u32	buf_index;
 	__u64	cookie;
 	__u64	bytes;
 	__u64	seq;
@@ -141,6 +148,50 @@ struct zcopy_send {
 };
 
 #define ZCOPY_MAX_IOV		1024
+
+/**
+ * struct zcopy_register - pin user memory once, send from it many times
+ *			   (ZCOPY_IOC_REGISTER)
+ * @addr:	in: the buffer's first byte (any alignment)
+ * @len:	in: its length, 1 to ZCOPY_MAX_REGISTER_LEN bytes
+ * @flags:	in: none defined, must be zero
+ * @index:	out: the buffer's index, for zcopy_send.buf_index
+ * @reserved:	must be zero
+ *
+ * The buffer's pages are pinned read-only and long-term, as a send pins
+ * them, until it is unregistered (ZCOPY_IOC_UNREGISTER) or the file closed
+ * and every send from it has completed; they count in the file's pinned
+ * pages (max_fd_pages: ENOBUFS) and in RLIMIT_MEMLOCK (ENOBUFS). A send from
+ * it (ZCOPY_SEND_FIXED) pins nothing, so costs less than one from plain
+ * memory: registered buffers are for memory sent from again and again, as
+ * io_uring's fixed buffers are. At most ZCOPY_MAX_REGISTERED per file
+ * (ENOSPC); pool or receive-area memory cannot be registered (EFAULT).
+ */
+struct zcopy_register {
+	__u64	addr;
+	__u64	len;
+	__u32	flags;
+	__u32	index;
+	__u64	reserved[2];
+};
+
+#define ZCOPY_MAX_REGISTERED	64
+#define ZCOPY_MAX_REGISTER_LEN	(1ULL << 30)
+
+/**
+ * struct zcopy_unregister - forget a registered buffer (ZCOPY_IOC_UNREGISTER)
+ * @index:	in: as ZCOPY_IOC_REGISTER returned it (ENOENT if none)
+ * @flags:	in: none defined, must be zero
+ * @reserved:	must be zero
+ *
+ * The index is free at once; the pages stay pinned until the sends in
+ * flight from the buffer have completed.
+ */
+struct zcopy_unregister {
+	__u32	index;
+	__u32	flags;
+	__u64	reserved[2];
+};
 
 /*
  * zcopy_pool_send.flags, beyond ZCOPY_SEND_DONTWAIT and ZCOPY_SEND_MORE:
@@ -539,5 +590,7 @@ struct zcopy_stats {
 #define ZCOPY_IOC_RECV		_IOWR(ZCOPY_IOC_MAGIC, 0x04, struct zcopy_recv)
 #define ZCOPY_IOC_RELEASE	_IOWR(ZCOPY_IOC_MAGIC, 0x05, struct zcopy_release)
 #define ZCOPY_IOC_FORWARD	_IOWR(ZCOPY_IOC_MAGIC, 0x06, struct zcopy_forward)
+#define ZCOPY_IOC_REGISTER	_IOWR(ZCOPY_IOC_MAGIC, 0x07, struct zcopy_register)
+#define ZCOPY_IOC_UNREGISTER	_IOW(ZCOPY_IOC_MAGIC, 0x08, struct zcopy_unregister)
 
 #endif /* _UAPI_LINUX_ZCOPY_H */

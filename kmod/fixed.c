@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Registered buffers, a source of pages for the send core: user memory
+ * pinned once (ZCOPY_IOC_REGISTER) and sent from many times
+ * (ZCOPY_IOC_SEND with ZCOPY_SEND_FIXED), as io_uring's fixed buffers are.
+ * A send from one pins nothing and charges nothing: it builds its bio_vecs
+ * from the buffer's pages, and the stack takes its own page references.
+ *
+ * A buffer lives while the file's table or a send in flight holds it: an
+ * unregistered buffer, or one of a closed file, is unpinned when the last
+ * send from it completes.
+ */
+
+#include <linux/mm.h>
+#include <linux/overflow.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/uio.h>
+
+#include "zcopy.h"
+
+/**
+ * struct zcopy_fixed - a registered buffer
+ * @ref:	one for the file's table, one for each send in flight from it
+ * @zf:		the file it is charged to, which outlives it: the table's
+ *		reference is dropped at the latest on release, and a send
+ *		holds the file until after its pages are let go of
+ * @uaddr:	the buffer's first byte
+ * @len:	its length
+ * @nr_pages:	pages pinned, from the page of @uaddr on
+ * @mmp:	the RLIMIT_MEMLOCK charge of the pins
+ * @pages:	the pinned pages
+ */
+struct zcopy_fixed {
+	struct kref		ref;
+	struct zcopy_file	*zf;
+	u64			uaddr;
+	u64			len;
+	unsigned long		nr_pages;
+	struct mmpin		mmp;
+	struct page		*pages[];
+};
+
+static void zcopy_fixed_free(struct kref *ref)
+{
+	struct zcopy_fixed *buf = container_of(ref, struct zcopy_fixed, ref);
+
+	unpin_user_pages(buf->pages, buf->nr_pages);
+	zcopy_file_uncharge(buf->zf, buf->nr_pages);
+	zcopy_count_pinned(buf->zf, -(long)buf->nr_pages);
+	mm_unaccount_pinned_pages(&buf->mmp);
+	kvfree(buf);
+}
+
+static void zcopy_fixed_put(struct zcopy_fixed *buf)
+{
+	kref_put(&buf->ref, zcopy_fixed_free);
+}
+
+/* The buffer at @index, with a reference, or NULL. */
+static struct zcopy_fixed *zcopy_fixed_get(struct zcopy_file *zf, u32 index)
+{
+	struct zcopy_fixed *buf;
+
+	xa_lock(&zf->fixed);
+	buf = xa_load(&zf->fixed, index);
+	if (buf)
+		kref_get(&buf->ref);
+	xa_unlock(&zf->fixed);
+	return buf;
+}
+
+/* Pin [@uaddr, @uaddr + @len) for @zf: a buffer not yet in the table. */
+static struct zcopy_fixed *zcopy_fixed_pin(struct zcopy_file *zf, u64 uaddr, u64 len)
+{
+	unsigned long nr = DIV_ROUND_UP(offset_in_page(uaddr) + len, PAGE_SIZE);
+	struct zcopy_fixed *buf;
+	int ret, done;
+
+	ret = zcopy_file_charge(zf, nr);
+	if (ret)
+		return ERR_PTR(ret);
+	ret = -ENOMEM;
+	buf = kvzalloc(struct_size(buf, pages, nr), GFP_KERNEL_ACCOUNT);
+	if (!buf)
+		goto err_uncharge_file;
+	ret = zcopy_account_pages(&buf->mmp, nr);
+	if (ret) {
+		ret = -ENOBUFS;
+		goto err_free_buf;
+	}
+	done = pin_user_pages_fast(uaddr & PAGE_MASK, nr, FOLL_LONGTERM, buf->pages);
+	if (done != nr) {
+		if (done > 0)
+			unpin_user_pages(buf->pages, done);
+		ret = done < 0 ? done : -EFAULT;
+		goto err_unaccount;
+	}
+	kref_init(&buf->ref);
+	buf->zf = zf;
+	buf->uaddr = uaddr;
+	buf->len = len;
+	buf->nr_pages = nr;
+	zcopy_count_pinned(zf, nr);
+	return buf;
+
+err_unaccount:
+	mm_unaccount_pinned_pages(&buf->mmp);
+err_free_buf:
+	kvfree(buf);
+err_uncharge_file:
+	zcopy_file_uncharge(zf, nr);
+	return ERR_PTR(ret);
+}
+
+long zcopy_ioctl_register(struct zcopy_file *zf, struct zcopy_register __user *uarg)
+{
+	struct zcopy_register args;
+	struct zcopy_fixed *buf;
+	u64 end;
+	u32 index;
+	int ret;
+
+	if (copy_from_user(&args, uarg, sizeof(args)))
+		return -EFAULT;
+	if (args.flags || memchr_inv(args.reserved, 0, sizeof(args.reserved)))
+		return -EINVAL;
+	if (!args.len || args.len > ZCOPY_MAX_REGISTER_LEN ||
+	    check_add_overflow(args.addr, args.len, &end))
+		return -EINVAL;
+	if (!access_ok(u64_to_user_ptr(args.addr), args.len))
+		return -EFAULT;
+	/* The index goes back here: fail now rather than after pinning. */
+	if (copy_to_user(uarg, &args, sizeof(args)))
+		return -EFAULT;
+
+	buf = zcopy_fixed_pin(zf, args.addr, args.len);
+	if (IS_ERR(buf))
+		return PTR_ERR(buf);
+	ret = xa_alloc(&zf->fixed, &index, buf, XA_LIMIT(0, ZCOPY_MAX_REGISTERED - 1),
+		       GFP_KERNEL_ACCOUNT);
+	if (ret) {
+		zcopy_fixed_put(buf);
+		return ret == -EBUSY ? -ENOSPC : ret;
+	}
+	/*
+	 * Writable a moment ago; if no longer, the caller has lost the index
+	 * and the buffer goes again, as if never registered.
+	 */
+	if (put_user(index, &uarg->index)) {
+		xa_erase(&zf->fixed, index);
+		zcopy_fixed_put(buf);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+long zcopy_ioctl_unregister(struct zcopy_file *zf, struct zcopy_unregister __user *uarg)
+{
+	struct zcopy_unregister args;
+	struct zcopy_fixed *buf;
+
+	if (copy_from_user(&args, uarg, sizeof(args)))
+		return -EFAULT;
+	if (args.flags || memchr_inv(args.reserved, 0, sizeof(args.reserved)))
+		return -EINVAL;
+	buf = xa_erase(&zf->fixed, args.index);
+	if (!buf)
+		return -ENOENT;
+	zcopy_fixed_put(buf);
+	return 0;
+}
+
+/* The file is being released: its table lets go of every buffer. */
+void zcopy_fixed_close(struct zcopy_file *zf)
+{
+	struct zcopy_fixed *buf;
+	unsigned long index;
+
+	xa_for_each(&zf->fixed, index, buf) {
+		xa_erase(&zf->fixed, index);
+		zcopy_fixed_put(buf);
+	}
+	xa_destroy(&zf->fixed);
+}
+
+/* A send from a buffer holds it, at tx->priv. */
+struct zcopy_fixed_tx {
+	struct zcopy_fixed	*buf;
+};
+
+/* The pages belong to the buffer: a send that took fewer keeps it all the same. */
+static void zcopy_fixed_trim(struct zcopy_tx *tx, unsigned int keep)
+{
+}
+
+static void zcopy_fixed_release(struct zcopy_tx *tx, bool sent)
+{
+	struct zcopy_fixed_tx *ftx = tx->priv;
+
+	zcopy_fixed_put(ftx->buf);
+}
+
+static const struct zcopy_tx_ops zcopy_fixed_ops = {
+	.ledger		= &zcopy_send_ledger,
+	.trim		= zcopy_fixed_trim,
+	.release	= zcopy_fixed_release,
+};
+
+/*
+ * The bio_vecs of @iov, each entry within @buf (else EFAULT), from the
+ * buffer's own pages.
+ */
+static int zcopy_fixed_bvec(struct zcopy_fixed *buf, const struct zcopy_iovec *iov,
+			    unsigned int nr_iov, struct bio_vec *bvec)
+{
+	u64 first = buf->uaddr & PAGE_MASK, off, len;
+	unsigned int i, done = 0, seg;
+	unsigned long pg;
+
+	for (i = 0; i < nr_iov; i++) {
+		len = iov[i].len;
+		if (!len)
+			continue;
+		if (iov[i].base < buf->uaddr || len > buf->len ||
+		    iov[i].base - buf->uaddr > buf->len - len)
+			return -EFAULT;
+		pg = (iov[i].base - first) >> PAGE_SHIFT;
+		off = offset_in_page(iov[i].base);
+		for (; len; pg++, done++, off = 0) {
+			seg = min_t(u64, len, PAGE_SIZE - off);
+			bvec_set_page(&bvec[done], buf->pages[pg], seg, off);
+			len -= seg;
+		}
+	}
+	return 0;
+}
+
+/* Sends of up to this many pages (64 KiB) build their bio_vecs on the stack. */
+#define ZCOPY_FIXED_FAST_BVEC	16
+
+/* Hand @buf's pages in @ta to the stack; the send holds @buf until it completes. */
+static int zcopy_fixed_submit(struct zcopy_file *zf, struct zcopy_tx_args *ta,
+			      struct zcopy_fixed *buf, unsigned int nr_pages)
+{
+	struct zcopy_fixed_tx *ftx;
+	struct zcopy_tx *tx;
+
+	tx = zcopy_tx_alloc(zf, 0, &zcopy_fixed_ops, sizeof(*ftx), true);
+	if (IS_ERR(tx))
+		return PTR_ERR(tx);
+	ftx = tx->priv;
+	ftx->buf = buf;
+	kref_get(&buf->ref);
+	tx->nr_pages = nr_pages;
+	return zcopy_tx_submit(tx, ta);
+}
+
+/*
+ * Send @iov (checked and cut to one send's limits: @nr_pages pages, @ta->len
+ * bytes) from the registered buffer at @index. A short send is copied from
+ * the buffer's pages, as any short send is.
+ */
+int zcopy_send_fixed(struct zcopy_file *zf, struct zcopy_tx_args *ta, u32 index,
+		     const struct zcopy_iovec *iov, unsigned int nr_iov,
+		     unsigned int nr_pages)
+{
+	struct bio_vec fast[ZCOPY_FIXED_FAST_BVEC];
+	struct zcopy_fixed *buf;
+	struct iov_iter from;
+	int ret;
+
+	buf = zcopy_fixed_get(zf, index);
+	if (!buf)
+		return -ENOENT;
+	ta->bvec = fast;
+	if (nr_pages > ARRAY_SIZE(fast)) {
+		ret = -ENOMEM;
+		ta->bvec = kvmalloc_array(nr_pages, sizeof(*ta->bvec), GFP_KERNEL_ACCOUNT);
+		if (!ta->bvec)
+			goto out_put_buf;
+	}
+	ret = zcopy_fixed_bvec(buf, iov, nr_iov, ta->bvec);
+	if (ret)
+		goto out_free_bvec;
+	if (zcopy_send_copies(ta->len)) {
+		iov_iter_bvec(&from, ITER_SOURCE, ta->bvec, nr_pages, ta->len);
+		ret = zcopy_tx_copy(zf, &zcopy_send_ledger, ta, &from, true);
+	} else {
+		ret = zcopy_fixed_submit(zf, ta, buf, nr_pages);
+	}
+
+out_free_bvec:
+	if (ta->bvec != fast)
+		kvfree(ta->bvec);
+out_put_buf:
+	zcopy_fixed_put(buf);
+	return ret;
+}
