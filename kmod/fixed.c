@@ -145,11 +145,12 @@ long zcopy_ioctl_register(struct zcopy_file *zf, struct zcopy_register __user *u
 	}
 	/*
 	 * Writable a moment ago; if no longer, the caller has lost the index
-	 * and the buffer goes again, as if never registered.
+	 * and the buffer goes again, as if never registered: unless another
+	 * thread, guessing the index, has unregistered it meanwhile.
 	 */
 	if (put_user(index, &uarg->index)) {
-		xa_erase(&zf->fixed, index);
-		zcopy_fixed_put(buf);
+		if (xa_cmpxchg(&zf->fixed, index, buf, NULL, 0) == buf)
+			zcopy_fixed_put(buf);
 		return -EFAULT;
 	}
 	return 0;
