@@ -165,7 +165,8 @@ struct zcopy_send {
  * it (ZCOPY_SEND_FIXED) pins nothing, so costs less than one from plain
  * memory: registered buffers are for memory sent from again and again, as
  * io_uring's fixed buffers are. At most ZCOPY_MAX_REGISTERED per file
- * (ENOSPC); pool or receive-area memory cannot be registered (EFAULT).
+ * (ENOSPC). Pool memory cannot be registered, nor unmapped memory (EFAULT;
+ * a partial pin is undone).
  */
 struct zcopy_register {
 	__u64	addr;
