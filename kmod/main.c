@@ -155,6 +155,8 @@ static long zcopy_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return zcopy_ioctl_register(zf, uarg);
 	case ZCOPY_IOC_UNREGISTER:
 		return zcopy_ioctl_unregister(zf, uarg);
+	case ZCOPY_IOC_SEND_BATCH:
+		return zcopy_ioctl_send_batch(zf, uarg);
 	}
 	return -ENOTTY;
 }

@@ -241,11 +241,17 @@ static int zcopy_send(struct zcopy_file *zf, struct socket *sock,
 /* Vectors this short are copied to the stack, as UIO_FASTIOV iovecs are. */
 #define ZCOPY_FAST_IOV	8
 
-long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
+/*
+ * One send, its arguments at @uarg and its results written back there:
+ * 0 or -errno, and *@whole says whether it sent every byte it named.
+ */
+static int zcopy_send_user(struct zcopy_file *zf, struct zcopy_send __user *uarg, bool *whole)
 {
 	struct zcopy_iovec fast[ZCOPY_FAST_IOV], *iov = fast;
 	struct zcopy_send args;
 	struct socket *sock;
+	u64 named = 0;
+	unsigned int i;
 	int ret;
 
 	if (copy_from_user(&args, uarg, sizeof(args)))
@@ -278,7 +284,10 @@ long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
 		}
 	}
 
+	for (i = 0; i < args.iov_count; i++)
+		named += iov[i].len;
 	ret = zcopy_send(zf, sock, &args, iov);
+	*whole = !ret && args.bytes == named;
 	if (!ret && copy_to_user(uarg, &args, sizeof(args)))
 		ret = -EFAULT;
 
@@ -287,4 +296,45 @@ long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
 out_put_sock:
 	sockfd_put(sock);
 	return ret;
+}
+
+long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
+{
+	bool whole;
+
+	return zcopy_send_user(zf, uarg, &whole);
+}
+
+/*
+ * Sends in order until one fails or is short, as sendmmsg(2): an error
+ * only when nothing was sent, else the count made (a short one counts).
+ */
+long zcopy_ioctl_send_batch(struct zcopy_file *zf, struct zcopy_send_batch __user *uarg)
+{
+	struct zcopy_send_batch args;
+	struct zcopy_send __user *sends;
+	bool whole = true;
+	u32 done;
+	int ret = 0;
+
+	if (copy_from_user(&args, uarg, sizeof(args)))
+		return -EFAULT;
+	if (args.flags || args.__pad || memchr_inv(args.reserved, 0, sizeof(args.reserved)))
+		return -EINVAL;
+	if (!args.count || args.count > ZCOPY_MAX_BATCH)
+		return -EINVAL;
+	/* The count goes back here: fail now rather than after sending. */
+	if (put_user(0, &uarg->done))
+		return -EFAULT;
+
+	sends = u64_to_user_ptr(args.sends);
+	for (done = 0; done < args.count && whole; done++) {
+		ret = zcopy_send_user(zf, &sends[done], &whole);
+		if (ret)
+			break;
+		cond_resched();
+	}
+	if (!done)
+		return ret;
+	return put_user(done, &uarg->done) ? -EFAULT : 0;
 }

@@ -30,7 +30,8 @@ struct vm_area_struct;
 
 #define ZCOPY_FEATURES	(ZCOPY_FEAT_SEND | ZCOPY_FEAT_STATS | ZCOPY_FEAT_POOL | \
 			 ZCOPY_FEAT_RECV | ZCOPY_FEAT_RX_CAUSES | ZCOPY_FEAT_FORWARD | \
-			 ZCOPY_FEAT_COPY_SMALL | ZCOPY_FEAT_REGISTER)
+			 ZCOPY_FEAT_COPY_SMALL | ZCOPY_FEAT_REGISTER | \
+			 ZCOPY_FEAT_SEND_BATCH)
 
 /* ---- ledger.c: what zcopy did with every byte ---- */
 
@@ -356,6 +357,7 @@ int zcopy_send_fixed(struct zcopy_file *zf, struct zcopy_tx_args *ta, u32 index,
 /* ---- pin.c, pool.c: the page sources of sends; receive.c ---- */
 
 long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg);
+long zcopy_ioctl_send_batch(struct zcopy_file *zf, struct zcopy_send_batch __user *uarg);
 
 int zcopy_pool_mmap(struct zcopy_file *zf, struct vm_area_struct *vma);
 void zcopy_pool_rearm(struct zcopy_file *zf);

@@ -34,7 +34,7 @@ REPS=${BENCH_REPS:-3}
 BYTES=${BENCH_BYTES:-16777216}
 SECS=${BENCH_SECS:-1}
 PEER_T=${BENCH_PEER_T:-0}
-METHODS=${BENCH_METHODS:-copy mmap sendfile splice msg_zerocopy zcopy zcopy-fixed zcopy-pool
+METHODS=${BENCH_METHODS:-copy mmap sendfile splice msg_zerocopy zcopy zcopy-batch zcopy-fixed zcopy-pool
 	zcopy-pool-notify tcp_zerocopy zcopy-recv zcopy-pool+recv
 	peer:msg_zerocopy peer:io_uring_zerocopy_tx peer:tcp_mmap}
 PROXY_METHODS=${BENCH_PROXY_METHODS:-proxy:copy proxy:splice proxy:zcopy}
@@ -235,6 +235,7 @@ run_one() {
 	msg_zerocopy) run_tools "$@" msg_zerocopy read ;;
 	zcopy) run_tools "$@" zcopy read ;;
 	zcopy-fixed) run_tools "$@" zcopy-fixed read ;;
+	zcopy-batch) run_tools "$@" zcopy read --batch 16 ;;
 	zcopy-pool) run_tools "$@" zcopy-pool read ;;
 	zcopy-pool-notify) run_tools "$@" zcopy-pool read --notify ;;
 	tcp_zerocopy) run_tools "$@" write tcp_zerocopy ;;

@@ -72,6 +72,7 @@ enum fz_cmd {
 	FZ_FORWARD,
 	FZ_REGISTER,
 	FZ_UNREGISTER,
+	FZ_SEND_BATCH,
 	FZ_UNKNOWN,
 	FZ_READ,	/* read(2) of completion records */
 	FZ_NR_CMDS
@@ -79,7 +80,7 @@ enum fz_cmd {
 
 static const char *const fz_cmd_name[FZ_NR_CMDS] = {
 	"INFO", "SEND", "STATS", "POOL_SEND", "RECV", "RELEASE", "FORWARD", "REGISTER",
-	"UNREGISTER", "unknown", "read",
+	"UNREGISTER", "SEND_BATCH", "unknown", "read",
 };
 
 /*
@@ -114,7 +115,7 @@ static const int fz_errs_read[] = { EFAULT, EINVAL, 0 };
 static const int *const fz_errs[FZ_NR_CMDS] = {
 	fz_errs_info, fz_errs_send, fz_errs_stats, fz_errs_pool_send, fz_errs_recv,
 	fz_errs_release, fz_errs_forward, fz_errs_register, fz_errs_unregister,
-	fz_errs_unknown, fz_errs_read,
+	fz_errs_send, fz_errs_unknown, fz_errs_read,
 };
 
 /* ZCOPY_IOC_STATS of ABI 1's first headers, before the receive causes. */
@@ -124,7 +125,7 @@ static const int *const fz_errs[FZ_NR_CMDS] = {
 static const unsigned long fz_nr[FZ_NR_CMDS] = {
 	ZCOPY_IOC_INFO, ZCOPY_IOC_SEND, ZCOPY_IOC_STATS, ZCOPY_IOC_POOL_SEND,
 	ZCOPY_IOC_RECV, ZCOPY_IOC_RELEASE, ZCOPY_IOC_FORWARD, ZCOPY_IOC_REGISTER,
-	ZCOPY_IOC_UNREGISTER,
+	ZCOPY_IOC_UNREGISTER, ZCOPY_IOC_SEND_BATCH,
 };
 
 /* What is passed as a socket. */
@@ -1537,6 +1538,44 @@ static void fz_unregister(struct __test_metadata *_metadata, struct fz *f, uint6
 	fz_answer(_metadata, f, FZ_UNREGISTER, anchor, ZCOPY_IOC_UNREGISTER, ret, errno, &in);
 }
 
+/*
+ * A batch of up to 4 sends, made as fz_send() makes one, on a zcopy fd that
+ * is not the anchor (whose records are accounted for one by one).
+ */
+static void fz_send_batch(struct __test_metadata *_metadata, struct fz *f, uint64_t *rng)
+{
+	struct zcopy_iovec *iov = (struct zcopy_iovec *)(f->good + FZ_IOVS);
+	struct zcopy_send s[4];
+	struct zcopy_send_batch in;
+	unsigned int i, n = zc_rand_range(rng, 1, 4);
+	bool anchor, rb;
+	int fd = fz_target(f, rng, true, 1 + fz_below(rng, FZ_ZFDS - 1), &anchor, NULL), ret;
+	uint64_t where;
+
+	for (i = 0; i < n; i++) {
+		iov[i].len = fz_len(f, rng);
+		iov[i].base = fz_addr(f, rng, iov[i].len);
+		memset(&s[i], 0, sizeof(s[i]));
+		s[i].sockfd = fz_sockfd(f, rng, false);
+		s[i].flags = fz_pct(rng, 80) ? ZCOPY_SEND_DONTWAIT : 0;
+		s[i].iov = fz_ptr(&iov[i]);
+		s[i].iov_count = 1;
+		s[i].reserved[0] = fz_reserved(f, rng);
+	}
+	zc_fill(&in, ZC_SEED(zc_rand(rng)), sizeof(in));
+	in.sends = fz_odd(f, rng, 8) ? fz_addr(f, rng, n * sizeof(s[0])) : fz_ptr(s);
+	in.count = fz_odd(f, rng, 5) ? fz_val(rng, 0, ZCOPY_MAX_BATCH + 1) : n;
+	if (in.count > n && in.sends == fz_ptr(s))
+		in.count = n;
+	in.flags = fz_odd(f, rng, 5) ? 1U << fz_below(rng, 32) : 0;
+	in.__pad = fz_reserved(f, rng);
+	in.reserved[0] = fz_reserved(f, rng);
+	in.reserved[1] = 0;
+	where = fz_place(f, rng, &in, sizeof(in), false, &rb);
+	ret = ioctl(fd, ZCOPY_IOC_SEND_BATCH, (uintptr_t)where);
+	fz_answer(_metadata, f, FZ_SEND_BATCH, anchor, ZCOPY_IOC_SEND_BATCH, ret, errno, &in);
+}
+
 static unsigned long fz_unknown_nr(uint64_t *rng)
 {
 	unsigned long nr;
@@ -1688,7 +1727,8 @@ static const char *fz_doing(unsigned int r)
 	} steps[] = {
 		{ 150, "SEND" }, { 300, "POOL_SEND" }, { 450, "RECV" }, { 490, "FORWARD" },
 		{ 580, "RELEASE" },
-		{ 630, "STATS" }, { 650, "INFO" }, { 660, "REGISTER" }, { 670, "UNREGISTER" },
+		{ 630, "STATS" }, { 645, "INFO" }, { 655, "REGISTER" }, { 665, "UNREGISTER" },
+		{ 670, "SEND_BATCH" },
 		{ 740, "an unknown number" },
 		{ 820, "read of records" }, { 880, "draining a socket" },
 		{ 925, "a memory move" }, { 955, "an fd move" }, { 997, "a pool write" },
@@ -1720,12 +1760,14 @@ static void fz_iteration(struct __test_metadata *_metadata, struct fz *f, uint64
 		fz_release(_metadata, f, rng);
 	else if (r < 630)
 		fz_stats(_metadata, f, rng);
-	else if (r < 650)
+	else if (r < 645)
 		fz_info(_metadata, f, rng);
-	else if (r < 660)
+	else if (r < 655)
 		fz_register(_metadata, f, rng);
-	else if (r < 670)
+	else if (r < 665)
 		fz_unregister(_metadata, f, rng);
+	else if (r < 670)
+		fz_send_batch(_metadata, f, rng);
 	else if (r < 740)
 		fz_unknown(_metadata, f, rng);
 	else if (r < 820)
@@ -2116,7 +2158,7 @@ static void __attribute__((constructor(KSELFTEST_PRIO_TEST + 1))) fz_set_timeout
  * FZ_NUMBERS - 1) with every other size and direction: ENOTTY, whatever
  * the argument.
  */
-#define FZ_NUMBERS	(_IOC_NR(ZCOPY_IOC_UNREGISTER) + 1)
+#define FZ_NUMBERS	(_IOC_NR(ZCOPY_IOC_SEND_BATCH) + 1)
 
 TEST(unknown_numbers_enotty)
 {

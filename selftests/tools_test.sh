@@ -140,7 +140,7 @@ eq0() { [ "${1:-1}" -eq 0 ]; }
 # Most of the payload: at least 9 bytes in 10.
 most() { [ "$((${1:-0} * 10))" -ge "$((BYTES * 9))" ]; }
 
-tap_plan 20
+tap_plan 21
 
 if ! "$(dirname "$0")/setup_net.sh" >"$tmp/log" 2>&1; then
 	echo "Bail out! no test network"
@@ -173,6 +173,9 @@ fi
 # ---- pinned send ----
 transfer peer 198.18.0.2 "--method zcopy" "--method read"; xfer=$?
 check "zcopy over e1000e: verified, the records and the ledger say zero-copy" \
+	most "$(jnum "$tmp/send.out" tx_zerocopy_bytes)"
+transfer peer 198.18.0.2 "--method zcopy --batch 8 --msg-size 4096" "--method read"; xfer=$?
+check "zcopy --batch 8 over e1000e: verified, zero-copy" \
 	most "$(jnum "$tmp/send.out" tx_zerocopy_bytes)"
 transfer peer 198.18.0.2 "--method zcopy-fixed" "--method read"; xfer=$?
 check "zcopy-fixed over e1000e: verified, zero-copy" \

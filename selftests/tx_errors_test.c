@@ -448,6 +448,93 @@ TEST_F(bad, reserved_nonzero_einval)
 	bad_nothing_sent(_metadata, self, true);
 }
 
+/* ---- batches ---- */
+
+static int batch_errno(int zfd, struct zcopy_send_batch *b)
+{
+	return ioctl(zfd, ZCOPY_IOC_SEND_BATCH, b) ? errno : 0;
+}
+
+/* ZCOPY_IOC_SEND_BATCH refused as a whole: each its errno, nothing sent. */
+TEST_F(bad, batch_rejected)
+{
+	struct zcopy_send two[2] = { self->s, self->s }, first_bad[2] = { self->s, self->s };
+	uint64_t good = (uintptr_t)two, fb = (uintptr_t)first_bad;
+	struct {
+		const char *what;
+		int err;
+		struct zcopy_send_batch b;
+	} cases[] = {
+		{ "a flag", EINVAL, { .sends = good, .count = 2, .flags = 1 } },
+		{ "__pad", EINVAL, { .sends = good, .count = 2, .__pad = 1 } },
+		{ "reserved[1]", EINVAL, { .sends = good, .count = 2, .reserved = { 0, 1 } } },
+		{ "no entries", EINVAL, { .sends = good, .count = 0 } },
+		{ "past ZCOPY_MAX_BATCH", EINVAL, { .sends = good, .count = ZCOPY_MAX_BATCH + 1 } },
+		{ "entries at NULL", EFAULT, { .sends = 0, .count = 2 } },
+		{ "the first entry refused", EINVAL, { .sends = fb, .count = 2 } },
+	};
+	size_t ps = zc_page_size();
+	struct zcopy_send_batch *ro;
+	const char *what;
+	unsigned int i;
+
+	first_bad[0].reserved[2] = 1;
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		what = cases[i].what;
+		EXPECT_EQ(cases[i].err, batch_errno(self->t.zfd, &cases[i].b)) TH_LOG("%s", what);
+	}
+	EXPECT_EQ(EFAULT, batch_errno(self->t.zfd, NULL)) TH_LOG("a NULL argument");
+	/* The count cannot be written back: nothing is sent. */
+	ro = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, ro);
+	*ro = (struct zcopy_send_batch){ .sends = good, .count = 2 };
+	ASSERT_EQ(0, mprotect(ro, ps, PROT_READ));
+	EXPECT_EQ(EFAULT, batch_errno(self->t.zfd, ro)) TH_LOG("a read-only argument");
+	munmap(ro, ps);
+	bad_nothing_sent(_metadata, self, true);
+}
+
+/*
+ * A batch ends before its first refused entry: those before it are sent
+ * (and counted in done), it and those after are not; sent on their own,
+ * the refused one says why.
+ */
+TEST_F(bad, batch_stops_at_refused_entry)
+{
+	struct zc_tx *t = &self->t;
+	struct zcopy_iovec iov[3] = {
+		{ (uintptr_t)self->buf, 1000 },
+		{ (uintptr_t)self->buf + 1000, 2000 },
+		{ (uintptr_t)self->buf + 3000, 3000 },
+	};
+	struct zcopy_send s[3];
+	struct zcopy_stats st;
+	unsigned int i;
+
+	for (i = 0; i < 3; i++)
+		s[i] = (struct zcopy_send){ .sockfd = t->sock, .iov = (uintptr_t)&iov[i],
+					    .iov_count = 1, .cookie = i };
+	s[1].reserved[0] = 1;
+	ASSERT_EQ(1, zc_send_batch(t->zfd, s, 3));
+	EXPECT_EQ(1000, s[0].bytes);
+	EXPECT_EQ(0, s[0].seq);
+	EXPECT_EQ(0, s[1].bytes) TH_LOG("the refused entry was written to");
+	EXPECT_EQ(0, s[2].bytes) TH_LOG("an entry after the refused one was written to");
+	zc_tx_log_sent(t, &iov[0], &s[0]);
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st));
+	EXPECT_EQ(1, st.sends);
+	EXPECT_EQ(1000, st.send_bytes);
+
+	EXPECT_EQ(-EINVAL, zc_send_batch(t->zfd, &s[1], 2)) TH_LOG("the refused one first");
+	s[1].reserved[0] = 0;
+	ASSERT_EQ(2, zc_send_batch(t->zfd, &s[1], 2));
+	EXPECT_EQ(1, s[1].seq);
+	EXPECT_EQ(1000, s[1].offset);
+	zc_tx_log_sent(t, &iov[1], &s[1]);
+	zc_tx_log_sent(t, &iov[2], &s[2]);
+	zc_tx_verify(_metadata, t);
+}
+
 /* ---- registered buffers ---- */
 
 static int reg_errno(int zfd, struct zcopy_register *r)

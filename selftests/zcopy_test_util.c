@@ -1004,6 +1004,75 @@ int zc_tx_send_once(struct zc_tx *t, int zfd, int sock, struct zc_log *log,
 	return 0;
 }
 
+void zc_tx_log_sent(struct zc_tx *t, const struct zcopy_iovec *iov,
+		    const struct zcopy_send *s)
+{
+	uint32_t npages = zc_iov_pages(iov, 1, s->bytes);
+
+	zc_log_add(&t->log, s, zc_expected_flags_pages(&t->net, iov->len, npages), npages);
+	t->log.sent[t->log.nsent - 1].fixed = t->fixed >= 0;
+	t->hash = zc_fnv_iov(t->hash, iov, 1, s->bytes);
+	t->bytes += s->bytes;
+	if (t->net.type == SOCK_DGRAM && t->ndg < ZC_RX_MAX_DGRAMS) {
+		t->dg[t->ndg].len = s->bytes;
+		t->dg[t->ndg].hash = zc_fnv_iov(ZC_FNV_INIT, iov, 1, s->bytes);
+		t->ndg++;
+	}
+}
+
+int zc_tx_send_batch(struct zc_tx *t, const struct zcopy_iovec *iov, uint32_t n,
+		     uint32_t per_call)
+{
+	bool udp = t->net.type == SOCK_DGRAM;
+	struct zcopy_iovec *w = malloc(n * sizeof(*w));
+	struct zcopy_send *s = calloc(per_call, sizeof(*s));
+	uint32_t first = 0, k, i;
+	int ret = 0;
+
+	if (!w || !s) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	memcpy(w, iov, n * sizeof(*w));
+	while (first < n) {
+		k = n - first < per_call ? n - first : per_call;
+		/* Datagrams wait for the receiver, as zc_tx_send_once()'s do. */
+		if (udp && t->ndg + k > t->window &&
+		    zc_rx_wait_for(&t->rx, t->ndg + k - t->window, 10000)) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		for (i = 0; i < k; i++)
+			s[i] = (struct zcopy_send){
+				.sockfd = t->sock,
+				.flags = t->fixed >= 0 ? ZCOPY_SEND_FIXED : 0,
+				.iov = (uintptr_t)&w[first + i],
+				.iov_count = 1,
+				.buf_index = t->fixed >= 0 ? t->fixed : 0,
+				.cookie = first + i,
+			};
+		ret = zc_send_batch(t->zfd, s, k);
+		if (ret < 0)
+			break;
+		for (i = 0; i < (uint32_t)ret; i++)
+			zc_tx_log_sent(t, &w[first + i], &s[i]);
+		/* A short entry goes on from where it stopped; UDP never is. */
+		i = ret - 1;
+		if (s[i].bytes < w[first + i].len) {
+			w[first + i].base += s[i].bytes;
+			w[first + i].len -= s[i].bytes;
+			first += i;
+		} else {
+			first += ret;
+		}
+		ret = 0;
+	}
+out:
+	free(w);
+	free(s);
+	return ret;
+}
+
 uint32_t zc_iov_advance(struct zcopy_iovec *iov, uint32_t first, uint32_t n,
 			uint64_t done)
 {

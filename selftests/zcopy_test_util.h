@@ -399,6 +399,18 @@ int zc_tx_send_once(struct zc_tx *t, int zfd, int sock, struct zc_log *log,
 		    uint64_t cookie, struct zcopy_send *out);
 
 /*
+ * @n single-vector sends of @iov[i] on t->sock in ZCOPY_IOC_SEND_BATCH
+ * calls of at most @per_call, each logged as zc_tx_send_once() logs one;
+ * an entry sent short is sent on from where it stopped. 0 or -errno.
+ */
+int zc_tx_send_batch(struct zc_tx *t, const struct zcopy_iovec *iov, uint32_t n,
+		     uint32_t per_call);
+
+/* A single-vector send @s of @iov, made some other way, logged as those are. */
+void zc_tx_log_sent(struct zc_tx *t, const struct zcopy_iovec *iov,
+		    const struct zcopy_send *s);
+
+/*
  * Step iov[first, n) past @done bytes sent and any empty entries after
  * them: the index of the first entry left to send.
  */

@@ -4,7 +4,8 @@
  * methods, plain or zero-copy, and say what it cost.
  *
  *   zcsend --connect HOST:PORT [--udp] [--method M] [--pattern | --file PATH | -]
- *          [--bytes N] [--msg-size N] [--ring N] [--notify] [--checksum] [--json]
+ *          [--bytes N] [--msg-size N] [--ring N] [--notify] [--batch N] [--checksum]
+ *          [--json]
  *
  * The methods: write, mmap (+ write), sendfile, splice (from the file, or
  * vmsplice of fresh pages), msg_zerocopy (MSG_ZEROCOPY with notifications
@@ -69,6 +70,7 @@ struct opts {
 	int bytes_set;
 	uint64_t msg_size;
 	unsigned int ring;
+	unsigned int batch;
 	int notify, json, checksum;
 	int corrupt;
 	uint64_t corrupt_at;
@@ -98,6 +100,11 @@ struct sender {
 	uint64_t expected, completed;	/* completion space sent, and covered */
 	int zfd;
 	uint32_t fixed;			/* zcopy-fixed: the ring's buffer index */
+	/* --batch: sends waiting for one ZCOPY_IOC_SEND_BATCH */
+	struct zcopy_send *batch;
+	struct zcopy_iovec *batch_iov;
+	struct slot **batch_slot;
+	unsigned int nbatch, batch_max;
 	uint64_t next_id;		/* MSG_ZEROCOPY: the next send's id */
 	/* what the report says besides the common part */
 	uint64_t send_calls, completions, completions_copied;
@@ -126,6 +133,8 @@ static void usage(FILE *f)
 		"                           methods (default: 4M worth, 4 to 1024)\n"
 		"  -n, --notify             zcopy-pool: ZCOPY_POOL_SEND_NOTIFY, and rewrite\n"
 		"                           only buffers whose completion record came back\n"
+		"  -B, --batch N            zcopy, zcopy-fixed: N sends per ZCOPY_IOC_SEND_BATCH\n"
+		"                           (1 to 1024, fewer than the ring's buffers)\n"
 		"  -k, --checksum           print the FNV-1a 64 of the stream sent\n"
 		"  -j, --json               one JSON object at the end, instead of text\n"
 		"  -h, --help               this text\n"
@@ -571,11 +580,13 @@ static void zc_retry(struct sender *s, int err, const char *what)
 	zc_fail(what);
 }
 
-/* zcopy: pinned per send; zcopy-fixed: from the ring, registered once. */
-static void pinned_send(struct sender *s, struct slot *sl, size_t len)
+/*
+ * Bytes [@done, @len) of @sl's buffer; zcopy: pinned per send, zcopy-fixed:
+ * from the ring, registered once.
+ */
+static void pinned_send_from(struct sender *s, struct slot *sl, size_t done, size_t len)
 {
 	int fixed = s->o->method == M_FIXED;
-	size_t done = 0;
 
 	while (done < len) {
 		struct zcopy_iovec iov = {
@@ -594,6 +605,67 @@ static void pinned_send(struct sender *s, struct slot *sl, size_t len)
 		slot_wait_for(s, sl, zs.offset, zs.offset + zs.bytes);
 		done += zs.bytes;
 	}
+}
+
+static void pinned_send(struct sender *s, struct slot *sl, size_t len)
+{
+	pinned_send_from(s, sl, 0, len);
+}
+
+/*
+ * --batch: the queued sends in ZCOPY_IOC_SEND_BATCH calls. A short one is
+ * finished, and one the module refused is sent again, on its own (where
+ * pinned_send_from() handles what it says).
+ */
+static void batch_flush(struct sender *s)
+{
+	unsigned int first = 0, i;
+	int k;
+
+	while (first < s->nbatch) {
+		k = zc_send_batch(s->zfd, s->batch + first, s->nbatch - first);
+		if (k < 0) {
+			pinned_send(s, s->batch_slot[first], s->batch_iov[first].len);
+			first++;
+			continue;
+		}
+		s->send_calls++;
+		for (i = first; i < first + k; i++) {
+			const struct zcopy_send *zs = &s->batch[i];
+
+			slot_wait_for(s, s->batch_slot[i], zs->offset, zs->offset + zs->bytes);
+			if (zs->bytes < s->batch_iov[i].len)
+				pinned_send_from(s, s->batch_slot[i], zs->bytes,
+						 s->batch_iov[i].len);
+		}
+		first += k;
+	}
+	s->nbatch = 0;
+}
+
+/* --batch: queue @sl's @len bytes; the batch goes when full. */
+static void batch_send(struct sender *s, struct slot *sl, size_t len)
+{
+	unsigned int i = s->nbatch++;
+
+	s->batch_iov[i] = (struct zcopy_iovec){ .base = (uintptr_t)sl->buf, .len = len };
+	s->batch[i] = (struct zcopy_send){
+		.sockfd = s->sock,
+		.flags = s->o->method == M_FIXED ? ZCOPY_SEND_FIXED : 0,
+		.iov = (uintptr_t)&s->batch_iov[i],
+		.iov_count = 1,
+		.buf_index = s->o->method == M_FIXED ? s->fixed : 0,
+	};
+	s->batch_slot[i] = sl;
+	if (s->nbatch == s->batch_max)
+		batch_flush(s);
+}
+
+/* Records are read, and waited for, only with every queued send made. */
+static void batch_reap(struct sender *s, int timeout_ms)
+{
+	batch_flush(s);
+	zc_reap(s, timeout_ms);
 }
 
 static void pool_send(struct sender *s, struct slot *sl, size_t len)
@@ -660,6 +732,8 @@ static void method_ring(struct sender *s, void (*send_slot)(struct sender *, str
 			break;
 		send_slot(s, sl, n);
 	}
+	/* What is queued (--batch) goes now; the rest is already in flight. */
+	reap(s, 0);
 	deadline = zc_now() + DRAIN_TIMEOUT_MS / 1000.0;
 	while (s->completed < s->expected && zc_now() < deadline)
 		reap(s, 100);
@@ -695,7 +769,18 @@ static void method_msg_zerocopy(struct sender *s)
 
 static void method_zcopy(struct sender *s)
 {
-	method_ring(s, pinned_send, zc_reap);
+	if (!s->o->batch) {
+		method_ring(s, pinned_send, zc_reap);
+		return;
+	}
+	/* The ring must not come round to a buffer still queued. */
+	s->batch_max = ZC_MIN(s->o->batch, s->nslots - 1);
+	s->batch = calloc(s->batch_max, sizeof(*s->batch));
+	s->batch_iov = calloc(s->batch_max, sizeof(*s->batch_iov));
+	s->batch_slot = calloc(s->batch_max, sizeof(*s->batch_slot));
+	if (!s->batch || !s->batch_iov || !s->batch_slot)
+		zc_fail("calloc");
+	method_ring(s, batch_send, batch_reap);
 }
 
 static void method_pool(struct sender *s)
@@ -806,6 +891,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "msg-size", required_argument, NULL, 's' },
 		{ "ring", required_argument, NULL, 'r' },
 		{ "notify", no_argument, NULL, 'n' },
+		{ "batch", required_argument, NULL, 'B' },
 		{ "checksum", no_argument, NULL, 'k' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "corrupt-at", required_argument, NULL, 'C' },	/* testing: hidden */
@@ -819,7 +905,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	o->method = M_WRITE;
 	o->bytes = 1ULL << 30;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:um:pf:b:s:r:nkjh", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:um:pf:b:s:r:nB:kjh", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			if (zc_parse_addr(optarg, 0, &o->addr, &o->addrlen))
@@ -859,6 +945,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'n':
 			o->notify = 1;
 			break;
+		case 'B':
+			v = zc_size_arg("--batch", optarg);
+			if (v < 1 || v > ZCOPY_MAX_BATCH)
+				zc_die(ZC_EXIT_USAGE, "--batch must be 1 to %d", ZCOPY_MAX_BATCH);
+			o->batch = v;
+			break;
 		case 'k':
 			o->checksum = 1;
 			break;
@@ -896,6 +988,8 @@ static void check_args(struct opts *o)
 		zc_die(ZC_EXIT_USAGE, "method %s is for TCP only", m);
 	if (o->notify && o->method != M_POOL)
 		zc_die(ZC_EXIT_USAGE, "--notify is for method zcopy-pool only");
+	if (o->batch && o->method != M_ZCOPY && o->method != M_FIXED)
+		zc_die(ZC_EXIT_USAGE, "--batch is for methods zcopy and zcopy-fixed only");
 	if (o->corrupt && (o->src != SRC_PATTERN || o->method == M_MMAP ||
 			   o->method == M_SENDFILE))
 		zc_die(ZC_EXIT_USAGE, "--corrupt-at needs --pattern and a buffered method");

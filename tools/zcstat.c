@@ -32,6 +32,7 @@ static const struct {
 	{ ZCOPY_FEAT_FORWARD, "forward" },
 	{ ZCOPY_FEAT_COPY_SMALL, "copy-small" },
 	{ ZCOPY_FEAT_REGISTER, "register" },
+	{ ZCOPY_FEAT_SEND_BATCH, "send-batch" },
 };
 
 static void usage(FILE *f)

@@ -173,6 +173,15 @@ int main(void)
 	FIELD(zcopy_forward, reserved);
 	END(zcopy_forward);
 
+	STRUCT(zcopy_send_batch);
+	FIELD(zcopy_send_batch, sends);
+	FIELD(zcopy_send_batch, count);
+	FIELD(zcopy_send_batch, flags);
+	FIELD(zcopy_send_batch, done);
+	FIELD(zcopy_send_batch, __pad);
+	FIELD(zcopy_send_batch, reserved);
+	END(zcopy_send_batch);
+
 	STRUCT(zcopy_register);
 	FIELD(zcopy_register, addr);
 	FIELD(zcopy_register, len);
@@ -196,6 +205,7 @@ int main(void)
 	IOCTL(ZCOPY_IOC_FORWARD);
 	IOCTL(ZCOPY_IOC_REGISTER);
 	IOCTL(ZCOPY_IOC_UNREGISTER);
+	IOCTL(ZCOPY_IOC_SEND_BATCH);
 
 	return 0;
 }

@@ -34,6 +34,12 @@ int zc_stats(int zfd, uint32_t flags, struct zcopy_stats *st);
 int zc_send(int zfd, int sock, const struct zcopy_iovec *iov, uint32_t n,
 	    uint32_t flags, uint64_t cookie, struct zcopy_send *out);
 /*
+ * ZCOPY_IOC_SEND_BATCH of @n sends, each as zc_send() would fill it (its
+ * results written back): how many were made (>= 1), or -errno when the
+ * first failed. Sending stops at the first failure or short send.
+ */
+int zc_send_batch(int zfd, struct zcopy_send *sends, uint32_t n);
+/*
  * Register [@buf, @buf + @len) (ZCOPY_IOC_REGISTER): its index (>= 0), or
  * -errno. zc_send_fixed() then sends from it without pinning anything.
  */

@@ -30,6 +30,7 @@
 #define ZCOPY_FEAT_FORWARD	(1ULL << 5)	/* ZCOPY_IOC_FORWARD, zcopy_stats.fwd_* */
 #define ZCOPY_FEAT_COPY_SMALL	(1ULL << 6)	/* ZCOPY_COPIED_SMALL, tx_copied_small */
 #define ZCOPY_FEAT_REGISTER	(1ULL << 7)	/* ZCOPY_IOC_REGISTER, ZCOPY_SEND_FIXED */
+#define ZCOPY_FEAT_SEND_BATCH	(1ULL << 8)	/* ZCOPY_IOC_SEND_BATCH */
 
 /*
  * What a mapping of /dev/zcopy is, by its offset:
@@ -148,6 +149,34 @@ struct zcopy_send {
 };
 
 #define ZCOPY_MAX_IOV		1024
+
+/**
+ * struct zcopy_send_batch - several sends in one call (ZCOPY_IOC_SEND_BATCH)
+ * @sends:	in: address of an array of struct zcopy_send, each taken as
+ *		ZCOPY_IOC_SEND takes one, with its results written back to it
+ * @count:	in: entries in @sends, 1 to ZCOPY_MAX_BATCH
+ * @flags:	in: none defined, must be zero
+ * @done:	out: entries sent, in order from the first
+ * @__pad:	must be zero
+ * @reserved:	must be zero
+ *
+ * As sendmmsg(2): the entries are sent in order until one fails or sends
+ * fewer bytes than it names (a non-blocking socket, a signal, a limit);
+ * that short one counts in @done. The ioctl fails only when the first
+ * entry fails, with that entry's errno; a later failure ends the batch
+ * before the failing entry, which the application sends again to learn
+ * its error. Each sent entry gets its record, as from ZCOPY_IOC_SEND.
+ */
+struct zcopy_send_batch {
+	__u64	sends;
+	__u32	count;
+	__u32	flags;
+	__u32	done;
+	__u32	__pad;
+	__u64	reserved[2];
+};
+
+#define ZCOPY_MAX_BATCH		1024
 
 /**
  * struct zcopy_register - pin user memory once, send from it many times
@@ -593,5 +622,6 @@ struct zcopy_stats {
 #define ZCOPY_IOC_FORWARD	_IOWR(ZCOPY_IOC_MAGIC, 0x06, struct zcopy_forward)
 #define ZCOPY_IOC_REGISTER	_IOWR(ZCOPY_IOC_MAGIC, 0x07, struct zcopy_register)
 #define ZCOPY_IOC_UNREGISTER	_IOW(ZCOPY_IOC_MAGIC, 0x08, struct zcopy_unregister)
+#define ZCOPY_IOC_SEND_BATCH	_IOWR(ZCOPY_IOC_MAGIC, 0x09, struct zcopy_send_batch)
 
 #endif /* _UAPI_LINUX_ZCOPY_H */
