@@ -215,8 +215,8 @@ static const struct zcopy_tx_ops zcopy_fixed_ops = {
 static int zcopy_fixed_bvec(struct zcopy_fixed *buf, const struct zcopy_iovec *iov,
 			    unsigned int nr_iov, struct bio_vec *bvec)
 {
-	u64 first = buf->uaddr & PAGE_MASK, off, len;
-	unsigned int i, done = 0, seg;
+	u64 first = buf->uaddr & PAGE_MASK, len;
+	unsigned int i, done = 0;
 	unsigned long pg;
 
 	for (i = 0; i < nr_iov; i++) {
@@ -227,12 +227,8 @@ static int zcopy_fixed_bvec(struct zcopy_fixed *buf, const struct zcopy_iovec *i
 		    iov[i].base - buf->uaddr > buf->len - len)
 			return -EFAULT;
 		pg = (iov[i].base - first) >> PAGE_SHIFT;
-		off = offset_in_page(iov[i].base);
-		for (; len; pg++, done++, off = 0) {
-			seg = min_t(u64, len, PAGE_SIZE - off);
-			bvec_set_page(&bvec[done], buf->pages[pg], seg, off);
-			len -= seg;
-		}
+		done += zcopy_bvec_pages(bvec + done, buf->pages + pg,
+					 offset_in_page(iov[i].base), len);
 	}
 	return 0;
 }

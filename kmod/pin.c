@@ -63,9 +63,12 @@ static const struct zcopy_tx_ops zcopy_pin_ops = {
 	.release	= zcopy_pin_release,
 };
 
-/* Check the user's vector, cut it to the limits, and count its pages. */
+/*
+ * Check the user's vector, cut it to the limits, and count its pages:
+ * *@asked gets the bytes it names, *@total those one send takes.
+ */
 static int zcopy_check_iov(struct zcopy_iovec *iov, unsigned int *nr_iov,
-			   bool dgram, size_t *total, unsigned int *nr_pages)
+			   bool dgram, size_t *asked, size_t *total, unsigned int *nr_pages)
 {
 	unsigned int limit = zcopy_send_max_pages(), i, pages = 0, n;
 	size_t want, sum = 0, len;
@@ -101,6 +104,7 @@ static int zcopy_check_iov(struct zcopy_iovec *iov, unsigned int *nr_iov,
 	if (dgram && sum < want)
 		return -EMSGSIZE;
 	*nr_iov = i;
+	*asked = want;
 	*total = sum;
 	*nr_pages = pages;
 	return 0;
@@ -110,7 +114,7 @@ static int zcopy_check_iov(struct zcopy_iovec *iov, unsigned int *nr_iov,
 static int zcopy_pin_iov(struct zcopy_tx *tx, const struct zcopy_iovec *iov,
 			 unsigned int nr_iov, struct bio_vec *bvec)
 {
-	unsigned int i, done = 0, nr, off, seg;
+	unsigned int i, done = 0, nr, off;
 	unsigned long start;
 	size_t len;
 	int ret;
@@ -130,11 +134,7 @@ static int zcopy_pin_iov(struct zcopy_tx *tx, const struct zcopy_iovec *iov,
 			ret = ret < 0 ? ret : -EFAULT;
 			goto err_unpin;
 		}
-		for (; nr; nr--, done++, off = 0) {
-			seg = min_t(size_t, len, PAGE_SIZE - off);
-			bvec_set_page(&bvec[done], tx->pages[done], seg, off);
-			len -= seg;
-		}
+		done += zcopy_bvec_pages(bvec + done, tx->pages + done, off, len);
 	}
 	return 0;
 
@@ -213,15 +213,18 @@ err_uncharge_file:
 	return ret;
 }
 
+/* The send @args describes; *@whole says whether it took every byte named. */
 static int zcopy_send(struct zcopy_file *zf, struct socket *sock,
-		      struct zcopy_send *args, struct zcopy_iovec *iov)
+		      struct zcopy_send *args, struct zcopy_iovec *iov, bool *whole)
 {
 	struct zcopy_tx_args ta = { .sock = sock, .flags = args->flags,
 				    .cookie = args->cookie };
 	unsigned int nr_iov = args->iov_count, nr_pages;
+	size_t asked;
 	int ret;
 
-	ret = zcopy_check_iov(iov, &nr_iov, sock->type == SOCK_DGRAM, &ta.len, &nr_pages);
+	ret = zcopy_check_iov(iov, &nr_iov, sock->type == SOCK_DGRAM, &asked, &ta.len,
+			      &nr_pages);
 	if (ret)
 		return ret;
 	if (args->flags & ZCOPY_SEND_FIXED)
@@ -235,6 +238,7 @@ static int zcopy_send(struct zcopy_file *zf, struct socket *sock,
 	args->bytes = ta.bytes;
 	args->seq = ta.seq;
 	args->offset = ta.offset;
+	*whole = ta.bytes == asked;
 	return 0;
 }
 
@@ -250,8 +254,6 @@ static int zcopy_send_user(struct zcopy_file *zf, struct zcopy_send __user *uarg
 	struct zcopy_iovec fast[ZCOPY_FAST_IOV], *iov = fast;
 	struct zcopy_send args;
 	struct socket *sock;
-	u64 named = 0;
-	unsigned int i;
 	int ret;
 
 	if (copy_from_user(&args, uarg, sizeof(args)))
@@ -284,10 +286,8 @@ static int zcopy_send_user(struct zcopy_file *zf, struct zcopy_send __user *uarg
 		}
 	}
 
-	for (i = 0; i < args.iov_count; i++)
-		named += iov[i].len;
-	ret = zcopy_send(zf, sock, &args, iov);
-	*whole = !ret && args.bytes == named;
+	*whole = false;
+	ret = zcopy_send(zf, sock, &args, iov, whole);
 	if (!ret && copy_to_user(uarg, &args, sizeof(args)))
 		ret = -EFAULT;
 

@@ -270,6 +270,24 @@ size_t zcopy_send_limit(unsigned long first_offset, size_t len)
 	return min_t(u64, min_t(u64, len, room), MAX_RW_COUNT);
 }
 
+/*
+ * @len bytes from @off into @pages[0], on through the pages after it, as
+ * one bio_vec per page: the number filled.
+ */
+unsigned int zcopy_bvec_pages(struct bio_vec *bvec, struct page **pages,
+			      unsigned long off, size_t len)
+{
+	unsigned int n;
+	size_t seg;
+
+	for (n = 0; len; n++, off = 0) {
+		seg = min_t(size_t, len, PAGE_SIZE - off);
+		bvec_set_page(&bvec[n], pages[n], seg, off);
+		len -= seg;
+	}
+	return n;
+}
+
 /* Whether a send of @len bytes is copied rather than pinned. */
 bool zcopy_send_copies(size_t len)
 {

@@ -340,6 +340,8 @@ bool zcopy_send_copies(size_t len);
 int zcopy_tx_copy(struct zcopy_file *zf, const struct zcopy_tx_ledger *l,
 		  struct zcopy_tx_args *args, struct iov_iter *from, bool record);
 size_t zcopy_send_limit(unsigned long first_offset, size_t len);
+unsigned int zcopy_bvec_pages(struct bio_vec *bvec, struct page **pages,
+			      unsigned long off, size_t len);
 struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pages,
 				const struct zcopy_tx_ops *ops, size_t priv_size, bool record);
 void zcopy_tx_free(struct zcopy_tx *tx);

@@ -728,6 +728,28 @@ TEST_F(fwd1, records)
 }
 
 /*
+ * Forward all of @n bytes received to a receiver that reads nothing yet,
+ * over a window that takes little, so that the pages stay in flight: @p
+ * gets the pieces forwarded, @rel their slots.
+ */
+static void fwd1_forward_stalled(struct __test_metadata *_metadata, FIXTURE_DATA(fwd1) * self,
+				 size_t n, struct zcopy_fwd_piece *p, uint64_t *rel)
+{
+	int i;
+
+	close(self->ocli);
+	close(self->osrv);
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 4096, &self->ocli, &self->osrv));
+	ASSERT_EQ(0, zc_set_buf(self->ocli, SO_SNDBUF, 4 << 20));
+	ASSERT_EQ(0, fwd1_take(self, 0, n));
+	for (i = 0; i < self->nd; i++) {
+		p[i] = (struct zcopy_fwd_piece){ .offset = self->d[i].offset, .len = self->d[i].len };
+		rel[i] = self->d[i].offset;
+	}
+	ASSERT_EQ(0, zc_forward(self->zfd, self->ocli, p, self->nd, 0, 0, NULL));
+}
+
+/*
  * Released while the stack holds them: unmapped at once, but the slots are
  * reused only once the stack lets go, and the bytes that leave are those
  * received.
@@ -739,20 +761,9 @@ TEST_F(fwd1, release_while_held)
 	struct zcopy_stats st;
 	uint64_t rel[FWD_DESC];
 	void *addr;
-	int i, code;
+	int code;
 
-	/* A receiver that reads nothing, a window that takes little. */
-	close(self->ocli);
-	close(self->osrv);
-	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 4096, &self->ocli, &self->osrv));
-	ASSERT_EQ(0, zc_set_buf(self->ocli, SO_SNDBUF, 4 << 20));
-
-	ASSERT_EQ(0, fwd1_take(self, 0, n));
-	for (i = 0; i < self->nd; i++) {
-		p[i] = (struct zcopy_fwd_piece){ .offset = self->d[i].offset, .len = self->d[i].len };
-		rel[i] = self->d[i].offset;
-	}
-	ASSERT_EQ(0, zc_forward(self->zfd, self->ocli, p, self->nd, 0, 0, NULL));
+	fwd1_forward_stalled(_metadata, self, n, p, rel);
 	st = fwd1_stats(self->zfd);
 	EXPECT_LT(0, st.fwd_slots_held) TH_LOG("the stack let go of everything at once");
 
@@ -787,22 +798,12 @@ TEST_F(fwd1, writes_into_forwarded_pages_fail)
 	uint64_t rel[FWD_DESC];
 	uint8_t junk[64];
 	struct iovec local = { junk, sizeof(junk) }, remote;
-	int i, code, fd, pipefd[2], c2, s2;
+	int code, fd, pipefd[2], c2, s2;
 	void *fault;
 	uint8_t *addr;
 
 	memset(junk, 0xa5, sizeof(junk));
-	/* A receiver that reads nothing yet: the forwarded pages stay in flight. */
-	close(self->ocli);
-	close(self->osrv);
-	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 4096, &self->ocli, &self->osrv));
-	ASSERT_EQ(0, zc_set_buf(self->ocli, SO_SNDBUF, 4 << 20));
-	ASSERT_EQ(0, fwd1_take(self, 0, n));
-	for (i = 0; i < self->nd; i++) {
-		p[i] = (struct zcopy_fwd_piece){ .offset = self->d[i].offset, .len = self->d[i].len };
-		rel[i] = self->d[i].offset;
-	}
-	ASSERT_EQ(0, zc_forward(self->zfd, self->ocli, p, self->nd, 0, 0, NULL));
+	fwd1_forward_stalled(_metadata, self, n, p, rel);
 	st = fwd1_stats(self->zfd);
 	ASSERT_LT(0, st.fwd_slots_held) TH_LOG("the stack let go of everything at once");
 

@@ -62,6 +62,26 @@ FIXTURE_TEARDOWN(bad)
 	zc_unmap(self->buf, 64 * KB);
 }
 
+/*
+ * A read-only copy of the @len bytes at @arg, in a page of its own: an
+ * argument the module can read but not write its results back to.
+ * Unmap it with munmap(ro, zc_page_size()).
+ */
+static void *ro_copy(const void *arg, size_t len)
+{
+	size_t ps = zc_page_size();
+	void *ro = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (ro == MAP_FAILED)
+		return NULL;
+	memcpy(ro, arg, len);
+	if (mprotect(ro, ps, PROT_READ)) {
+		munmap(ro, ps);
+		return NULL;
+	}
+	return ro;
+}
+
 /* ZCOPY_IOC_SEND: 0 or the errno. */
 static int send_errno(int zfd, struct zcopy_send *s)
 {
@@ -401,15 +421,11 @@ TEST_F(bad, send_arg_null_efault)
 /* Readable but not writable: the results cannot go back, so nothing goes. */
 TEST_F(bad, send_arg_readonly_efault)
 {
-	size_t ps = zc_page_size();
-	struct zcopy_send *ro;
+	struct zcopy_send *ro = ro_copy(&self->s, sizeof(self->s));
 
-	ro = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, ro);
-	*ro = self->s;
-	ASSERT_EQ(0, mprotect(ro, ps, PROT_READ));
+	ASSERT_NE(NULL, ro);
 	EXPECT_EQ(EFAULT, send_errno(self->t.zfd, ro));
-	munmap(ro, ps);
+	munmap(ro, zc_page_size());
 	bad_nothing_sent(_metadata, self, true);
 }
 
@@ -485,10 +501,8 @@ TEST_F(bad, batch_rejected)
 	}
 	EXPECT_EQ(EFAULT, batch_errno(self->t.zfd, NULL)) TH_LOG("a NULL argument");
 	/* The count cannot be written back: nothing is sent. */
-	ro = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, ro);
-	*ro = (struct zcopy_send_batch){ .sends = good, .count = 2 };
-	ASSERT_EQ(0, mprotect(ro, ps, PROT_READ));
+	ro = ro_copy(&(struct zcopy_send_batch){ .sends = good, .count = 2 }, sizeof(*ro));
+	ASSERT_NE(NULL, ro);
 	EXPECT_EQ(EFAULT, batch_errno(self->t.zfd, ro)) TH_LOG("a read-only argument");
 	munmap(ro, ps);
 	bad_nothing_sent(_metadata, self, true);
@@ -606,10 +620,8 @@ TEST_F(bad, register_rejected)
 	}
 	EXPECT_EQ(EFAULT, reg_errno(self->t.zfd, NULL)) TH_LOG("a NULL argument");
 	/* The index cannot be written back: nothing is registered. */
-	ro = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, ro);
-	*ro = good;
-	ASSERT_EQ(0, mprotect(ro, ps, PROT_READ));
+	ro = ro_copy(&good, sizeof(good));
+	ASSERT_NE(NULL, ro);
 	EXPECT_EQ(EFAULT, reg_errno(self->t.zfd, ro)) TH_LOG("a read-only argument");
 	munmap(ro, ps);
 	bad_nothing_pinned(_metadata, self->t.zfd);

@@ -49,6 +49,16 @@ int zc_stats(int zfd, uint32_t flags, struct zcopy_stats *st)
 	return zc_ioctl(zfd, ZCOPY_IOC_STATS, st);
 }
 
+/* ZCOPY_IOC_SEND of @s; *@out (may be NULL) gets the results. */
+static int zc_send_args(int zfd, struct zcopy_send *s, struct zcopy_send *out)
+{
+	int ret = zc_ioctl(zfd, ZCOPY_IOC_SEND, s);
+
+	if (!ret && out)
+		*out = *s;
+	return ret;
+}
+
 int zc_send(int zfd, int sock, const struct zcopy_iovec *iov, uint32_t n,
 	    uint32_t flags, uint64_t cookie, struct zcopy_send *out)
 {
@@ -59,11 +69,8 @@ int zc_send(int zfd, int sock, const struct zcopy_iovec *iov, uint32_t n,
 		.iov_count = n,
 		.cookie = cookie,
 	};
-	int ret = zc_ioctl(zfd, ZCOPY_IOC_SEND, &s);
 
-	if (!ret && out)
-		*out = s;
-	return ret;
+	return zc_send_args(zfd, &s, out);
 }
 
 int zc_send_batch(int zfd, struct zcopy_send *sends, uint32_t n)
@@ -100,11 +107,8 @@ int zc_send_fixed(int zfd, int sock, uint32_t index, const struct zcopy_iovec *i
 		.buf_index = index,
 		.cookie = cookie,
 	};
-	int ret = zc_ioctl(zfd, ZCOPY_IOC_SEND, &s);
 
-	if (!ret && out)
-		*out = s;
-	return ret;
+	return zc_send_args(zfd, &s, out);
 }
 
 void *zc_pool_map(int zfd, size_t len)
