@@ -24,6 +24,10 @@
 #   BENCH_PROXY_METHODS  the proxy path's rows (default: all three)
 #   BENCH_COPY_BELOW  zcopy's copy_below parameter for the run (default:
 #                  the module's; 0 pins every send, for the crossover)
+#   BENCH_DATA     what zcsend writes into a buffer before sending it:
+#                  stamp (default: 8 bytes a page, --stamp) or pattern (the
+#                  test pattern, about 2.3 instructions a byte, which every
+#                  zcsend method pays and the peers do not)
 
 set -u
 ip() { /usr/bin/ip "$@"; }
@@ -34,6 +38,8 @@ REPS=${BENCH_REPS:-3}
 BYTES=${BENCH_BYTES:-16777216}
 SECS=${BENCH_SECS:-1}
 PEER_T=${BENCH_PEER_T:-0}
+DATA=${BENCH_DATA:-stamp}
+case $DATA in stamp | pattern) ;; *) echo "# bench: BENCH_DATA is stamp or pattern"; exit 1 ;; esac
 METHODS=${BENCH_METHODS:-copy mmap sendfile splice msg_zerocopy zcopy zcopy-batch zcopy-fixed zcopy-pool
 	zcopy-pool-notify tcp_zerocopy zcopy-recv zcopy-pool+recv
 	peer:msg_zerocopy peer:io_uring_zerocopy_tx peer:tcp_mmap}
@@ -92,7 +98,8 @@ emit() {
 	case $tx in "{"*) ;; *) tx=null ;; esac
 	case $rx in "{"*) ;; *) rx=null ;; esac
 	echo "BENCH {\"kernel\": \"$(uname -r)\", \"path\": \"$1\", \"size\": $2," \
-	     "\"method\": \"$3\", \"rep\": $4, \"copy_below\": $COPY_BELOW, \"busy_s\": $busy_s," \
+	     "\"method\": \"$3\", \"rep\": $4, \"copy_below\": $COPY_BELOW, \"data\": \"$DATA\"," \
+	     "\"busy_s\": $busy_s," \
 	     "\"tx\": $tx, \"rx\": $rx${7:+, $7}}"
 }
 
@@ -108,7 +115,7 @@ run_tools() {
 	[ $n -ge 4194304 ] || n=4194304
 	[ $n -le "$BYTES" ] || n=$BYTES
 	zcsend --connect "$RADDR:$PORT" --method "$txm" --msg-size "$size" \
-		--bytes $n --json "$@" >$T/tx.json 2>$T/tx.err
+		--bytes $n --"$DATA" --json "$@" >$T/tx.json 2>$T/tx.err
 	txs=$?
 	wait $rpid
 	rxs=$?
@@ -198,7 +205,7 @@ run_proxy() {
 	[ $n -ge 4194304 ] || n=4194304
 	[ $n -le "$BYTES" ] || n=$BYTES
 	ip netns exec peer zcsend --connect "198.18.2.1:$((PORT + 1))" --method write \
-		--msg-size "$size" --bytes $n --json >$T/tx.json 2>$T/tx.err
+		--msg-size "$size" --bytes $n --"$DATA" --json >$T/tx.json 2>$T/tx.err
 	txs=$?
 	wait $ppid
 	pxs=$?
@@ -259,7 +266,7 @@ run_one() {
 }
 
 start=$(date +%s)
-echo "# bench: $(uname -r): paths $PATHS; sizes $SIZES; $REPS reps; up to $BYTES bytes per zcsend run, $SECS s per tcp_mmap run, peers -t $PEER_T; copy_below $COPY_BELOW"
+echo "# bench: $(uname -r): paths $PATHS; sizes $SIZES; $REPS reps; up to $BYTES bytes per zcsend run, $SECS s per tcp_mmap run, peers -t $PEER_T; copy_below $COPY_BELOW; data $DATA"
 for path in $PATHS; do
 	path_setup "$path"
 	methods=$METHODS

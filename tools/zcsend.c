@@ -3,9 +3,9 @@
  * zcsend: stream bytes to a receiver over TCP or UDP by one of several send
  * methods, plain or zero-copy, and say what it cost.
  *
- *   zcsend --connect HOST:PORT [--udp] [--method M] [--pattern | --file PATH | -]
- *          [--bytes N] [--msg-size N] [--ring N] [--notify] [--batch N] [--checksum]
- *          [--json]
+ *   zcsend --connect HOST:PORT [--udp] [--method M]
+ *          [--pattern | --stamp | --file PATH | -] [--bytes N] [--msg-size N]
+ *          [--ring N] [--notify] [--batch N] [--checksum] [--json]
  *
  * The methods: write, mmap (+ write), sendfile, splice (from the file, or
  * vmsplice of fresh pages), msg_zerocopy (MSG_ZEROCOPY with notifications
@@ -50,7 +50,7 @@ static const char * const method_names[] = {
 	[M_POOL] = "zcopy-pool",
 };
 
-enum source { SRC_PATTERN, SRC_FILE, SRC_STDIN };
+enum source { SRC_PATTERN, SRC_STAMP, SRC_FILE, SRC_STDIN };
 
 /* How long to wait for completions, and for the receiver, at the end. */
 #define DRAIN_TIMEOUT_MS	30000
@@ -113,7 +113,7 @@ struct sender {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: zcsend --connect HOST:PORT [options] [--pattern | --file PATH | -]\n"
+		"Usage: zcsend --connect HOST:PORT [options] [--pattern | --stamp | --file PATH | -]\n"
 		"Stream data to HOST:PORT (numeric; IPv6 as [ADDR]:PORT) and report the cost.\n"
 		"\n"
 		"  -c, --connect HOST:PORT  where to send (TCP connects retry for 5 s)\n"
@@ -124,9 +124,13 @@ static void usage(FILE *f)
 		"                           splice are TCP only; zcopy* need /dev/zcopy)\n"
 		"  -p, --pattern            send the test pattern (default): byte N of the\n"
 		"                           stream is a function of N, for zcrecv --verify\n"
+		"  -S, --stamp              rewrite only the first 8 bytes of each page of a\n"
+		"                           buffer (its stream offset) before sending it: an\n"
+		"                           application's rewrite at no cost of making data,\n"
+		"                           for measuring the transfer alone\n"
 		"  -f, --file PATH          send a file; PATH - (or a lone -) is stdin\n"
-		"  -b, --bytes N            bytes to send (pattern: default 1G; file, stdin:\n"
-		"                           at most); N takes K, M, G, T (powers of 1024)\n"
+		"  -b, --bytes N            bytes to send (pattern, stamp: default 1G; file,\n"
+		"                           stdin: at most); N takes K, M, G, T (powers of 1024)\n"
 		"  -s, --msg-size N         bytes per send call (default 64K; UDP: 1472 over\n"
 		"                           IPv4, 1448 over IPv6, at most 65507/65527)\n"
 		"  -r, --ring N             buffers in flight for msg_zerocopy and the zcopy\n"
@@ -169,6 +173,23 @@ static ssize_t read_full(int fd, char *buf, size_t len)
 }
 
 /*
+ * --stamp: the stream offset of each page's start, in its first 8 bytes (or
+ * fewer, at the end): every page of @buf written, as a rewrite would, and
+ * little else.
+ */
+static void stamp(char *buf, uint64_t off, size_t len)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	size_t i;
+
+	for (i = 0; i < len; i += page - ((uintptr_t)(buf + i) & (page - 1))) {
+		uint64_t v = off + i;
+
+		memcpy(buf + i, &v, ZC_MIN(sizeof(v), len - i));
+	}
+}
+
+/*
  * The next stream bytes, up to @len, into @buf: the count, 0 at the end.
  * The checksum covers the data as meant; --corrupt-at then spoils a byte.
  */
@@ -181,6 +202,9 @@ static size_t produce(struct sender *s, char *buf, size_t len)
 		return 0;
 	if (s->o->src == SRC_PATTERN) {
 		zc_fill(buf, s->off, len);
+		n = len;
+	} else if (s->o->src == SRC_STAMP) {
+		stamp(buf, s->off, len);
 		n = len;
 	} else {
 		n = read_full(s->in_fd, buf, len);
@@ -886,6 +910,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "udp", no_argument, NULL, 'u' },
 		{ "method", required_argument, NULL, 'm' },
 		{ "pattern", no_argument, NULL, 'p' },
+		{ "stamp", no_argument, NULL, 'S' },
 		{ "file", required_argument, NULL, 'f' },
 		{ "bytes", required_argument, NULL, 'b' },
 		{ "msg-size", required_argument, NULL, 's' },
@@ -905,7 +930,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	o->method = M_WRITE;
 	o->bytes = 1ULL << 30;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:um:pf:b:s:r:nB:kjh", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:um:pSf:b:s:r:nB:kjh", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			if (zc_parse_addr(optarg, 0, &o->addr, &o->addrlen))
@@ -922,6 +947,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'p':
 			o->src = SRC_PATTERN;
+			break;
+		case 'S':
+			o->src = SRC_STAMP;
 			break;
 		case 'f':
 			o->src = strcmp(optarg, "-") ? SRC_FILE : SRC_STDIN;
@@ -999,7 +1027,7 @@ static void check_args(struct opts *o)
 		zc_die(ZC_EXIT_USAGE, "--msg-size %llu is more than a UDP datagram holds (%llu)",
 		       (unsigned long long)o->msg_size,
 		       (unsigned long long)zc_udp_max(o->addr.ss_family));
-	if (o->src != SRC_PATTERN && !o->bytes_set)
+	if (o->src != SRC_PATTERN && o->src != SRC_STAMP && !o->bytes_set)
 		o->bytes = ~0ULL;
 }
 
