@@ -12,10 +12,13 @@
  * holds a reference to the ubuf; the stack calls zcopy_tx_complete() as
  * each lets go, saying whether it had to copy the pages (local delivery, a
  * tap). After the last reference, a work item has the source release the
- * pages, counts how they left and queues the record, if the send has one.
+ * pages, counts how they left and queues the record, if the send has one:
+ * one work item for all the sends that completed meanwhile, as an ACK
+ * frees many skbs at once, rather than a worker's wakeup for each.
  */
 
 #include <linux/file.h>
+#include <linux/llist.h>
 #include <linux/module.h>
 #include <linux/net.h>
 #include <linux/netdevice.h>
@@ -47,6 +50,14 @@ MODULE_PARM_DESC(copy_below,
 		 "Sends shorter than this many bytes are copied, as write() does (default 2048; 0: never)");
 
 static struct workqueue_struct *zcopy_tx_wq;
+
+/* Sends whose last reference went on this CPU, and the work that takes them. */
+struct zcopy_tx_done {
+	struct llist_head	list;
+	struct work_struct	work;
+};
+
+static DEFINE_PER_CPU(struct zcopy_tx_done, zcopy_tx_done);
 
 const struct zcopy_tx_ledger zcopy_send_ledger = {
 	.sends		= ZC_SENDS,
@@ -134,9 +145,15 @@ static void zcopy_tx_release(struct zcopy_tx *tx)
 	module_put(THIS_MODULE);
 }
 
-static void zcopy_tx_work(struct work_struct *work)
+/* The sends that completed since the last run, in the order they did. */
+static void zcopy_tx_done_work(struct work_struct *work)
 {
-	zcopy_tx_release(container_of(work, struct zcopy_tx, work));
+	struct zcopy_tx_done *d = container_of(work, struct zcopy_tx_done, work);
+	struct llist_node *done = llist_reverse_order(llist_del_all(&d->list));
+	struct zcopy_tx *tx, *next;
+
+	llist_for_each_entry_safe(tx, next, done, done)
+		zcopy_tx_release(tx);
 }
 
 /*
@@ -148,6 +165,7 @@ static void zcopy_tx_complete(struct sk_buff *skb, struct ubuf_info *uarg,
 			      bool zerocopy_success)
 {
 	struct zcopy_tx *tx = container_of(uarg, struct zcopy_tx, ubuf);
+	struct zcopy_tx_done *d;
 
 	if (skb) {
 		if (!zerocopy_success) {
@@ -158,8 +176,13 @@ static void zcopy_tx_complete(struct sk_buff *skb, struct ubuf_info *uarg,
 			WRITE_ONCE(tx->zc_used, true);
 		}
 	}
-	if (refcount_dec_and_test(&uarg->refcnt))
-		queue_work(zcopy_tx_wq, &tx->work);
+	if (!refcount_dec_and_test(&uarg->refcnt))
+		return;
+	/* The first on an empty list queues the work; it takes the rest. */
+	d = get_cpu_ptr(&zcopy_tx_done);
+	if (llist_add(&tx->done, &d->list))
+		queue_work_on(smp_processor_id(), zcopy_tx_wq, &d->work);
+	put_cpu_ptr(&zcopy_tx_done);
 }
 
 static const struct ubuf_info_ops zcopy_ubuf_ops = {
@@ -376,7 +399,6 @@ struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pages,
 	zcopy_ubuf_set_ops(&tx->ubuf, &zcopy_ubuf_ops);
 	tx->ubuf.flags = SKBFL_ZEROCOPY_FRAG | SKBFL_DONT_ORPHAN;
 	refcount_set(&tx->ubuf.refcnt, 1);
-	INIT_WORK(&tx->work, zcopy_tx_work);
 	tx->ops = ops;
 	tx->zf = zf;
 	tx->priv = (char *)tx + size;
@@ -471,7 +493,15 @@ int zcopy_tx_submit(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 
 int zcopy_send_init(void)
 {
-	zcopy_tx_wq = alloc_workqueue("zcopy_tx", WQ_UNBOUND, 0);
+	int cpu;
+
+	for_each_possible_cpu(cpu) {
+		struct zcopy_tx_done *d = per_cpu_ptr(&zcopy_tx_done, cpu);
+
+		init_llist_head(&d->list);
+		INIT_WORK(&d->work, zcopy_tx_done_work);
+	}
+	zcopy_tx_wq = alloc_workqueue("zcopy_tx", 0, 0);
 	return zcopy_tx_wq ? 0 : -ENOMEM;
 }
 

@@ -297,7 +297,7 @@ struct zcopy_tx {
 	const struct zcopy_tx_ops	*ops;
 	struct zcopy_file		*zf;
 	struct zcopy_record		*rec;
-	struct work_struct		work;
+	struct llist_node		done;
 	u64				bytes;
 	atomic64_t			copied;
 	unsigned int			nr_pages;
