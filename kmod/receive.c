@@ -6,10 +6,14 @@
  * walks the socket's queue with tcp_read_sock(), as splice does: a frag that
  * is a whole, page-aligned, ordinary page (what a page-reference send
  * delivers) is taken by reference and mapped into a free slot of the area;
- * everything else is copied into zeroed pages of ours, mapped the same way.
- * Slots are mapped in batches with vm_insert_pages() and stay until
- * released. Should an insert fail, the area's ->fault maps the slot on
- * first touch: data taken from the socket is never lost.
+ * everything else is copied into pages of ours, mapped the same way, and
+ * cleared past what was copied. Slots are mapped in batches with
+ * vm_insert_pages(). A released slot's page is unmapped and dropped, unless
+ * it is one of ours: that stays mapped, a spare that the next copy fills
+ * in place, so that a stream that is all copies (any sender over a NIC
+ * without header split) costs what read(2) costs, a copy into memory
+ * already mapped. Should an insert fail, the area's ->fault maps the slot
+ * on first touch: data taken from the socket is never lost.
  *
  * The mappings are read-only, as TCP_ZEROCOPY_RECEIVE's are: the pages may
  * be shared with their sender, whose pool copies them on write.
@@ -40,15 +44,28 @@ MODULE_PARM_DESC(max_recv_pages, "Most pages in one receive area (default 65536)
  * @page:	the page it holds, or NULL
  * @len:	bytes of data in it, from its first
  * @fwd:	pieces of it that forwards in flight hold
+ * @next_spare:	while @spare, the spare slot given back before it
+ * @ours:	@page is a page of ours that received bytes were copied to
+ * @mapped:	@page was inserted in the mapping and not zapped since (one
+ *		the application zapped is mapped again by ->fault)
  * @released:	given back while forwards held it: unmapped, and freed
  *		when the last of them lets go
+ * @spare:	given back, with its page of ours kept, still mapped, for a
+ *		later copy: read(2)'s buffer is not allocated, cleared,
+ *		mapped and unmapped for each call either
  */
 struct zcopy_rx_slot {
 	struct page	*page;
 	u32		len;
 	u32		fwd;
+	u32		next_spare;
+	bool		ours;
+	bool		mapped;
 	bool		released;
+	bool		spare;
 };
+
+#define ZCOPY_RX_NO_SPARE	U32_MAX
 
 /**
  * struct zcopy_rx_area - the receive area of a file
@@ -57,6 +74,8 @@ struct zcopy_rx_slot {
  *		PTE against every zap
  * @maps:	mappings of the area (one at most)
  * @used:	slots holding a page, released ones that forwards hold included
+ * @spares:	spare slots: free, but holding a page
+ * @spare:	the spare slot given back last, or ZCOPY_RX_NO_SPARE
  * @hint:	where to look for a free slot next
  * @slots:	the slots
  */
@@ -65,6 +84,8 @@ struct zcopy_rx_area {
 	struct mutex		lock;		/* see above */
 	unsigned int		maps;
 	unsigned long		used;
+	unsigned long		spares;
+	u32			spare;
 	unsigned long		hint;
 	struct zcopy_rx_slot	slots[];
 };
@@ -75,6 +96,12 @@ static struct zcopy_rx_area *zcopy_rx_area(struct zcopy_area *area)
 }
 
 static const struct zcopy_area_ops zcopy_rx_area_ops;
+
+/* Holds received data that the application has not given back. */
+static bool zcopy_rx_slot_in_use(const struct zcopy_rx_slot *slot)
+{
+	return slot->page && !slot->released && !slot->spare;
+}
 
 /*
  * A slot's page mapped again on touch (after MADV_DONTNEED, or a batch
@@ -92,13 +119,15 @@ static vm_fault_t zcopy_rx_fault(struct vm_fault *vmf)
 	if (idx >= area->area.nr_pages)
 		return VM_FAULT_SIGBUS;
 	mutex_lock(&area->lock);
-	if (area->slots[idx].page && !area->slots[idx].released) {
+	if (zcopy_rx_slot_in_use(&area->slots[idx])) {
 		err = vm_insert_page(vmf->vma, vmf->address, area->slots[idx].page);
 		/* EBUSY: another thread's fault mapped it first. */
-		if (!err || err == -EBUSY)
+		if (!err || err == -EBUSY) {
+			area->slots[idx].mapped = true;
 			ret = VM_FAULT_NOPAGE;
-		else if (err == -ENOMEM)
+		} else if (err == -ENOMEM) {
 			ret = VM_FAULT_OOM;
+		}
 	}
 	mutex_unlock(&area->lock);
 	return ret;
@@ -172,6 +201,7 @@ static struct zcopy_area *zcopy_rx_create(struct zcopy_file *zf, unsigned long n
 		return ERR_PTR(ret);
 	}
 	mutex_init(&area->lock);
+	area->spare = ZCOPY_RX_NO_SPARE;
 	return &area->area;
 }
 
@@ -234,32 +264,106 @@ struct zcopy_rx_ctx {
 	int			err;
 };
 
-/* Put @page in a free slot, for @len bytes; the slot takes our reference. */
-static struct zcopy_rx_desc *zcopy_rx_push(struct zcopy_rx_ctx *ctx, struct page *page,
-					   unsigned int len, u32 flags)
+/* Give back slot @idx, whose page is ours: it stays, mapped, for a later copy. */
+static void zcopy_rx_spare_push(struct zcopy_rx_area *area, unsigned long idx)
 {
-	struct zcopy_rx_area *area = ctx->area;
-	struct zcopy_rx_desc *d;
+	struct zcopy_rx_slot *slot = &area->slots[idx];
+
+	lockdep_assert_held(&area->lock);
+	slot->spare = true;
+	slot->len = 0;
+	slot->next_spare = area->spare;
+	area->spare = idx;
+	area->spares++;
+}
+
+/* The spare slot given back last, for a copy: it holds a page of ours. */
+static unsigned long zcopy_rx_spare_pop(struct zcopy_rx_area *area)
+{
+	unsigned long idx = area->spare;
+	struct zcopy_rx_slot *slot = &area->slots[idx];
+
+	lockdep_assert_held(&area->lock);
+	area->spare = slot->next_spare;
+	area->spares--;
+	slot->spare = false;
+	return idx;
+}
+
+/* Empty slot @idx: unmap its page and let go of it. */
+static void zcopy_rx_slot_empty(struct zcopy_rx_area *area, unsigned long idx)
+{
+	struct zcopy_rx_slot *slot = &area->slots[idx];
+
+	lockdep_assert_held(&area->lock);
+	if (slot->mapped)
+		zcopy_area_zap(&area->area, idx, 1);
+	put_page(slot->page);
+	slot->page = NULL;
+	slot->ours = false;
+	slot->mapped = false;
+}
+
+/*
+ * A slot that holds no page, for one: a free one, else a spare emptied.
+ * Only when no slot is free, so that the search always ends.
+ */
+static unsigned long zcopy_rx_slot_get(struct zcopy_rx_area *area)
+{
 	unsigned long i, idx;
 
 	lockdep_assert_held(&area->lock);
-	if (ctx->nr_desc == ctx->max_desc || area->used == area->area.nr_pages)
-		return NULL;
-	for (i = 0; i < area->area.nr_pages; i++) {
+	if (area->used + area->spares == area->area.nr_pages) {
+		idx = zcopy_rx_spare_pop(area);
+		zcopy_rx_slot_empty(area, idx);
+		return idx;
+	}
+	for (i = 0;; i++) {
 		idx = (area->hint + i) % area->area.nr_pages;
 		if (!area->slots[idx].page)
 			break;
 	}
-	area->slots[idx].page = page;
-	area->slots[idx].len = len;
 	area->hint = idx + 1;
-	area->used++;
+	return idx;
+}
 
-	d = &ctx->desc[ctx->nr_desc++];
+/* Slot @idx holds the next @len bytes received: its descriptor. */
+static struct zcopy_rx_desc *zcopy_rx_fill(struct zcopy_rx_ctx *ctx, unsigned long idx,
+					   unsigned int len, u32 flags)
+{
+	struct zcopy_rx_desc *d = &ctx->desc[ctx->nr_desc++];
+
+	ctx->area->slots[idx].len = len;
+	ctx->area->used++;
 	d->offset = (u64)idx << PAGE_SHIFT;
 	d->len = len;
 	d->flags = flags;
 	return d;
+}
+
+/* Room for one more slot in this receive? */
+static bool zcopy_rx_room(struct zcopy_rx_ctx *ctx)
+{
+	lockdep_assert_held(&ctx->area->lock);
+	return ctx->nr_desc < ctx->max_desc && ctx->area->used < ctx->area->area.nr_pages;
+}
+
+/*
+ * Put @page in a slot, for @len bytes; the slot takes our reference.
+ * ZCOPY_RX_COPIED in @flags: the page is ours.
+ */
+static struct zcopy_rx_desc *zcopy_rx_push(struct zcopy_rx_ctx *ctx, struct page *page,
+					   unsigned int len, u32 flags)
+{
+	struct zcopy_rx_area *area = ctx->area;
+	unsigned long idx;
+
+	if (!zcopy_rx_room(ctx))
+		return NULL;
+	idx = zcopy_rx_slot_get(area);
+	area->slots[idx].page = page;
+	area->slots[idx].ours = flags & ZCOPY_RX_COPIED;
+	return zcopy_rx_fill(ctx, idx, len, flags);
 }
 
 /*
@@ -273,49 +377,64 @@ struct zcopy_rx_piece {
 	const skb_frag_t	*frag;		/* NULL: linear data */
 };
 
-/* The piece of @skb (and its frags only: no deeper lists) that holds @off. */
-static bool zcopy_rx_piece_of(const struct sk_buff *skb, unsigned int *pos,
-			      unsigned int off, struct zcopy_rx_piece *p)
-{
-	unsigned int i;
+/*
+ * The pieces of an skb, in order: its linear part and page fragments, then
+ * those of each skb on its frag list, where GRO chains the segments that
+ * did not fit in MAX_SKB_FRAGS fragments. One pass for the whole actor
+ * call, as its offsets only grow.
+ */
+struct zcopy_rx_walk {
+	const struct sk_buff	*head;
+	const struct sk_buff	*skb;		/* the head, or one on its frag list */
+	int			frag;		/* -1: skb's linear part */
+	unsigned int		start;		/* where that piece starts in head */
+	bool			rest;		/* past what we walk: see below */
+};
 
-	p->frag = NULL;
-	p->start = *pos;
-	p->end = *pos + skb_headlen(skb);
-	if (off < p->end)
-		return true;
-	*pos = p->end;
-	for (i = 0; i < skb_shinfo(skb)->nr_frags; i++) {
-		p->frag = &skb_shinfo(skb)->frags[i];
-		p->start = *pos;
-		p->end = *pos + skb_frag_size(p->frag);
-		if (off < p->end)
-			return true;
-		*pos = p->end;
-	}
-	return false;
+static void zcopy_rx_walk_init(struct zcopy_rx_walk *w, const struct sk_buff *skb)
+{
+	*w = (struct zcopy_rx_walk){ .head = skb, .skb = skb, .frag = -1 };
 }
 
-/*
- * The piece of @skb's data that holds byte @off: in the skb itself, or in
- * one on its frag list, where GRO chains the segments that did not fit in
- * MAX_SKB_FRAGS fragments.
- */
-static void zcopy_rx_piece(const struct sk_buff *skb, unsigned int off,
-			   struct zcopy_rx_piece *p)
+/* Move @w to the piece after its current one. */
+static void zcopy_rx_walk_next(struct zcopy_rx_walk *w)
 {
-	const struct sk_buff *iter;
-	unsigned int pos = 0;
+	const struct sk_buff *next;
 
-	if (zcopy_rx_piece_of(skb, &pos, off, p))
+	if (w->frag + 1 < skb_shinfo(w->skb)->nr_frags) {
+		w->frag++;
 		return;
-	skb_walk_frags(skb, iter)
-		if (zcopy_rx_piece_of(iter, &pos, off, p))
+	}
+	next = w->skb == w->head ? skb_shinfo(w->head)->frag_list : w->skb->next;
+	if (next) {
+		w->skb = next;
+		w->frag = -1;
+	} else {
+		w->rest = true;
+	}
+}
+
+/* The piece of @w's skb that holds byte @off, at or after the current one. */
+static void zcopy_rx_walk_to(struct zcopy_rx_walk *w, unsigned int off,
+			     struct zcopy_rx_piece *p)
+{
+	unsigned int size;
+
+	while (!w->rest) {
+		p->frag = w->frag < 0 ? NULL : &skb_shinfo(w->skb)->frags[w->frag];
+		size = p->frag ? skb_frag_size(p->frag) : skb_headlen(w->skb);
+		if (off < w->start + size) {
+			p->start = w->start;
+			p->end = w->start + size;
 			return;
+		}
+		w->start += size;
+		zcopy_rx_walk_next(w);
+	}
 	/* Past every list we walk (a frag list's own frag list): copied as one piece. */
 	p->frag = NULL;
-	p->start = pos;
-	p->end = skb->len;
+	p->start = w->start;
+	p->end = w->head->len;
 }
 
 /*
@@ -347,6 +466,57 @@ static enum zcopy_rx_cause zcopy_rx_can_map(const struct zcopy_rx_piece *p,
 }
 
 /*
+ * A page of ours is allocated uncleared: all of it is mapped, so what the
+ * copies did not fill is cleared once they are done with it, before it is
+ * mapped (and a spare's old bytes past its new ones with it).
+ */
+static struct page *zcopy_rx_alloc_page(void)
+{
+	return alloc_page(GFP_KERNEL_ACCOUNT);
+}
+
+static void zcopy_rx_clear_tail(struct page *page, unsigned int len)
+{
+	if (len < PAGE_SIZE)
+		memzero_page(page, len, PAGE_SIZE - len);
+}
+
+/*
+ * A slot with a page of ours for copies to fill: a spare's, which is
+ * already mapped, else a new page.
+ */
+static struct zcopy_rx_desc *zcopy_rx_push_ours(struct zcopy_rx_ctx *ctx)
+{
+	struct zcopy_rx_area *area = ctx->area;
+	struct page *page;
+	unsigned long idx;
+
+	if (!zcopy_rx_room(ctx))
+		return NULL;
+	if (area->spares)
+		return zcopy_rx_fill(ctx, zcopy_rx_spare_pop(area), 0, ZCOPY_RX_COPIED);
+	page = zcopy_rx_alloc_page();
+	if (!page) {
+		ctx->err = -ENOMEM;
+		return NULL;
+	}
+	idx = zcopy_rx_slot_get(area);
+	area->slots[idx].page = page;
+	area->slots[idx].ours = true;
+	return zcopy_rx_fill(ctx, idx, 0, ZCOPY_RX_COPIED);
+}
+
+/* No more copies go to the current page of ours. */
+static void zcopy_rx_bounce_done(struct zcopy_rx_ctx *ctx)
+{
+	if (!ctx->bounce)
+		return;
+	zcopy_rx_clear_tail(ctx->area->slots[ctx->bounce->offset >> PAGE_SHIFT].page,
+			    ctx->bounce->len);
+	ctx->bounce = NULL;
+}
+
+/*
  * Copy @len bytes of @skb from @off into pages of ours, for @why; returns
  * bytes copied. Copied bytes are packed: a page of ours takes the copies
  * of several pieces until it is full.
@@ -362,16 +532,9 @@ static size_t zcopy_rx_copy(struct zcopy_rx_ctx *ctx, const struct sk_buff *skb,
 
 	while (done < len) {
 		if (!ctx->bounce) {
-			page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
-			if (!page) {
-				ctx->err = -ENOMEM;
+			ctx->bounce = zcopy_rx_push_ours(ctx);
+			if (!ctx->bounce)
 				break;
-			}
-			ctx->bounce = zcopy_rx_push(ctx, page, 0, ZCOPY_RX_COPIED);
-			if (!ctx->bounce) {
-				put_page(page);
-				break;
-			}
 		}
 		slot = &ctx->area->slots[ctx->bounce->offset >> PAGE_SHIFT];
 		page = slot->page;
@@ -403,7 +566,7 @@ static bool zcopy_rx_map_frag(struct zcopy_rx_ctx *ctx, const skb_frag_t *frag)
 		return false;
 	get_page(page);
 	/* What is copied next goes to a page after this one. */
-	ctx->bounce = NULL;
+	zcopy_rx_bounce_done(ctx);
 	ctx->mapped += PAGE_SIZE;
 	return true;
 }
@@ -414,14 +577,16 @@ static int zcopy_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
 {
 	struct zcopy_rx_ctx *ctx = rd->arg.data;
 	struct zcopy_rx_piece p;
+	struct zcopy_rx_walk w;
 	enum zcopy_rx_cause why;
 	size_t done = 0, n;
 	unsigned int off;
 
 	len = min_t(size_t, len, rd->count);
+	zcopy_rx_walk_init(&w, skb);
 	while (done < len && !ctx->err) {
 		off = offset + done;
-		zcopy_rx_piece(skb, off, &p);
+		zcopy_rx_walk_to(&w, off, &p);
 		why = zcopy_rx_can_map(&p, off, len - done);
 		if (why == ZCOPY_RX_MAP) {
 			if (!zcopy_rx_map_frag(ctx, p.frag))
@@ -442,26 +607,30 @@ static int zcopy_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
 #define ZCOPY_RX_MAP_BATCH	32
 
 /*
- * Map the slots just filled, in runs of consecutive slots. A free slot has
- * no PTE (a release zaps it under the area's lock), so an insert finds a
- * page in place only if that invariant broke: zap it and insert again.
- * What still fails (no memory for a page table) is mapped by ->fault on
- * first touch.
+ * Map the slots just filled that are not mapped yet (a spare's page still
+ * is), in runs of consecutive slots. Any other slot has no PTE (emptying
+ * one zaps it under the area's lock), so an insert finds a page in place
+ * only if that invariant broke: zap it and insert again. What still fails
+ * (no memory for a page table) is mapped by ->fault on first touch.
  */
 static void zcopy_rx_map(struct zcopy_rx_area *area, struct vm_area_struct *vma,
 			 const struct zcopy_rx_desc *desc, unsigned int nr)
 {
 	struct page *batch[ZCOPY_RX_MAP_BATCH];
-	unsigned long first, idx, num, addr;
+	unsigned long first, idx, num, addr, done;
 	unsigned int i = 0, n;
 	int err;
 
 	lockdep_assert_held(&area->lock);
 	while (i < nr) {
 		first = desc[i].offset >> PAGE_SHIFT;
+		if (area->slots[first].mapped) {
+			i++;
+			continue;
+		}
 		for (n = 0; i < nr && n < ARRAY_SIZE(batch); i++, n++) {
 			idx = desc[i].offset >> PAGE_SHIFT;
-			if (idx != first + n)
+			if (idx != first + n || area->slots[idx].mapped)
 				break;
 			batch[n] = area->slots[idx].page;
 		}
@@ -470,11 +639,12 @@ static void zcopy_rx_map(struct zcopy_rx_area *area, struct vm_area_struct *vma,
 		err = vm_insert_pages(vma, addr, batch, &num);
 		if (err == -EBUSY) {
 			/* The last num of the run were not inserted. */
-			first += n - num;
-			addr += (n - num) << PAGE_SHIFT;
-			zcopy_area_zap(&area->area, first, num);
-			vm_insert_pages(vma, addr, batch + n - num, &num);
+			done = n - num;
+			zcopy_area_zap(&area->area, first + done, num);
+			vm_insert_pages(vma, addr + (done << PAGE_SHIFT), batch + done, &num);
 		}
+		for (idx = first; idx < first + n - num; idx++)
+			area->slots[idx].mapped = true;
 	}
 }
 
@@ -561,6 +731,7 @@ static int zcopy_rx_read_tcp(struct zcopy_rx_ctx *ctx, struct sock *sk,
 		/* Stopped at the urgent mark with nothing read: step past it. */
 		if (!ret && !ctx->nr_desc && !ctx->err && zcopy_rx_pass_urgent(sk))
 			ret = tcp_read_sock(sk, rd, zcopy_rx_actor);
+		zcopy_rx_bounce_done(ctx);
 		zcopy_rx_map(area, vma, ctx->desc, ctx->nr_desc);
 	}
 	mutex_unlock(&area->lock);
@@ -720,11 +891,12 @@ static int zcopy_rx_udp_take(struct zcopy_rx_ctx *ctx, struct sock *sk,
 	for (i = 0; i < nr; i++) {
 		unsigned int off = i << PAGE_SHIFT, seg = min_t(unsigned int, len - off, PAGE_SIZE);
 
-		pages[i] = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+		pages[i] = zcopy_rx_alloc_page();
 		if (!pages[i]) {
 			ret = -ENOMEM;
 			goto out_put;
 		}
+		zcopy_rx_clear_tail(pages[i], seg);
 		if (!seg)
 			continue;
 		kaddr = kmap_local_page(pages[i]);
@@ -800,7 +972,7 @@ static int zcopy_cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Empty slot @idx, whose mappings are gone; under the area's lock. */
+/* Slot @idx, whose mappings are gone, is free. */
 static void zcopy_rx_slot_free(struct zcopy_rx_area *area, unsigned long idx)
 {
 	struct zcopy_rx_slot *slot = &area->slots[idx];
@@ -808,15 +980,24 @@ static void zcopy_rx_slot_free(struct zcopy_rx_area *area, unsigned long idx)
 	lockdep_assert_held(&area->lock);
 	put_page(slot->page);
 	slot->page = NULL;
+	slot->ours = false;
+	slot->mapped = false;
 	slot->released = false;
 	area->used--;
 	zcopy_count(area->area.zf, ZC_RX_SLOTS_USED, -1);
 }
 
+/* A slot given back keeps its page for a copy: ours, and no forward's. */
+static bool zcopy_rx_keeps(const struct zcopy_rx_slot *slot)
+{
+	return slot->ours && !slot->fwd;
+}
+
 /*
- * Give slots back, all or none: unmap them, in runs of consecutive slots,
- * and drop their pages, or for a slot that a forward holds, leave that to
- * the forward's end. Sorts @offs.
+ * Give slots back, all or none. A page of ours stays where it is, mapped,
+ * as a spare for a later copy; the others are unmapped, in runs of
+ * consecutive slots, and dropped, or for a slot that a forward holds,
+ * left to the forward's end. Sorts @offs.
  */
 static int zcopy_rx_release(struct zcopy_rx_area *area, u64 *offs, unsigned int n)
 {
@@ -835,7 +1016,7 @@ static int zcopy_rx_release(struct zcopy_rx_area *area, u64 *offs, unsigned int 
 	}
 	for (i = 0; i < n; i++) {
 		slot = &area->slots[offs[i] >> PAGE_SHIFT];
-		if (!slot->page || slot->released || (i && offs[i] == offs[i - 1])) {
+		if (!zcopy_rx_slot_in_use(slot) || (i && offs[i] == offs[i - 1])) {
 			ret = -ENOENT;
 			goto out_unlock;
 		}
@@ -843,10 +1024,19 @@ static int zcopy_rx_release(struct zcopy_rx_area *area, u64 *offs, unsigned int 
 
 	for (i = 0; i < n; i += run) {
 		first = offs[i] >> PAGE_SHIFT;
-		for (run = 1; i + run < n && offs[i + run] >> PAGE_SHIFT == first + run; run++)
+		if (zcopy_rx_keeps(&area->slots[first])) {
+			zcopy_rx_spare_push(area, first);
+			area->used--;
+			zcopy_count(area->area.zf, ZC_RX_SLOTS_USED, -1);
+			run = 1;
+			continue;
+		}
+		for (run = 1; i + run < n && offs[i + run] >> PAGE_SHIFT == first + run &&
+		     !zcopy_rx_keeps(&area->slots[first + run]); run++)
 			;
 		zcopy_area_zap(&area->area, first, run);
 		for (idx = first; idx < first + run; idx++) {
+			area->slots[idx].mapped = false;
 			if (area->slots[idx].fwd)
 				area->slots[idx].released = true;
 			else
@@ -878,7 +1068,7 @@ int zcopy_rx_hold(struct zcopy_rx_area *area, const struct zcopy_fwd_piece *p,
 			goto out_unlock;
 		}
 		slot = &area->slots[p[i].offset >> PAGE_SHIFT];
-		if (!slot->page || slot->released) {
+		if (!zcopy_rx_slot_in_use(slot)) {
 			ret = -ENOENT;
 			goto out_unlock;
 		}
@@ -1041,13 +1231,18 @@ long zcopy_ioctl_recv(struct zcopy_file *zf, struct zcopy_recv __user *uarg)
 	if (!area)
 		return -ENXIO;
 
+	/* Each descriptor handed back is filled whole by zcopy_rx_push(). */
 	size = array_size(args.desc_count, sizeof(*desc));
-	desc = kzalloc(size, GFP_KERNEL);
+	desc = kmalloc(size, GFP_KERNEL);
 	if (!desc)
 		return -ENOMEM;
-	/* Where the results go must take them before data leaves the socket. */
+	/*
+	 * Where the results go must take them before data leaves the socket:
+	 * a write to each page of the array proves it, as a copy of all of it
+	 * would, for a fraction of the cost.
+	 */
 	ret = -EFAULT;
-	if (copy_to_user(u64_to_user_ptr(args.desc), desc, size) ||
+	if (fault_in_writeable(u64_to_user_ptr(args.desc), size) ||
 	    copy_to_user(uarg, &args, sizeof(args)))
 		goto out_free;
 

@@ -351,23 +351,35 @@ TEST_F(rx, empty_slot_faults)
 	EXPECT_EQ((void *)(self->area + 2 * self->ps), addr);
 }
 
-TEST_F(rx, released_slot_faults)
+/*
+ * A released slot of copied bytes stays mapped as a spare, and the next
+ * copy fills it in place (the last given back goes first): it reads the
+ * new bytes and zeros past them (rt_rx_once() checks both), not the old
+ * ones. Given back, it is as any free slot: neither releasable nor
+ * forwardable.
+ */
+TEST_F(rx, released_copied_slot_is_reused)
 {
-	void *addr = NULL;
+	struct zcopy_fwd_piece p = { .len = 1 };
 	uint64_t off;
-	int code = 0, sig;
 
 	rx_start(_metadata, self, AF_INET, 4);
-	rx_send(_metadata, self, 0, 1000);
+	rx_send(_metadata, self, 0, 3000);
 	RX_ONCE(&self->rx, 4, ZCOPY_RECV_DONTWAIT, 0, 0);
 	ASSERT_EQ(1, self->rx.nslots);
 	off = self->rx.slots[0].area_off;
-	ASSERT_EQ(0, rt_probe(self->area + off, false, &code, &addr));
 	ASSERT_EQ(0, rt_rx_release_all(&self->rx));
-	/* The page is gone from the mapping with the slot. */
-	sig = rt_probe(self->area + off, false, &code, &addr);
-	EXPECT_TRUE(sig == SIGBUS || sig == SIGSEGV)
-		TH_LOG("a read of a released slot: signal %d", sig);
+	EXPECT_EQ(-ENOENT, zc_release(self->zfd, &off, 1));
+	p.offset = off;
+	EXPECT_EQ(-ENOENT, zc_forward(self->zfd, self->cli, &p, 1, 0, 0, NULL));
+
+	rx_send(_metadata, self, 3000, 1000);
+	RX_ONCE(&self->rx, 4, ZCOPY_RECV_DONTWAIT, 0, 0);
+	ASSERT_EQ(1, self->rx.nslots);
+	EXPECT_EQ(off, self->rx.slots[0].area_off) TH_LOG("the spare was not reused");
+	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+	check_rx_ledger(_metadata, &self->rx);
+	EXPECT_EQ(0, fd_stats(_metadata, self->zfd).rx_slots_used);
 }
 
 struct touch_state {
@@ -1082,6 +1094,32 @@ TEST_F(rx, send_data_arrives_copied_and_packed)
 	check_rx_ledger(_metadata, &self->rx);
 }
 
+/*
+ * A slot is mapped whole: past the bytes copied into it, it reads zero
+ * (rt_rx_once() checks every descriptor's tail), never what its page held
+ * before. A receive's pages, freed by a release, are the first that the
+ * next receive gets: a page left uncleared would show their data.
+ */
+TEST_F(rx, copied_slot_tail_reads_zero)
+{
+	size_t lens[] = { 1000, 1, self->ps - 1, self->ps + 7 }, k;
+	uint64_t off = 0;
+
+	rx_start(_metadata, self, AF_INET, 16);
+	for (k = 0; k < ARRAY_SIZE(lens); k++) {
+		rx_send(_metadata, self, off, 12 * self->ps);
+		off += 12 * self->ps;
+		RX_ONCE(&self->rx, 16, ZCOPY_RECV_DONTWAIT, 0, 0);
+		ASSERT_EQ(0, rt_rx_release_all(&self->rx));
+		rx_send(_metadata, self, off, lens[k]);
+		off += lens[k];
+		RX_ONCE(&self->rx, 16, ZCOPY_RECV_DONTWAIT, 0, 0);
+		EXPECT_EQ(lens[k], self->rx.last_bytes);
+		ASSERT_EQ(0, rt_rx_release_all(&self->rx));
+	}
+	check_rx_ledger(_metadata, &self->rx);
+}
+
 TEST_F(rx, max_bytes_limits_receive)
 {
 	rx_start(_metadata, self, AF_INET, 8);
@@ -1640,6 +1678,25 @@ TEST_F(rx, udp_empty_datagram)
 	RX_ONCE(&self->rx, 4, 0, 2000, 0);
 	EXPECT_EQ(50, self->rx.last_bytes);
 	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+	check_rx_ledger(_metadata, &self->rx);
+}
+
+/* As copied_slot_tail_reads_zero, for datagrams: a page's tail, an empty one's all. */
+TEST_F(rx, udp_slot_tail_reads_zero)
+{
+	size_t lens[] = { 5000, 0, 100 }, k;
+	uint64_t sent = 0;
+
+	udp_start(_metadata, self, AF_INET, 16);
+	for (k = 0; k < ARRAY_SIZE(lens); k++) {
+		udp_send(_metadata, self->cli, &sent, 12 * self->ps);
+		RX_ONCE(&self->rx, 16, 0, 2000, 0);
+		ASSERT_EQ(0, rt_rx_release_all(&self->rx));
+		udp_send(_metadata, self->cli, &sent, lens[k]);
+		RX_ONCE(&self->rx, 16, 0, 2000, 0);
+		EXPECT_EQ(lens[k], self->rx.last_bytes);
+		ASSERT_EQ(0, rt_rx_release_all(&self->rx));
+	}
 	check_rx_ledger(_metadata, &self->rx);
 }
 
@@ -2276,6 +2333,40 @@ TEST_F(mapped, read_only_write_faults)
  * the pool copies each page on write (cow_copies), the receiver keeps the
  * bytes it received, in the very pages the sender sent.
  */
+/*
+ * Spares fill the whole area (copies, given back); pages sent by reference
+ * then take their slots, each spare unmapped and dropped for one: every
+ * byte still arrives where its descriptor says (rt_rx_once() checks). A
+ * mapped slot given back is gone from the mapping at once.
+ */
+TEST_F(mapped, spares_make_room_for_mapped_pages)
+{
+	size_t copied = MP_AREA_PAGES * self->ps, i;
+	void *addr = NULL;
+	int code = 0, sig;
+
+	mp_connect(_metadata, self);
+	ASSERT_EQ(0, rt_write_pattern(self->cli, self->sent, copied));
+	self->sent += copied;
+	RX_UNTIL(&self->rx, self->sent);
+	ASSERT_EQ(0, self->rx.mapped) TH_LOG("write() data mapped: no spare to test");
+	ASSERT_EQ(MP_AREA_PAGES, self->rx.nslots);
+	ASSERT_EQ(0, rt_rx_release_all(&self->rx));
+	EXPECT_EQ(0, fd_stats(_metadata, self->zrx).rx_slots_used);
+
+	mp_send(_metadata, self, MP_POOL_PAGES);
+	mp_recv_all(_metadata, self);
+	for (i = 0; i < self->rx.nslots && !(self->rx.slots[i].flags & ZCOPY_RX_MAPPED); i++)
+		;
+	ASSERT_LT(i, self->rx.nslots);
+	addr = self->area + self->rx.slots[i].area_off;
+	ASSERT_EQ(0, rt_rx_release_all(&self->rx));
+	sig = rt_probe(addr, false, &code, &addr);
+	EXPECT_TRUE(sig == SIGBUS || sig == SIGSEGV)
+		TH_LOG("a read of a released mapped slot: signal %d", sig);
+	check_rx_ledger(_metadata, &self->rx);
+}
+
 TEST_F(mapped, sender_overwrite_copies_on_write)
 {
 	uint64_t total = MP_POOL_PAGES * self->ps, c0, pfn_area, pfn_pool;

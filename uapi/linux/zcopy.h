@@ -344,7 +344,10 @@ struct zcopy_completion {
  * the network delivered whole and page-aligned (a sender's page-reference
  * frag) is mapped as it is; anything else (headers, partial or compound
  * pages, ordinary send() data) is copied into pages of ours, mapped the
- * same way. Each slot stays mapped until released.
+ * same way. Each slot stays mapped until released. A released slot's page
+ * is unmapped then, unless it is one zcopy copied into: that one may stay,
+ * with what it held, until a later receive copies into it again. Read no
+ * slot after releasing it.
  */
 struct zcopy_rx_desc {
 	__u64	offset;
