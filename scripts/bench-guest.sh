@@ -24,6 +24,11 @@
 #   BENCH_PROXY_METHODS  the proxy path's rows (default: all three)
 #   BENCH_COPY_BELOW  zcopy's copy_below parameter for the run (default:
 #                  the module's; 0 pins every send, for the crossover)
+#   BENCH_PEER_RX  what receives from the peer senders (msg_zerocopy and
+#                  io_uring_zerocopy_tx): read (default: zcrecv --method
+#                  read, as for zcsend's rows, so that the whole guest's
+#                  figures compare) or discard (msg_zerocopy -r, which
+#                  drops the data with MSG_TRUNC: no copy)
 #   BENCH_DATA     what zcsend writes into a buffer before sending it:
 #                  stamp (default: 8 bytes a page, --stamp) or pattern (the
 #                  test pattern, about 2.3 instructions a byte, which every
@@ -39,6 +44,8 @@ BYTES=${BENCH_BYTES:-16777216}
 SECS=${BENCH_SECS:-1}
 PEER_T=${BENCH_PEER_T:-0}
 DATA=${BENCH_DATA:-stamp}
+PEER_RX=${BENCH_PEER_RX:-read}
+case $PEER_RX in read | discard) ;; *) echo "# bench: BENCH_PEER_RX is read or discard"; exit 1 ;; esac
 case $DATA in stamp | pattern) ;; *) echo "# bench: BENCH_DATA is stamp or pattern"; exit 1 ;; esac
 METHODS=${BENCH_METHODS:-copy mmap sendfile splice msg_zerocopy zcopy zcopy-batch zcopy-fixed zcopy-pool
 	zcopy-pool-notify tcp_zerocopy zcopy-recv zcopy-pool+recv
@@ -125,15 +132,21 @@ run_tools() {
 		echo "# bench: $path $size $method: zcsend $txs, zcrecv $rxs: $(cat $T/tx.err $T/rx.err | head -n3)"
 }
 
-# A peer sender (its options, less the port and the test's name) against
-# msg_zerocopy -r, each under zctime, which stops either if it hangs.
+# A peer sender (its options, less the port and the test's name) under
+# zctime, which stops it if it hangs, against zcrecv --method read or
+# msg_zerocopy -r (BENCH_PEER_RX).
 run_msg_zerocopy_rx() {
 	path=$1 size=$2 method=$3 rep=$4
 	shift 4
 	PORT=$((PORT + 1))
 	# The receiver runs as long as the sender ($PT, set by run_one).
-	$NS zctime -k $((PT + 20)) msg_zerocopy -4 -t "$PT" -p $PORT -D "$RADDR" -r tcp \
-		>$T/rx.out 2>$T/rx.err &
+	if [ "$PEER_RX" = read ]; then
+		$NS zcrecv --listen "$RADDR:$PORT" --method read --timeout $((PT + 20)) --json \
+			>$T/rx.json 2>$T/rx.err &
+	else
+		$NS zctime -k $((PT + 20)) msg_zerocopy -4 -t "$PT" -p $PORT -D "$RADDR" -r tcp \
+			>$T/rx.out 2>$T/rx.err &
+	fi
 	rpid=$!
 	sleep 0.3
 	zctime -k $((PT + 20)) "$@" -p $PORT tcp >$T/tx.out 2>$T/tx.err
@@ -141,11 +154,12 @@ run_msg_zerocopy_rx() {
 	wait $rpid
 	rxs=$?
 	grep '^{' $T/tx.err >$T/tx.json
-	grep '^{' $T/rx.err >$T/rx.json
+	[ "$PEER_RX" = read ] || grep '^{' $T/rx.err >$T/rx.json
 	# Both print "tx=SENDS (...)".
 	sends=$(sed -n 's/^tx=\([0-9]*\) .*/\1/p' $T/tx.err)
 	emit "$path" "$size" "$method" "$rep" $T/tx.json $T/rx.json \
-		"\"tx_status\": $txs, \"rx_status\": $rxs, \"peer_bytes\": $((${sends:-0} * ${psize:-$size}))"
+		"\"tx_status\": $txs, \"rx_status\": $rxs, \"peer_rx\": \"$PEER_RX\",\
+ \"peer_bytes\": $((${sends:-0} * ${psize:-$size}))"
 	[ $txs -eq 0 ] && [ $rxs -eq 0 ] ||
 		echo "# bench: $path $size $method: $(grep -v '^{' $T/tx.err $T/rx.err | head -n3)"
 }
@@ -266,7 +280,7 @@ run_one() {
 }
 
 start=$(date +%s)
-echo "# bench: $(uname -r): paths $PATHS; sizes $SIZES; $REPS reps; up to $BYTES bytes per zcsend run, $SECS s per tcp_mmap run, peers -t $PEER_T; copy_below $COPY_BELOW; data $DATA"
+echo "# bench: $(uname -r): paths $PATHS; sizes $SIZES; $REPS reps; up to $BYTES bytes per zcsend run, $SECS s per tcp_mmap run, peers -t $PEER_T received by $PEER_RX; copy_below $COPY_BELOW; data $DATA"
 for path in $PATHS; do
 	path_setup "$path"
 	methods=$METHODS
