@@ -245,6 +245,14 @@ static int zcopy_send(struct zcopy_file *zf, struct socket *sock,
 /* Vectors this short are copied to the stack, as UIO_FASTIOV iovecs are. */
 #define ZCOPY_FAST_IOV	8
 
+/* A send's results, adjacent in struct zcopy_send: bytes, seq and offset. */
+static int zcopy_send_put_results(struct zcopy_send __user *uarg, const struct zcopy_send *args)
+{
+	size_t len = offsetofend(struct zcopy_send, offset) - offsetof(struct zcopy_send, bytes);
+
+	return copy_to_user(&uarg->bytes, &args->bytes, len) ? -EFAULT : 0;
+}
+
 /*
  * One send, its arguments at @uarg and its results written back there:
  * 0 or -errno, and *@whole says whether it sent every byte it named.
@@ -265,7 +273,7 @@ static int zcopy_send_user(struct zcopy_file *zf, struct zcopy_send __user *uarg
 	if (!args.iov_count || args.iov_count > ZCOPY_MAX_IOV)
 		return -EINVAL;
 	/* The results go back here: fail now rather than after sending. */
-	if (copy_to_user(uarg, &args, sizeof(args)))
+	if (zcopy_send_put_results(uarg, &args))
 		return -EFAULT;
 
 	sock = zcopy_send_socket(args.sockfd);
@@ -288,8 +296,8 @@ static int zcopy_send_user(struct zcopy_file *zf, struct zcopy_send __user *uarg
 
 	*whole = false;
 	ret = zcopy_send(zf, sock, &args, iov, whole);
-	if (!ret && copy_to_user(uarg, &args, sizeof(args)))
-		ret = -EFAULT;
+	if (!ret)
+		ret = zcopy_send_put_results(uarg, &args);
 
 	if (iov != fast)
 		kfree(iov);

@@ -1006,7 +1006,11 @@ static int zcopy_rx_release(struct zcopy_rx_area *area, u64 *offs, unsigned int 
 	unsigned int i, run;
 	int ret = 0;
 
-	sort(offs, n, sizeof(*offs), zcopy_cmp_u64, NULL);
+	/* Slots come back in the order they were received, most often. */
+	for (i = 1; i < n && offs[i - 1] <= offs[i]; i++)
+		;
+	if (i < n)
+		sort(offs, n, sizeof(*offs), zcopy_cmp_u64, NULL);
 	mutex_lock(&area->lock);
 	for (i = 0; i < n; i++) {
 		if (offset_in_page(offs[i]) || offs[i] >= (u64)area->area.nr_pages << PAGE_SHIFT) {
