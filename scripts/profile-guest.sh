@@ -1,0 +1,42 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# scripts/profile, inside the VM: each RUN (see there) under perf record
+# -a, then perf report by process and by function, with sample counts.
+
+set -u
+ip() { /usr/bin/ip "$@"; }
+
+/selftests/zcopy/setup_net.sh >/dev/null || { echo "profile: no network"; exit 1; }
+echo 0 >/proc/sys/kernel/kptr_restrict
+PORT=21000
+esc=$(printf '\033')
+for run in "$@"; do
+	IFS=: read -r name path size bytes tx rx args <<EOT
+$run
+EOT
+	case $path in
+	nic) ns=peer addr=198.18.0.2 ;;
+	nic4148) ns=peer addr=198.18.2.2 ;;
+	veth) ns=vpeer addr=198.18.1.2 ;;
+	*) echo "profile: $name: unknown path '$path'"; exit 1 ;;
+	esac
+	PORT=$((PORT + 1))
+	ip netns exec $ns zcrecv --listen "$addr:$PORT" --method "$rx" --timeout 60 --json \
+		>/tmp/rx.json 2>/tmp/rx.err &
+	rpid=$!
+	sleep 0.3
+	# shellcheck disable=SC2046 # the extra arguments, split on commas
+	perf record -q -a -F 4000 -o "/tmp/$name.data" -- \
+		zcsend --connect "$addr:$PORT" --method "$tx" --msg-size "$size" --bytes "$bytes" \
+		--stamp --json $(echo "${args:-}" | tr , ' ') >/tmp/tx.json 2>/tmp/tx.err
+	txs=$?
+	wait $rpid
+	rxs=$?
+	echo "=== $name: $path, $size-byte sends of $bytes bytes, $tx to $rx (status $txs, $rxs)"
+	cat /tmp/tx.json /tmp/rx.json
+	# perf colours its figures on the console: not in the report.
+	perf report -q -n -i "/tmp/$name.data" --stdio --sort comm 2>/dev/null | sed "s/$esc\[[0-9;]*m//g"
+	perf report -q -n -i "/tmp/$name.data" --stdio --sort sym 2>/dev/null |
+		sed "s/$esc\[[0-9;]*m//g" | head -n 300
+done
