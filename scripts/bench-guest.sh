@@ -261,7 +261,7 @@ run_one() {
 	zcopy-pool-notify) run_tools "$@" zcopy-pool read --notify ;;
 	tcp_zerocopy) run_tools "$@" write tcp_zerocopy ;;
 	zcopy-recv) run_tools "$@" write zcopy-recv ;;
-	zcopy-pool+recv) run_tools "$@" zcopy-pool zcopy-recv ;;
+	zcopy-pool+recv) run_tools "$@" zcopy-pool zcopy-recv --notify ;;
 	peer:msg_zerocopy)
 		psize=$(peer_size "$size") || return 0
 		PT=$PEER_T
