@@ -542,6 +542,8 @@ static size_t zcopy_rx_copy(struct zcopy_rx_ctx *ctx, const struct sk_buff *skb,
 		kaddr = kmap_local_page(page);
 		err = skb_copy_bits(skb, off + done, kaddr + ctx->bounce->len, n);
 		kunmap_local(kaddr);
+		/* A spare's page is mapped already: the user's view, too. */
+		flush_dcache_page(page);
 		if (err) {
 			ctx->err = err;
 			break;
@@ -902,6 +904,7 @@ static int zcopy_rx_udp_take(struct zcopy_rx_ctx *ctx, struct sock *sk,
 		kaddr = kmap_local_page(pages[i]);
 		ret = skb_copy_bits(skb, off, kaddr, seg);
 		kunmap_local(kaddr);
+		flush_dcache_page(pages[i]);
 		if (ret)
 			goto out_put;
 	}

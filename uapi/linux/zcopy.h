@@ -346,8 +346,11 @@ struct zcopy_completion {
  * pages, ordinary send() data) is copied into pages of ours, mapped the
  * same way. Each slot stays mapped until released. A released slot's page
  * is unmapped then, unless it is one zcopy copied into: that one may stay,
- * with what it held, until a later receive copies into it again. Read no
- * slot after releasing it.
+ * with what it held, until a later receive copies into it again. As with
+ * any buffer given back, a slot's bytes are the application's until it
+ * releases the slot and no longer: read none of it after, and release no
+ * slot that something else still reads (a vmsplice()d pipe, an O_DIRECT
+ * write or a MSG_ZEROCOPY send from the area).
  */
 struct zcopy_rx_desc {
 	__u64	offset;
