@@ -903,6 +903,16 @@ static void finish(struct sender *s)
 
 /* ---- arguments ---- */
 
+/* Option @name's value @arg, a count from 1 to @max. */
+static unsigned int count_arg(const char *name, const char *arg, unsigned int max)
+{
+	uint64_t v = zc_size_arg(name, arg);
+
+	if (v < 1 || v > max)
+		zc_die(ZC_EXIT_USAGE, "%s must be 1 to %u", name, max);
+	return v;
+}
+
 static void parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option lopts[] = {
@@ -923,7 +933,6 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	uint64_t v;
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -965,19 +974,13 @@ static void parse_args(int argc, char **argv, struct opts *o)
 				zc_die(ZC_EXIT_USAGE, "--msg-size must be 1 to 1G");
 			break;
 		case 'r':
-			v = zc_size_arg("--ring", optarg);
-			if (v < 1 || v > MAX_RING)
-				zc_die(ZC_EXIT_USAGE, "--ring must be 1 to %d", MAX_RING);
-			o->ring = v;
+			o->ring = count_arg("--ring", optarg, MAX_RING);
 			break;
 		case 'n':
 			o->notify = 1;
 			break;
 		case 'B':
-			v = zc_size_arg("--batch", optarg);
-			if (v < 1 || v > ZCOPY_MAX_BATCH)
-				zc_die(ZC_EXIT_USAGE, "--batch must be 1 to %d", ZCOPY_MAX_BATCH);
-			o->batch = v;
+			o->batch = count_arg("--batch", optarg, ZCOPY_MAX_BATCH);
 			break;
 		case 'k':
 			o->checksum = 1;
