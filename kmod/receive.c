@@ -275,6 +275,8 @@ static void zcopy_rx_spare_push(struct zcopy_rx_area *area, unsigned long idx)
 	slot->next_spare = area->spare;
 	area->spare = idx;
 	area->spares++;
+	area->used--;
+	zcopy_count(area->area.zf, ZC_RX_SLOTS_USED, -1);
 }
 
 /* The spare slot given back last, for a copy: it holds a page of ours. */
@@ -1033,8 +1035,6 @@ static int zcopy_rx_release(struct zcopy_rx_area *area, u64 *offs, unsigned int 
 		first = offs[i] >> PAGE_SHIFT;
 		if (zcopy_rx_keeps(&area->slots[first])) {
 			zcopy_rx_spare_push(area, first);
-			area->used--;
-			zcopy_count(area->area.zf, ZC_RX_SLOTS_USED, -1);
 			run = 1;
 			continue;
 		}
@@ -1238,7 +1238,7 @@ long zcopy_ioctl_recv(struct zcopy_file *zf, struct zcopy_recv __user *uarg)
 	if (!area)
 		return -ENXIO;
 
-	/* Each descriptor handed back is filled whole by zcopy_rx_push(). */
+	/* Each descriptor handed back is filled whole by zcopy_rx_fill(). */
 	size = array_size(args.desc_count, sizeof(*desc));
 	desc = kmalloc(size, GFP_KERNEL);
 	if (!desc)
