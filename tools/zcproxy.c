@@ -159,6 +159,23 @@ out:
  * received into, and give the slots back with the next receive: the stack
  * keeps a slot it still sends from until it is done with it.
  */
+/*
+ * The stack completes forwards after the bytes are sent: wait (up to 5 s)
+ * until @zfd's have all completed, so that the report's ledger counts how
+ * each left.
+ */
+static void forwards_settle(int zfd)
+{
+	struct zcopy_stats st;
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		if (zc_stats(zfd, 0, &st) || st.fwd_completions >= st.fwd_sends)
+			return;
+		usleep(10000);
+	}
+}
+
 static void relay_zcopy(struct relay *r)
 {
 	struct zcopy_rx_desc d[FWD_DESC];
@@ -217,6 +234,7 @@ static void relay_zcopy(struct relay *r)
 		}
 		r->bytes += rv.bytes;
 	}
+	forwards_settle(zfd);
 	munmap(area, (size_t)AREA_SLOTS * sysconf(_SC_PAGESIZE));
 	close(zfd);
 }
