@@ -330,6 +330,9 @@ void zc_report_json_open(const struct zc_report *r)
 	       zc_report_user(r), zc_report_sys(r), r->cpu_end - r->cpu_start,
 	       zc_report_cpu_per_gib(r));
 	printf("\"page_faults\": %llu, ", (unsigned long long)zc_report_faults(r));
+	printf("\"ctx_switches\": %ld, \"ctx_preempted\": %ld, ",
+	       r->ru_end.ru_nvcsw - r->ru_start.ru_nvcsw,
+	       r->ru_end.ru_nivcsw - r->ru_start.ru_nivcsw);
 	if (r->checksum_on)
 		printf("\"checksum\": \"%016llx\", ", (unsigned long long)r->checksum);
 	else

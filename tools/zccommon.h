@@ -139,7 +139,9 @@ uint64_t zc_report_delta(const struct zc_report *r, size_t i);
 	"  tool method proto (\"tcp\", \"udp\") family (\"ipv4\", \"ipv6\") bytes seconds\n" \
 	"  mb_per_s cpu_user_s cpu_sys_s (getrusage(), split at ticks) cpu_s\n" \
 	"  (CLOCK_PROCESS_CPUTIME_ID, exact) cpu_s_per_gib (of cpu_s) page_faults\n" \
-	"  (the process's, over the run) checksum (16 hex digits,\n" \
+	"  (the process's, over the run) ctx_switches ctx_preempted (its\n" \
+	"  voluntary and involuntary context switches, over the run)\n" \
+	"  checksum (16 hex digits,\n" \
 	"  or null without --checksum) zcopy (null without /dev/zcopy, else the\n" \
 	"  module-wide ledger's growth over the run: each counter of zcstat that\n" \
 	"  only grows, by its name)\n"

@@ -25,7 +25,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: zctime [--kill-after SECS] [--pty] [--] COMMAND [ARGS...]\n"
 		"Run COMMAND and print one JSON object on stderr once it ends:\n"
-		"  wall_s cpu_user_s cpu_sys_s page_faults status (the exit code,\n"
+		"  wall_s cpu_user_s cpu_sys_s page_faults ctx_switches ctx_preempted\n"
+		"  (voluntary and involuntary context switches) status (the exit code,\n"
 		"  or 128 + the signal) killed (true if zctime stopped it: after\n"
 		"  --kill-after, or passing on a SIGTERM or SIGINT of its own)\n\n"
 		"  -k, --kill-after SECS  send SIGTERM to COMMAND after SECS seconds\n"
@@ -209,9 +210,11 @@ int main(int argc, char **argv)
 	fprintf(stderr,
 		"{\"tool\": \"zctime\", \"command\": \"%s\", \"wall_s\": %.6f, "
 		"\"cpu_user_s\": %.6f, \"cpu_sys_s\": %.6f, \"page_faults\": %ld, "
+		"\"ctx_switches\": %ld, \"ctx_preempted\": %ld, "
 		"\"status\": %d, \"killed\": %s}\n",
 		argv[i], end - start, tv(&ru.ru_utime), tv(&ru.ru_stime),
-		ru.ru_minflt + ru.ru_majflt, code, stop_child ? "true" : "false");
+		ru.ru_minflt + ru.ru_majflt, ru.ru_nvcsw, ru.ru_nivcsw, code,
+		stop_child ? "true" : "false");
 	if (stop_child && code == 128 + SIGTERM)
 		return 0;
 	return code;
