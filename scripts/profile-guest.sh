@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # scripts/profile, inside the VM: each RUN (see there) under perf record
-# -a, then perf report by process and by function, with sample counts.
+# -a, then perf report by process and by function, with sample counts;
+# with --syms LIST (function names, comma-separated) first, also the
+# samples of each of them by offset into it, for objdump on the host.
 
 set -u
 ip() { /usr/bin/ip "$@"; }
@@ -10,6 +12,11 @@ ip() { /usr/bin/ip "$@"; }
 /selftests/zcopy/setup_net.sh >/dev/null || { echo "profile: no network"; exit 1; }
 echo 0 >/proc/sys/kernel/kptr_restrict
 PORT=21000
+syms=
+if [ "${1:-}" = --syms ]; then
+	syms=$(echo "$2" | tr , ' ')
+	shift 2
+fi
 esc=$(printf '\033')
 for run in "$@"; do
 	IFS=: read -r name path size bytes tx rx args <<EOT
@@ -39,4 +46,9 @@ EOT
 	perf report -q -n -i "/tmp/$name.data" --stdio --sort comm 2>/dev/null | sed "s/$esc\[[0-9;]*m//g"
 	perf report -q -n -i "/tmp/$name.data" --stdio --sort sym 2>/dev/null |
 		sed "s/$esc\[[0-9;]*m//g" | head -n 300
+	for sym in $syms; do
+		echo "--- $name: samples of $sym by offset"
+		perf script -i "/tmp/$name.data" -F sym,symoff 2>/dev/null |
+			grep -E "^ *$sym\+0x" | sort | uniq -c | sort -rn | head -n 60
+	done
 done
