@@ -47,22 +47,30 @@ static struct file_system_type zcopy_fs_type = {
 struct zcopy_file *zcopy_file_alloc(void)
 {
 	struct zcopy_file *zf;
+	int ret;
 
 	zf = kzalloc(sizeof(*zf), GFP_KERNEL_ACCOUNT);
 	if (!zf)
 		return ERR_PTR(-ENOMEM);
+	ret = zcopy_ledger_init(&zf->ledger, GFP_KERNEL_ACCOUNT);
+	if (ret)
+		goto err_free_zf;
 	zf->inode = alloc_anon_inode(zcopy_mnt->mnt_sb);
 	if (IS_ERR(zf->inode)) {
-		struct inode *inode = zf->inode;
-
-		kfree(zf);
-		return ERR_CAST(inode);
+		ret = PTR_ERR(zf->inode);
+		goto err_destroy_ledger;
 	}
 	kref_init(&zf->ref);
 	zcopy_records_init(&zf->records);
 	mutex_init(&zf->areas_lock);
 	xa_init_flags(&zf->fixed, XA_FLAGS_ALLOC);
 	return zf;
+
+err_destroy_ledger:
+	zcopy_ledger_destroy(&zf->ledger);
+err_free_zf:
+	kfree(zf);
+	return ERR_PTR(ret);
 }
 
 /* Pin @nr_pages more for @zf, within max_fd_pages, or ENOBUFS. */
@@ -91,6 +99,7 @@ static void zcopy_file_free(struct kref *ref)
 	if (zf->rx)
 		zf->rx->ops->free(zf->rx);
 	iput(zf->inode);
+	zcopy_ledger_destroy(&zf->ledger);
 	kfree(zf);
 }
 

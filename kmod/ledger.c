@@ -6,6 +6,7 @@
  */
 
 #include <linux/debugfs.h>
+#include <linux/percpu.h>
 #include <linux/seq_file.h>
 #include <linux/stddef.h>
 
@@ -15,10 +16,15 @@ struct zcopy_ledger zcopy_totals;
 
 static struct dentry *zcopy_debugfs;
 
-/* Each counter's name and its place in struct zcopy_stats. */
+/*
+ * Each counter's name and its place in struct zcopy_stats; a level (now)
+ * is summed over CPUs while it moves and may add up below zero for a
+ * moment, so it reads as zero then.
+ */
 static const struct {
 	const char	*name;
 	size_t		offset;
+	bool		level;
 } zcopy_counters[ZC_NR_COUNTERS] = {
 	[ZC_SENDS]		= { "sends", offsetof(struct zcopy_stats, sends) },
 	[ZC_SEND_BYTES]		= { "send_bytes", offsetof(struct zcopy_stats, send_bytes) },
@@ -35,15 +41,16 @@ static const struct {
 	[ZC_TX_COPIED_STACK]	= { "tx_copied_stack",
 				    offsetof(struct zcopy_stats, tx_copied_stack) },
 	[ZC_SENDS_IN_FLIGHT]	= { "sends_in_flight",
-				    offsetof(struct zcopy_stats, sends_in_flight) },
+				    offsetof(struct zcopy_stats, sends_in_flight), true },
 	[ZC_PAGES_PINNED]	= { "pages_pinned", offsetof(struct zcopy_stats, pages_pinned) },
 	[ZC_PAGES_PINNED_PEAK]	= { "pages_pinned_peak",
 				    offsetof(struct zcopy_stats, pages_pinned_peak) },
 	[ZC_PAGES_PINNED_TOTAL]	= { "pages_pinned_total",
 				    offsetof(struct zcopy_stats, pages_pinned_total) },
 	[ZC_RECORDS_QUEUED]	= { "records_queued",
-				    offsetof(struct zcopy_stats, records_queued) },
-	[ZC_POOL_PAGES]		= { "pool_pages", offsetof(struct zcopy_stats, pool_pages) },
+				    offsetof(struct zcopy_stats, records_queued), true },
+	[ZC_POOL_PAGES]		= { "pool_pages",
+				    offsetof(struct zcopy_stats, pool_pages), true },
 	[ZC_POOL_SENDS]		= { "pool_sends", offsetof(struct zcopy_stats, pool_sends) },
 	[ZC_POOL_SEND_BYTES]	= { "pool_send_bytes",
 				    offsetof(struct zcopy_stats, pool_send_bytes) },
@@ -54,13 +61,14 @@ static const struct {
 	[ZC_PAGES_REARMED]	= { "pages_rearmed",
 				    offsetof(struct zcopy_stats, pages_rearmed) },
 	[ZC_POOL_IN_FLIGHT]	= { "pool_pages_in_flight",
-				    offsetof(struct zcopy_stats, pool_pages_in_flight) },
+				    offsetof(struct zcopy_stats, pool_pages_in_flight), true },
 	[ZC_RECEIVES]		= { "receives", offsetof(struct zcopy_stats, receives) },
 	[ZC_RX_BYTES_MAPPED]	= { "rx_bytes_mapped",
 				    offsetof(struct zcopy_stats, rx_bytes_mapped) },
 	[ZC_RX_BYTES_COPIED]	= { "rx_bytes_copied",
 				    offsetof(struct zcopy_stats, rx_bytes_copied) },
-	[ZC_RX_SLOTS_USED]	= { "rx_slots_used", offsetof(struct zcopy_stats, rx_slots_used) },
+	[ZC_RX_SLOTS_USED]	= { "rx_slots_used",
+				    offsetof(struct zcopy_stats, rx_slots_used), true },
 	[ZC_RX_COPIED_LINEAR]	= { "rx_copied_linear",
 				    offsetof(struct zcopy_stats, rx_copied_linear) },
 	[ZC_RX_COPIED_PARTIAL]	= { "rx_copied_partial",
@@ -87,14 +95,20 @@ static const struct {
 	[ZC_FWD_COPIED_STACK]	= { "fwd_copied_stack",
 				    offsetof(struct zcopy_stats, fwd_copied_stack) },
 	[ZC_FWD_SLOTS_HELD]	= { "fwd_slots_held",
-				    offsetof(struct zcopy_stats, fwd_slots_held) },
+				    offsetof(struct zcopy_stats, fwd_slots_held), true },
 	[ZC_TX_COPIED_SMALL]	= { "tx_copied_small",
 				    offsetof(struct zcopy_stats, tx_copied_small) },
 };
 
-void zcopy_ledger_add(struct zcopy_ledger *l, enum zcopy_counter id, s64 n)
+int zcopy_ledger_init(struct zcopy_ledger *l, gfp_t gfp)
 {
-	atomic64_add(n, &l->c[id]);
+	l->cpu = alloc_percpu_gfp(struct zcopy_ledger_cpu, gfp);
+	return l->cpu ? 0 : -ENOMEM;
+}
+
+void zcopy_ledger_destroy(struct zcopy_ledger *l)
+{
+	free_percpu(l->cpu);
 }
 
 /* Raise a high-water mark to @now, without a lock. */
@@ -109,10 +123,29 @@ static void zcopy_raise(atomic64_t *peak, s64 now)
 /* Pages pinned (@nr_pages > 0) or unpinned (< 0), with their high-water mark. */
 void zcopy_ledger_pinned(struct zcopy_ledger *l, long nr_pages)
 {
-	zcopy_raise(&l->c[ZC_PAGES_PINNED_PEAK],
-		    atomic64_add_return(nr_pages, &l->c[ZC_PAGES_PINNED]));
+	zcopy_raise(&l->pinned_peak, atomic64_add_return(nr_pages, &l->pinned));
 	if (nr_pages > 0)
-		atomic64_add(nr_pages, &l->c[ZC_PAGES_PINNED_TOTAL]);
+		zcopy_ledger_add(l, ZC_PAGES_PINNED_TOTAL, nr_pages);
+}
+
+static u64 zcopy_ledger_get(const struct zcopy_ledger *l, enum zcopy_counter id)
+{
+	s64 sum = 0;
+	int cpu;
+
+	switch (id) {
+	case ZC_PAGES_PINNED:
+		return atomic64_read(&l->pinned);
+	case ZC_PAGES_PINNED_PEAK:
+		return atomic64_read(&l->pinned_peak);
+	default:
+		break;
+	}
+	for_each_possible_cpu(cpu)
+		sum += READ_ONCE(per_cpu_ptr(l->cpu, cpu)->c[id]);
+	if (zcopy_counters[id].level && sum < 0)
+		return 0;
+	return sum;
 }
 
 void zcopy_ledger_read(const struct zcopy_ledger *l, struct zcopy_stats *st)
@@ -120,7 +153,7 @@ void zcopy_ledger_read(const struct zcopy_ledger *l, struct zcopy_stats *st)
 	int i;
 
 	for (i = 0; i < ZC_NR_COUNTERS; i++)
-		*(__u64 *)((char *)st + zcopy_counters[i].offset) = atomic64_read(&l->c[i]);
+		*(__u64 *)((char *)st + zcopy_counters[i].offset) = zcopy_ledger_get(l, i);
 }
 
 static int zcopy_ledger_show(struct seq_file *m, void *v)
@@ -128,8 +161,8 @@ static int zcopy_ledger_show(struct seq_file *m, void *v)
 	int i;
 
 	for (i = 0; i < ZC_NR_COUNTERS; i++)
-		seq_printf(m, "%-24s %lld\n", zcopy_counters[i].name,
-			   atomic64_read(&zcopy_totals.c[i]));
+		seq_printf(m, "%-24s %llu\n", zcopy_counters[i].name,
+			   zcopy_ledger_get(&zcopy_totals, i));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(zcopy_ledger);

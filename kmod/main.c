@@ -191,9 +191,12 @@ static int __init zcopy_init(void)
 {
 	int ret;
 
-	ret = zcopy_file_init();
+	ret = zcopy_ledger_init(&zcopy_totals, GFP_KERNEL);
 	if (ret)
 		return ret;
+	ret = zcopy_file_init();
+	if (ret)
+		goto err_ledger;
 	ret = zcopy_send_init();
 	if (ret)
 		goto err_file;
@@ -211,6 +214,8 @@ err_debugfs:
 	zcopy_send_exit();
 err_file:
 	zcopy_file_exit();
+err_ledger:
+	zcopy_ledger_destroy(&zcopy_totals);
 	return ret;
 }
 
@@ -225,6 +230,7 @@ static void __exit zcopy_exit(void)
 	zcopy_debugfs_exit();
 	zcopy_send_exit();
 	zcopy_file_exit();
+	zcopy_ledger_destroy(&zcopy_totals);
 }
 
 module_init(zcopy_init);

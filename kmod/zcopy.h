@@ -10,6 +10,7 @@
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
+#include <linux/percpu.h>
 #include <linux/skbuff.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
@@ -81,13 +82,32 @@ enum zcopy_counter {
 	ZC_NR_COUNTERS
 };
 
+/*
+ * Per CPU, as the stack's SNMP counters: every send on every CPU counts in
+ * its file's ledger and in the module's, where shared atomics would bounce
+ * between CPUs. Pages pinned stay one atomic, for their high-water mark.
+ */
+struct zcopy_ledger_cpu {
+	u64	c[ZC_NR_COUNTERS];
+};
+
 struct zcopy_ledger {
-	atomic64_t	c[ZC_NR_COUNTERS];
+	struct zcopy_ledger_cpu __percpu	*cpu;
+	atomic64_t				pinned;
+	atomic64_t				pinned_peak;
 };
 
 extern struct zcopy_ledger zcopy_totals;
 
-void zcopy_ledger_add(struct zcopy_ledger *l, enum zcopy_counter id, s64 n);
+int zcopy_ledger_init(struct zcopy_ledger *l, gfp_t gfp);
+void zcopy_ledger_destroy(struct zcopy_ledger *l);
+
+/* Any context: this_cpu_add() is safe against interrupts. */
+static inline void zcopy_ledger_add(struct zcopy_ledger *l, enum zcopy_counter id, s64 n)
+{
+	this_cpu_add(l->cpu->c[id], n);
+}
+
 void zcopy_ledger_pinned(struct zcopy_ledger *l, long nr_pages);
 void zcopy_ledger_read(const struct zcopy_ledger *l, struct zcopy_stats *st);
 void zcopy_debugfs_init(void);
