@@ -233,9 +233,6 @@ static int zcopy_fixed_bvec(struct zcopy_fixed *buf, const struct zcopy_iovec *i
 	return 0;
 }
 
-/* Sends of up to this many pages (64 KiB) build their bio_vecs on the stack. */
-#define ZCOPY_FIXED_FAST_BVEC	16
-
 /* Hand @buf's pages in @ta to the stack; the send holds @buf until it completes. */
 static int zcopy_fixed_submit(struct zcopy_file *zf, struct zcopy_tx_args *ta,
 			      struct zcopy_fixed *buf, unsigned int nr_pages)
@@ -262,7 +259,7 @@ int zcopy_send_fixed(struct zcopy_file *zf, struct zcopy_tx_args *ta, u32 index,
 		     const struct zcopy_iovec *iov, unsigned int nr_iov,
 		     unsigned int nr_pages)
 {
-	struct bio_vec fast[ZCOPY_FIXED_FAST_BVEC];
+	struct bio_vec fast[ZCOPY_FAST_BVEC];
 	struct zcopy_fixed *buf;
 	struct iov_iter from;
 	int ret;
@@ -270,13 +267,10 @@ int zcopy_send_fixed(struct zcopy_file *zf, struct zcopy_tx_args *ta, u32 index,
 	buf = zcopy_fixed_get(zf, index);
 	if (!buf)
 		return -ENOENT;
-	ta->bvec = fast;
-	if (nr_pages > ARRAY_SIZE(fast)) {
-		ret = -ENOMEM;
-		ta->bvec = kvmalloc_array(nr_pages, sizeof(*ta->bvec), GFP_KERNEL_ACCOUNT);
-		if (!ta->bvec)
-			goto out_put_buf;
-	}
+	ret = -ENOMEM;
+	ta->bvec = zcopy_bvec_get(fast, nr_pages);
+	if (!ta->bvec)
+		goto out_put_buf;
 	ret = zcopy_fixed_bvec(buf, iov, nr_iov, ta->bvec);
 	if (ret)
 		goto out_free_bvec;
@@ -288,8 +282,7 @@ int zcopy_send_fixed(struct zcopy_file *zf, struct zcopy_tx_args *ta, u32 index,
 	}
 
 out_free_bvec:
-	if (ta->bvec != fast)
-		kvfree(ta->bvec);
+	zcopy_bvec_put(ta->bvec, fast);
 out_put_buf:
 	zcopy_fixed_put(buf);
 	return ret;

@@ -85,6 +85,7 @@ static int zcopy_forward(struct zcopy_file *zf, struct zcopy_rx_area *area,
 {
 	struct zcopy_tx_args ta = { .sock = sock, .flags = args->flags & ZCOPY_SEND_FLAGS,
 				    .cookie = args->cookie };
+	struct bio_vec fast[ZCOPY_FAST_BVEC];
 	unsigned int n = args->count;
 	struct zcopy_fwd *fwd;
 	struct zcopy_tx *tx;
@@ -103,7 +104,7 @@ static int zcopy_forward(struct zcopy_file *zf, struct zcopy_rx_area *area,
 	fwd = tx->priv;
 	fwd->area = area;
 	ret = -ENOMEM;
-	ta.bvec = kvmalloc_array(n, sizeof(*ta.bvec), GFP_KERNEL_ACCOUNT);
+	ta.bvec = zcopy_bvec_get(fast, n);
 	if (!ta.bvec)
 		goto err_free_tx;
 	ret = zcopy_rx_hold(area, pieces, n, ta.bvec, fwd->idx);
@@ -112,7 +113,7 @@ static int zcopy_forward(struct zcopy_file *zf, struct zcopy_rx_area *area,
 	tx->nr_pages = n;
 
 	ret = zcopy_tx_submit(tx, &ta);
-	kvfree(ta.bvec);
+	zcopy_bvec_put(ta.bvec, fast);
 	if (ret < 0)
 		return ret;
 	args->bytes = ta.bytes;
@@ -121,7 +122,7 @@ static int zcopy_forward(struct zcopy_file *zf, struct zcopy_rx_area *area,
 	return 0;
 
 err_free_bvec:
-	kvfree(ta.bvec);
+	zcopy_bvec_put(ta.bvec, fast);
 err_free_tx:
 	zcopy_tx_free(tx);
 	return ret;

@@ -14,6 +14,7 @@
 #include <linux/net.h>
 #include <linux/skbuff.h>
 #include <linux/slab.h>
+#include <linux/uaccess.h>
 #include <linux/uio.h>
 
 #include "zcopy.h"
@@ -172,6 +173,7 @@ static int zcopy_send_pinned(struct zcopy_file *zf, struct zcopy_tx_args *ta,
 			     const struct zcopy_iovec *iov, unsigned int nr_iov,
 			     unsigned int nr_pages)
 {
+	struct bio_vec fast[ZCOPY_FAST_BVEC];
 	struct zcopy_pin *pin;
 	struct zcopy_tx *tx;
 	int ret;
@@ -186,7 +188,7 @@ static int zcopy_send_pinned(struct zcopy_file *zf, struct zcopy_tx_args *ta,
 	}
 	pin = tx->priv;
 	ret = -ENOMEM;
-	ta->bvec = kvmalloc_array(nr_pages, sizeof(*ta->bvec), GFP_KERNEL_ACCOUNT);
+	ta->bvec = zcopy_bvec_get(fast, nr_pages);
 	if (!ta->bvec)
 		goto err_free_tx;
 	ret = mm_account_pinned_pages(&pin->mmp, ta->len);
@@ -199,13 +201,13 @@ static int zcopy_send_pinned(struct zcopy_file *zf, struct zcopy_tx_args *ta,
 	zcopy_count_pinned(zf, nr_pages);
 
 	ret = zcopy_tx_submit(tx, ta);
-	kvfree(ta->bvec);
+	zcopy_bvec_put(ta->bvec, fast);
 	return ret;
 
 err_unaccount:
 	mm_unaccount_pinned_pages(&pin->mmp);
 err_free_bvec:
-	kvfree(ta->bvec);
+	zcopy_bvec_put(ta->bvec, fast);
 err_free_tx:
 	zcopy_tx_free(tx);
 err_uncharge_file:
@@ -250,7 +252,18 @@ static int zcopy_send_put_results(struct zcopy_send __user *uarg, const struct z
 {
 	size_t len = offsetofend(struct zcopy_send, offset) - offsetof(struct zcopy_send, bytes);
 
-	return copy_to_user(&uarg->bytes, &args->bytes, len) ? -EFAULT : 0;
+	/* Three words, twice a send: no call into copy_to_user() for them. */
+	if (!user_write_access_begin(&uarg->bytes, len))
+		return -EFAULT;
+	unsafe_put_user(args->bytes, &uarg->bytes, efault);
+	unsafe_put_user(args->seq, &uarg->seq, efault);
+	unsafe_put_user(args->offset, &uarg->offset, efault);
+	user_write_access_end();
+	return 0;
+
+efault:
+	user_write_access_end();
+	return -EFAULT;
 }
 
 /*

@@ -578,6 +578,7 @@ static int zcopy_pool_send(struct zcopy_pool *pool, struct socket *sock,
 {
 	struct zcopy_tx_args ta = { .sock = sock, .flags = args->flags & ZCOPY_SEND_FLAGS,
 				    .cookie = args->cookie };
+	struct bio_vec fast[ZCOPY_FAST_BVEC];
 	unsigned long first;
 	unsigned int nr;
 	bool record;
@@ -601,7 +602,7 @@ static int zcopy_pool_send(struct zcopy_pool *pool, struct socket *sock,
 	first = off >> PAGE_SHIFT;
 	nr = DIV_ROUND_UP(offset_in_page(off) + ta.len, PAGE_SIZE);
 
-	ta.bvec = kvmalloc_array(nr, sizeof(*ta.bvec), GFP_KERNEL_ACCOUNT);
+	ta.bvec = zcopy_bvec_get(fast, nr);
 	if (!ta.bvec)
 		return -ENOMEM;
 	/* UDP always has a record: nothing else says when a datagram has left. */
@@ -612,7 +613,7 @@ static int zcopy_pool_send(struct zcopy_pool *pool, struct socket *sock,
 		ret = zcopy_pool_send_record(pool, &ta, first, nr, offset_in_page(off));
 	else
 		ret = zcopy_pool_send_by_ref(pool, &ta, first, nr, offset_in_page(off));
-	kvfree(ta.bvec);
+	zcopy_bvec_put(ta.bvec, fast);
 	if (ret)
 		return ret;
 

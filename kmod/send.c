@@ -313,6 +313,23 @@ unsigned int zcopy_bvec_pages(struct bio_vec *bvec, struct page **pages,
 	return n;
 }
 
+/*
+ * Room for @nr_pages bio_vecs: @fast, an array of ZCOPY_FAST_BVEC, if they
+ * fit, else allocated (NULL if not). Given back with zcopy_bvec_put().
+ */
+struct bio_vec *zcopy_bvec_get(struct bio_vec *fast, unsigned int nr_pages)
+{
+	if (nr_pages <= ZCOPY_FAST_BVEC)
+		return fast;
+	return kvmalloc_array(nr_pages, sizeof(*fast), GFP_KERNEL_ACCOUNT);
+}
+
+void zcopy_bvec_put(struct bio_vec *bvec, const struct bio_vec *fast)
+{
+	if (bvec != fast)
+		kvfree(bvec);
+}
+
 /* Whether a send of @len bytes is copied rather than pinned. */
 bool zcopy_send_copies(size_t len)
 {

@@ -362,6 +362,12 @@ int zcopy_tx_copy(struct zcopy_file *zf, const struct zcopy_tx_ledger *l,
 size_t zcopy_send_limit(unsigned long first_offset, size_t len);
 unsigned int zcopy_bvec_pages(struct bio_vec *bvec, struct page **pages,
 			      unsigned long off, size_t len);
+
+/* Sends of up to this many pages (64 KiB) keep their bio_vecs on the stack. */
+#define ZCOPY_FAST_BVEC	16
+
+struct bio_vec *zcopy_bvec_get(struct bio_vec *fast, unsigned int nr_pages);
+void zcopy_bvec_put(struct bio_vec *bvec, const struct bio_vec *fast);
 struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pages,
 				const struct zcopy_tx_ops *ops, size_t priv_size, bool record);
 void zcopy_tx_free(struct zcopy_tx *tx);
