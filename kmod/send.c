@@ -24,6 +24,7 @@
 #include <linux/netdevice.h>
 #include <linux/overflow.h>
 #include <linux/rcupdate.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/uio.h>
 #include <net/sock.h>
@@ -126,8 +127,35 @@ static void zcopy_tx_post(struct zcopy_tx *tx)
 	zcopy_count(zf, ZC_RECORDS_QUEUED, zcopy_records_post(&zf->records, tx->rec));
 }
 
+/*
+ * The sends of a chain shared their skbs, so what the stack said of those
+ * skbs it said to whichever send's ubuf each held: share it out. Every
+ * send left as the chain did; the bytes copied, which the stack counts
+ * exactly, go to the sends in order, as a send of its own counts a copy
+ * counted short as its first bytes copied and the rest not.
+ */
+static void zcopy_tx_share_outcome(struct zcopy_tx *head)
+{
+	bool used = false, copied_any = false;
+	struct zcopy_tx *tx;
+	u64 copied = 0, mine;
+
+	for (tx = head; tx; tx = tx->next) {
+		used |= READ_ONCE(tx->zc_used);
+		copied_any |= READ_ONCE(tx->zc_copied);
+		copied += atomic64_read(&tx->copied);
+	}
+	for (tx = head; tx; tx = tx->next) {
+		mine = tx->failed ? 0 : min(copied, tx->bytes);
+		copied -= mine;
+		atomic64_set(&tx->copied, mine);
+		tx->zc_copied = mine != 0;
+		tx->zc_used = used || copied_any;
+	}
+}
+
 /* After the last reference: process context, never softirq. */
-static void zcopy_tx_release(struct zcopy_tx *tx)
+static void zcopy_tx_release_one(struct zcopy_tx *tx)
 {
 	struct zcopy_file *zf = tx->zf;
 
@@ -143,6 +171,39 @@ static void zcopy_tx_release(struct zcopy_tx *tx)
 	zcopy_file_put(zf);
 	kvfree(tx);
 	module_put(THIS_MODULE);
+}
+
+/* @head's chain let go of its pages: release its sends in the order made. */
+static void zcopy_tx_release(struct zcopy_tx *head)
+{
+	struct zcopy_tx *tx, *next;
+
+	if (head->next)
+		zcopy_tx_share_outcome(head);
+	for (tx = head; tx; tx = next) {
+		next = tx->next;
+		zcopy_tx_release_one(tx);
+	}
+}
+
+/*
+ * Drop a reference to *@txp: true at the last of its chain's, with the
+ * chain's head in *@txp. A send linked into a chain holds a reference to
+ * its head, which it drops at its own last.
+ */
+static bool zcopy_tx_unref(struct zcopy_tx **txp)
+{
+	struct zcopy_tx *tx = *txp;
+
+	if (!refcount_dec_and_test(&tx->ubuf.refcnt))
+		return false;
+	if (tx->head != tx) {
+		tx = tx->head;
+		if (!refcount_dec_and_test(&tx->ubuf.refcnt))
+			return false;
+	}
+	*txp = tx;
+	return true;
 }
 
 /* The sends that completed since the last run, in the order they did. */
@@ -178,7 +239,7 @@ static void zcopy_tx_complete(struct sk_buff *skb, struct ubuf_info *uarg,
 			WRITE_ONCE(tx->zc_used, true);
 		}
 	}
-	if (!refcount_dec_and_test(&uarg->refcnt))
+	if (!zcopy_tx_unref(&tx))
 		return;
 	/* The first on an empty list queues the work; it takes the rest. */
 	d = get_cpu_ptr(&zcopy_tx_done);
@@ -187,14 +248,60 @@ static void zcopy_tx_complete(struct sk_buff *skb, struct ubuf_info *uarg,
 	put_cpu_ptr(&zcopy_tx_done);
 }
 
+static const struct ubuf_info_ops zcopy_ubuf_ops;
+
+/* A chain takes sends of up to this many bytes: a GSO skb's worth. */
+#define ZCOPY_CHAIN_BYTES	SZ_64K
+
+/*
+ * TCP appends a send to the skb at the tail of its queue only if the skb
+ * may hold the send's ubuf, and an skb holds one. Without this, each send
+ * of a few KiB makes an skb of its own, which goes through the stack and
+ * the NIC on its own: what write() does in one 64 KiB skb, such sends do
+ * in sixteen. So, as io_uring links its notifications, a send joins the
+ * chain of the send whose ubuf the skb holds: the chain's first send (its
+ * head) is let go of when every skb and every send of the chain has, and
+ * the chain's sends are then released and recorded together, in order. A
+ * send joins only when it is in no chain yet, and a chain takes at most
+ * ZCOPY_CHAIN_BYTES, so that records keep coming back as data is
+ * acknowledged. Called with the socket locked, which orders the linking.
+ */
+static int zcopy_tx_link_skb(struct sk_buff *skb, struct ubuf_info *uarg)
+{
+	struct zcopy_tx *tx = container_of(uarg, struct zcopy_tx, ubuf);
+	struct ubuf_info *held = skb_zcopy(skb);
+	struct zcopy_tx *head;
+
+	if (!held) {
+		net_zcopy_get(uarg);
+		skb_zcopy_init(skb, uarg);
+		return 0;
+	}
+	if (held == uarg)
+		return 0;
+	if (tx->head != tx || tx->next || !zcopy_ubuf_has_ops(held, &zcopy_ubuf_ops))
+		return -EEXIST;
+	/* The skb holds a reference to @held, and @held one to its head. */
+	head = container_of(held, struct zcopy_tx, ubuf)->head;
+	if (head->chain_bytes + tx->bytes > ZCOPY_CHAIN_BYTES)
+		return -EEXIST;
+	net_zcopy_get(&head->ubuf);
+	head->chain_bytes += tx->bytes;
+	head->last->next = tx;
+	head->last = tx;
+	tx->head = head;
+	return 0;
+}
+
 static const struct ubuf_info_ops zcopy_ubuf_ops = {
 	.complete = zcopy_tx_complete,
+	.link_skb = zcopy_tx_link_skb,
 };
 
 /* Drop the sender's own reference, in process context. */
 static void zcopy_tx_put(struct zcopy_tx *tx)
 {
-	if (refcount_dec_and_test(&tx->ubuf.refcnt))
+	if (zcopy_tx_unref(&tx))
 		zcopy_tx_release(tx);
 }
 
@@ -420,6 +527,8 @@ struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pages,
 	refcount_set(&tx->ubuf.refcnt, 1);
 	tx->ops = ops;
 	tx->zf = zf;
+	tx->head = tx;
+	tx->last = tx;
 	tx->priv = (char *)tx + size;
 	return tx;
 }
@@ -483,6 +592,8 @@ int zcopy_tx_submit(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 	int ret;
 
 	tx->why = zcopy_tx_route(args->sock->sk);
+	tx->bytes = args->len;
+	tx->chain_bytes = args->len;
 	zcopy_count(zf, ZC_SENDS_IN_FLIGHT, 1);
 	kref_get(&zf->ref);
 	__module_get(THIS_MODULE);
@@ -490,6 +601,7 @@ int zcopy_tx_submit(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 	ret = zcopy_tx_sendmsg(tx, args);
 	if (ret <= 0) {
 		tx->failed = true;
+		tx->bytes = 0;
 		ret = ret ?: -EAGAIN;
 	} else {
 		tx->bytes = ret;

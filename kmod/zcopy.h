@@ -295,14 +295,20 @@ struct zcopy_tx_ops {
 
 /**
  * struct zcopy_tx - one send, and the completion record it queues
- * @ubuf:	given to the stack; its count is the skbs holding the pages,
- *		plus one of ours while the send is being made
+ * @ubuf:	given to the stack; its count is the skbs holding it, plus one
+ *		of ours while the send is being made, plus one for each send
+ *		linked into its chain (@head's) until that send's count is spent
  * @ops:	the pages' source
  * @zf:		the file the record goes to (holds a reference)
  * @rec:	the completion record, allocated up front; NULL for a send
  *		without one
- * @work:	releases the pages in process context after the last reference
- * @bytes:	bytes the socket accepted
+ * @done:	on the per-CPU list of chains whose last reference went
+ * @head:	the first send of the chain this one is linked into (see
+ *		zcopy_tx_link_skb()), or itself
+ * @next:	the next send linked into its chain, in the order they were made
+ * @last:	the head's: the last send linked into its chain
+ * @chain_bytes: the head's: bytes asked of the sends of its chain
+ * @bytes:	bytes the socket accepted (until it returns, bytes asked)
  * @copied:	bytes the stack reported copying
  * @nr_pages:	pages held
  * @why:	ZCOPY_COPIED_* to report if the stack copies on the way
@@ -318,6 +324,10 @@ struct zcopy_tx {
 	struct zcopy_file		*zf;
 	struct zcopy_record		*rec;
 	struct llist_node		done;
+	struct zcopy_tx			*head;
+	struct zcopy_tx			*next;
+	struct zcopy_tx			*last;
+	u64				chain_bytes;
 	u64				bytes;
 	atomic64_t			copied;
 	unsigned int			nr_pages;

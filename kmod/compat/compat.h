@@ -19,8 +19,10 @@
 
 /*
  * 6.10 replaced ubuf_info's callback with a table of operations whose
- * complete() has the callback's signature. Older kernels get the table's
- * type; zcopy_ubuf_set_ops() installs it either way.
+ * complete() has the callback's signature, and a link_skb() that TCP
+ * asks before it appends to an skb holding another ubuf. Older kernels get
+ * the table's type, and never call link_skb(); zcopy_ubuf_set_ops()
+ * installs the table either way, zcopy_ubuf_has_ops() recognizes it.
  */
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 10, 0)
 struct ubuf_info_ops {
@@ -34,11 +36,23 @@ static inline void zcopy_ubuf_set_ops(struct ubuf_info *uarg,
 {
 	uarg->callback = ops->complete;
 }
+
+static inline bool zcopy_ubuf_has_ops(const struct ubuf_info *uarg,
+				      const struct ubuf_info_ops *ops)
+{
+	return uarg->callback == ops->complete;
+}
 #else
 static inline void zcopy_ubuf_set_ops(struct ubuf_info *uarg,
 				      const struct ubuf_info_ops *ops)
 {
 	uarg->ops = ops;
+}
+
+static inline bool zcopy_ubuf_has_ops(const struct ubuf_info *uarg,
+				      const struct ubuf_info_ops *ops)
+{
+	return uarg->ops == ops;
 }
 #endif
 
