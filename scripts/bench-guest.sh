@@ -13,7 +13,7 @@
 #   BENCH_SIZES    message sizes in bytes
 #   BENCH_REPS     runs per cell
 #   BENCH_BYTES    most bytes per zcsend run: a run sends 4096 messages,
-#                  at least 4 MiB and at most this (the peers run for
+#                  at least 16 MiB and at most this (the peers run for
 #                  BENCH_SECS instead)
 #   BENCH_SECS     seconds per tcp_mmap run (it always sends 32 GiB, and is
 #                  stopped after as long)
@@ -91,22 +91,36 @@ path_setup() {
 	esac
 }
 
-# busy: the guest's busy CPU time so far, in clock ticks: every process,
-# interrupt and softirq, whoever was charged for it.
+# busy: the guest's busy CPU time so far, in seconds: every process,
+# interrupt and softirq, whoever was charged for it. On one CPU (-icount),
+# to the nanosecond: the time since boot less the tickless idle clock of
+# /proc/timer_list (idle and iowait sleep), which is whole while the CPU
+# reading it runs. Otherwise /proc/stat's ticks, as other CPUs may be idle
+# for a while that their clock has not counted yet.
+BUSY_CLOCK=ticks
+if [ "$(grep -c '^  \.idle_sleeptime' /proc/timer_list 2>/dev/null)" = 1 ]; then
+	BUSY_CLOCK=idle
+fi
 busy() {
-	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
+	if [ $BUSY_CLOCK = idle ]; then
+		awk '/^now at / { now = $3 } /^  \.(idle|iowait)_sleeptime/ { idle += $3 }
+		     END { printf "%.9f\n", (now - idle) / 1e9 }' /proc/timer_list
+	else
+		awk -v hz=$HZ '/^cpu / { printf "%.2f\n", ($2 + $3 + $4 + $7 + $8) / hz; exit }' \
+			/proc/stat
+	fi
 }
 
 # emit PATH SIZE METHOD REP TX_JSON_FILE RX_JSON_FILE [EXTRA_JSON]
 emit() {
-	busy_s=$(awk -v a="$BUSY0" -v b="$(busy)" -v hz="$HZ" 'BEGIN { print (b - a) / hz }')
+	busy_s=$(awk -v a="$BUSY0" -v b="$(busy)" 'BEGIN { printf "%.6f", b - a }')
 	tx=$(tail -n1 "$5" 2>/dev/null)
 	rx=$(tail -n1 "$6" 2>/dev/null)
 	case $tx in "{"*) ;; *) tx=null ;; esac
 	case $rx in "{"*) ;; *) rx=null ;; esac
 	echo "BENCH {\"kernel\": \"$(uname -r)\", \"path\": \"$1\", \"size\": $2," \
 	     "\"method\": \"$3\", \"rep\": $4, \"copy_below\": $COPY_BELOW, \"data\": \"$DATA\"," \
-	     "\"busy_s\": $busy_s," \
+	     "\"busy_s\": $busy_s, \"busy_clock\": \"$BUSY_CLOCK\"," \
 	     "\"tx\": $tx, \"rx\": $rx${7:+, $7}}"
 }
 
@@ -119,7 +133,7 @@ run_tools() {
 		>$T/rx.json 2>$T/rx.err &
 	rpid=$!
 	n=$((size * 4096))
-	[ $n -ge 4194304 ] || n=4194304
+	[ $n -ge 16777216 ] || n=16777216
 	[ $n -le "$BYTES" ] || n=$BYTES
 	zcsend --connect "$RADDR:$PORT" --method "$txm" --msg-size "$size" \
 		--bytes $n --"$DATA" --json "$@" >$T/tx.json 2>$T/tx.err
@@ -216,7 +230,7 @@ run_proxy() {
 		>$T/px.json 2>$T/px.err &
 	ppid=$!
 	n=$((size * 4096))
-	[ $n -ge 4194304 ] || n=4194304
+	[ $n -ge 16777216 ] || n=16777216
 	[ $n -le "$BYTES" ] || n=$BYTES
 	ip netns exec peer zcsend --connect "198.18.2.1:$((PORT + 1))" --method write \
 		--msg-size "$size" --bytes $n --"$DATA" --json >$T/tx.json 2>$T/tx.err
