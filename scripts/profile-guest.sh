@@ -48,7 +48,8 @@ EOT
 		sed "s/$esc\[[0-9;]*m//g" | head -n 300
 	for sym in $syms; do
 		echo "--- $name: samples of $sym by offset"
-		perf script -i "/tmp/$name.data" -F sym,symoff 2>/dev/null |
-			grep -E "^ *$sym\+0x" | sort | uniq -c | sort -rn | head -n 60
+		# perf script prints no symbol without the address beside it.
+		perf script -i "/tmp/$name.data" -F ip,sym,symoff 2>/dev/null |
+			awk '{ print $2 }' | grep -E "^$sym\+0x" | sort | uniq -c | sort -rn | head -n 60
 	done
 done
