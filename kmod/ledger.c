@@ -125,7 +125,7 @@ void zcopy_ledger_pinned(struct zcopy_ledger *l, long nr_pages)
 {
 	zcopy_raise(&l->pinned_peak, atomic64_add_return(nr_pages, &l->pinned));
 	if (nr_pages > 0)
-		zcopy_ledger_add(l, ZC_PAGES_PINNED_TOTAL, nr_pages);
+		this_cpu_add(l->cpu->c[ZC_PAGES_PINNED_TOTAL], nr_pages);
 }
 
 static u64 zcopy_ledger_get(const struct zcopy_ledger *l, enum zcopy_counter id)
