@@ -1022,6 +1022,43 @@ TEST_F(tx, two_fds_independent)
 }
 
 /*
+ * Two fds' pinned sends on one socket, alternately: on kernels where TCP
+ * links sends into the skb before them (6.10+), the sends of both share
+ * skbs and complete as one chain, and still each fd's records cover its
+ * own sends and say how their bytes left.
+ */
+TEST_F(tx, two_fds_one_skb)
+{
+	struct zc_tx *t = &self->t;
+	struct zc_log log2 = { 0 };
+	char *buf = zc_map(64 * KB);
+	unsigned int i;
+	int zfd2;
+
+	if (IS_UDP(t))
+		SKIP(return, "each datagram is an skb of its own");
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, ZC_SEED(90), 64 * KB);
+	zfd2 = zc_open();
+	ASSERT_LE(0, zfd2);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	for (i = 0; i < 8; i++) {
+		struct zcopy_iovec a = { (uintptr_t)buf + i * 4 * KB, 4 * KB };
+		struct zcopy_iovec b = { (uintptr_t)buf + 32 * KB + i * 4 * KB + 100, 3000 };
+		struct zcopy_send s;
+
+		ASSERT_EQ(0, zc_tx_send_once(t, t->zfd, t->sock, &t->log, &a, 1, 0, i, &s));
+		ASSERT_EQ(0, zc_tx_send_once(t, zfd2, t->sock, &log2, &b, 1, 0, 50 + i, &s));
+	}
+	zc_tx_check_data(_metadata, t);
+	zc_tx_check_records(_metadata, t, t->zfd, &t->log);
+	zc_tx_check_records(_metadata, t, zfd2, &log2);
+	close(zfd2);
+	zc_log_free(&log2);
+	zc_unmap(buf, 64 * KB);
+}
+
+/*
  * A packet tap on the sending device sees every packet: the stack copies
  * for it, whatever the path. The data still arrives, and the records and
  * the ledger stay consistent (which flags they get is the module's call).
