@@ -989,28 +989,34 @@ TEST_F(tx, ledger_module)
 	zc_unmap(buf, size);
 }
 
-/* Two zcopy fds on one socket: each its own seqs, offsets and records. */
-TEST_F(tx, two_fds_independent)
+/*
+ * @n sends from each of two zcopy fds on @t's socket, alternately: @a[i]
+ * from the first, @b[i] from the second, their bases offsets into a 64 KiB
+ * buffer filled from @seed. Each fd numbers its own sends, and its records
+ * cover them and say how their bytes left.
+ */
+static void two_fds_alternate(struct __test_metadata *_metadata, struct zc_tx *t,
+			      uint64_t seed, const struct zcopy_iovec *a,
+			      const struct zcopy_iovec *b, unsigned int n)
 {
-	struct zc_tx *t = &self->t;
 	struct zc_log log2 = { 0 };
 	char *buf = zc_map(64 * KB);
 	unsigned int i;
 	int zfd2;
 
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, ZC_SEED(79), 64 * KB);
+	zc_fill(buf, ZC_SEED(seed), 64 * KB);
 	zfd2 = zc_open();
 	ASSERT_LE(0, zfd2);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
-	for (i = 0; i < 6; i++) {
-		struct zcopy_iovec a = { (uintptr_t)buf + i * 100, 1000 + i };
-		struct zcopy_iovec b = { (uintptr_t)buf + 20000 + i * 7, 3000 - i };
+	for (i = 0; i < n; i++) {
+		struct zcopy_iovec ia = { (uintptr_t)buf + a[i].base, a[i].len };
+		struct zcopy_iovec ib = { (uintptr_t)buf + b[i].base, b[i].len };
 		struct zcopy_send s;
 
-		ASSERT_EQ(0, zc_tx_send_once(t, t->zfd, t->sock, &t->log, &a, 1, 0, i, &s));
+		ASSERT_EQ(0, zc_tx_send_once(t, t->zfd, t->sock, &t->log, &ia, 1, 0, i, &s));
 		EXPECT_EQ(i, s.seq);
-		ASSERT_EQ(0, zc_tx_send_once(t, zfd2, t->sock, &log2, &b, 1, 0, 50 + i, &s));
+		ASSERT_EQ(0, zc_tx_send_once(t, zfd2, t->sock, &log2, &ib, 1, 0, 50 + i, &s));
 		EXPECT_EQ(i, s.seq);
 	}
 	zc_tx_check_data(_metadata, t);
@@ -1021,6 +1027,19 @@ TEST_F(tx, two_fds_independent)
 	zc_unmap(buf, 64 * KB);
 }
 
+/* Two zcopy fds on one socket: each its own seqs, offsets and records. */
+TEST_F(tx, two_fds_independent)
+{
+	struct zcopy_iovec a[6], b[6];
+	unsigned int i;
+
+	for (i = 0; i < 6; i++) {
+		a[i] = (struct zcopy_iovec){ i * 100, 1000 + i };
+		b[i] = (struct zcopy_iovec){ 20000 + i * 7, 3000 - i };
+	}
+	two_fds_alternate(_metadata, &self->t, 79, a, b, 6);
+}
+
 /*
  * Two fds' pinned sends on one socket, alternately: on kernels where TCP
  * links sends into the skb before them (6.10+), the sends of both share
@@ -1029,33 +1048,16 @@ TEST_F(tx, two_fds_independent)
  */
 TEST_F(tx, two_fds_one_skb)
 {
-	struct zc_tx *t = &self->t;
-	struct zc_log log2 = { 0 };
-	char *buf = zc_map(64 * KB);
+	struct zcopy_iovec a[8], b[8];
 	unsigned int i;
-	int zfd2;
 
-	if (IS_UDP(t))
+	if (IS_UDP(&self->t))
 		SKIP(return, "each datagram is an skb of its own");
-	ASSERT_NE(NULL, buf);
-	zc_fill(buf, ZC_SEED(90), 64 * KB);
-	zfd2 = zc_open();
-	ASSERT_LE(0, zfd2);
-	zc_tx_start(_metadata, t, false, 0, 0, false);
 	for (i = 0; i < 8; i++) {
-		struct zcopy_iovec a = { (uintptr_t)buf + i * 4 * KB, 4 * KB };
-		struct zcopy_iovec b = { (uintptr_t)buf + 32 * KB + i * 4 * KB + 100, 3000 };
-		struct zcopy_send s;
-
-		ASSERT_EQ(0, zc_tx_send_once(t, t->zfd, t->sock, &t->log, &a, 1, 0, i, &s));
-		ASSERT_EQ(0, zc_tx_send_once(t, zfd2, t->sock, &log2, &b, 1, 0, 50 + i, &s));
+		a[i] = (struct zcopy_iovec){ i * 4 * KB, 4 * KB };
+		b[i] = (struct zcopy_iovec){ 32 * KB + i * 4 * KB + 100, 3000 };
 	}
-	zc_tx_check_data(_metadata, t);
-	zc_tx_check_records(_metadata, t, t->zfd, &t->log);
-	zc_tx_check_records(_metadata, t, zfd2, &log2);
-	close(zfd2);
-	zc_log_free(&log2);
-	zc_unmap(buf, 64 * KB);
+	two_fds_alternate(_metadata, &self->t, 90, a, b, 8);
 }
 
 /*
