@@ -215,37 +215,20 @@ err_uncharge_file:
 	return ret;
 }
 
-/* The send @args describes; *@whole says whether it took every byte named. */
-static int zcopy_send(struct zcopy_file *zf, struct socket *sock,
-		      struct zcopy_send *args, struct zcopy_iovec *iov, bool *whole)
-{
-	struct zcopy_tx_args ta = { .sock = sock, .flags = args->flags,
-				    .cookie = args->cookie };
-	unsigned int nr_iov = args->iov_count, nr_pages;
-	size_t asked;
-	int ret;
-
-	ret = zcopy_check_iov(iov, &nr_iov, sock->type == SOCK_DGRAM, &asked, &ta.len,
-			      &nr_pages);
-	if (ret)
-		return ret;
-	if (args->flags & ZCOPY_SEND_FIXED)
-		ret = zcopy_send_fixed(zf, &ta, args->buf_index, iov, nr_iov, nr_pages);
-	else if (zcopy_send_copies(ta.len))
-		ret = zcopy_send_copy(zf, &ta, iov, nr_iov);
-	else
-		ret = zcopy_send_pinned(zf, &ta, iov, nr_iov, nr_pages);
-	if (ret < 0)
-		return ret;
-	args->bytes = ta.bytes;
-	args->seq = ta.seq;
-	args->offset = ta.offset;
-	*whole = ta.bytes == asked;
-	return 0;
-}
-
 /* Vectors this short are copied to the stack, as UIO_FASTIOV iovecs are. */
 #define ZCOPY_FAST_IOV	8
+
+/* A send read from the user and checked, not made yet. */
+struct zcopy_send_req {
+	struct zcopy_send	args;
+	struct socket		*sock;
+	struct zcopy_iovec	*iov;
+	struct zcopy_iovec	fast[ZCOPY_FAST_IOV];
+	unsigned int		nr_iov;		/* of @iov, cut to one send's limits */
+	unsigned int		nr_pages;
+	size_t			asked;		/* bytes @iov names */
+	size_t			len;		/* bytes one send takes of them */
+};
 
 /* A send's results, adjacent in struct zcopy_send: bytes, seq and offset. */
 static int zcopy_send_put_results(struct zcopy_send __user *uarg, const struct zcopy_send *args)
@@ -266,64 +249,209 @@ efault:
 	return -EFAULT;
 }
 
-/*
- * One send, its arguments at @uarg and its results written back there:
- * 0 or -errno, and *@whole says whether it sent every byte it named.
- */
-static int zcopy_send_user(struct zcopy_file *zf, struct zcopy_send __user *uarg, bool *whole)
+static void zcopy_send_req_put(struct zcopy_send_req *req)
 {
-	struct zcopy_iovec fast[ZCOPY_FAST_IOV], *iov = fast;
-	struct zcopy_send args;
-	struct socket *sock;
+	if (req->iov != req->fast)
+		kfree(req->iov);
+	if (req->sock)
+		sockfd_put(req->sock);
+}
+
+/* Read the send at @uarg into @req and check it; on success the caller puts @req. */
+static int zcopy_send_read(struct zcopy_send __user *uarg, struct zcopy_send_req *req)
+{
+	struct zcopy_send *args = &req->args;
 	int ret;
 
-	if (copy_from_user(&args, uarg, sizeof(args)))
+	if (copy_from_user(args, uarg, sizeof(*args)))
 		return -EFAULT;
-	if (args.flags & ~(ZCOPY_SEND_FLAGS | ZCOPY_SEND_FIXED) ||
-	    (args.buf_index && !(args.flags & ZCOPY_SEND_FIXED)) ||
-	    memchr_inv(args.reserved, 0, sizeof(args.reserved)))
+	if (args->flags & ~(ZCOPY_SEND_FLAGS | ZCOPY_SEND_FIXED) ||
+	    (args->buf_index && !(args->flags & ZCOPY_SEND_FIXED)) ||
+	    memchr_inv(args->reserved, 0, sizeof(args->reserved)))
 		return -EINVAL;
-	if (!args.iov_count || args.iov_count > ZCOPY_MAX_IOV)
+	if (!args->iov_count || args->iov_count > ZCOPY_MAX_IOV)
 		return -EINVAL;
 	/* The results go back here: fail now rather than after sending. */
-	if (zcopy_send_put_results(uarg, &args))
+	if (zcopy_send_put_results(uarg, args))
 		return -EFAULT;
 
-	sock = zcopy_send_socket(args.sockfd);
-	if (IS_ERR(sock))
-		return PTR_ERR(sock);
+	req->sock = zcopy_send_socket(args->sockfd);
+	if (IS_ERR(req->sock))
+		return PTR_ERR(req->sock);
 
-	if (args.iov_count <= ZCOPY_FAST_IOV) {
+	req->iov = req->fast;
+	if (args->iov_count <= ZCOPY_FAST_IOV) {
 		ret = -EFAULT;
-		if (copy_from_user(fast, u64_to_user_ptr(args.iov),
-				   args.iov_count * sizeof(*iov)))
-			goto out_put_sock;
+		if (copy_from_user(req->fast, u64_to_user_ptr(args->iov),
+				   args->iov_count * sizeof(*req->iov)))
+			goto err_put;
 	} else {
-		iov = memdup_user(u64_to_user_ptr(args.iov),
-				  array_size(args.iov_count, sizeof(*iov)));
-		if (IS_ERR(iov)) {
-			ret = PTR_ERR(iov);
-			goto out_put_sock;
+		req->iov = memdup_user(u64_to_user_ptr(args->iov),
+				       array_size(args->iov_count, sizeof(*req->iov)));
+		if (IS_ERR(req->iov)) {
+			ret = PTR_ERR(req->iov);
+			req->iov = req->fast;
+			goto err_put;
 		}
 	}
 
-	*whole = false;
-	ret = zcopy_send(zf, sock, &args, iov, whole);
-	if (!ret)
-		ret = zcopy_send_put_results(uarg, &args);
+	req->nr_iov = args->iov_count;
+	ret = zcopy_check_iov(req->iov, &req->nr_iov, req->sock->type == SOCK_DGRAM,
+			      &req->asked, &req->len, &req->nr_pages);
+	if (ret)
+		goto err_put;
+	return 0;
 
-	if (iov != fast)
-		kfree(iov);
-out_put_sock:
-	sockfd_put(sock);
+err_put:
+	zcopy_send_req_put(req);
 	return ret;
+}
+
+/*
+ * Make the send @req describes and write its results back to @uarg;
+ * *@whole says whether it took every byte named.
+ */
+static int zcopy_send(struct zcopy_file *zf, struct zcopy_send_req *req,
+		      struct zcopy_send __user *uarg, bool *whole)
+{
+	struct zcopy_tx_args ta = { .sock = req->sock, .len = req->len,
+				    .flags = req->args.flags, .cookie = req->args.cookie };
+	struct zcopy_send *args = &req->args;
+	int ret;
+
+	*whole = false;
+	if (args->flags & ZCOPY_SEND_FIXED)
+		ret = zcopy_send_fixed(zf, &ta, args->buf_index, req->iov, req->nr_iov,
+				       req->nr_pages);
+	else if (zcopy_send_copies(ta.len))
+		ret = zcopy_send_copy(zf, &ta, req->iov, req->nr_iov);
+	else
+		ret = zcopy_send_pinned(zf, &ta, req->iov, req->nr_iov, req->nr_pages);
+	if (ret < 0)
+		return ret;
+	args->bytes = ta.bytes;
+	args->seq = ta.seq;
+	args->offset = ta.offset;
+	*whole = ta.bytes == req->asked;
+	return zcopy_send_put_results(uarg, args);
 }
 
 long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
 {
+	struct zcopy_send_req req;
 	bool whole;
+	int ret;
 
-	return zcopy_send_user(zf, uarg, &whole);
+	ret = zcopy_send_read(uarg, &req);
+	if (ret)
+		return ret;
+	ret = zcopy_send(zf, &req, uarg, &whole);
+	zcopy_send_req_put(&req);
+	return ret;
+}
+
+/*
+ * A batch's short sends in a row to one stream socket with the same flags:
+ * they are copied anyway, so they go down in one sendmsg, as one writev(2)
+ * would, and not one each. The socket's stream sees the same bytes.
+ */
+#define ZCOPY_RUN_SENDS	32
+#define ZCOPY_RUN_VECS	64
+
+struct zcopy_send_run {
+	struct socket	*sock;		/* a reference, while @nr */
+	u32		flags;
+	u64		cookie;		/* the first send's, as merged records keep */
+	u32		first;		/* the batch entry of the first send */
+	unsigned int	nr;
+	unsigned int	nr_vec;
+	size_t		len;
+	u32		lens[ZCOPY_RUN_SENDS];
+	struct iovec	vec[ZCOPY_RUN_VECS];
+};
+
+/* Whether @req is a short send that a run can take. */
+static bool zcopy_send_runs(const struct zcopy_send_req *req)
+{
+	return !(req->args.flags & ZCOPY_SEND_FIXED) && req->sock->type == SOCK_STREAM &&
+	       req->len == req->asked && zcopy_send_copies(req->len) &&
+	       req->nr_iov <= ZCOPY_RUN_VECS;
+}
+
+/* Whether @req can join @run, which has sends; a full run takes none. */
+static bool zcopy_send_run_takes(const struct zcopy_send_run *run,
+				 const struct zcopy_send_req *req)
+{
+	return req->sock == run->sock && req->args.flags == run->flags &&
+	       run->nr < ZCOPY_RUN_SENDS && run->nr_vec + req->nr_iov <= ZCOPY_RUN_VECS;
+}
+
+/* Add the send @req, batch entry @index, to @run; it takes @req's socket if first. */
+static void zcopy_send_run_add(struct zcopy_send_run *run, struct zcopy_send_req *req,
+			       u32 index)
+{
+	unsigned int i;
+
+	if (!run->nr) {
+		run->sock = req->sock;
+		req->sock = NULL;
+		run->flags = req->args.flags;
+		run->cookie = req->args.cookie;
+		run->first = index;
+		run->nr_vec = 0;
+		run->len = 0;
+	}
+	for (i = 0; i < req->nr_iov; i++) {
+		run->vec[run->nr_vec].iov_base = u64_to_user_ptr(req->iov[i].base);
+		run->vec[run->nr_vec++].iov_len = req->iov[i].len;
+	}
+	run->lens[run->nr++] = req->len;
+	run->len += req->len;
+}
+
+/*
+ * Send @run and write each send's results back to its entry of @sends:
+ * *@done moves past the sends made, and *@whole says whether all of them
+ * were made whole. The run is empty after.
+ */
+static int zcopy_send_run_flush(struct zcopy_file *zf, struct zcopy_send_run *run,
+				struct zcopy_send __user *sends, u32 *done, bool *whole)
+{
+	struct zcopy_tx_args ta = { .sock = run->sock, .len = run->len, .lens = run->lens,
+				    .nr_sends = run->nr, .flags = run->flags,
+				    .cookie = run->cookie };
+	struct zcopy_send res;
+	struct iov_iter from;
+	size_t left;
+	unsigned int i;
+	int ret;
+
+	iov_iter_init(&from, ITER_SOURCE, run->vec, run->nr_vec, run->len);
+	ret = zcopy_tx_copy(zf, &zcopy_send_ledger, &ta, &from, true);
+	*whole = false;
+	if (ret < 0)
+		goto out;
+	*whole = (size_t)ret == run->len;
+
+	res.seq = ta.seq;
+	res.offset = ta.offset;
+	for (i = 0, left = ret; i < run->nr && left; i++) {
+		res.bytes = min_t(size_t, left, run->lens[i]);
+		ret = zcopy_send_put_results(&sends[run->first + i], &res);
+		if (ret) {
+			*whole = false;
+			goto out;
+		}
+		*done = run->first + i + 1;
+		left -= res.bytes;
+		res.seq++;
+		res.offset += res.bytes;
+	}
+	ret = 0;
+out:
+	sockfd_put(run->sock);
+	run->nr = 0;
+	return ret;
 }
 
 /*
@@ -332,10 +460,12 @@ long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
  */
 long zcopy_ioctl_send_batch(struct zcopy_file *zf, struct zcopy_send_batch __user *uarg)
 {
+	struct zcopy_send_run *run = NULL;
 	struct zcopy_send_batch args;
 	struct zcopy_send __user *sends;
+	struct zcopy_send_req req;
 	bool whole = true;
-	u32 done;
+	u32 i, done = 0;
 	int ret = 0;
 
 	if (copy_from_user(&args, uarg, sizeof(args)))
@@ -349,12 +479,41 @@ long zcopy_ioctl_send_batch(struct zcopy_file *zf, struct zcopy_send_batch __use
 		return -EFAULT;
 
 	sends = u64_to_user_ptr(args.sends);
-	for (done = 0; done < args.count && whole; done++) {
-		ret = zcopy_send_user(zf, &sends[done], &whole);
+	for (i = 0; i < args.count && whole; i++) {
+		ret = zcopy_send_read(&sends[i], &req);
 		if (ret)
 			break;
+		if (run && run->nr && !zcopy_send_run_takes(run, &req)) {
+			ret = zcopy_send_run_flush(zf, run, sends, &done, &whole);
+			if (ret || !whole) {
+				zcopy_send_req_put(&req);
+				break;
+			}
+		}
+		/* Without memory for a run, each send goes alone. */
+		if (!run && args.count > 1 && zcopy_send_runs(&req))
+			run = kmalloc(sizeof(*run), GFP_KERNEL);
+		if (run && zcopy_send_runs(&req)) {
+			zcopy_send_run_add(run, &req, i);
+			zcopy_send_req_put(&req);
+			cond_resched();
+			continue;
+		}
+		ret = zcopy_send(zf, &req, &sends[i], &whole);
+		zcopy_send_req_put(&req);
+		if (ret)
+			break;
+		done = i + 1;
 		cond_resched();
 	}
+	/* The sends before a failing one go; the batch fails as its first send. */
+	if (run && run->nr) {
+		int err = zcopy_send_run_flush(zf, run, sends, &done, &whole);
+
+		if (err)
+			ret = err;
+	}
+	kfree(run);
 	if (!done)
 		return ret;
 	return put_user(done, &uarg->done) ? -EFAULT : 0;

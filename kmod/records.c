@@ -87,11 +87,16 @@ void zcopy_record_put(struct zcopy_records *r, struct zcopy_record *rec)
 	zcopy_records_unreserve(r, 1);
 }
 
-/* The sequence number and stream offset of a send of @bytes, in order. */
-void zcopy_records_number(struct zcopy_records *r, u64 bytes, u64 *seq, u64 *offset)
+/*
+ * The sequence number and stream offset of the first of @sends sends of
+ * @bytes in all, in order; the others follow it.
+ */
+void zcopy_records_number(struct zcopy_records *r, unsigned int sends, u64 bytes,
+			  u64 *seq, u64 *offset)
 {
 	spin_lock(&r->lock);
-	*seq = r->next_seq++;
+	*seq = r->next_seq;
+	r->next_seq += sends;
 	*offset = r->next_offset;
 	r->next_offset += bytes;
 	spin_unlock(&r->lock);

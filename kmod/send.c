@@ -443,19 +443,34 @@ bool zcopy_send_copies(size_t len)
 	return len < READ_ONCE(copy_below);
 }
 
+/* How many of a run's sends @bytes reach, the last maybe in part. */
+static unsigned int zcopy_run_reached(const struct zcopy_tx_args *args, size_t bytes)
+{
+	unsigned int i;
+
+	if (!args->lens)
+		return 1;
+	for (i = 0; i < args->nr_sends && bytes; i++)
+		bytes -= min_t(size_t, bytes, args->lens[i]);
+	return i;
+}
+
 /*
  * Send @args->len bytes from @from by copying them, as write(2) does: the
  * socket has its own copy when sock_sendmsg() returns, so the send is
  * complete at once, and its record (with @record) says ZCOPY_COPIED_SMALL.
- * A send with a record is counted in @l as one completed by copying; one
- * without, by its caller. Returns the bytes sent or an error with no
- * record to come.
+ * A run of sends (@args->lens) goes down in one sendmsg, as writev(2)
+ * would, and has one record for the sends the bytes reached: theirs would
+ * merge anyway. A send with a record is counted in @l as one completed by
+ * copying; one without, by its caller. Returns the bytes sent or an error
+ * with no record to come.
  */
 int zcopy_tx_copy(struct zcopy_file *zf, const struct zcopy_tx_ledger *l,
 		  struct zcopy_tx_args *args, struct iov_iter *from, bool record)
 {
 	struct msghdr msg = { .msg_flags = zcopy_msg_flags(args->sock, args->flags) };
 	struct zcopy_record *rec = NULL;
+	unsigned int sends;
 	int ret;
 
 	if (record) {
@@ -476,18 +491,19 @@ int zcopy_tx_copy(struct zcopy_file *zf, const struct zcopy_tx_ledger *l,
 	args->offset = ZCOPY_NO_SEQ;
 	if (!rec)
 		return ret;
-	zcopy_count(zf, l->sends, 1);
+	sends = zcopy_run_reached(args, ret);
+	zcopy_count(zf, l->sends, sends);
 	zcopy_count(zf, l->bytes, ret);
-	zcopy_count(zf, l->completions, 1);
+	zcopy_count(zf, l->completions, sends);
 	zcopy_count(zf, l->copied, ret);
 	zcopy_count(zf, l->small, ret);
-	zcopy_records_number(&zf->records, ret, &args->seq, &args->offset);
+	zcopy_records_number(&zf->records, sends, ret, &args->seq, &args->offset);
 	rec->c.cookie = args->cookie;
 	rec->c.seq = args->seq;
 	rec->c.offset = args->offset;
 	rec->c.bytes = ret;
 	rec->c.copied = ret;
-	rec->c.sends = 1;
+	rec->c.sends = sends;
 	rec->c.flags = ZCOPY_COMPL_COPIED | ZCOPY_COPIED_SMALL;
 	zcopy_count(zf, ZC_RECORDS_QUEUED, zcopy_records_post(&zf->records, rec));
 	return ret;
@@ -610,7 +626,7 @@ int zcopy_tx_submit(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 		args->seq = ZCOPY_NO_SEQ;
 		args->offset = ZCOPY_NO_SEQ;
 		if (tx->rec) {
-			zcopy_records_number(&zf->records, ret, &args->seq, &args->offset);
+			zcopy_records_number(&zf->records, 1, ret, &args->seq, &args->offset);
 			tx->rec->c.cookie = args->cookie;
 			tx->rec->c.seq = args->seq;
 			tx->rec->c.offset = args->offset;

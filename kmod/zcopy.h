@@ -145,7 +145,8 @@ struct zcopy_records {
 void zcopy_records_init(struct zcopy_records *r);
 struct zcopy_record *zcopy_record_get(struct zcopy_records *r);
 void zcopy_record_put(struct zcopy_records *r, struct zcopy_record *rec);
-void zcopy_records_number(struct zcopy_records *r, u64 bytes, u64 *seq, u64 *offset);
+void zcopy_records_number(struct zcopy_records *r, unsigned int sends, u64 bytes,
+			  u64 *seq, u64 *offset);
 int zcopy_records_post(struct zcopy_records *r, struct zcopy_record *rec);
 ssize_t zcopy_records_read(struct zcopy_records *r, char __user *buf, size_t count,
 			   bool nonblock);
@@ -344,16 +345,21 @@ struct zcopy_tx {
  * @sock:	the socket
  * @bvec:	the pages and where in them the bytes are, one per page
  * @len:	bytes to send
+ * @lens:	a run of short sends copied as one (zcopy_tx_copy()): each
+ *		one's bytes, @len in all; NULL for one send
+ * @nr_sends:	entries in @lens
  * @flags:	ZCOPY_SEND_*
  * @cookie:	for the record
  * @bytes:	out: bytes the socket accepted
- * @seq:	out: the send's sequence number
+ * @seq:	out: the (first) send's sequence number
  * @offset:	out: where its bytes start in the file's stream
  */
 struct zcopy_tx_args {
 	struct socket	*sock;
 	struct bio_vec	*bvec;
 	size_t		len;
+	const u32	*lens;
+	unsigned int	nr_sends;
 	u32		flags;
 	u64		cookie;
 	u64		bytes;

@@ -1020,8 +1020,8 @@ void zc_tx_log_sent(struct zc_tx *t, const struct zcopy_iovec *iov,
 	}
 }
 
-int zc_tx_send_batch(struct zc_tx *t, const struct zcopy_iovec *iov, uint32_t n,
-		     uint32_t per_call)
+int zc_tx_send_batch(struct zc_tx *t, const struct zcopy_iovec *iov, const uint32_t *flags,
+		     uint32_t n, uint32_t per_call)
 {
 	bool udp = t->net.type == SOCK_DGRAM;
 	struct zcopy_iovec *w = malloc(n * sizeof(*w));
@@ -1045,7 +1045,8 @@ int zc_tx_send_batch(struct zc_tx *t, const struct zcopy_iovec *iov, uint32_t n,
 		for (i = 0; i < k; i++)
 			s[i] = (struct zcopy_send){
 				.sockfd = t->sock,
-				.flags = t->fixed >= 0 ? ZCOPY_SEND_FIXED : 0,
+				.flags = (t->fixed >= 0 ? ZCOPY_SEND_FIXED : 0) |
+					 (flags ? flags[first + i] : 0),
 				.iov = (uintptr_t)&w[first + i],
 				.iov_count = 1,
 				.buf_index = t->fixed >= 0 ? t->fixed : 0,

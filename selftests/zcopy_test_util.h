@@ -399,12 +399,13 @@ int zc_tx_send_once(struct zc_tx *t, int zfd, int sock, struct zc_log *log,
 		    uint64_t cookie, struct zcopy_send *out);
 
 /*
- * @n single-vector sends of @iov[i] on t->sock in ZCOPY_IOC_SEND_BATCH
- * calls of at most @per_call, each logged as zc_tx_send_once() logs one;
- * an entry sent short is sent on from where it stopped. 0 or -errno.
+ * @n single-vector sends of @iov[i] on t->sock, with ZCOPY_SEND_* @flags[i]
+ * (@flags may be NULL), in ZCOPY_IOC_SEND_BATCH calls of at most
+ * @per_call, each logged as zc_tx_send_once() logs one; an entry sent
+ * short is sent on from where it stopped. 0 or -errno.
  */
-int zc_tx_send_batch(struct zc_tx *t, const struct zcopy_iovec *iov, uint32_t n,
-		     uint32_t per_call);
+int zc_tx_send_batch(struct zc_tx *t, const struct zcopy_iovec *iov, const uint32_t *flags,
+		     uint32_t n, uint32_t per_call);
 
 /* A single-vector send @s of @iov, made some other way, logged as those are. */
 void zc_tx_log_sent(struct zc_tx *t, const struct zcopy_iovec *iov,

@@ -165,7 +165,11 @@ struct zcopy_send {
  * that short one counts in @done. The ioctl fails only when the first
  * entry fails, with that entry's errno; a later failure ends the batch
  * before the failing entry, which the application sends again to learn
- * its error. Each sent entry gets its record, as from ZCOPY_IOC_SEND.
+ * its error. Each sent entry gets its sequence number and its record, as
+ * from ZCOPY_IOC_SEND. Entries in a row that are copied (shorter than the
+ * module's copy_below) and go to the same TCP socket with the same flags
+ * are sent together, as writev(2) sends its vectors, and their records
+ * come merged.
  */
 struct zcopy_send_batch {
 	__u64	sends;
