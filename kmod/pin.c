@@ -12,6 +12,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/net.h>
+#include <linux/sizes.h>
 #include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -351,30 +352,40 @@ long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
 }
 
 /*
- * A batch's short sends in a row to one stream socket with the same flags:
- * they are copied anyway, so they go down in one sendmsg, as one writev(2)
- * would, and not one each. The socket's stream sees the same bytes.
+ * A batch's sends in a row to one stream socket with the same flags, all
+ * copied or all pinned, go down in one sendmsg, as writev(2) sends its
+ * vectors: one lock_sock() and push for the run, and for pinned sends one
+ * ubuf_info, so that they share skbs where TCP has no link_skb() (before
+ * 6.10), and one record. A run takes up to 64 KiB (a GSO skb), as a chain
+ * of linked sends does, so that records keep coming back.
  */
 #define ZCOPY_RUN_SENDS	32
 #define ZCOPY_RUN_VECS	64
+#define ZCOPY_RUN_BYTES	SZ_64K
 
 struct zcopy_send_run {
-	struct socket	*sock;		/* a reference, while @nr */
-	u32		flags;
-	u64		cookie;		/* the first send's, as merged records keep */
-	u32		first;		/* the batch entry of the first send */
-	unsigned int	nr;
-	unsigned int	nr_vec;
-	size_t		len;
-	u32		lens[ZCOPY_RUN_SENDS];
-	struct iovec	vec[ZCOPY_RUN_VECS];
+	struct socket		*sock;		/* a reference, while @nr */
+	u32			flags;
+	bool			pinned;		/* or copied */
+	u32			first;		/* the batch entry of the first send */
+	unsigned int		nr;
+	unsigned int		nr_iov;
+	unsigned int		nr_pages;
+	size_t			len;
+	u32			lens[ZCOPY_RUN_SENDS];
+	struct {
+		u64		cookie;
+		u16		nr_iov;
+		u16		nr_pages;
+	}			send[ZCOPY_RUN_SENDS];
+	struct zcopy_iovec	iov[ZCOPY_RUN_VECS];
 };
 
-/* Whether @req is a short send that a run can take. */
+/* Whether @req is a send that a run can take: whole, from plain memory. */
 static bool zcopy_send_runs(const struct zcopy_send_req *req)
 {
 	return !(req->args.flags & ZCOPY_SEND_FIXED) && req->sock->type == SOCK_STREAM &&
-	       req->len == req->asked && zcopy_send_copies(req->len) &&
+	       req->len == req->asked && req->len <= ZCOPY_RUN_BYTES &&
 	       req->nr_iov <= ZCOPY_RUN_VECS;
 }
 
@@ -382,31 +393,92 @@ static bool zcopy_send_runs(const struct zcopy_send_req *req)
 static bool zcopy_send_run_takes(const struct zcopy_send_run *run,
 				 const struct zcopy_send_req *req)
 {
-	return req->sock == run->sock && req->args.flags == run->flags &&
-	       run->nr < ZCOPY_RUN_SENDS && run->nr_vec + req->nr_iov <= ZCOPY_RUN_VECS;
+	return zcopy_send_runs(req) && req->sock == run->sock &&
+	       req->args.flags == run->flags && zcopy_send_copies(req->len) != run->pinned &&
+	       run->nr < ZCOPY_RUN_SENDS &&
+	       run->nr_iov + req->nr_iov <= ZCOPY_RUN_VECS &&
+	       run->len + req->len <= ZCOPY_RUN_BYTES;
 }
 
 /* Add the send @req, batch entry @index, to @run; it takes @req's socket if first. */
 static void zcopy_send_run_add(struct zcopy_send_run *run, struct zcopy_send_req *req,
 			       u32 index)
 {
-	unsigned int i;
-
 	if (!run->nr) {
 		run->sock = req->sock;
 		req->sock = NULL;
 		run->flags = req->args.flags;
-		run->cookie = req->args.cookie;
+		run->pinned = !zcopy_send_copies(req->len);
 		run->first = index;
-		run->nr_vec = 0;
+		run->nr_iov = 0;
+		run->nr_pages = 0;
 		run->len = 0;
 	}
-	for (i = 0; i < req->nr_iov; i++) {
-		run->vec[run->nr_vec].iov_base = u64_to_user_ptr(req->iov[i].base);
-		run->vec[run->nr_vec++].iov_len = req->iov[i].len;
-	}
+	memcpy(run->iov + run->nr_iov, req->iov, req->nr_iov * sizeof(*req->iov));
+	run->nr_iov += req->nr_iov;
+	run->nr_pages += req->nr_pages;
+	run->send[run->nr].cookie = req->args.cookie;
+	run->send[run->nr].nr_iov = req->nr_iov;
+	run->send[run->nr].nr_pages = req->nr_pages;
 	run->lens[run->nr++] = req->len;
 	run->len += req->len;
+}
+
+/* Write the results of @run's sends that @bytes from @seq and @offset reached. */
+static int zcopy_send_run_results(struct zcopy_send_run *run, struct zcopy_send __user *sends,
+				  size_t bytes, u64 seq, u64 offset, u32 *done)
+{
+	struct zcopy_send res = { .seq = seq, .offset = offset };
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < run->nr && bytes; i++) {
+		res.bytes = min_t(size_t, bytes, run->lens[i]);
+		ret = zcopy_send_put_results(&sends[run->first + i], &res);
+		if (ret)
+			return ret;
+		*done = run->first + i + 1;
+		bytes -= res.bytes;
+		res.seq++;
+		res.offset += res.bytes;
+	}
+	return 0;
+}
+
+/*
+ * The pinned sends of a run that could not go as one (a pin or a charge
+ * refused) go one by one, as they would have without runs: those before
+ * the one refused are made, and it says why.
+ */
+static int zcopy_send_run_each(struct zcopy_file *zf, struct zcopy_send_run *run,
+			       struct zcopy_send __user *sends, u32 *done, bool *whole)
+{
+	const struct zcopy_iovec *iov = run->iov;
+	struct zcopy_send res;
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < run->nr; iov += run->send[i++].nr_iov) {
+		struct zcopy_tx_args ta = { .sock = run->sock, .len = run->lens[i],
+					    .flags = run->flags,
+					    .cookie = run->send[i].cookie };
+
+		ret = zcopy_send_pinned(zf, &ta, iov, run->send[i].nr_iov,
+					run->send[i].nr_pages);
+		if (ret < 0)
+			return ret;
+		res.bytes = ta.bytes;
+		res.seq = ta.seq;
+		res.offset = ta.offset;
+		ret = zcopy_send_put_results(&sends[run->first + i], &res);
+		if (ret)
+			return ret;
+		*done = run->first + i + 1;
+		if (ta.bytes < run->lens[i])
+			return 0;
+	}
+	*whole = true;
+	return 0;
 }
 
 /*
@@ -419,35 +491,26 @@ static int zcopy_send_run_flush(struct zcopy_file *zf, struct zcopy_send_run *ru
 {
 	struct zcopy_tx_args ta = { .sock = run->sock, .len = run->len, .lens = run->lens,
 				    .nr_sends = run->nr, .flags = run->flags,
-				    .cookie = run->cookie };
-	struct zcopy_send res;
-	struct iov_iter from;
-	size_t left;
-	unsigned int i;
+				    .cookie = run->send[0].cookie };
 	int ret;
 
-	iov_iter_init(&from, ITER_SOURCE, run->vec, run->nr_vec, run->len);
-	ret = zcopy_tx_copy(zf, &zcopy_send_ledger, &ta, &from, true);
 	*whole = false;
+	if (!run->pinned) {
+		ret = zcopy_send_copy(zf, &ta, run->iov, run->nr_iov);
+	} else {
+		ret = zcopy_send_pinned(zf, &ta, run->iov, run->nr_iov, run->nr_pages);
+		/* Refused before the socket saw it: maybe for one send only. */
+		if (run->nr > 1 && (ret == -EFAULT || ret == -ENOBUFS || ret == -ENOMEM)) {
+			ret = zcopy_send_run_each(zf, run, sends, done, whole);
+			goto out;
+		}
+	}
 	if (ret < 0)
 		goto out;
 	*whole = (size_t)ret == run->len;
-
-	res.seq = ta.seq;
-	res.offset = ta.offset;
-	for (i = 0, left = ret; i < run->nr && left; i++) {
-		res.bytes = min_t(size_t, left, run->lens[i]);
-		ret = zcopy_send_put_results(&sends[run->first + i], &res);
-		if (ret) {
-			*whole = false;
-			goto out;
-		}
-		*done = run->first + i + 1;
-		left -= res.bytes;
-		res.seq++;
-		res.offset += res.bytes;
-	}
-	ret = 0;
+	ret = zcopy_send_run_results(run, sends, ret, ta.seq, ta.offset, done);
+	if (ret)
+		*whole = false;
 out:
 	sockfd_put(run->sock);
 	run->nr = 0;

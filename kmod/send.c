@@ -108,7 +108,7 @@ static void zcopy_tx_post(struct zcopy_tx *tx)
 	u64 copied;
 	u32 flags = zcopy_tx_outcome(tx, &copied);
 
-	zcopy_count(zf, l->completions, 1);
+	zcopy_count(zf, l->completions, tx->sends);
 	zcopy_count(zf, l->zerocopy, tx->bytes - copied);
 	zcopy_count(zf, l->copied, copied);
 	if (flags & (ZCOPY_COPIED_NOT_OFFLOADED | ZCOPY_COPIED_FRAGS))
@@ -123,7 +123,7 @@ static void zcopy_tx_post(struct zcopy_tx *tx)
 	tx->rec->c.flags = flags;
 	tx->rec->c.bytes = tx->bytes;
 	tx->rec->c.copied = copied;
-	tx->rec->c.sends = 1;
+	tx->rec->c.sends = tx->sends;
 	zcopy_count(zf, ZC_RECORDS_QUEUED, zcopy_records_post(&zf->records, tx->rec));
 }
 
@@ -461,9 +461,10 @@ static unsigned int zcopy_run_reached(const struct zcopy_tx_args *args, size_t b
  * complete at once, and its record (with @record) says ZCOPY_COPIED_SMALL.
  * A run of sends (@args->lens) goes down in one sendmsg, as writev(2)
  * would, and has one record for the sends the bytes reached: theirs would
- * merge anyway. A send with a record is counted in @l as one completed by
- * copying; one without, by its caller. Returns the bytes sent or an error
- * with no record to come.
+ * merge anyway (zcopy_tx_submit() takes runs of pinned sends alike). A
+ * send with a record is counted in @l as one completed by copying; one
+ * without, by its caller. Returns the bytes sent or an error with no
+ * record to come.
  */
 int zcopy_tx_copy(struct zcopy_file *zf, const struct zcopy_tx_ledger *l,
 		  struct zcopy_tx_args *args, struct iov_iter *from, bool record)
@@ -621,17 +622,19 @@ int zcopy_tx_submit(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 		ret = ret ?: -EAGAIN;
 	} else {
 		tx->bytes = ret;
+		tx->sends = zcopy_run_reached(args, ret);
 		zcopy_tx_trim(tx, args->bvec, ret);
 		args->bytes = ret;
 		args->seq = ZCOPY_NO_SEQ;
 		args->offset = ZCOPY_NO_SEQ;
 		if (tx->rec) {
-			zcopy_records_number(&zf->records, 1, ret, &args->seq, &args->offset);
+			zcopy_records_number(&zf->records, tx->sends, ret, &args->seq,
+					     &args->offset);
 			tx->rec->c.cookie = args->cookie;
 			tx->rec->c.seq = args->seq;
 			tx->rec->c.offset = args->offset;
 		}
-		zcopy_count(zf, tx->ops->ledger->sends, 1);
+		zcopy_count(zf, tx->ops->ledger->sends, tx->sends);
 		zcopy_count(zf, tx->ops->ledger->bytes, ret);
 	}
 	zcopy_tx_put(tx);

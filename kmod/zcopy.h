@@ -295,7 +295,7 @@ struct zcopy_tx_ops {
 };
 
 /**
- * struct zcopy_tx - one send, and the completion record it queues
+ * struct zcopy_tx - one send (or a run), and the completion record it queues
  * @ubuf:	given to the stack; its count is the skbs holding it, plus one
  *		of ours while the send is being made, plus one for each send
  *		linked into its chain (@head's) until that send's count is spent
@@ -310,6 +310,8 @@ struct zcopy_tx_ops {
  * @last:	the head's: the last send linked into its chain
  * @chain_bytes: the head's: bytes asked of the sends of its chain
  * @bytes:	bytes the socket accepted (until it returns, bytes asked)
+ * @sends:	the sends @bytes reached: 1, or more for a batch's run of
+ *		them made as one (zcopy_tx_args.lens)
  * @copied:	bytes the stack reported copying
  * @nr_pages:	pages held
  * @why:	ZCOPY_COPIED_* to report if the stack copies on the way
@@ -330,6 +332,7 @@ struct zcopy_tx {
 	struct zcopy_tx			*last;
 	u64				chain_bytes;
 	u64				bytes;
+	unsigned int			sends;
 	atomic64_t			copied;
 	unsigned int			nr_pages;
 	u32				why;
@@ -345,7 +348,7 @@ struct zcopy_tx {
  * @sock:	the socket
  * @bvec:	the pages and where in them the bytes are, one per page
  * @len:	bytes to send
- * @lens:	a run of short sends copied as one (zcopy_tx_copy()): each
+ * @lens:	a run of sends made as one (a batch's, to one socket): each
  *		one's bytes, @len in all; NULL for one send
  * @nr_sends:	entries in @lens
  * @flags:	ZCOPY_SEND_*

@@ -549,6 +549,44 @@ TEST_F(bad, batch_stops_at_refused_entry)
 	zc_tx_verify(_metadata, t);
 }
 
+/*
+ * Pinned sends in a row go as one, but a refused pin refuses only its own
+ * send: of three, the second naming unmapped memory, the batch makes the
+ * first and ends before the second, which sent first says EFAULT; nothing
+ * of it stays pinned.
+ */
+TEST_F(bad, batch_stops_at_unpinnable_entry)
+{
+	struct zc_tx *t = &self->t;
+	size_t ps = zc_page_size();
+	struct zcopy_iovec iov[3];
+	struct zcopy_send s[3];
+	unsigned int i;
+	char *hole;
+
+	hole = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, hole);
+	ASSERT_EQ(0, munmap(hole, ps));
+	iov[0] = (struct zcopy_iovec){ (uintptr_t)self->buf, 5000 };
+	iov[1] = (struct zcopy_iovec){ (uintptr_t)hole, ps };
+	iov[2] = (struct zcopy_iovec){ (uintptr_t)self->buf + 5000, 5000 };
+	for (i = 0; i < 3; i++)
+		s[i] = (struct zcopy_send){ .sockfd = t->sock, .iov = (uintptr_t)&iov[i],
+					    .iov_count = 1, .cookie = i };
+	ASSERT_EQ(1, zc_send_batch(t->zfd, s, 3));
+	EXPECT_EQ(5000, s[0].bytes);
+	EXPECT_EQ(0, s[1].bytes) TH_LOG("the refused entry was written to");
+	EXPECT_EQ(0, s[2].bytes) TH_LOG("an entry after the refused one was written to");
+	zc_tx_log_sent(t, &iov[0], &s[0]);
+
+	EXPECT_EQ(-EFAULT, zc_send_batch(t->zfd, &s[1], 2)) TH_LOG("the refused one first");
+	ASSERT_EQ(1, zc_send_batch(t->zfd, &s[2], 1));
+	EXPECT_EQ(1, s[2].seq);
+	EXPECT_EQ(5000, s[2].offset);
+	zc_tx_log_sent(t, &iov[2], &s[2]);
+	zc_tx_verify(_metadata, t);
+}
+
 /* ---- registered buffers ---- */
 
 static int reg_errno(int zfd, struct zcopy_register *r)

@@ -604,7 +604,8 @@ TEST_F(tx, fixed_close_in_flight)
 /*
  * ZCOPY_IOC_SEND_BATCH: 48 sends of 1 to 20000 bytes, 16 to a call (4 for
  * UDP, which waits for its receiver), arrive intact and in order, each with
- * its record and counted in the ledger, as the same sends one by one.
+ * its record and counted in the ledger, as the same sends one by one; on
+ * TCP, pinned ones in a row (sharing pages where they meet) go as one.
  */
 TEST_F(tx, batch_sends)
 {
@@ -631,12 +632,12 @@ TEST_F(tx, batch_sends)
 }
 
 /*
- * A batch's short sends in a row to a stream socket go down in one
- * sendmsg: 96 sends of 1 to 1500 bytes (copied), runs of them cut by a
- * pinned 20000-byte send every 13th, by ZCOPY_SEND_MORE on every 7th (TCP)
- * and by the 32 sends a run takes, 48 to a call (4 for UDP, which sends
- * each alone), arrive intact and in order, each with its own sequence
- * number and offset, its record and its count in the ledger.
+ * A batch's sends in a row to a stream socket go down in one sendmsg: 96
+ * sends of 1 to 1500 bytes (copied), runs of them cut by a pinned
+ * 20000-byte send every 13th (a run of its own), by ZCOPY_SEND_MORE on
+ * every 7th (TCP) and by the 32 sends a run takes, 48 to a call (4 for
+ * UDP, which sends each alone), arrive intact and in order, each with its
+ * own sequence number and offset, its record and its count in the ledger.
  */
 TEST_F(tx, batch_short_runs)
 {
@@ -665,15 +666,15 @@ TEST_F(tx, batch_short_runs)
 }
 
 /*
- * Short sends with ZCOPY_SEND_DONTWAIT into a socket that fills: a batch
- * stops at the send its run got in part or not at all, done and that
- * send's bytes say so, and later calls go on from there; the stream has
- * every byte once and the records cover every send.
+ * Sends of @len bytes with ZCOPY_SEND_DONTWAIT into a socket that fills: a
+ * batch stops at the send its run got in part or not at all, done and
+ * that send's bytes say so, and later calls go on from there; the stream
+ * has every byte once and the records cover every send.
  */
-TEST_F(tx, batch_short_dontwait)
+static void tx_batch_dontwait(struct __test_metadata *_metadata, struct zc_tx *t,
+			      size_t len)
 {
-	struct zc_tx *t = &self->t;
-	size_t size = 1024 * 1000;
+	size_t size = 1024 * len;
 	struct zcopy_iovec iov[1024];
 	struct zcopy_send s[256];
 	char *buf = zc_map(size);
@@ -681,14 +682,12 @@ TEST_F(tx, batch_short_dontwait)
 	bool stopped_short = false;
 	int ret = 0;
 
-	if (IS_UDP(t))
-		SKIP(return, "TCP only: a datagram is a send of its own");
 	ASSERT_NE(NULL, buf);
 	zc_fill(buf, ZC_SEED(71), size);
 	/* A window of some MSS, so that the stream drains in good time once released. */
 	zc_tx_start(_metadata, t, true, 64 * KB, 16 * KB, false);
 	for (i = 0; i < ARRAY_SIZE(iov); i++)
-		iov[i] = (struct zcopy_iovec){ (uintptr_t)buf + i * 1000, 1000 };
+		iov[i] = (struct zcopy_iovec){ (uintptr_t)buf + i * len, len };
 	for (calls = 0; calls < 1000 && first < ARRAY_SIZE(iov); calls++) {
 		k = ARRAY_SIZE(iov) - first < ARRAY_SIZE(s) ? ARRAY_SIZE(iov) - first :
 							      ARRAY_SIZE(s);
@@ -719,7 +718,7 @@ TEST_F(tx, batch_short_dontwait)
 			first += ret;
 		}
 	}
-	ASSERT_EQ(-EAGAIN, ret) TH_LOG("the socket buffers took 1 MB: %s",
+	ASSERT_EQ(-EAGAIN, ret) TH_LOG("the socket buffers took %zu bytes: %s", size,
 				       strerror(-ret));
 	EXPECT_TRUE(stopped_short);
 	ASSERT_EQ(0, zc_rx_release(&t->rx));
@@ -727,6 +726,22 @@ TEST_F(tx, batch_short_dontwait)
 	ASSERT_EQ(0, ret) TH_LOG("ZCOPY_IOC_SEND_BATCH: %s", strerror(-ret));
 	zc_tx_verify(_metadata, t);
 	zc_unmap(buf, size);
+}
+
+/* Copied sends: a run is one sendmsg of their bytes. */
+TEST_F(tx, batch_short_dontwait)
+{
+	if (IS_UDP(&self->t))
+		SKIP(return, "TCP only: a datagram is a send of its own");
+	tx_batch_dontwait(_metadata, &self->t, 1000);
+}
+
+/* Pinned sends: a run is one send of their pages, trimmed where it stopped. */
+TEST_F(tx, batch_pinned_dontwait)
+{
+	if (IS_UDP(&self->t))
+		SKIP(return, "TCP only: a datagram is a send of its own");
+	tx_batch_dontwait(_metadata, &self->t, 4000);
 }
 
 /* SEND_MORE: TCP holds the bytes for the next send, UDP builds one datagram. */

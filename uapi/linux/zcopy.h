@@ -166,10 +166,10 @@ struct zcopy_send {
  * entry fails, with that entry's errno; a later failure ends the batch
  * before the failing entry, which the application sends again to learn
  * its error. Each sent entry gets its sequence number and its record, as
- * from ZCOPY_IOC_SEND. Entries in a row that are copied (shorter than the
- * module's copy_below) and go to the same TCP socket with the same flags
- * are sent together, as writev(2) sends its vectors, and their records
- * come merged.
+ * from ZCOPY_IOC_SEND. Entries in a row to the same TCP socket with the
+ * same flags, all copied (shorter than the module's copy_below) or all
+ * pinned, up to 64 KiB, are sent together, as writev(2) sends its vectors;
+ * their records come merged, and pinned ones' pages are let go of together.
  */
 struct zcopy_send_batch {
 	__u64	sends;
