@@ -602,67 +602,64 @@ TEST_F(tx, fixed_close_in_flight)
 }
 
 /*
- * ZCOPY_IOC_SEND_BATCH: 48 sends of 1 to 20000 bytes, 16 to a call (4 for
- * UDP, which waits for its receiver), arrive intact and in order, each with
- * its record and counted in the ledger, as the same sends one by one; on
- * TCP, pinned ones in a row (sharing pages where they meet) go as one.
+ * @n sends from one buffer in ZCOPY_IOC_SEND_BATCH calls of @per_call (4
+ * for UDP, which waits for its receiver): of 1 to @max_len bytes, every
+ * @long_every-th of 20000, with ZCOPY_SEND_MORE on every @more_every-th
+ * (TCP; 0: none). They arrive intact and in order, each with its record
+ * and counted in the ledger, as the same sends one by one.
  */
-TEST_F(tx, batch_sends)
+static void tx_batch(struct __test_metadata *_metadata, struct zc_tx *t, unsigned int n,
+		     size_t max_len, unsigned int long_every, unsigned int more_every,
+		     unsigned int per_call, uint64_t seed)
 {
-	struct zc_tx *t = &self->t;
-	size_t size = 48 * 20000, off = 0;
-	struct zcopy_iovec iov[48];
+	size_t size = n * 20000, off = 0;
+	struct zcopy_iovec *iov = calloc(n, sizeof(*iov));
+	uint32_t *flags = calloc(n, sizeof(*flags));
 	char *buf = zc_map(size);
-	uint64_t rng = 61;
+	uint64_t rng = seed;
 	unsigned int i;
 	int ret;
 
+	ASSERT_NE(NULL, iov);
+	ASSERT_NE(NULL, flags);
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, ZC_SEED(61), size);
+	zc_fill(buf, ZC_SEED(seed), size);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
-	for (i = 0; i < ARRAY_SIZE(iov); i++) {
+	for (i = 0; i < n; i++) {
 		iov[i].base = (uintptr_t)buf + off;
-		iov[i].len = zc_rand_range(&rng, 1, 20000);
+		iov[i].len = long_every && i % long_every == long_every - 1 ? 20000 :
+			     zc_rand_range(&rng, 1, max_len);
+		if (!IS_UDP(t) && more_every && i % more_every == more_every - 1)
+			flags[i] = ZCOPY_SEND_MORE;
 		off += iov[i].len;
 	}
-	ret = zc_tx_send_batch(t, iov, NULL, ARRAY_SIZE(iov), IS_UDP(t) ? 4 : 16);
+	ret = zc_tx_send_batch(t, iov, flags, n, IS_UDP(t) ? 4 : per_call);
 	ASSERT_EQ(0, ret) TH_LOG("ZCOPY_IOC_SEND_BATCH: %s", strerror(-ret));
 	zc_tx_verify(_metadata, t);
 	zc_unmap(buf, size);
+	free(flags);
+	free(iov);
 }
 
 /*
- * A batch's sends in a row to a stream socket go down in one sendmsg: 96
- * sends of 1 to 1500 bytes (copied), runs of them cut by a pinned
+ * 48 sends of 1 to 20000 bytes, 16 to a call; on TCP, pinned ones in a row
+ * (sharing pages where they meet) go as one.
+ */
+TEST_F(tx, batch_sends)
+{
+	tx_batch(_metadata, &self->t, 48, 20000, 0, 0, 16, 61);
+}
+
+/*
+ * A batch's copied sends in a row to a stream socket go down in one
+ * sendmsg: 96 sends of 1 to 1500 bytes, runs of them cut by a pinned
  * 20000-byte send every 13th (a run of its own), by ZCOPY_SEND_MORE on
- * every 7th (TCP) and by the 32 sends a run takes, 48 to a call (4 for
- * UDP, which sends each alone), arrive intact and in order, each with its
- * own sequence number and offset, its record and its count in the ledger.
+ * every 7th (TCP) and by the 32 sends a run takes, 48 to a call; each
+ * keeps its own sequence number and offset.
  */
 TEST_F(tx, batch_short_runs)
 {
-	struct zc_tx *t = &self->t;
-	size_t size = 96 * 20000, off = 0;
-	struct zcopy_iovec iov[96];
-	uint32_t flags[96];
-	char *buf = zc_map(size);
-	uint64_t rng = 67;
-	unsigned int i;
-	int ret;
-
-	ASSERT_NE(NULL, buf);
-	zc_fill(buf, ZC_SEED(67), size);
-	zc_tx_start(_metadata, t, false, 0, 0, false);
-	for (i = 0; i < ARRAY_SIZE(iov); i++) {
-		iov[i].base = (uintptr_t)buf + off;
-		iov[i].len = i % 13 == 12 ? 20000 : zc_rand_range(&rng, 1, 1500);
-		flags[i] = !IS_UDP(t) && i % 7 == 6 ? ZCOPY_SEND_MORE : 0;
-		off += iov[i].len;
-	}
-	ret = zc_tx_send_batch(t, iov, flags, ARRAY_SIZE(iov), IS_UDP(t) ? 4 : 48);
-	ASSERT_EQ(0, ret) TH_LOG("ZCOPY_IOC_SEND_BATCH: %s", strerror(-ret));
-	zc_tx_verify(_metadata, t);
-	zc_unmap(buf, size);
+	tx_batch(_metadata, &self->t, 96, 1500, 13, 7, 48, 67);
 }
 
 /*
