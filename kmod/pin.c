@@ -553,9 +553,9 @@ long zcopy_ioctl_send_batch(struct zcopy_file *zf, struct zcopy_send_batch __use
 				break;
 			}
 		}
-		/* Without memory for a run, each send goes alone. */
+		/* An empty run; without memory for one, each send goes alone. */
 		if (!run && args.count > 1 && zcopy_send_runs(&req))
-			run = kmalloc(sizeof(*run), GFP_KERNEL);
+			run = kzalloc(sizeof(*run), GFP_KERNEL);
 		if (run && zcopy_send_runs(&req)) {
 			zcopy_send_run_add(run, &req, i);
 			zcopy_send_req_put(&req);
