@@ -351,18 +351,7 @@ long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
 	return ret;
 }
 
-/*
- * A batch's sends in a row to one stream socket with the same flags, all
- * copied or all pinned, go down in one sendmsg, as writev(2) sends its
- * vectors: one lock_sock() and push for the run, and for pinned sends one
- * ubuf_info, so that they share skbs where TCP has no link_skb() (before
- * 6.10), and one record. A run takes up to 64 KiB (a GSO skb), as a chain
- * of linked sends does, so that records keep coming back.
- */
-#define ZCOPY_RUN_SENDS	32
-#define ZCOPY_RUN_VECS	64
-#define ZCOPY_RUN_BYTES	SZ_64K
-
+/* A run of a batch's sends, all copied or all pinned: see ZCOPY_RUN_BYTES. */
 struct zcopy_send_run {
 	struct socket		*sock;		/* a reference, while @nr */
 	u32			flags;
@@ -531,16 +520,9 @@ long zcopy_ioctl_send_batch(struct zcopy_file *zf, struct zcopy_send_batch __use
 	u32 i, done = 0;
 	int ret = 0;
 
-	if (copy_from_user(&args, uarg, sizeof(args)))
-		return -EFAULT;
-	if (args.flags || args.__pad || memchr_inv(args.reserved, 0, sizeof(args.reserved)))
-		return -EINVAL;
-	if (!args.count || args.count > ZCOPY_MAX_BATCH)
-		return -EINVAL;
-	/* The count goes back here: fail now rather than after sending. */
-	if (put_user(0, &uarg->done))
-		return -EFAULT;
-
+	ret = zcopy_batch_read(uarg, &args);
+	if (ret)
+		return ret;
 	sends = u64_to_user_ptr(args.sends);
 	for (i = 0; i < args.count && whole; i++) {
 		ret = zcopy_send_read(&sends[i], &req);
@@ -577,7 +559,5 @@ long zcopy_ioctl_send_batch(struct zcopy_file *zf, struct zcopy_send_batch __use
 			ret = err;
 	}
 	kfree(run);
-	if (!done)
-		return ret;
-	return put_user(done, &uarg->done) ? -EFAULT : 0;
+	return zcopy_batch_done(uarg, done, ret);
 }

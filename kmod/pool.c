@@ -37,6 +37,7 @@
 #include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
+#include <linux/uaccess.h>
 #include <linux/uio.h>
 #include <net/sock.h>
 
@@ -72,7 +73,18 @@ struct zcopy_pool {
 /* A pool send's own state, at tx->priv. */
 struct zcopy_pool_tx {
 	struct zcopy_pool	*pool;
-	unsigned long		first;	/* the slot of the first page */
+	unsigned long		slots[];	/* the slot of each page */
+};
+
+/*
+ * Where a pool send's bytes are: @len bytes from @off into slot @first's
+ * page, on through the @nr slots from it.
+ */
+struct zcopy_pool_seg {
+	unsigned long		first;
+	unsigned int		nr;
+	unsigned int		off;
+	size_t			len;
 };
 
 static const struct zcopy_area_ops zcopy_pool_area_ops;
@@ -389,7 +401,7 @@ static void zcopy_pool_tx_put(struct zcopy_tx *tx, unsigned int from, bool sent)
 
 	mutex_lock(&pool->lock);
 	for (i = from; i < tx->nr_pages; i++) {
-		idx = ptx->first + i;
+		idx = ptx->slots[i];
 		/* A copy has taken the slot since: the send's page is its own. */
 		if (pool->slots[idx] != tx->pages[i])
 			continue;
@@ -421,34 +433,41 @@ static const struct zcopy_tx_ops zcopy_pool_tx_ops = {
 };
 
 /*
- * Take slots [first, first + nr) for a send: zap them from every page
- * table, so that a write from now on faults and copies; hold them for the
- * send; and take a reference to each page for it. Fills @pages and @bvec
- * for bytes [@off, @off + @len) of the first page on.
+ * Point @bvec at the pages of @segs, in order, each with a reference for
+ * the send. With @slots, which gets the slot of each page, the send holds
+ * them too: they are zapped from every page table first, so that a write
+ * from now on faults and copies. A send that copies holds nothing: its
+ * references keep the pages while sock_sendmsg() reads them, should a
+ * write replace them meanwhile.
  */
-static void zcopy_pool_take(struct zcopy_pool *pool, unsigned long first,
-			    unsigned int nr, unsigned int off, size_t len,
-			    struct page **pages, struct bio_vec *bvec)
+static void zcopy_pool_take(struct zcopy_pool *pool, const struct zcopy_pool_seg *segs,
+			    unsigned int nr_segs, unsigned long *slots, struct bio_vec *bvec)
 {
+	unsigned int s, i, n = 0, off;
 	unsigned long idx;
-	unsigned int i;
-	size_t seg;
+	size_t len, seg;
 	bool was;
 
 	mutex_lock(&pool->lock);
-	zcopy_area_zap(&pool->area, first, nr);
-	for (i = 0; i < nr; i++, off = 0) {
-		idx = first + i;
-		was = zcopy_slot_held(pool, idx);
-		pool->sending[idx]++;
-		zcopy_pool_account(pool, idx, was);
-		__clear_bit(idx, pool->rearm);
-
-		pages[i] = pool->slots[idx];
-		get_page(pages[i]);
-		seg = min_t(size_t, len, PAGE_SIZE - off);
-		bvec_set_page(&bvec[i], pages[i], seg, off);
-		len -= seg;
+	for (s = 0; s < nr_segs; s++) {
+		if (slots)
+			zcopy_area_zap(&pool->area, segs[s].first, segs[s].nr);
+		off = segs[s].off;
+		len = segs[s].len;
+		for (i = 0; i < segs[s].nr; i++, n++, off = 0) {
+			idx = segs[s].first + i;
+			if (slots) {
+				was = zcopy_slot_held(pool, idx);
+				pool->sending[idx]++;
+				zcopy_pool_account(pool, idx, was);
+				__clear_bit(idx, pool->rearm);
+				slots[n] = idx;
+			}
+			get_page(pool->slots[idx]);
+			seg = min_t(size_t, len, PAGE_SIZE - off);
+			bvec_set_page(&bvec[n], pool->slots[idx], seg, off);
+			len -= seg;
+		}
 	}
 	mutex_unlock(&pool->lock);
 }
@@ -480,37 +499,40 @@ static int zcopy_pool_addr(struct zcopy_pool *pool, u64 addr, u64 len, u64 *off)
  * let go, unless a write copied them meanwhile.
  */
 static int zcopy_pool_send_by_ref(struct zcopy_pool *pool, struct zcopy_tx_args *ta,
-				  unsigned long first, unsigned int nr, unsigned int off)
+				  const struct zcopy_pool_seg *segs, unsigned int nr_segs,
+				  unsigned int nr)
 {
-	struct page **pages;
+	unsigned long fast[ZCOPY_FAST_BVEC], *slots = fast, idx;
+	struct bio_vec *bvec = ta->bvec;
 	unsigned int i;
-	unsigned long idx;
 	size_t sent;
 	int ret;
 
-	pages = kvmalloc_array(nr, sizeof(*pages), GFP_KERNEL_ACCOUNT);
-	if (!pages)
-		return -ENOMEM;
-	zcopy_pool_take(pool, first, nr, off, ta->len, pages, ta->bvec);
-	ret = zcopy_sendpages(ta->sock, ta->bvec, nr, ta->len,
-			      zcopy_msg_flags(ta->sock, ta->flags));
+	if (nr > ZCOPY_FAST_BVEC) {
+		slots = kvmalloc_array(nr, sizeof(*slots), GFP_KERNEL_ACCOUNT);
+		if (!slots)
+			return -ENOMEM;
+	}
+	zcopy_pool_take(pool, segs, nr_segs, slots, bvec);
+	ret = zcopy_sendpages(ta->sock, bvec, nr, ta->len, zcopy_msg_flags(ta->sock, ta->flags));
 
 	mutex_lock(&pool->lock);
 	for (i = 0, sent = max(ret, 0); i < nr; i++) {
-		idx = first + i;
-		if (pool->slots[idx] == pages[i]) {
+		idx = slots[i];
+		if (pool->slots[idx] == bvec[i].bv_page) {
 			pool->sending[idx]--;
 			if (sent)
 				__set_bit(idx, pool->given);
 			zcopy_pool_account(pool, idx, true);
 		}
-		sent -= min_t(size_t, sent, ta->bvec[i].bv_len);
+		sent -= min_t(size_t, sent, bvec[i].bv_len);
 	}
 	mutex_unlock(&pool->lock);
 
 	for (i = 0; i < nr; i++)
-		put_page(pages[i]);
-	kvfree(pages);
+		put_page(bvec[i].bv_page);
+	if (slots != fast)
+		kvfree(slots);
 	if (ret <= 0)
 		return ret ?: -EAGAIN;
 	ta->bytes = ret;
@@ -521,48 +543,39 @@ static int zcopy_pool_send_by_ref(struct zcopy_pool *pool, struct zcopy_tx_args 
 
 /* Send with a completion record, through the send core. */
 static int zcopy_pool_send_record(struct zcopy_pool *pool, struct zcopy_tx_args *ta,
-				  unsigned long first, unsigned int nr, unsigned int off)
+				  const struct zcopy_pool_seg *segs, unsigned int nr_segs,
+				  unsigned int nr)
 {
 	struct zcopy_pool_tx *ptx;
 	struct zcopy_tx *tx;
+	unsigned int i;
 	int ret;
 
-	tx = zcopy_tx_alloc(pool->area.zf, nr, &zcopy_pool_tx_ops, sizeof(*ptx), true);
+	tx = zcopy_tx_alloc(pool->area.zf, nr, &zcopy_pool_tx_ops, struct_size(ptx, slots, nr),
+			    true);
 	if (IS_ERR(tx))
 		return PTR_ERR(tx);
 	ptx = tx->priv;
 	ptx->pool = pool;
-	ptx->first = first;
-	zcopy_pool_take(pool, first, nr, off, ta->len, tx->pages, ta->bvec);
+	zcopy_pool_take(pool, segs, nr_segs, ptx->slots, ta->bvec);
+	for (i = 0; i < nr; i++)
+		tx->pages[i] = ta->bvec[i].bv_page;
 	tx->nr_pages = nr;
 	ret = zcopy_tx_submit(tx, ta);
 	return ret < 0 ? ret : 0;
 }
 
-/*
- * A send shorter than copy_below: its bytes are copied from the slots'
- * pages, which it neither zaps nor holds. A reference keeps each page
- * while sock_sendmsg() reads it, should a write replace it meanwhile.
- */
+/* A send shorter than copy_below: its bytes are copied; it holds nothing. */
 static int zcopy_pool_send_copy(struct zcopy_pool *pool, struct zcopy_tx_args *ta,
-				unsigned long first, unsigned int nr, unsigned int off,
-				bool record)
+				const struct zcopy_pool_seg *segs, unsigned int nr_segs,
+				unsigned int nr, bool record)
 {
 	struct zcopy_file *zf = pool->area.zf;
-	size_t len = ta->len, seg;
 	struct iov_iter from;
 	unsigned int i;
 	int ret;
 
-	mutex_lock(&pool->lock);
-	for (i = 0; i < nr; i++, off = 0) {
-		seg = min_t(size_t, len, PAGE_SIZE - off);
-		get_page(pool->slots[first + i]);
-		bvec_set_page(&ta->bvec[i], pool->slots[first + i], seg, off);
-		len -= seg;
-	}
-	mutex_unlock(&pool->lock);
-
+	zcopy_pool_take(pool, segs, nr_segs, NULL, ta->bvec);
 	iov_iter_bvec(&from, ITER_SOURCE, ta->bvec, nr, ta->len);
 	ret = zcopy_tx_copy(zf, &zcopy_send_ledger, ta, &from, record);
 	for (i = 0; i < nr; i++)
@@ -573,84 +586,157 @@ static int zcopy_pool_send_copy(struct zcopy_pool *pool, struct zcopy_tx_args *t
 	return 0;
 }
 
-static int zcopy_pool_send(struct zcopy_pool *pool, struct socket *sock,
-			   struct zcopy_pool_send *args)
+/* A pool send read from the user and checked, not made yet. */
+struct zcopy_pool_req {
+	struct zcopy_pool_send	args;
+	struct socket		*sock;
+	struct zcopy_pool_seg	seg;	/* the bytes one send takes */
+	bool			copy;	/* shorter than copy_below */
+	bool			record;
+};
+
+/*
+ * Send @nr_pages pages of @segs (one send's, or a batch's run of them, as
+ * @ta says) by copying, with a record, or by reference: 0 with the
+ * results in @ta, or an error with nothing sent.
+ */
+static int zcopy_pool_send_segs(struct zcopy_pool *pool, struct zcopy_tx_args *ta,
+				const struct zcopy_pool_seg *segs, unsigned int nr_segs,
+				unsigned int nr_pages, bool copy, bool record)
 {
-	struct zcopy_tx_args ta = { .sock = sock, .flags = args->flags & ZCOPY_SEND_FLAGS,
-				    .cookie = args->cookie };
 	struct bio_vec fast[ZCOPY_FAST_BVEC];
-	unsigned long first;
-	unsigned int nr;
-	bool record;
-	u64 off;
 	int ret;
+
+	ta->bvec = zcopy_bvec_get(fast, nr_pages);
+	if (!ta->bvec)
+		return -ENOMEM;
+	if (copy)
+		ret = zcopy_pool_send_copy(pool, ta, segs, nr_segs, nr_pages, record);
+	else if (record)
+		ret = zcopy_pool_send_record(pool, ta, segs, nr_segs, nr_pages);
+	else
+		ret = zcopy_pool_send_by_ref(pool, ta, segs, nr_segs, nr_pages);
+	zcopy_bvec_put(ta->bvec, fast);
+	return ret;
+}
+
+/* A send's results, adjacent in struct zcopy_pool_send: bytes, seq, stream_offset. */
+static int zcopy_pool_put_results(struct zcopy_pool_send __user *uarg,
+				  const struct zcopy_pool_send *args)
+{
+	size_t len = offsetofend(struct zcopy_pool_send, stream_offset) -
+		     offsetof(struct zcopy_pool_send, bytes);
+
+	if (!user_write_access_begin(&uarg->bytes, len))
+		return -EFAULT;
+	unsafe_put_user(args->bytes, &uarg->bytes, efault);
+	unsafe_put_user(args->seq, &uarg->seq, efault);
+	unsafe_put_user(args->stream_offset, &uarg->stream_offset, efault);
+	user_write_access_end();
+	return 0;
+
+efault:
+	user_write_access_end();
+	return -EFAULT;
+}
+
+/*
+ * Read the send at @uarg into @req and check it, for @pool (NULL: none
+ * mapped yet); on success the caller puts req->sock.
+ */
+static int zcopy_pool_send_read(struct zcopy_pool *pool, struct zcopy_pool_send __user *uarg,
+				struct zcopy_pool_req *req)
+{
+	struct zcopy_pool_send *args = &req->args;
+	u64 off, size;
+	size_t len;
+	int ret;
+
+	if (copy_from_user(args, uarg, sizeof(*args)))
+		return -EFAULT;
+	if (args->flags & ~ZCOPY_POOL_SEND_FLAGS ||
+	    memchr_inv(args->reserved, 0, sizeof(args->reserved)) || !args->len)
+		return -EINVAL;
+	if (!pool)
+		return -ENXIO;
+	/* The results go back here: fail now rather than after sending. */
+	if (zcopy_pool_put_results(uarg, args))
+		return -EFAULT;
+
+	req->sock = zcopy_send_socket(args->sockfd);
+	if (IS_ERR(req->sock))
+		return PTR_ERR(req->sock);
 
 	off = args->offset;
 	if (args->flags & ZCOPY_POOL_SEND_ADDR) {
 		ret = zcopy_pool_addr(pool, args->offset, args->len, &off);
 		if (ret)
-			return ret;
+			goto err_put;
 	}
-	if (off >= (u64)pool->area.nr_pages << PAGE_SHIFT ||
-	    args->len > ((u64)pool->area.nr_pages << PAGE_SHIFT) - off)
-		return -EINVAL;
+	size = (u64)pool->area.nr_pages << PAGE_SHIFT;
+	ret = -EINVAL;
+	if (off >= size || args->len > size - off)
+		goto err_put;
 
-	ta.len = zcopy_send_limit(offset_in_page(off), args->len);
+	len = zcopy_send_limit(offset_in_page(off), args->len);
 	/* A datagram is sent whole or not at all. */
-	if (sock->type == SOCK_DGRAM && ta.len < args->len)
-		return -EMSGSIZE;
-	first = off >> PAGE_SHIFT;
-	nr = DIV_ROUND_UP(offset_in_page(off) + ta.len, PAGE_SIZE);
+	ret = -EMSGSIZE;
+	if (req->sock->type == SOCK_DGRAM && len < args->len)
+		goto err_put;
 
-	ta.bvec = zcopy_bvec_get(fast, nr);
-	if (!ta.bvec)
-		return -ENOMEM;
+	req->seg.first = off >> PAGE_SHIFT;
+	req->seg.off = offset_in_page(off);
+	req->seg.len = len;
+	req->seg.nr = DIV_ROUND_UP(req->seg.off + len, PAGE_SIZE);
+	req->copy = zcopy_send_copies(len);
 	/* UDP always has a record: nothing else says when a datagram has left. */
-	record = (args->flags & ZCOPY_POOL_SEND_NOTIFY) || sock->sk->sk_protocol == IPPROTO_UDP;
-	if (zcopy_send_copies(ta.len))
-		ret = zcopy_pool_send_copy(pool, &ta, first, nr, offset_in_page(off), record);
-	else if (record)
-		ret = zcopy_pool_send_record(pool, &ta, first, nr, offset_in_page(off));
-	else
-		ret = zcopy_pool_send_by_ref(pool, &ta, first, nr, offset_in_page(off));
-	zcopy_bvec_put(ta.bvec, fast);
+	req->record = (args->flags & ZCOPY_POOL_SEND_NOTIFY) ||
+		      req->sock->sk->sk_protocol == IPPROTO_UDP;
+	return 0;
+
+err_put:
+	sockfd_put(req->sock);
+	return ret;
+}
+
+/*
+ * Make the send @req describes and write its results back to @uarg;
+ * *@whole says whether it took every byte named.
+ */
+static int zcopy_pool_send(struct zcopy_pool *pool, struct zcopy_pool_req *req,
+			   struct zcopy_pool_send __user *uarg, bool *whole)
+{
+	struct zcopy_tx_args ta = { .sock = req->sock, .len = req->seg.len,
+				    .flags = req->args.flags & ZCOPY_SEND_FLAGS,
+				    .cookie = req->args.cookie };
+	struct zcopy_pool_send *args = &req->args;
+	int ret;
+
+	*whole = false;
+	ret = zcopy_pool_send_segs(pool, &ta, &req->seg, 1, req->seg.nr, req->copy, req->record);
 	if (ret)
 		return ret;
-
 	args->bytes = ta.bytes;
 	args->seq = ta.seq;
 	args->stream_offset = ta.offset;
+	*whole = ta.bytes == args->len;
 	zcopy_count(pool->area.zf, ZC_POOL_SENDS, 1);
 	zcopy_count(pool->area.zf, ZC_POOL_SEND_BYTES, ta.bytes);
-	return 0;
+	return zcopy_pool_put_results(uarg, args);
 }
 
 long zcopy_ioctl_pool_send(struct zcopy_file *zf, struct zcopy_pool_send __user *uarg)
 {
-	struct zcopy_pool_send args;
-	struct zcopy_pool *pool;
-	struct socket *sock;
+	struct zcopy_pool *pool = zcopy_file_pool(zf);
+	struct zcopy_pool_req req;
+	bool whole;
 	int ret;
 
-	if (copy_from_user(&args, uarg, sizeof(args)))
-		return -EFAULT;
-	if (args.flags & ~ZCOPY_POOL_SEND_FLAGS ||
-	    memchr_inv(args.reserved, 0, sizeof(args.reserved)) || !args.len)
-		return -EINVAL;
-	pool = zcopy_file_pool(zf);
-	if (!pool)
-		return -ENXIO;
-	if (copy_to_user(uarg, &args, sizeof(args)))
-		return -EFAULT;
-
-	sock = zcopy_send_socket(args.sockfd);
-	if (IS_ERR(sock))
-		return PTR_ERR(sock);
-	ret = zcopy_pool_send(pool, sock, &args);
-	sockfd_put(sock);
-
-	if (!ret && copy_to_user(uarg, &args, sizeof(args)))
-		ret = -EFAULT;
+	ret = zcopy_pool_send_read(pool, uarg, &req);
+	if (ret)
+		return ret;
+	ret = zcopy_pool_send(pool, &req, uarg, &whole);
+	sockfd_put(req.sock);
 	return ret;
 }
 

@@ -383,6 +383,32 @@ struct socket *zcopy_send_socket(int fd)
 	return sock;
 }
 
+/* Read and check a batch's arguments (ZCOPY_IOC_SEND_BATCH, POOL_SEND_BATCH). */
+int zcopy_batch_read(struct zcopy_send_batch __user *uarg, struct zcopy_send_batch *args)
+{
+	if (copy_from_user(args, uarg, sizeof(*args)))
+		return -EFAULT;
+	if (args->flags || args->__pad || memchr_inv(args->reserved, 0, sizeof(args->reserved)))
+		return -EINVAL;
+	if (!args->count || args->count > ZCOPY_MAX_BATCH)
+		return -EINVAL;
+	/* The count goes back here: fail now rather than after sending. */
+	if (put_user(0, &uarg->done))
+		return -EFAULT;
+	return 0;
+}
+
+/*
+ * A batch's outcome, as sendmmsg(2)'s: the error @ret only when no send
+ * was made, else the count (@done) written back.
+ */
+long zcopy_batch_done(struct zcopy_send_batch __user *uarg, u32 done, int ret)
+{
+	if (!done)
+		return ret;
+	return put_user(done, &uarg->done) ? -EFAULT : 0;
+}
+
 /* The most pages one send takes. */
 unsigned int zcopy_send_max_pages(void)
 {

@@ -11,6 +11,7 @@
 #include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/percpu.h>
+#include <linux/sizes.h>
 #include <linux/skbuff.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
@@ -379,6 +380,23 @@ bool zcopy_send_copies(size_t len);
 int zcopy_tx_copy(struct zcopy_file *zf, const struct zcopy_tx_ledger *l,
 		  struct zcopy_tx_args *args, struct iov_iter *from, bool record);
 size_t zcopy_send_limit(unsigned long first_offset, size_t len);
+
+/*
+ * A batch's sends in a row to one stream socket with the same flags, all
+ * copied or none, go down in one sendmsg, as writev(2) sends its vectors:
+ * one lock_sock() and push for the run, and for sends of pages one
+ * ubuf_info, so that they share skbs where TCP has no link_skb() (before
+ * 6.10), and one record. A run takes up to 64 KiB (a GSO skb), as a chain
+ * of linked sends does, so that records keep coming back, and at most
+ * ZCOPY_RUN_VECS vectors: the user's for pinned sends, pieces of pages for
+ * pool sends.
+ */
+#define ZCOPY_RUN_SENDS	32
+#define ZCOPY_RUN_VECS	64
+#define ZCOPY_RUN_BYTES	SZ_64K
+
+int zcopy_batch_read(struct zcopy_send_batch __user *uarg, struct zcopy_send_batch *args);
+long zcopy_batch_done(struct zcopy_send_batch __user *uarg, u32 done, int ret);
 unsigned int zcopy_bvec_pages(struct bio_vec *bvec, struct page **pages,
 			      unsigned long off, size_t len);
 
