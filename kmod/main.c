@@ -157,6 +157,8 @@ static long zcopy_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return zcopy_ioctl_unregister(zf, uarg);
 	case ZCOPY_IOC_SEND_BATCH:
 		return zcopy_ioctl_send_batch(zf, uarg);
+	case ZCOPY_IOC_POOL_SEND_BATCH:
+		return zcopy_ioctl_pool_send_batch(zf, uarg);
 	}
 	return -ENOTTY;
 }

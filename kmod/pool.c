@@ -740,6 +740,172 @@ long zcopy_ioctl_pool_send(struct zcopy_file *zf, struct zcopy_pool_send __user 
 	return ret;
 }
 
+/* A run of a batch's pool sends, all copied or none: see ZCOPY_RUN_BYTES. */
+struct zcopy_pool_run {
+	struct socket		*sock;		/* a reference, while @nr */
+	u32			flags;		/* ZCOPY_SEND_* and NOTIFY */
+	bool			copy;
+	bool			record;
+	u32			first;		/* the batch entry of the first send */
+	unsigned int		nr;
+	unsigned int		nr_pages;
+	size_t			len;
+	u64			cookie;		/* the first send's */
+	u32			lens[ZCOPY_RUN_SENDS];
+	struct zcopy_pool_seg	segs[ZCOPY_RUN_SENDS];
+};
+
+/* The flags that a run's sends share; where each names its bytes is its own. */
+static u32 zcopy_pool_run_flags(const struct zcopy_pool_req *req)
+{
+	return req->args.flags & ~ZCOPY_POOL_SEND_ADDR;
+}
+
+/* Whether @req is a send that a run can take: whole, on a stream. */
+static bool zcopy_pool_send_runs(const struct zcopy_pool_req *req)
+{
+	return req->sock->type == SOCK_STREAM && req->seg.len == req->args.len &&
+	       req->seg.len <= ZCOPY_RUN_BYTES && req->seg.nr <= ZCOPY_RUN_VECS;
+}
+
+/* Whether @req can join @run, which has sends; a full run takes none. */
+static bool zcopy_pool_run_takes(const struct zcopy_pool_run *run,
+				 const struct zcopy_pool_req *req)
+{
+	return zcopy_pool_send_runs(req) && req->sock == run->sock &&
+	       zcopy_pool_run_flags(req) == run->flags && req->copy == run->copy &&
+	       run->nr < ZCOPY_RUN_SENDS &&
+	       run->nr_pages + req->seg.nr <= ZCOPY_RUN_VECS &&
+	       run->len + req->seg.len <= ZCOPY_RUN_BYTES;
+}
+
+/* Add the send @req, batch entry @index, to @run; it takes @req's socket. */
+static void zcopy_pool_run_add(struct zcopy_pool_run *run, struct zcopy_pool_req *req,
+			       u32 index)
+{
+	if (!run->nr) {
+		run->sock = req->sock;
+		run->flags = zcopy_pool_run_flags(req);
+		run->copy = req->copy;
+		run->record = req->record;
+		run->first = index;
+		run->nr_pages = 0;
+		run->len = 0;
+		run->cookie = req->args.cookie;
+	} else {
+		sockfd_put(req->sock);
+	}
+	req->sock = NULL;
+	run->segs[run->nr] = req->seg;
+	run->lens[run->nr++] = req->seg.len;
+	run->nr_pages += req->seg.nr;
+	run->len += req->seg.len;
+}
+
+/*
+ * Send @run and write each send's results back to its entry of @sends:
+ * *@done moves past the sends made, and *@whole says whether all of them
+ * were made whole. The run is empty after.
+ */
+static int zcopy_pool_run_flush(struct zcopy_pool *pool, struct zcopy_pool_run *run,
+				struct zcopy_pool_send __user *sends, u32 *done, bool *whole)
+{
+	struct zcopy_tx_args ta = { .sock = run->sock, .len = run->len, .lens = run->lens,
+				    .nr_sends = run->nr, .flags = run->flags & ZCOPY_SEND_FLAGS,
+				    .cookie = run->cookie };
+	struct zcopy_file *zf = pool->area.zf;
+	struct zcopy_pool_send res;
+	unsigned int i;
+	size_t bytes;
+	int ret;
+
+	*whole = false;
+	ret = zcopy_pool_send_segs(pool, &ta, run->segs, run->nr, run->nr_pages, run->copy,
+				   run->record);
+	if (ret)
+		goto out;
+	res.seq = ta.seq;
+	res.stream_offset = ta.offset;
+	for (i = 0, bytes = ta.bytes; i < run->nr && bytes; i++) {
+		res.bytes = min_t(size_t, bytes, run->lens[i]);
+		bytes -= res.bytes;
+		if (!ret) {
+			ret = zcopy_pool_put_results(&sends[run->first + i], &res);
+			if (!ret)
+				*done = run->first + i + 1;
+		}
+		if (res.seq != ZCOPY_NO_SEQ) {
+			res.seq++;
+			res.stream_offset += res.bytes;
+		}
+	}
+	zcopy_count(zf, ZC_POOL_SENDS, i);
+	zcopy_count(zf, ZC_POOL_SEND_BYTES, ta.bytes);
+	*whole = !ret && ta.bytes == run->len;
+out:
+	sockfd_put(run->sock);
+	run->nr = 0;
+	return ret;
+}
+
+/*
+ * Pool sends in order until one fails or is short, as sendmmsg(2): an
+ * error only when nothing was sent, else the count made (a short one
+ * counts). Sends in a row to one socket go as one: see ZCOPY_RUN_BYTES.
+ */
+long zcopy_ioctl_pool_send_batch(struct zcopy_file *zf, struct zcopy_send_batch __user *uarg)
+{
+	struct zcopy_pool *pool = zcopy_file_pool(zf);
+	struct zcopy_pool_send __user *sends;
+	struct zcopy_pool_run *run = NULL;
+	struct zcopy_send_batch args;
+	struct zcopy_pool_req req;
+	bool whole = true;
+	u32 i, done = 0;
+	int ret;
+
+	ret = zcopy_batch_read(uarg, &args);
+	if (ret)
+		return ret;
+
+	sends = u64_to_user_ptr(args.sends);
+	for (i = 0; i < args.count && whole; i++) {
+		ret = zcopy_pool_send_read(pool, &sends[i], &req);
+		if (ret)
+			break;
+		if (run && run->nr && !zcopy_pool_run_takes(run, &req)) {
+			ret = zcopy_pool_run_flush(pool, run, sends, &done, &whole);
+			if (ret || !whole) {
+				sockfd_put(req.sock);
+				break;
+			}
+		}
+		/* An empty run; without memory for one, each send goes alone. */
+		if (!run && args.count > 1 && zcopy_pool_send_runs(&req))
+			run = kzalloc(sizeof(*run), GFP_KERNEL);
+		if (run && zcopy_pool_send_runs(&req)) {
+			zcopy_pool_run_add(run, &req, i);
+			cond_resched();
+			continue;
+		}
+		ret = zcopy_pool_send(pool, &req, &sends[i], &whole);
+		sockfd_put(req.sock);
+		if (ret)
+			break;
+		done = i + 1;
+		cond_resched();
+	}
+	/* The sends before a failing one go; the batch fails as its first send. */
+	if (run && run->nr) {
+		int err = zcopy_pool_run_flush(pool, run, sends, &done, &whole);
+
+		if (err)
+			ret = err;
+	}
+	kfree(run);
+	return zcopy_batch_done(uarg, done, ret);
+}
+
 static const struct vm_operations_struct zcopy_pool_vm_ops = {
 	.fault		= zcopy_pool_fault,
 	.pfn_mkwrite	= zcopy_pool_pfn_mkwrite,

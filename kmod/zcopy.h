@@ -33,7 +33,7 @@ struct vm_area_struct;
 #define ZCOPY_FEATURES	(ZCOPY_FEAT_SEND | ZCOPY_FEAT_STATS | ZCOPY_FEAT_POOL | \
 			 ZCOPY_FEAT_RECV | ZCOPY_FEAT_RX_CAUSES | ZCOPY_FEAT_FORWARD | \
 			 ZCOPY_FEAT_COPY_SMALL | ZCOPY_FEAT_REGISTER | \
-			 ZCOPY_FEAT_SEND_BATCH)
+			 ZCOPY_FEAT_SEND_BATCH | ZCOPY_FEAT_POOL_BATCH)
 
 /* ---- ledger.c: what zcopy did with every byte ---- */
 
@@ -427,6 +427,7 @@ long zcopy_ioctl_send_batch(struct zcopy_file *zf, struct zcopy_send_batch __use
 int zcopy_pool_mmap(struct zcopy_file *zf, struct vm_area_struct *vma);
 void zcopy_pool_rearm(struct zcopy_file *zf);
 long zcopy_ioctl_pool_send(struct zcopy_file *zf, struct zcopy_pool_send __user *uarg);
+long zcopy_ioctl_pool_send_batch(struct zcopy_file *zf, struct zcopy_send_batch __user *uarg);
 
 int zcopy_rx_mmap(struct zcopy_file *zf, struct vm_area_struct *vma);
 long zcopy_ioctl_recv(struct zcopy_file *zf, struct zcopy_recv __user *uarg);

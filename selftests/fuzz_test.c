@@ -73,6 +73,7 @@ enum fz_cmd {
 	FZ_REGISTER,
 	FZ_UNREGISTER,
 	FZ_SEND_BATCH,
+	FZ_POOL_SEND_BATCH,
 	FZ_UNKNOWN,
 	FZ_READ,	/* read(2) of completion records */
 	FZ_NR_CMDS
@@ -80,7 +81,7 @@ enum fz_cmd {
 
 static const char *const fz_cmd_name[FZ_NR_CMDS] = {
 	"INFO", "SEND", "STATS", "POOL_SEND", "RECV", "RELEASE", "FORWARD", "REGISTER",
-	"UNREGISTER", "SEND_BATCH", "unknown", "read",
+	"UNREGISTER", "SEND_BATCH", "POOL_SEND_BATCH", "unknown", "read",
 };
 
 /*
@@ -115,7 +116,7 @@ static const int fz_errs_read[] = { EFAULT, EINVAL, 0 };
 static const int *const fz_errs[FZ_NR_CMDS] = {
 	fz_errs_info, fz_errs_send, fz_errs_stats, fz_errs_pool_send, fz_errs_recv,
 	fz_errs_release, fz_errs_forward, fz_errs_register, fz_errs_unregister,
-	fz_errs_send, fz_errs_unknown, fz_errs_read,
+	fz_errs_send, fz_errs_pool_send, fz_errs_unknown, fz_errs_read,
 };
 
 /* ZCOPY_IOC_STATS of ABI 1's first headers, before the receive causes. */
@@ -125,7 +126,7 @@ static const int *const fz_errs[FZ_NR_CMDS] = {
 static const unsigned long fz_nr[FZ_NR_CMDS] = {
 	ZCOPY_IOC_INFO, ZCOPY_IOC_SEND, ZCOPY_IOC_STATS, ZCOPY_IOC_POOL_SEND,
 	ZCOPY_IOC_RECV, ZCOPY_IOC_RELEASE, ZCOPY_IOC_FORWARD, ZCOPY_IOC_REGISTER,
-	ZCOPY_IOC_UNREGISTER, ZCOPY_IOC_SEND_BATCH,
+	ZCOPY_IOC_UNREGISTER, ZCOPY_IOC_SEND_BATCH, ZCOPY_IOC_POOL_SEND_BATCH,
 };
 
 /* What is passed as a socket. */
@@ -1224,6 +1225,40 @@ static void fz_send(struct __test_metadata *_metadata, struct fz *f, uint64_t *r
 			       out->cookie);
 }
 
+/*
+ * A pool send's arguments: within the mapping [@map, @map + @map_len) of
+ * the pool when @map_len, else anywhere, mostly near or in a pool.
+ */
+static void fz_pool_send_args(struct fz *f, uint64_t *rng, uint64_t map, size_t map_len,
+			      struct zcopy_pool_send *in)
+{
+	zc_fill(in, ZC_SEED(zc_rand(rng)), sizeof(*in));
+	in->sockfd = fz_sockfd(f, rng, false);
+	in->flags = fz_below(rng, ZCOPY_POOL_SEND_FLAGS + 1);
+	if (fz_pct(rng, 80))
+		in->flags |= ZCOPY_SEND_DONTWAIT;
+	if (fz_odd(f, rng, 3))
+		in->flags |= 1U << fz_below(rng, 32);
+	memset(in->reserved, 0, sizeof(in->reserved));
+	in->reserved[fz_below(rng, 4)] = fz_reserved(f, rng);
+	if (map_len) {
+		uint64_t off = fz_below(rng, map_len);
+
+		in->len = zc_rand_range(rng, 1, map_len - off);
+		in->offset = in->flags & ZCOPY_POOL_SEND_ADDR ? map + off : off;
+	} else {
+		in->len = fz_pct(rng, 60) ? zc_rand_range(rng, 1, 5 * f->ps) : fz_len(f, rng);
+		if (in->flags & ZCOPY_POOL_SEND_ADDR)
+			in->offset = fz_pct(rng, 70) ? fz_map_addr(f, rng, FZ_MAP_POOL)
+						    : fz_addr(f, rng, in->len);
+		else
+			in->offset = fz_pct(rng, 80) ? fz_below(rng, 80 * f->ps)
+						    : fz_val(rng, 0, 1 << 20);
+	}
+	if (fz_odd(f, rng, 5))
+		in->len = fz_len(f, rng);
+}
+
 static void fz_pool_send(struct __test_metadata *_metadata, struct fz *f, uint64_t *rng)
 {
 	struct zcopy_pool_send in, *out;
@@ -1244,31 +1279,7 @@ static void fz_pool_send(struct __test_metadata *_metadata, struct fz *f, uint64
 		pthread_mutex_unlock(&f->lock);
 	}
 	fd = fz_target(f, rng, true, slot, &anchor, NULL);
-	zc_fill(&in, ZC_SEED(zc_rand(rng)), sizeof(in));
-	in.sockfd = fz_sockfd(f, rng, false);
-	in.flags = fz_below(rng, ZCOPY_POOL_SEND_FLAGS + 1);
-	if (fz_pct(rng, 80))
-		in.flags |= ZCOPY_SEND_DONTWAIT;
-	if (fz_odd(f, rng, 3))
-		in.flags |= 1U << fz_below(rng, 32);
-	memset(in.reserved, 0, sizeof(in.reserved));
-	in.reserved[fz_below(rng, 4)] = fz_reserved(f, rng);
-	if (map_len) {
-		uint64_t off = fz_below(rng, map_len);
-
-		in.len = zc_rand_range(rng, 1, map_len - off);
-		in.offset = in.flags & ZCOPY_POOL_SEND_ADDR ? map + off : off;
-	} else {
-		in.len = fz_pct(rng, 60) ? zc_rand_range(rng, 1, 5 * f->ps) : fz_len(f, rng);
-		if (in.flags & ZCOPY_POOL_SEND_ADDR)
-			in.offset = fz_pct(rng, 70) ? fz_map_addr(f, rng, FZ_MAP_POOL)
-						    : fz_addr(f, rng, in.len);
-		else
-			in.offset = fz_pct(rng, 80) ? fz_below(rng, 80 * f->ps)
-						    : fz_val(rng, 0, 1 << 20);
-	}
-	if (fz_odd(f, rng, 5))
-		in.len = fz_len(f, rng);
+	fz_pool_send_args(f, rng, map, map_len, &in);
 	where = fz_place(f, rng, &in, sizeof(in), anchor, &rb);
 	ret = ioctl(fd, ZCOPY_IOC_POOL_SEND, (uintptr_t)where);
 	if (!fz_answer(_metadata, f, FZ_POOL_SEND, anchor, ZCOPY_IOC_POOL_SEND, ret, errno,
@@ -1539,6 +1550,25 @@ static void fz_unregister(struct __test_metadata *_metadata, struct fz *f, uint6
 }
 
 /*
+ * A batch's arguments for the @n entries at @sends, each @size bytes,
+ * placed as fz_place() places them: where.
+ */
+static uint64_t fz_batch_args(struct fz *f, uint64_t *rng, struct zcopy_send_batch *in,
+			      void *sends, unsigned int n, size_t size, bool *rb)
+{
+	zc_fill(in, ZC_SEED(zc_rand(rng)), sizeof(*in));
+	in->sends = fz_odd(f, rng, 8) ? fz_addr(f, rng, n * size) : fz_ptr(sends);
+	in->count = fz_odd(f, rng, 5) ? fz_val(rng, 0, ZCOPY_MAX_BATCH + 1) : n;
+	if (in->count > n && in->sends == fz_ptr(sends))
+		in->count = n;
+	in->flags = fz_odd(f, rng, 5) ? 1U << fz_below(rng, 32) : 0;
+	in->__pad = fz_reserved(f, rng);
+	in->reserved[0] = fz_reserved(f, rng);
+	in->reserved[1] = 0;
+	return fz_place(f, rng, in, sizeof(*in), false, rb);
+}
+
+/*
  * A batch of up to 4 sends, made as fz_send() makes one, on a zcopy fd that
  * is not the anchor (whose records are accounted for one by one).
  */
@@ -1562,18 +1592,44 @@ static void fz_send_batch(struct __test_metadata *_metadata, struct fz *f, uint6
 		s[i].iov_count = 1;
 		s[i].reserved[0] = fz_reserved(f, rng);
 	}
-	zc_fill(&in, ZC_SEED(zc_rand(rng)), sizeof(in));
-	in.sends = fz_odd(f, rng, 8) ? fz_addr(f, rng, n * sizeof(s[0])) : fz_ptr(s);
-	in.count = fz_odd(f, rng, 5) ? fz_val(rng, 0, ZCOPY_MAX_BATCH + 1) : n;
-	if (in.count > n && in.sends == fz_ptr(s))
-		in.count = n;
-	in.flags = fz_odd(f, rng, 5) ? 1U << fz_below(rng, 32) : 0;
-	in.__pad = fz_reserved(f, rng);
-	in.reserved[0] = fz_reserved(f, rng);
-	in.reserved[1] = 0;
-	where = fz_place(f, rng, &in, sizeof(in), false, &rb);
+	where = fz_batch_args(f, rng, &in, s, n, sizeof(s[0]), &rb);
 	ret = ioctl(fd, ZCOPY_IOC_SEND_BATCH, (uintptr_t)where);
 	fz_answer(_metadata, f, FZ_SEND_BATCH, anchor, ZCOPY_IOC_SEND_BATCH, ret, errno, &in);
+}
+
+/*
+ * A batch of up to 4 pool sends, made as fz_pool_send() makes one, on a
+ * zcopy fd that is not the anchor: mostly one that mapped a pool.
+ */
+static void fz_pool_send_batch(struct __test_metadata *_metadata, struct fz *f, uint64_t *rng)
+{
+	unsigned int i, n = zc_rand_range(rng, 1, 4);
+	struct zcopy_pool_send s[4];
+	struct zcopy_send_batch in;
+	uint64_t where, map = 0;
+	int slot = -1, fd, ret, m;
+	size_t map_len = 0;
+	bool anchor, rb;
+
+	if (f->sane) {
+		pthread_mutex_lock(&f->lock);
+		m = fz_pick_map(f, rng, FZ_MAP_POOL);
+		if (m >= 0 && f->map[m].slot > 0) {
+			slot = f->map[m].slot;
+			map = fz_ptr(f->map[m].addr);
+			map_len = f->map[m].len;
+		}
+		pthread_mutex_unlock(&f->lock);
+	}
+	if (slot < 0)
+		slot = 1 + fz_below(rng, FZ_ZFDS - 1);
+	fd = fz_target(f, rng, true, slot, &anchor, NULL);
+	for (i = 0; i < n; i++)
+		fz_pool_send_args(f, rng, map, map_len, &s[i]);
+	where = fz_batch_args(f, rng, &in, s, n, sizeof(s[0]), &rb);
+	ret = ioctl(fd, ZCOPY_IOC_POOL_SEND_BATCH, (uintptr_t)where);
+	fz_answer(_metadata, f, FZ_POOL_SEND_BATCH, anchor, ZCOPY_IOC_POOL_SEND_BATCH, ret,
+		  errno, &in);
 }
 
 static unsigned long fz_unknown_nr(uint64_t *rng)
@@ -1729,6 +1785,7 @@ static const char *fz_doing(unsigned int r)
 		{ 580, "RELEASE" },
 		{ 630, "STATS" }, { 645, "INFO" }, { 655, "REGISTER" }, { 665, "UNREGISTER" },
 		{ 670, "SEND_BATCH" },
+		{ 675, "POOL_SEND_BATCH" },
 		{ 740, "an unknown number" },
 		{ 820, "read of records" }, { 880, "draining a socket" },
 		{ 925, "a memory move" }, { 955, "an fd move" }, { 997, "a pool write" },
@@ -1768,6 +1825,8 @@ static void fz_iteration(struct __test_metadata *_metadata, struct fz *f, uint64
 		fz_unregister(_metadata, f, rng);
 	else if (r < 670)
 		fz_send_batch(_metadata, f, rng);
+	else if (r < 675)
+		fz_pool_send_batch(_metadata, f, rng);
 	else if (r < 740)
 		fz_unknown(_metadata, f, rng);
 	else if (r < 820)
@@ -2158,7 +2217,7 @@ static void __attribute__((constructor(KSELFTEST_PRIO_TEST + 1))) fz_set_timeout
  * FZ_NUMBERS - 1) with every other size and direction: ENOTTY, whatever
  * the argument.
  */
-#define FZ_NUMBERS	(_IOC_NR(ZCOPY_IOC_SEND_BATCH) + 1)
+#define FZ_NUMBERS	(_IOC_NR(ZCOPY_IOC_POOL_SEND_BATCH) + 1)
 
 TEST(unknown_numbers_enotty)
 {

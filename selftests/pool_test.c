@@ -778,6 +778,213 @@ TEST_F(pool, send_dontwait_full_socket_eagain)
 	free(buf);
 }
 
+/* ---- ZCOPY_IOC_POOL_SEND_BATCH ---- */
+
+static int pool_batch_errno(int zfd, struct zcopy_send_batch *b)
+{
+	return ioctl(zfd, ZCOPY_IOC_POOL_SEND_BATCH, b) ? errno : 0;
+}
+
+/* Refused as a whole: each its errno, nothing sent, nothing held. */
+TEST_F(pool, batch_rejected)
+{
+	const size_t ps = self->c.ps;
+	struct zcopy_pool_send good[2], first_bad[2];
+	uint64_t g = (uintptr_t)good, fb = (uintptr_t)first_bad;
+	struct {
+		const char *what;
+		int err;
+		struct zcopy_send_batch b;
+	} cases[] = {
+		{ "a flag", EINVAL, { .sends = g, .count = 2, .flags = 1 } },
+		{ "__pad", EINVAL, { .sends = g, .count = 2, .__pad = 1 } },
+		{ "reserved[0]", EINVAL, { .sends = g, .count = 2, .reserved = { 1 } } },
+		{ "no entries", EINVAL, { .sends = g, .count = 0 } },
+		{ "past ZCOPY_MAX_BATCH", EINVAL, { .sends = g, .count = ZCOPY_MAX_BATCH + 1 } },
+		{ "entries at NULL", EFAULT, { .sends = 0, .count = 2 } },
+		{ "the first entry past the pool", EINVAL, { .sends = fb, .count = 2 } },
+	};
+	struct zcopy_send_batch nopool = { .sends = g, .count = 2 }, *ro;
+	struct zcopy_stats st;
+	unsigned int i;
+	int s = pt_udp_sock();
+
+	ASSERT_LE(0, s);
+	for (i = 0; i < 2; i++)
+		good[i] = (struct zcopy_pool_send){ .sockfd = s, .offset = i * ps, .len = ps };
+	memcpy(first_bad, good, sizeof(good));
+	first_bad[0].offset = 4 * ps;
+	/* Entries are checked as ZCOPY_IOC_POOL_SEND checks them: no pool, no send. */
+	EXPECT_EQ(ENXIO, pool_batch_errno(self->c.zfd, &nopool)) TH_LOG("without a pool");
+	pt_map_pool(_metadata, &self->c, self->c.zfd, 4);
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		const char *what = cases[i].what;
+
+		EXPECT_EQ(cases[i].err, pool_batch_errno(self->c.zfd, &cases[i].b))
+			TH_LOG("%s", what);
+	}
+	EXPECT_EQ(EFAULT, pool_batch_errno(self->c.zfd, NULL)) TH_LOG("a NULL argument");
+	/* The count cannot be written back: nothing is sent. */
+	ro = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, ro);
+	*ro = (struct zcopy_send_batch){ .sends = g, .count = 2 };
+	ASSERT_EQ(0, mprotect(ro, ps, PROT_READ));
+	EXPECT_EQ(EFAULT, pool_batch_errno(self->c.zfd, ro)) TH_LOG("a read-only argument");
+	munmap(ro, ps);
+	st = pt_stats(_metadata, self->c.zfd, 0);
+	EXPECT_EQ(0, st.pool_sends);
+	EXPECT_EQ(0, st.pool_pages_in_flight);
+	EXPECT_EQ(0, st.records_queued);
+	close(s);
+}
+
+/*
+ * A batch ends before its first refused entry, whatever the run it would
+ * have joined: those before it are sent and counted in done, it and those
+ * after are untouched; sent first, the refused one says why.
+ */
+TEST_F(pool, batch_stops_at_refused_entry)
+{
+	const size_t ps = self->c.ps;
+	struct zcopy_pool_send b[3];
+	struct pt_conn *k;
+	unsigned int i, j;
+	uint8_t *p;
+	int ret;
+	/* What spoils entry 1: flags added, another offset, another socket. */
+	struct {
+		const char *what;
+		int err;
+		uint32_t flags;
+		uint64_t offset;	/* ~0: as is */
+		int sockfd;		/* 0: as is */
+	} cases[] = {
+		{ "an unknown flag", EINVAL, 1U << 30, ~0ULL, 0 },
+		{ "a range past the pool", EINVAL, 0, 8 * ps, 0 },
+		{ "an address outside the pool", EFAULT, ADDR, (uintptr_t)&ret, 0 },
+		{ "a closed socket", EBADF, 0, ~0ULL, 1000 },
+	};
+
+	p = pt_map_pool(_metadata, &self->c, self->c.zfd, 8);
+	zc_fill(p, ZC_SEED(27), 8 * ps);
+	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, NULL);
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		/* In a run of copied sends, and in one of sends with records. */
+		for (j = 0; j < 2; j++) {
+			const char *run = j ? "pages" : "copied";
+			size_t len = j ? 2 * ps : 100;
+
+			memset(b, 0, sizeof(b));
+			b[0] = (struct zcopy_pool_send){ .sockfd = k->sock, .flags = NOTIFY,
+							 .offset = (2 * i + j) * 100, .len = len,
+							 .cookie = 2 * i + j };
+			b[1] = b[0];
+			b[1].offset += len;
+			b[2] = b[1];
+			b[2].offset += len;
+			b[1].flags |= cases[i].flags;
+			if (cases[i].offset != ~0ULL)
+				b[1].offset = cases[i].offset;
+			if (cases[i].sockfd)
+				b[1].sockfd = cases[i].sockfd;
+			ret = zc_pool_send_batch(self->c.zfd, b, 3);
+			ASSERT_EQ(1, ret) TH_LOG("%s, %s: %s", cases[i].what, run, errno_name(-ret));
+			ASSERT_EQ(0, pt_sent(&self->c, k, &b[0], b[0].offset, p + b[0].offset));
+			EXPECT_EQ(0, b[1].bytes) TH_LOG("the refused entry was written to");
+			EXPECT_EQ(0, b[2].bytes) TH_LOG("an entry after the refused one was written to");
+			ret = zc_pool_send_batch(self->c.zfd, &b[1], 2);
+			EXPECT_EQ(-cases[i].err, ret) TH_LOG("%s, sent first: %s", cases[i].what,
+							     errno_name(-ret));
+		}
+	}
+	pt_check_data(_metadata, k);
+	pt_check_records(_metadata, &self->c);
+}
+
+/*
+ * Pool sends of @len bytes with @flags and ZCOPY_SEND_DONTWAIT, in batches,
+ * into a socket that fills: a batch stops at the send its run got in part
+ * or not at all, done and that send's bytes say so, the entries after are
+ * untouched, and later calls go on from there until EAGAIN; then, the
+ * receiver let go, the rest goes. The receiver gets every byte once, and
+ * records (NOTIFY) cover every send.
+ */
+static void pool_batch_dontwait(struct __test_metadata *_metadata, struct pt_ctx *c,
+				uint8_t *p, size_t len, uint32_t flags)
+{
+	struct pt_conn_opts o = { .hold = true, .rcvbuf = BLOCK_RCVBUF, .sndbuf = 16384 };
+	struct zcopy_pool_send b[256];
+	const unsigned int nsends = 256;
+	unsigned int first = 0, i, calls;
+	bool stopped_short = false;
+	struct pt_conn *k;
+	int ret = 0;
+
+	k = pt_connect(_metadata, c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, &o);
+	for (i = 0; i < nsends; i++)
+		b[i] = (struct zcopy_pool_send){ .sockfd = k->sock,
+						 .flags = flags | ZCOPY_SEND_DONTWAIT,
+						 .offset = i * len, .len = len, .cookie = i };
+	for (calls = 0; calls < 1000 && first < nsends; calls++) {
+		ret = zc_pool_send_batch(c->zfd, b + first, nsends - first);
+		if (ret < 0)
+			break;
+		for (i = first; i < first + ret; i++) {
+			ASSERT_LT(0, b[i].bytes) TH_LOG("entry %u counted, nothing sent", i);
+			ASSERT_EQ(0, pt_sent(c, k, &b[i], b[i].offset, p + b[i].offset));
+		}
+		for (; i < nsends; i++)
+			ASSERT_EQ(0, b[i].bytes) TH_LOG("entry %u after done was written", i);
+		i = first + ret - 1;
+		if (first + ret < nsends || b[i].bytes < b[i].len)
+			stopped_short = true;
+		first = i + 1;
+		if (b[i].bytes < b[i].len) {
+			b[i].offset += b[i].bytes;
+			b[i].len -= b[i].bytes;
+			b[i].bytes = 0;
+			first = i;
+		}
+	}
+	ASSERT_EQ(-EAGAIN, ret) TH_LOG("the socket took %zu bytes: %s", nsends * len,
+				       errno_name(-ret));
+	EXPECT_TRUE(stopped_short);
+	pt_release(_metadata, k);
+	for (i = first; i < nsends; i++)
+		b[i].flags &= ~ZCOPY_SEND_DONTWAIT;
+	while (first < nsends) {
+		ret = zc_pool_send_batch(c->zfd, b + first, nsends - first);
+		ASSERT_LT(0, ret) TH_LOG("ZCOPY_IOC_POOL_SEND_BATCH: %s", errno_name(-ret));
+		for (i = first; i < first + ret; i++)
+			ASSERT_EQ(0, pt_sent(c, k, &b[i], b[i].offset, p + b[i].offset));
+		first += ret;
+		ASSERT_EQ(b[first - 1].len, b[first - 1].bytes) TH_LOG("a blocking send short");
+	}
+	pt_check_data(_metadata, k);
+	pt_conn_free(k);
+}
+
+/* Copied runs: one sendmsg of their bytes, cut where the socket filled. */
+TEST_F(pool, batch_copied_dontwait)
+{
+	uint8_t *p = pt_map_pool(_metadata, &self->c, self->c.zfd, 64);
+
+	zc_fill(p, ZC_SEED(28), 64 * self->c.ps);
+	pool_batch_dontwait(_metadata, &self->c, p, 1000, NOTIFY);
+	pt_check_records(_metadata, &self->c);
+}
+
+/* Runs of pages, with records and by reference: trimmed where the socket filled. */
+TEST_F(pool, batch_pages_dontwait)
+{
+	uint8_t *p = pt_map_pool(_metadata, &self->c, self->c.zfd, 256);
+
+	zc_fill(p, ZC_SEED(29), 256 * self->c.ps);
+	pool_batch_dontwait(_metadata, &self->c, p, 4000, NOTIFY);
+	pool_batch_dontwait(_metadata, &self->c, p, 4000, 0);
+	pt_check_records(_metadata, &self->c);
+}
+
 /* ADDR works in any mapping of the pool, as the offset it maps. */
 TEST_F(pool, send_by_addr_in_second_mapping)
 {
@@ -2097,6 +2304,86 @@ TEST_F(pool_path, short_sends_copied_nothing_held)
 	EXPECT_EQ(0, DELTA(st, st0, write_faults)) TH_LOG("rewriting sent bytes faulted");
 	EXPECT_EQ(0, DELTA(st, st0, cow_copies));
 	EXPECT_EQ(0, st.pool_pages_in_flight);
+}
+
+/*
+ * ZCOPY_IOC_POOL_SEND_BATCH: sends in a row to the socket with the same
+ * flags, all copied or none, go as one; each entry still gets its bytes,
+ * sequence number and stream offset, and every way of sending holds what
+ * it sent: the pool, overwritten the moment the batch returns, is not what
+ * the receiver gets.
+ */
+TEST_F(pool_path, batch_runs_overwritten_at_once)
+{
+	const size_t ps = self->c.ps, n = 64, nshort = 40;
+	struct {
+		uint64_t off, len;
+		uint32_t flags;
+	} sends[] = {
+		/* Copied, with records: one run, the same page thrice. */
+		{ 0, 1000, NOTIFY }, { 1000, 1000, NOTIFY | ADDR }, { 2000, 100, NOTIFY },
+		/* Pages with records: one run, the same pages twice. */
+		{ ps, 3 * ps, NOTIFY }, { 4 * ps + 100, 2 * ps, NOTIFY | ADDR },
+		{ 4 * ps + 100, 2 * ps, NOTIFY },
+		/* Other flags: a run of its own. */
+		{ 8 * ps, ps, NOTIFY | ZCOPY_SEND_MORE },
+		/* By reference: one run. */
+		{ 9 * ps, ps, 0 }, { 10 * ps, 2 * ps + 5, ADDR },
+		/* Copied, no record: one run. */
+		{ 12 * ps + 7, 500, 0 }, { 13 * ps - 3, 1000, ADDR },
+		/* 64 KiB, a run's most; then longer than a run takes: alone. */
+		{ 14 * ps, 16 * ps, NOTIFY }, { 30 * ps + 1, 17 * ps, NOTIFY },
+	};
+	const size_t count = ARRAY_SIZE(sends) + nshort;
+	struct zcopy_pool_send *b = calloc(count, sizeof(*b));
+	uint8_t *p, *was = malloc(n * ps);
+	struct zcopy_stats st0, st;
+	uint64_t total = 0;
+	struct pt_conn *k;
+	unsigned int i;
+	int ret;
+
+	ASSERT_NE(NULL, b);
+	ASSERT_NE(NULL, was);
+	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
+	zc_fill(p, ZC_SEED(43), n * ps);
+	memcpy(was, p, n * ps);
+	k = pt_connect(_metadata, &self->c, variant->path, variant->family, SOCK_STREAM, NULL);
+	for (i = 0; i < count; i++) {
+		/* Then 40 copied sends with records: more than a run takes. */
+		uint64_t off = i < ARRAY_SIZE(sends) ? sends[i].off :
+			       48 * ps + (i - ARRAY_SIZE(sends)) * 1000;
+		uint64_t len = i < ARRAY_SIZE(sends) ? sends[i].len : 1000;
+		uint32_t flags = i < ARRAY_SIZE(sends) ? sends[i].flags : NOTIFY;
+
+		b[i] = (struct zcopy_pool_send){
+			.sockfd = k->sock, .flags = flags, .len = len, .cookie = 0x500 + i,
+			.offset = (flags & ADDR) ? (uintptr_t)(p + off) : off,
+		};
+		total += len;
+	}
+	st0 = pt_stats(_metadata, self->c.zfd, 0);
+	ret = zc_pool_send_batch(self->c.zfd, b, count);
+	ASSERT_EQ((int)count, ret) TH_LOG("ZCOPY_IOC_POOL_SEND_BATCH: %s", errno_name(-ret));
+	/* At once: every page sent, and those around. */
+	zc_fill(p, ZC_SEED(44), n * ps);
+	for (i = 0; i < count; i++) {
+		uint64_t off = (b[i].flags & ADDR) ? b[i].offset - (uintptr_t)p : b[i].offset;
+
+		ASSERT_EQ(b[i].len, b[i].bytes) TH_LOG("entry %u sent short", i);
+		ret = pt_sent(&self->c, k, &b[i], off, was + off);
+		ASSERT_EQ(0, ret) TH_LOG("entry %u: %s", i, errno_name(-ret));
+	}
+	pt_check_data(_metadata, k);
+	pt_check_records(_metadata, &self->c);
+	st = pt_stats(_metadata, self->c.zfd, 0);
+	EXPECT_EQ(count, DELTA(st, st0, pool_sends));
+	EXPECT_EQ(total, DELTA(st, st0, pool_send_bytes));
+	/* Pages given by reference are held for good: the overwrite copied them. */
+	EXPECT_LT(0, DELTA(st, st0, cow_copies));
+	EXPECT_TRUE(zc_check_all(p, ZC_SEED(44), n * ps)) TH_LOG("the pool lost a write");
+	free(was);
+	free(b);
 }
 
 /*

@@ -104,16 +104,36 @@ bool pt_has_record(const struct pt_conn *k, uint32_t flags)
 	return (flags & ZCOPY_POOL_SEND_NOTIFY) || k->net.type == SOCK_DGRAM;
 }
 
+int pt_sent(struct pt_ctx *c, struct pt_conn *k, const struct zcopy_pool_send *s,
+	    uint64_t off, const void *expect)
+{
+	if (!s->bytes || s->bytes > s->len)
+		return -ERANGE;
+	if (k->net.type == SOCK_DGRAM && s->bytes != s->len)
+		return -EMSGSIZE;
+	if (pt_has_record(k, s->flags)) {
+		struct zcopy_send as = {
+			.cookie = s->cookie, .bytes = s->bytes,
+			.seq = s->seq, .offset = s->stream_offset,
+		};
+
+		zc_log_add(&c->log, &as, zc_expected_flags(&k->net, s->len),
+			   zc_pages_spanned(off, s->bytes));
+	} else if (s->seq != ZCOPY_NO_SEQ || s->stream_offset != ZCOPY_NO_SEQ) {
+		return -EPROTO;
+	}
+	pt_account(k, expect, s->bytes);
+	return 0;
+}
+
 int pt_send(struct pt_ctx *c, struct pt_conn *k, uint8_t *base, uint64_t off,
 	    uint64_t len, uint32_t flags, uint64_t cookie, const void *expect,
 	    unsigned int *nsends)
 {
-	bool udp = k->net.type == SOCK_DGRAM, rec = pt_has_record(k, flags);
+	const uint8_t *want = expect ? expect : base + off;
 	uint64_t done = 0;
 
-	if (!expect)
-		expect = base + off;
-	if (udp && k->ndg >= k->window &&
+	if (k->net.type == SOCK_DGRAM && k->ndg >= k->window &&
 	    zc_rx_wait_for(&k->rx, k->ndg - k->window + 1, 10000))
 		return -ETIMEDOUT;
 	while (done < len) {
@@ -125,25 +145,15 @@ int pt_send(struct pt_ctx *c, struct pt_conn *k, uint8_t *base, uint64_t off,
 		ret = zc_pool_send(c->zfd, k->sock, where, len - done, flags, cookie, &s);
 		if (ret)
 			return ret;
-		if (!s.bytes || s.bytes > len - done)
-			return -ERANGE;
-		if (udp && s.bytes != len)
-			return -EMSGSIZE;
-		if (rec) {
-			struct zcopy_send as = {
-				.cookie = cookie, .bytes = s.bytes,
-				.seq = s.seq, .offset = s.stream_offset,
-			};
-
-			zc_log_add(&c->log, &as, zc_expected_flags(&k->net, len - done),
-				   zc_pages_spanned(off + done, s.bytes));
-		} else if (s.seq != ZCOPY_NO_SEQ || s.stream_offset != ZCOPY_NO_SEQ) {
-			return -EPROTO;
-		}
+		s.flags = flags;
+		s.len = len - done;
+		s.cookie = cookie;
+		ret = pt_sent(c, k, &s, off + done, want + done);
+		if (ret)
+			return ret;
 		if (nsends)
 			(*nsends)++;
 		done += s.bytes;
 	}
-	pt_account(k, expect, len);
 	return 0;
 }

@@ -90,6 +90,15 @@ void pt_account(struct pt_conn *k, const void *src, size_t len);
 bool pt_has_record(const struct pt_conn *k, uint32_t flags);
 
 /*
+ * Account a pool send @s made on @k (its flags, len and cookie as asked,
+ * its results as returned) of bytes at pool offset @off that were @expect
+ * when sent: the receiver must get them, and a send with a record is
+ * logged in c->log. 0, or -errno for results that make no sense.
+ */
+int pt_sent(struct pt_ctx *c, struct pt_conn *k, const struct zcopy_pool_send *s,
+	    uint64_t off, const void *expect);
+
+/*
  * Send bytes [@off, @off + @len) of the pool of c->zfd on @k, all of them
  * (TCP: in as many sends as it takes; UDP: one datagram), by offset, or
  * by address in the mapping at @base with ZCOPY_POOL_SEND_ADDR in @flags.

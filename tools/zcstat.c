@@ -33,6 +33,7 @@ static const struct {
 	{ ZCOPY_FEAT_COPY_SMALL, "copy-small" },
 	{ ZCOPY_FEAT_REGISTER, "register" },
 	{ ZCOPY_FEAT_SEND_BATCH, "send-batch" },
+	{ ZCOPY_FEAT_POOL_BATCH, "pool-batch" },
 };
 
 static void usage(FILE *f)

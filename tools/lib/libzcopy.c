@@ -81,6 +81,14 @@ int zc_send_batch(int zfd, struct zcopy_send *sends, uint32_t n)
 	return ret ? ret : (int)b.done;
 }
 
+int zc_pool_send_batch(int zfd, struct zcopy_pool_send *sends, uint32_t n)
+{
+	struct zcopy_send_batch b = { .sends = (uintptr_t)sends, .count = n };
+	int ret = zc_ioctl(zfd, ZCOPY_IOC_POOL_SEND_BATCH, &b);
+
+	return ret ? ret : (int)b.done;
+}
+
 int zc_register(int zfd, const void *buf, size_t len)
 {
 	struct zcopy_register r = { .addr = (uintptr_t)buf, .len = len };

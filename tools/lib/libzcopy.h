@@ -53,6 +53,8 @@ void *zc_pool_map(int zfd, size_t len);
 /* ZCOPY_IOC_POOL_SEND of pool bytes [@off, @off + @len). */
 int zc_pool_send(int zfd, int sock, uint64_t off, uint64_t len, uint32_t flags,
 		 uint64_t cookie, struct zcopy_pool_send *out);
+/* zc_send_batch() of pool sends (ZCOPY_IOC_POOL_SEND_BATCH), each as zc_pool_send() fills it. */
+int zc_pool_send_batch(int zfd, struct zcopy_pool_send *sends, uint32_t n);
 /*
  * Up to @n completion records, waiting up to @timeout_ms for the first
  * (-1: for ever, 0: not at all): how many were read, 0 if none came, or

@@ -31,6 +31,7 @@
 #define ZCOPY_FEAT_COPY_SMALL	(1ULL << 6)	/* ZCOPY_COPIED_SMALL, tx_copied_small */
 #define ZCOPY_FEAT_REGISTER	(1ULL << 7)	/* ZCOPY_IOC_REGISTER, ZCOPY_SEND_FIXED */
 #define ZCOPY_FEAT_SEND_BATCH	(1ULL << 8)	/* ZCOPY_IOC_SEND_BATCH */
+#define ZCOPY_FEAT_POOL_BATCH	(1ULL << 9)	/* ZCOPY_IOC_POOL_SEND_BATCH */
 
 /*
  * What a mapping of /dev/zcopy is, by its offset:
@@ -151,9 +152,12 @@ struct zcopy_send {
 #define ZCOPY_MAX_IOV		1024
 
 /**
- * struct zcopy_send_batch - several sends in one call (ZCOPY_IOC_SEND_BATCH)
- * @sends:	in: address of an array of struct zcopy_send, each taken as
- *		ZCOPY_IOC_SEND takes one, with its results written back to it
+ * struct zcopy_send_batch - several sends in one call (ZCOPY_IOC_SEND_BATCH,
+ *			     ZCOPY_IOC_POOL_SEND_BATCH)
+ * @sends:	in: address of an array of struct zcopy_send (SEND_BATCH), each
+ *		taken as ZCOPY_IOC_SEND takes one, or of struct zcopy_pool_send
+ *		(POOL_SEND_BATCH), each as ZCOPY_IOC_POOL_SEND takes one; the
+ *		results of each are written back to it
  * @count:	in: entries in @sends, 1 to ZCOPY_MAX_BATCH
  * @flags:	in: none defined, must be zero
  * @done:	out: entries sent, in order from the first
@@ -166,10 +170,11 @@ struct zcopy_send {
  * entry fails, with that entry's errno; a later failure ends the batch
  * before the failing entry, which the application sends again to learn
  * its error. Each sent entry gets its sequence number and its record, as
- * from ZCOPY_IOC_SEND. Entries in a row to the same TCP socket with the
- * same flags, all copied (shorter than the module's copy_below) or all
- * pinned, up to 64 KiB, are sent together, as writev(2) sends its vectors;
- * their records come merged, and pinned ones' pages are let go of together.
+ * from ZCOPY_IOC_SEND or ZCOPY_IOC_POOL_SEND. Entries in a row to the same
+ * TCP socket with the same flags, all copied (shorter than the module's
+ * copy_below) or none, up to 64 KiB, are sent together, as writev(2) sends
+ * its vectors; their records come merged, and their pages are let go of
+ * together.
  */
 struct zcopy_send_batch {
 	__u64	sends;
@@ -633,5 +638,6 @@ struct zcopy_stats {
 #define ZCOPY_IOC_REGISTER	_IOWR(ZCOPY_IOC_MAGIC, 0x07, struct zcopy_register)
 #define ZCOPY_IOC_UNREGISTER	_IOW(ZCOPY_IOC_MAGIC, 0x08, struct zcopy_unregister)
 #define ZCOPY_IOC_SEND_BATCH	_IOWR(ZCOPY_IOC_MAGIC, 0x09, struct zcopy_send_batch)
+#define ZCOPY_IOC_POOL_SEND_BATCH _IOWR(ZCOPY_IOC_MAGIC, 0x0a, struct zcopy_send_batch)
 
 #endif /* _UAPI_LINUX_ZCOPY_H */
