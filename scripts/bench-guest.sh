@@ -48,7 +48,7 @@ PEER_RX=${BENCH_PEER_RX:-read}
 case $PEER_RX in read | discard) ;; *) echo "# bench: BENCH_PEER_RX is read or discard"; exit 1 ;; esac
 case $DATA in stamp | pattern) ;; *) echo "# bench: BENCH_DATA is stamp or pattern"; exit 1 ;; esac
 METHODS=${BENCH_METHODS:-copy mmap sendfile splice msg_zerocopy zcopy zcopy-batch zcopy-fixed zcopy-pool
-	zcopy-pool-notify tcp_zerocopy zcopy-recv zcopy-pool+recv
+	zcopy-pool-notify zcopy-pool-batch tcp_zerocopy zcopy-recv zcopy-pool+recv
 	peer:msg_zerocopy peer:io_uring_zerocopy_tx peer:tcp_mmap}
 PROXY_METHODS=${BENCH_PROXY_METHODS:-proxy:copy proxy:splice proxy:zcopy}
 # The peers' payload buffer is IP_MAXPACKET (65535 bytes) less headers.
@@ -273,6 +273,7 @@ run_one() {
 	zcopy-batch) run_tools "$@" zcopy read --batch 16 ;;
 	zcopy-pool) run_tools "$@" zcopy-pool read ;;
 	zcopy-pool-notify) run_tools "$@" zcopy-pool read --notify ;;
+	zcopy-pool-batch) run_tools "$@" zcopy-pool read --notify --batch 16 ;;
 	tcp_zerocopy) run_tools "$@" write tcp_zerocopy ;;
 	zcopy-recv) run_tools "$@" write zcopy-recv ;;
 	zcopy-pool+recv) run_tools "$@" zcopy-pool zcopy-recv --notify ;;

@@ -100,8 +100,9 @@ struct sender {
 	uint64_t expected, completed;	/* completion space sent, and covered */
 	int zfd;
 	uint32_t fixed;			/* zcopy-fixed: the ring's buffer index */
-	/* --batch: sends waiting for one ZCOPY_IOC_SEND_BATCH */
+	/* --batch: sends waiting for one ZCOPY_IOC_SEND_BATCH (or POOL_SEND_BATCH) */
 	struct zcopy_send *batch;
+	struct zcopy_pool_send *pool_batch;
 	struct zcopy_iovec *batch_iov;
 	struct slot **batch_slot;
 	unsigned int nbatch, batch_max;
@@ -137,7 +138,7 @@ static void usage(FILE *f)
 		"                           methods (default: 4M worth, 4 to 1024)\n"
 		"  -n, --notify             zcopy-pool: ZCOPY_POOL_SEND_NOTIFY, and rewrite\n"
 		"                           only buffers whose completion record came back\n"
-		"  -B, --batch N            zcopy, zcopy-fixed: N sends per ZCOPY_IOC_SEND_BATCH\n"
+		"  -B, --batch N            zcopy, zcopy-fixed, zcopy-pool: N sends per batch call\n"
 		"                           (1 to 1024, fewer than the ring's buffers)\n"
 		"  -k, --checksum           print the FNV-1a 64 of the stream sent\n"
 		"  -j, --json               one JSON object at the end, instead of text\n"
@@ -636,31 +637,96 @@ static void pinned_send(struct sender *s, struct slot *sl, size_t len)
 	pinned_send_from(s, sl, 0, len);
 }
 
+static uint32_t pool_send_flags(const struct sender *s)
+{
+	return ZCOPY_POOL_SEND_ADDR | (s->o->notify ? ZCOPY_POOL_SEND_NOTIFY : 0);
+}
+
+/* A pool send of @sl's bytes was made: wait for its record, or not. */
+static void pool_sent(struct sender *s, struct slot *sl, const struct zcopy_pool_send *ps)
+{
+	if (ps->seq != ZCOPY_NO_SEQ && s->o->notify)
+		slot_wait_for(s, sl, ps->stream_offset, ps->stream_offset + ps->bytes);
+	else if (ps->seq != ZCOPY_NO_SEQ)
+		s->expected += ps->bytes;	/* UDP: a record to read */
+	/* without --notify the buffer is rewritten at once: keep up */
+	if (!s->o->notify)
+		zc_reap_queued(s);
+}
+
+static void pool_send_from(struct sender *s, struct slot *sl, size_t done, size_t len)
+{
+	while (done < len) {
+		struct zcopy_pool_send ps;
+		int ret = zc_pool_send(s->zfd, s->sock, (uintptr_t)(sl->buf + done), len - done,
+				       pool_send_flags(s), 0, &ps);
+
+		if (ret) {
+			zc_retry(s, -ret, "ZCOPY_IOC_POOL_SEND");
+			continue;
+		}
+		s->send_calls++;
+		pool_sent(s, sl, &ps);
+		done += ps.bytes;
+	}
+}
+
+static void pool_send(struct sender *s, struct slot *sl, size_t len)
+{
+	pool_send_from(s, sl, 0, len);
+}
+
+/* A send of --batch's queue @i: its results, as one on its own. */
+static void batch_sent(struct sender *s, unsigned int i, uint64_t *bytes)
+{
+	if (s->pool_batch) {
+		const struct zcopy_pool_send *ps = &s->pool_batch[i];
+
+		pool_sent(s, s->batch_slot[i], ps);
+		*bytes = ps->bytes;
+	} else {
+		const struct zcopy_send *zs = &s->batch[i];
+
+		slot_wait_for(s, s->batch_slot[i], zs->offset, zs->offset + zs->bytes);
+		*bytes = zs->bytes;
+	}
+}
+
+/* Bytes [@done, @len) of --batch's queue @i, on their own. */
+static void batch_send_rest(struct sender *s, unsigned int i, size_t done, size_t len)
+{
+	if (s->pool_batch)
+		pool_send_from(s, s->batch_slot[i], done, len);
+	else
+		pinned_send_from(s, s->batch_slot[i], done, len);
+}
+
 /*
- * --batch: the queued sends in ZCOPY_IOC_SEND_BATCH calls. A short one is
- * finished, and one the module refused is sent again, on its own (where
- * pinned_send_from() handles what it says).
+ * --batch: the queued sends in ZCOPY_IOC_SEND_BATCH (POOL_SEND_BATCH)
+ * calls. A short one is finished, and one the module refused is sent
+ * again, on its own (where pinned_send_from() and pool_send_from() handle
+ * what it says).
  */
 static void batch_flush(struct sender *s)
 {
 	unsigned int first = 0, i;
+	uint64_t bytes;
 	int k;
 
 	while (first < s->nbatch) {
-		k = zc_send_batch(s->zfd, s->batch + first, s->nbatch - first);
+		k = s->pool_batch ?
+		    zc_pool_send_batch(s->zfd, s->pool_batch + first, s->nbatch - first) :
+		    zc_send_batch(s->zfd, s->batch + first, s->nbatch - first);
 		if (k < 0) {
-			pinned_send(s, s->batch_slot[first], s->batch_iov[first].len);
+			batch_send_rest(s, first, 0, s->batch_iov[first].len);
 			first++;
 			continue;
 		}
 		s->send_calls++;
 		for (i = first; i < first + k; i++) {
-			const struct zcopy_send *zs = &s->batch[i];
-
-			slot_wait_for(s, s->batch_slot[i], zs->offset, zs->offset + zs->bytes);
-			if (zs->bytes < s->batch_iov[i].len)
-				pinned_send_from(s, s->batch_slot[i], zs->bytes,
-						 s->batch_iov[i].len);
+			batch_sent(s, i, &bytes);
+			if (bytes < s->batch_iov[i].len)
+				batch_send_rest(s, i, bytes, s->batch_iov[i].len);
 		}
 		first += k;
 	}
@@ -673,13 +739,21 @@ static void batch_send(struct sender *s, struct slot *sl, size_t len)
 	unsigned int i = s->nbatch++;
 
 	s->batch_iov[i] = (struct zcopy_iovec){ .base = (uintptr_t)sl->buf, .len = len };
-	s->batch[i] = (struct zcopy_send){
-		.sockfd = s->sock,
-		.flags = s->o->method == M_FIXED ? ZCOPY_SEND_FIXED : 0,
-		.iov = (uintptr_t)&s->batch_iov[i],
-		.iov_count = 1,
-		.buf_index = s->o->method == M_FIXED ? s->fixed : 0,
-	};
+	if (s->pool_batch)
+		s->pool_batch[i] = (struct zcopy_pool_send){
+			.sockfd = s->sock,
+			.flags = pool_send_flags(s),
+			.offset = (uintptr_t)sl->buf,
+			.len = len,
+		};
+	else
+		s->batch[i] = (struct zcopy_send){
+			.sockfd = s->sock,
+			.flags = s->o->method == M_FIXED ? ZCOPY_SEND_FIXED : 0,
+			.iov = (uintptr_t)&s->batch_iov[i],
+			.iov_count = 1,
+			.buf_index = s->o->method == M_FIXED ? s->fixed : 0,
+		};
 	s->batch_slot[i] = sl;
 	if (s->nbatch == s->batch_max)
 		batch_flush(s);
@@ -690,32 +764,6 @@ static void batch_reap(struct sender *s, int timeout_ms)
 {
 	batch_flush(s);
 	zc_reap(s, timeout_ms);
-}
-
-static void pool_send(struct sender *s, struct slot *sl, size_t len)
-{
-	uint32_t flags = ZCOPY_POOL_SEND_ADDR | (s->o->notify ? ZCOPY_POOL_SEND_NOTIFY : 0);
-	size_t done = 0;
-
-	while (done < len) {
-		struct zcopy_pool_send ps;
-		int ret = zc_pool_send(s->zfd, s->sock, (uintptr_t)(sl->buf + done), len - done,
-				       flags, 0, &ps);
-
-		if (ret) {
-			zc_retry(s, -ret, "ZCOPY_IOC_POOL_SEND");
-			continue;
-		}
-		s->send_calls++;
-		if (ps.seq != ZCOPY_NO_SEQ && s->o->notify)
-			slot_wait_for(s, sl, ps.stream_offset, ps.stream_offset + ps.bytes);
-		else if (ps.seq != ZCOPY_NO_SEQ)
-			s->expected += ps.bytes;	/* UDP: a record to read */
-		done += ps.bytes;
-		/* without --notify the buffer is rewritten at once: keep up */
-		if (!s->o->notify)
-			zc_reap_queued(s);
-	}
 }
 
 /* The pool as the ring's buffers. */
@@ -791,25 +839,39 @@ static void method_msg_zerocopy(struct sender *s)
 	method_ring(s, mz_send, mz_reap);
 }
 
+/* --batch: queues for @s->o->batch sends. */
+static void batch_alloc(struct sender *s, int pool)
+{
+	/* The ring must not come round to a buffer still queued. */
+	s->batch_max = ZC_MIN(s->o->batch, s->nslots - 1);
+	if (pool)
+		s->pool_batch = calloc(s->batch_max, sizeof(*s->pool_batch));
+	else
+		s->batch = calloc(s->batch_max, sizeof(*s->batch));
+	s->batch_iov = calloc(s->batch_max, sizeof(*s->batch_iov));
+	s->batch_slot = calloc(s->batch_max, sizeof(*s->batch_slot));
+	if ((!s->batch && !s->pool_batch) || !s->batch_iov || !s->batch_slot)
+		zc_fail("calloc");
+}
+
 static void method_zcopy(struct sender *s)
 {
 	if (!s->o->batch) {
 		method_ring(s, pinned_send, zc_reap);
 		return;
 	}
-	/* The ring must not come round to a buffer still queued. */
-	s->batch_max = ZC_MIN(s->o->batch, s->nslots - 1);
-	s->batch = calloc(s->batch_max, sizeof(*s->batch));
-	s->batch_iov = calloc(s->batch_max, sizeof(*s->batch_iov));
-	s->batch_slot = calloc(s->batch_max, sizeof(*s->batch_slot));
-	if (!s->batch || !s->batch_iov || !s->batch_slot)
-		zc_fail("calloc");
+	batch_alloc(s, 0);
 	method_ring(s, batch_send, batch_reap);
 }
 
 static void method_pool(struct sender *s)
 {
-	method_ring(s, pool_send, zc_reap);
+	if (!s->o->batch) {
+		method_ring(s, pool_send, zc_reap);
+		return;
+	}
+	batch_alloc(s, 1);
+	method_ring(s, batch_send, batch_reap);
 }
 
 /*
@@ -1019,8 +1081,8 @@ static void check_args(struct opts *o)
 		zc_die(ZC_EXIT_USAGE, "method %s is for TCP only", m);
 	if (o->notify && o->method != M_POOL)
 		zc_die(ZC_EXIT_USAGE, "--notify is for method zcopy-pool only");
-	if (o->batch && o->method != M_ZCOPY && o->method != M_FIXED)
-		zc_die(ZC_EXIT_USAGE, "--batch is for methods zcopy and zcopy-fixed only");
+	if (o->batch && o->method != M_ZCOPY && o->method != M_FIXED && o->method != M_POOL)
+		zc_die(ZC_EXIT_USAGE, "--batch is for the methods zcopy, zcopy-fixed and zcopy-pool only");
 	if (o->corrupt && (o->src != SRC_PATTERN || o->method == M_MMAP ||
 			   o->method == M_SENDFILE))
 		zc_die(ZC_EXIT_USAGE, "--corrupt-at needs --pattern and a buffered method");
