@@ -139,8 +139,9 @@ gt0() { [ "${1:-0}" -gt 0 ]; }
 eq0() { [ "${1:-1}" -eq 0 ]; }
 # Most of the payload: at least 9 bytes in 10.
 most() { [ "$((${1:-0} * 10))" -ge "$((BYTES * 9))" ]; }
+most_no_cow() { most "$1" && eq0 "$2"; }
 
-tap_plan 21
+tap_plan 22
 
 if ! "$(dirname "$0")/setup_net.sh" >"$tmp/log" 2>&1; then
 	echo "Bail out! no test network"
@@ -194,6 +195,10 @@ check "zcopy UDP over e1000e, 1400-byte datagrams: verified, copied as short sen
 transfer peer 198.18.0.2 "--method zcopy-pool --notify" "--method read"; xfer=$?
 check "zcopy-pool --notify over e1000e: verified, no copy-on-write copy" \
 	eq0 "$(jnum "$tmp/send.out" cow_copies)"
+transfer peer 198.18.0.2 "--method zcopy-pool --notify --batch 8 --msg-size 4096" \
+	"--method read"; xfer=$?
+check "zcopy-pool --notify --batch 8 over e1000e: verified, zero-copy, no copy-on-write copy" \
+	most_no_cow "$(jnum "$tmp/send.out" tx_zerocopy_bytes)" "$(jnum "$tmp/send.out" cow_copies)"
 transfer vpeer 198.18.1.2 "--method zcopy-pool" "--method read"; xfer=$?
 check "zcopy-pool over veth: verified, every byte counted as a pool send" \
 	[ "$(jnum "$tmp/send.out" pool_send_bytes)" = $BYTES ]
