@@ -443,15 +443,21 @@ static const struct zcopy_tx_ops zcopy_pool_tx_ops = {
 static void zcopy_pool_take(struct zcopy_pool *pool, const struct zcopy_pool_seg *segs,
 			    unsigned int nr_segs, unsigned long *slots, struct bio_vec *bvec)
 {
-	unsigned int s, i, n = 0, off;
-	unsigned long idx;
+	unsigned int s, e, i, n = 0, off;
+	unsigned long idx, end;
 	size_t len, seg;
 	bool was;
 
 	mutex_lock(&pool->lock);
+	/* One zap, one TLB flush, for pieces that meet, as a ring's sends do. */
+	for (s = 0; slots && s < nr_segs; s = e) {
+		idx = segs[s].first;
+		end = idx + segs[s].nr;
+		for (e = s + 1; e < nr_segs && segs[e].first >= idx && segs[e].first <= end; e++)
+			end = max(end, segs[e].first + segs[e].nr);
+		zcopy_area_zap(&pool->area, idx, end - idx);
+	}
 	for (s = 0; s < nr_segs; s++) {
-		if (slots)
-			zcopy_area_zap(&pool->area, segs[s].first, segs[s].nr);
 		off = segs[s].off;
 		len = segs[s].len;
 		for (i = 0; i < segs[s].nr; i++, n++, off = 0) {
