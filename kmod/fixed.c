@@ -252,12 +252,13 @@ static int zcopy_fixed_submit(struct zcopy_file *zf, struct zcopy_tx_args *ta,
 
 /*
  * Send @iov (checked and cut to one send's limits: @nr_pages pages, @ta->len
- * bytes) from the registered buffer at @index. A short send is copied from
- * the buffer's pages, as any short send is.
+ * bytes) from the registered buffer at @index. With @copy (a short send, or
+ * a batch's run of them) the bytes are copied from the buffer's pages, as
+ * any short send is.
  */
 int zcopy_send_fixed(struct zcopy_file *zf, struct zcopy_tx_args *ta, u32 index,
 		     const struct zcopy_iovec *iov, unsigned int nr_iov,
-		     unsigned int nr_pages)
+		     unsigned int nr_pages, bool copy)
 {
 	struct bio_vec fast[ZCOPY_FAST_BVEC];
 	struct zcopy_fixed *buf;
@@ -274,7 +275,7 @@ int zcopy_send_fixed(struct zcopy_file *zf, struct zcopy_tx_args *ta, u32 index,
 	ret = zcopy_fixed_bvec(buf, iov, nr_iov, ta->bvec);
 	if (ret)
 		goto out_free_bvec;
-	if (zcopy_send_copies(ta->len)) {
+	if (copy) {
 		iov_iter_bvec(&from, ITER_SOURCE, ta->bvec, nr_pages, ta->len);
 		ret = zcopy_tx_copy(zf, &zcopy_send_ledger, ta, &from, true);
 	} else {

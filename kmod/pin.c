@@ -323,7 +323,7 @@ static int zcopy_send(struct zcopy_file *zf, struct zcopy_send_req *req,
 	*whole = false;
 	if (args->flags & ZCOPY_SEND_FIXED)
 		ret = zcopy_send_fixed(zf, &ta, args->buf_index, req->iov, req->nr_iov,
-				       req->nr_pages);
+				       req->nr_pages, zcopy_send_copies(ta.len));
 	else if (zcopy_send_copies(ta.len))
 		ret = zcopy_send_copy(zf, &ta, req->iov, req->nr_iov);
 	else
@@ -351,10 +351,14 @@ long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
 	return ret;
 }
 
-/* A run of a batch's sends, all copied or all pinned: see ZCOPY_RUN_BYTES. */
+/*
+ * A run of a batch's sends, all copied or none, all from plain memory or
+ * all from one registered buffer: see ZCOPY_RUN_BYTES.
+ */
 struct zcopy_send_run {
 	struct socket		*sock;		/* a reference, while @nr */
 	u32			flags;
+	u32			buf_index;	/* with ZCOPY_SEND_FIXED */
 	bool			pinned;		/* or copied */
 	u32			first;		/* the batch entry of the first send */
 	unsigned int		nr;
@@ -370,12 +374,11 @@ struct zcopy_send_run {
 	struct zcopy_iovec	iov[ZCOPY_RUN_VECS];
 };
 
-/* Whether @req is a send that a run can take: whole, from plain memory. */
+/* Whether @req is a send that a run can take: whole, on a stream. */
 static bool zcopy_send_runs(const struct zcopy_send_req *req)
 {
-	return !(req->args.flags & ZCOPY_SEND_FIXED) && req->sock->type == SOCK_STREAM &&
-	       req->len == req->asked && req->len <= ZCOPY_RUN_BYTES &&
-	       req->nr_iov <= ZCOPY_RUN_VECS;
+	return req->sock->type == SOCK_STREAM && req->len == req->asked &&
+	       req->len <= ZCOPY_RUN_BYTES && req->nr_iov <= ZCOPY_RUN_VECS;
 }
 
 /* Whether @req can join @run, which has sends; a full run takes none. */
@@ -383,7 +386,8 @@ static bool zcopy_send_run_takes(const struct zcopy_send_run *run,
 				 const struct zcopy_send_req *req)
 {
 	return zcopy_send_runs(req) && req->sock == run->sock &&
-	       req->args.flags == run->flags && zcopy_send_copies(req->len) != run->pinned &&
+	       req->args.flags == run->flags && req->args.buf_index == run->buf_index &&
+	       zcopy_send_copies(req->len) != run->pinned &&
 	       run->nr < ZCOPY_RUN_SENDS &&
 	       run->nr_iov + req->nr_iov <= ZCOPY_RUN_VECS &&
 	       run->len + req->len <= ZCOPY_RUN_BYTES;
@@ -397,6 +401,7 @@ static void zcopy_send_run_add(struct zcopy_send_run *run, struct zcopy_send_req
 		run->sock = req->sock;
 		req->sock = NULL;
 		run->flags = req->args.flags;
+		run->buf_index = req->args.buf_index;
 		run->pinned = !zcopy_send_copies(req->len);
 		run->first = index;
 		run->nr_iov = 0;
@@ -434,10 +439,24 @@ static int zcopy_send_run_results(struct zcopy_send_run *run, struct zcopy_send 
 	return 0;
 }
 
+/* Make @iov a send of @run's kind: copied, pinned, or from its registered buffer. */
+static int zcopy_send_run_make(struct zcopy_file *zf, const struct zcopy_send_run *run,
+			       struct zcopy_tx_args *ta, const struct zcopy_iovec *iov,
+			       unsigned int nr_iov, unsigned int nr_pages)
+{
+	if (run->flags & ZCOPY_SEND_FIXED)
+		return zcopy_send_fixed(zf, ta, run->buf_index, iov, nr_iov, nr_pages,
+					!run->pinned);
+	if (!run->pinned)
+		return zcopy_send_copy(zf, ta, iov, nr_iov);
+	return zcopy_send_pinned(zf, ta, iov, nr_iov, nr_pages);
+}
+
 /*
- * The pinned sends of a run that could not go as one (a pin or a charge
- * refused) go one by one, as they would have without runs: those before
- * the one refused are made, and it says why.
+ * The sends of a run of pages that could not go as one (a pin or a charge
+ * refused, a vector outside the registered buffer) go one by one, as they
+ * would have without runs: those before the one refused are made, and it
+ * says why.
  */
 static int zcopy_send_run_each(struct zcopy_file *zf, struct zcopy_send_run *run,
 			       struct zcopy_send __user *sends, u32 *done, bool *whole)
@@ -452,8 +471,8 @@ static int zcopy_send_run_each(struct zcopy_file *zf, struct zcopy_send_run *run
 					    .flags = run->flags,
 					    .cookie = run->send[i].cookie };
 
-		ret = zcopy_send_pinned(zf, &ta, iov, run->send[i].nr_iov,
-					run->send[i].nr_pages);
+		ret = zcopy_send_run_make(zf, run, &ta, iov, run->send[i].nr_iov,
+					  run->send[i].nr_pages);
 		if (ret < 0)
 			return ret;
 		res.bytes = ta.bytes;
@@ -484,15 +503,12 @@ static int zcopy_send_run_flush(struct zcopy_file *zf, struct zcopy_send_run *ru
 	int ret;
 
 	*whole = false;
-	if (!run->pinned) {
-		ret = zcopy_send_copy(zf, &ta, run->iov, run->nr_iov);
-	} else {
-		ret = zcopy_send_pinned(zf, &ta, run->iov, run->nr_iov, run->nr_pages);
-		/* Refused before the socket saw it: maybe for one send only. */
-		if (run->nr > 1 && (ret == -EFAULT || ret == -ENOBUFS || ret == -ENOMEM)) {
-			ret = zcopy_send_run_each(zf, run, sends, done, whole);
-			goto out;
-		}
+	ret = zcopy_send_run_make(zf, run, &ta, run->iov, run->nr_iov, run->nr_pages);
+	/* Refused before the socket saw it: maybe for one send only. */
+	if ((run->pinned || (run->flags & ZCOPY_SEND_FIXED)) && run->nr > 1 &&
+	    (ret == -EFAULT || ret == -ENOBUFS || ret == -ENOMEM)) {
+		ret = zcopy_send_run_each(zf, run, sends, done, whole);
+		goto out;
 	}
 	if (ret < 0)
 		goto out;

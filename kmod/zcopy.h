@@ -417,7 +417,7 @@ long zcopy_ioctl_unregister(struct zcopy_file *zf, struct zcopy_unregister __use
 void zcopy_fixed_close(struct zcopy_file *zf);
 int zcopy_send_fixed(struct zcopy_file *zf, struct zcopy_tx_args *ta, u32 index,
 		     const struct zcopy_iovec *iov, unsigned int nr_iov,
-		     unsigned int nr_pages);
+		     unsigned int nr_pages, bool copy);
 
 /* ---- pin.c, pool.c: the page sources of sends; receive.c ---- */
 

@@ -587,6 +587,44 @@ TEST_F(bad, batch_stops_at_unpinnable_entry)
 	zc_tx_verify(_metadata, t);
 }
 
+/*
+ * Sends from a registered buffer in a row go as one, but a vector outside
+ * the buffer refuses only its own send: of three, the second reaching past
+ * the buffer's end, the batch makes the first and ends before the second,
+ * which sent first says EFAULT.
+ */
+TEST_F(bad, batch_fixed_stops_at_entry_outside)
+{
+	struct zc_tx *t = &self->t;
+	struct zcopy_iovec iov[3];
+	struct zcopy_send s[3];
+	unsigned int i;
+	int idx;
+
+	idx = zc_register(t->zfd, self->buf, 32 * KB);
+	ASSERT_LE(0, idx) TH_LOG("ZCOPY_IOC_REGISTER: %s", strerror(-idx));
+	iov[0] = (struct zcopy_iovec){ (uintptr_t)self->buf, 5000 };
+	iov[1] = (struct zcopy_iovec){ (uintptr_t)self->buf + 30 * KB, 5000 };
+	iov[2] = (struct zcopy_iovec){ (uintptr_t)self->buf + 5000, 5000 };
+	for (i = 0; i < 3; i++)
+		s[i] = (struct zcopy_send){ .sockfd = t->sock, .flags = ZCOPY_SEND_FIXED,
+					    .iov = (uintptr_t)&iov[i], .iov_count = 1,
+					    .buf_index = idx, .cookie = i };
+	ASSERT_EQ(1, zc_send_batch(t->zfd, s, 3));
+	EXPECT_EQ(5000, s[0].bytes);
+	EXPECT_EQ(0, s[1].bytes) TH_LOG("the refused entry was written to");
+	EXPECT_EQ(0, s[2].bytes) TH_LOG("an entry after the refused one was written to");
+	zc_tx_log_sent(t, &iov[0], &s[0]);
+
+	EXPECT_EQ(-EFAULT, zc_send_batch(t->zfd, &s[1], 2)) TH_LOG("the refused one first");
+	ASSERT_EQ(1, zc_send_batch(t->zfd, &s[2], 1));
+	EXPECT_EQ(1, s[2].seq);
+	EXPECT_EQ(5000, s[2].offset);
+	zc_tx_log_sent(t, &iov[2], &s[2]);
+	ASSERT_EQ(0, zc_unregister(t->zfd, idx));
+	zc_tx_verify(_metadata, t);
+}
+
 /* ---- registered buffers ---- */
 
 static int reg_errno(int zfd, struct zcopy_register *r)

@@ -602,15 +602,16 @@ TEST_F(tx, fixed_close_in_flight)
 }
 
 /*
- * @n sends from one buffer in ZCOPY_IOC_SEND_BATCH calls of @per_call (4
- * for UDP, which waits for its receiver): of 1 to @max_len bytes, every
- * @long_every-th of 20000, with ZCOPY_SEND_MORE on every @more_every-th
- * (TCP; 0: none). They arrive intact and in order, each with its record
- * and counted in the ledger, as the same sends one by one.
+ * @n sends from one buffer (registered, with @fixed: ZCOPY_SEND_FIXED) in
+ * ZCOPY_IOC_SEND_BATCH calls of @per_call (4 for UDP, which waits for its
+ * receiver): of 1 to @max_len bytes, every @long_every-th of 20000, with
+ * ZCOPY_SEND_MORE on every @more_every-th (TCP; 0: none). They arrive
+ * intact and in order, each with its record and counted in the ledger, as
+ * the same sends one by one.
  */
 static void tx_batch(struct __test_metadata *_metadata, struct zc_tx *t, unsigned int n,
 		     size_t max_len, unsigned int long_every, unsigned int more_every,
-		     unsigned int per_call, uint64_t seed)
+		     unsigned int per_call, uint64_t seed, bool fixed)
 {
 	size_t size = n * 20000, off = 0;
 	struct zcopy_iovec *iov = calloc(n, sizeof(*iov));
@@ -618,13 +619,17 @@ static void tx_batch(struct __test_metadata *_metadata, struct zc_tx *t, unsigne
 	char *buf = zc_map(size);
 	uint64_t rng = seed;
 	unsigned int i;
-	int ret;
+	int ret, idx = -1;
 
 	ASSERT_NE(NULL, iov);
 	ASSERT_NE(NULL, flags);
 	ASSERT_NE(NULL, buf);
 	zc_fill(buf, ZC_SEED(seed), size);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
+	if (fixed) {
+		idx = zc_register(t->zfd, buf, size);
+		ASSERT_LE(0, idx) TH_LOG("ZCOPY_IOC_REGISTER: %s", strerror(-idx));
+	}
 	for (i = 0; i < n; i++) {
 		iov[i].base = (uintptr_t)buf + off;
 		iov[i].len = long_every && i % long_every == long_every - 1 ? 20000 :
@@ -633,8 +638,12 @@ static void tx_batch(struct __test_metadata *_metadata, struct zc_tx *t, unsigne
 			flags[i] = ZCOPY_SEND_MORE;
 		off += iov[i].len;
 	}
+	t->fixed = idx;
 	ret = zc_tx_send_batch(t, iov, flags, n, IS_UDP(t) ? 4 : per_call);
+	t->fixed = -1;
 	ASSERT_EQ(0, ret) TH_LOG("ZCOPY_IOC_SEND_BATCH: %s", strerror(-ret));
+	if (fixed)
+		ASSERT_EQ(0, zc_unregister(t->zfd, idx));
 	zc_tx_verify(_metadata, t);
 	zc_unmap(buf, size);
 	free(flags);
@@ -647,7 +656,7 @@ static void tx_batch(struct __test_metadata *_metadata, struct zc_tx *t, unsigne
  */
 TEST_F(tx, batch_sends)
 {
-	tx_batch(_metadata, &self->t, 48, 20000, 0, 0, 16, 61);
+	tx_batch(_metadata, &self->t, 48, 20000, 0, 0, 16, 61, false);
 }
 
 /*
@@ -659,7 +668,21 @@ TEST_F(tx, batch_sends)
  */
 TEST_F(tx, batch_short_runs)
 {
-	tx_batch(_metadata, &self->t, 96, 1500, 13, 7, 48, 67);
+	tx_batch(_metadata, &self->t, 96, 1500, 13, 7, 48, 67, false);
+}
+
+/*
+ * The same from a registered buffer (ZCOPY_SEND_FIXED): runs of sends of
+ * its pages, and runs of copied sends, each one send, pinning nothing.
+ */
+TEST_F(tx, batch_fixed_sends)
+{
+	tx_batch(_metadata, &self->t, 48, 20000, 0, 0, 16, 73, true);
+}
+
+TEST_F(tx, batch_fixed_short_runs)
+{
+	tx_batch(_metadata, &self->t, 96, 1500, 13, 7, 48, 79, true);
 }
 
 /*

@@ -171,10 +171,10 @@ struct zcopy_send {
  * before the failing entry, which the application sends again to learn
  * its error. Each sent entry gets its sequence number and its record, as
  * from ZCOPY_IOC_SEND or ZCOPY_IOC_POOL_SEND. Entries in a row to the same
- * TCP socket with the same flags, all copied (shorter than the module's
- * copy_below) or none, up to 64 KiB, are sent together, as writev(2) sends
- * its vectors; their records come merged, and their pages are let go of
- * together.
+ * TCP socket with the same flags (and registered buffer), all copied
+ * (shorter than the module's copy_below) or none, up to 64 KiB, are sent
+ * together, as writev(2) sends its vectors; their records come merged, and
+ * their pages are let go of together.
  */
 struct zcopy_send_batch {
 	__u64	sends;
