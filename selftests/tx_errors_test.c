@@ -550,64 +550,23 @@ TEST_F(bad, batch_stops_at_refused_entry)
 }
 
 /*
- * Pinned sends in a row go as one, but a refused pin refuses only its own
- * send: of three, the second naming unmapped memory, the batch makes the
- * first and ends before the second, which sent first says EFAULT; nothing
- * of it stays pinned.
+ * Three sends of @flags (from registered buffer @idx with ZCOPY_SEND_FIXED)
+ * that a batch would make one run of, the second of which, @refused bytes
+ * at @bad, is refused with EFAULT: the batch makes the first and ends
+ * before the second, which sent first says EFAULT; the third then goes.
  */
-TEST_F(bad, batch_stops_at_unpinnable_entry)
+static void batch_second_refused(struct __test_metadata *_metadata, struct zc_tx *t,
+				 char *buf, uint32_t flags, uint32_t idx, uintptr_t bad,
+				 size_t refused)
 {
-	struct zc_tx *t = &self->t;
-	size_t ps = zc_page_size();
-	struct zcopy_iovec iov[3];
+	struct zcopy_iovec iov[3] = {
+		{ (uintptr_t)buf, 5000 }, { bad, refused }, { (uintptr_t)buf + 5000, 5000 },
+	};
 	struct zcopy_send s[3];
 	unsigned int i;
-	char *hole;
 
-	hole = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, hole);
-	ASSERT_EQ(0, munmap(hole, ps));
-	iov[0] = (struct zcopy_iovec){ (uintptr_t)self->buf, 5000 };
-	iov[1] = (struct zcopy_iovec){ (uintptr_t)hole, ps };
-	iov[2] = (struct zcopy_iovec){ (uintptr_t)self->buf + 5000, 5000 };
 	for (i = 0; i < 3; i++)
-		s[i] = (struct zcopy_send){ .sockfd = t->sock, .iov = (uintptr_t)&iov[i],
-					    .iov_count = 1, .cookie = i };
-	ASSERT_EQ(1, zc_send_batch(t->zfd, s, 3));
-	EXPECT_EQ(5000, s[0].bytes);
-	EXPECT_EQ(0, s[1].bytes) TH_LOG("the refused entry was written to");
-	EXPECT_EQ(0, s[2].bytes) TH_LOG("an entry after the refused one was written to");
-	zc_tx_log_sent(t, &iov[0], &s[0]);
-
-	EXPECT_EQ(-EFAULT, zc_send_batch(t->zfd, &s[1], 2)) TH_LOG("the refused one first");
-	ASSERT_EQ(1, zc_send_batch(t->zfd, &s[2], 1));
-	EXPECT_EQ(1, s[2].seq);
-	EXPECT_EQ(5000, s[2].offset);
-	zc_tx_log_sent(t, &iov[2], &s[2]);
-	zc_tx_verify(_metadata, t);
-}
-
-/*
- * Sends from a registered buffer in a row go as one, but a vector outside
- * the buffer refuses only its own send: of three, the second reaching past
- * the buffer's end, the batch makes the first and ends before the second,
- * which sent first says EFAULT.
- */
-TEST_F(bad, batch_fixed_stops_at_entry_outside)
-{
-	struct zc_tx *t = &self->t;
-	struct zcopy_iovec iov[3];
-	struct zcopy_send s[3];
-	unsigned int i;
-	int idx;
-
-	idx = zc_register(t->zfd, self->buf, 32 * KB);
-	ASSERT_LE(0, idx) TH_LOG("ZCOPY_IOC_REGISTER: %s", strerror(-idx));
-	iov[0] = (struct zcopy_iovec){ (uintptr_t)self->buf, 5000 };
-	iov[1] = (struct zcopy_iovec){ (uintptr_t)self->buf + 30 * KB, 5000 };
-	iov[2] = (struct zcopy_iovec){ (uintptr_t)self->buf + 5000, 5000 };
-	for (i = 0; i < 3; i++)
-		s[i] = (struct zcopy_send){ .sockfd = t->sock, .flags = ZCOPY_SEND_FIXED,
+		s[i] = (struct zcopy_send){ .sockfd = t->sock, .flags = flags,
 					    .iov = (uintptr_t)&iov[i], .iov_count = 1,
 					    .buf_index = idx, .cookie = i };
 	ASSERT_EQ(1, zc_send_batch(t->zfd, s, 3));
@@ -621,6 +580,37 @@ TEST_F(bad, batch_fixed_stops_at_entry_outside)
 	EXPECT_EQ(1, s[2].seq);
 	EXPECT_EQ(5000, s[2].offset);
 	zc_tx_log_sent(t, &iov[2], &s[2]);
+}
+
+/*
+ * Pinned sends in a row go as one, but a refused pin refuses only its own
+ * send: the second naming unmapped memory; nothing of it stays pinned.
+ */
+TEST_F(bad, batch_stops_at_unpinnable_entry)
+{
+	size_t ps = zc_page_size();
+	char *hole;
+
+	hole = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, hole);
+	ASSERT_EQ(0, munmap(hole, ps));
+	batch_second_refused(_metadata, &self->t, self->buf, 0, 0, (uintptr_t)hole, ps);
+	zc_tx_verify(_metadata, &self->t);
+}
+
+/*
+ * Sends from a registered buffer in a row go as one, but a vector outside
+ * the buffer refuses only its own send: the second reaching past its end.
+ */
+TEST_F(bad, batch_fixed_stops_at_entry_outside)
+{
+	struct zc_tx *t = &self->t;
+	int idx;
+
+	idx = zc_register(t->zfd, self->buf, 32 * KB);
+	ASSERT_LE(0, idx) TH_LOG("ZCOPY_IOC_REGISTER: %s", strerror(-idx));
+	batch_second_refused(_metadata, t, self->buf, ZCOPY_SEND_FIXED, idx,
+			     (uintptr_t)self->buf + 30 * KB, 5000);
 	ASSERT_EQ(0, zc_unregister(t->zfd, idx));
 	zc_tx_verify(_metadata, t);
 }
