@@ -167,7 +167,8 @@ static void zcopy_tx_release_one(struct zcopy_tx *tx)
 	} else {
 		zcopy_tx_post(tx);
 	}
-	zcopy_count(zf, ZC_SENDS_IN_FLIGHT, -1);
+	/* A failed send was never counted in: it made no sends. */
+	zcopy_count(zf, ZC_SENDS_IN_FLIGHT, -(s64)tx->sends);
 	zcopy_file_put(zf);
 	kvfree(tx);
 	module_put(THIS_MODULE);
@@ -637,7 +638,6 @@ int zcopy_tx_submit(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 	tx->why = zcopy_tx_route(args->sock->sk);
 	tx->bytes = args->len;
 	tx->chain_bytes = args->len;
-	zcopy_count(zf, ZC_SENDS_IN_FLIGHT, 1);
 	kref_get(&zf->ref);
 	__module_get(THIS_MODULE);
 
@@ -662,6 +662,8 @@ int zcopy_tx_submit(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 		}
 		zcopy_count(zf, tx->ops->ledger->sends, tx->sends);
 		zcopy_count(zf, tx->ops->ledger->bytes, ret);
+		/* Before our reference goes: the release counts them out. */
+		zcopy_count(zf, ZC_SENDS_IN_FLIGHT, tx->sends);
 	}
 	zcopy_tx_put(tx);
 	return ret;

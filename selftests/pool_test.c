@@ -915,6 +915,7 @@ static void pool_batch_dontwait(struct __test_metadata *_metadata, struct pt_ctx
 	struct pt_conn_opts o = { .hold = true, .rcvbuf = BLOCK_RCVBUF, .sndbuf = 16384 };
 	struct zcopy_pool_send b[256];
 	const unsigned int nsends = 256;
+	struct zcopy_stats st;
 	unsigned int first = 0, i, calls;
 	bool stopped_short = false;
 	struct pt_conn *k;
@@ -949,6 +950,9 @@ static void pool_batch_dontwait(struct __test_metadata *_metadata, struct pt_ctx
 	ASSERT_EQ(-EAGAIN, ret) TH_LOG("the socket took %zu bytes: %s", nsends * len,
 				       errno_name(-ret));
 	EXPECT_TRUE(stopped_short);
+	/* In flight are sends, however many of them went as one. */
+	ASSERT_EQ(0, zc_stats(c->zfd, 0, &st));
+	EXPECT_EQ(st.sends - st.send_completions, st.sends_in_flight);
 	pt_release(_metadata, k);
 	for (i = first; i < nsends; i++)
 		b[i].flags &= ~ZCOPY_SEND_DONTWAIT;

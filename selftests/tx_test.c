@@ -697,6 +697,7 @@ static void tx_batch_dontwait(struct __test_metadata *_metadata, struct zc_tx *t
 	size_t size = 1024 * len;
 	struct zcopy_iovec iov[1024];
 	struct zcopy_send s[256];
+	struct zcopy_stats st;
 	char *buf = zc_map(size);
 	unsigned int i, first = 0, k, calls;
 	bool stopped_short = false;
@@ -741,6 +742,9 @@ static void tx_batch_dontwait(struct __test_metadata *_metadata, struct zc_tx *t
 	ASSERT_EQ(-EAGAIN, ret) TH_LOG("the socket buffers took %zu bytes: %s", size,
 				       strerror(-ret));
 	EXPECT_TRUE(stopped_short);
+	/* In flight are sends, however many of them went as one. */
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st));
+	EXPECT_EQ(st.sends - st.send_completions, st.sends_in_flight);
 	ASSERT_EQ(0, zc_rx_release(&t->rx));
 	ret = zc_tx_send_batch(t, iov + first, NULL, ARRAY_SIZE(iov) - first, 64);
 	ASSERT_EQ(0, ret) TH_LOG("ZCOPY_IOC_SEND_BATCH: %s", strerror(-ret));
