@@ -504,7 +504,10 @@ static int zcopy_send_run_flush(struct zcopy_file *zf, struct zcopy_send_run *ru
 
 	*whole = false;
 	ret = zcopy_send_run_make(zf, run, &ta, run->iov, run->nr_iov, run->nr_pages);
-	/* Refused before the socket saw it: maybe for one send only. */
+	/*
+	 * Nothing sent (TCP fails a send only when it queued none of it): a
+	 * refusal maybe of one send only.
+	 */
 	if ((run->pinned || (run->flags & ZCOPY_SEND_FIXED)) && run->nr > 1 &&
 	    (ret == -EFAULT || ret == -ENOBUFS || ret == -ENOMEM)) {
 		ret = zcopy_send_run_each(zf, run, sends, done, whole);

@@ -780,7 +780,7 @@ static bool zcopy_pool_run_takes(const struct zcopy_pool_run *run,
 {
 	return zcopy_pool_send_runs(req) && req->sock == run->sock &&
 	       zcopy_pool_run_flags(req) == run->flags && req->copy == run->copy &&
-	       run->nr < ZCOPY_RUN_SENDS &&
+	       req->record == run->record && run->nr < ZCOPY_RUN_SENDS &&
 	       run->nr_pages + req->seg.nr <= ZCOPY_RUN_VECS &&
 	       run->len + req->seg.len <= ZCOPY_RUN_BYTES;
 }
