@@ -33,6 +33,10 @@
 #                  stamp (default: 8 bytes a page, --stamp) or pattern (the
 #                  test pattern, about 2.3 instructions a byte, which every
 #                  zcsend method pays and the peers do not)
+#   BENCH_NAPI     where e1000e's receive and transmit-completion work runs:
+#                  softirq (default: in whichever process the interrupt
+#                  found running, which is charged for it) or threaded
+#                  (the NICs' NAPI kthreads, /sys/class/net/*/threaded)
 
 set -u
 ip() { /usr/bin/ip "$@"; }
@@ -47,8 +51,10 @@ DATA=${BENCH_DATA:-stamp}
 PEER_RX=${BENCH_PEER_RX:-read}
 case $PEER_RX in read | discard) ;; *) echo "# bench: BENCH_PEER_RX is read or discard"; exit 1 ;; esac
 case $DATA in stamp | pattern) ;; *) echo "# bench: BENCH_DATA is stamp or pattern"; exit 1 ;; esac
-METHODS=${BENCH_METHODS:-copy mmap sendfile splice msg_zerocopy zcopy zcopy-batch zcopy-fixed zcopy-pool
-	zcopy-pool-notify zcopy-pool-batch tcp_zerocopy zcopy-recv zcopy-pool+recv
+NAPI=${BENCH_NAPI:-softirq}
+case $NAPI in softirq | threaded) ;; *) echo "# bench: BENCH_NAPI is softirq or threaded"; exit 1 ;; esac
+METHODS=${BENCH_METHODS:-copy mmap sendfile splice msg_zerocopy zcopy zcopy-batch zcopy-fixed zcopy-fixed-batch
+	zcopy-pool zcopy-pool-notify zcopy-pool-batch tcp_zerocopy zcopy-recv zcopy-pool+recv
 	peer:msg_zerocopy peer:io_uring_zerocopy_tx peer:tcp_mmap}
 PROXY_METHODS=${BENCH_PROXY_METHODS:-proxy:copy proxy:splice proxy:zcopy}
 # The peers' payload buffer is IP_MAXPACKET (65535 bytes) less headers.
@@ -69,6 +75,13 @@ BUSY0=0
 mkdir -p $T /dev/pts
 mountpoint -q /dev/pts || mount -t devpts devpts /dev/pts
 /selftests/zcopy/setup_net.sh >/dev/null || { echo "# bench: no network"; exit 1; }
+if [ $NAPI = threaded ]; then
+	for ns in "" peer far; do
+		${ns:+ip netns exec $ns} sh -c 'for d in /sys/class/net/eth*; do
+			echo 1 >$d/threaded || exit 1; done' ||
+			{ echo "# bench: cannot thread NAPI${ns:+ in $ns}"; exit 1; }
+	done
+fi
 # mmap and sendfile send a file: BENCH_BYTES of zcsend's pattern, in tmpfs.
 head -c "$BYTES" /dev/urandom >$FILE
 
@@ -119,7 +132,7 @@ emit() {
 	case $tx in "{"*) ;; *) tx=null ;; esac
 	case $rx in "{"*) ;; *) rx=null ;; esac
 	echo "BENCH {\"kernel\": \"$(uname -r)\", \"path\": \"$1\", \"size\": $2," \
-	     "\"method\": \"$3\", \"rep\": $4, \"copy_below\": $COPY_BELOW, \"data\": \"$DATA\"," \
+	     "\"method\": \"$3\", \"rep\": $4, \"copy_below\": $COPY_BELOW, \"data\": \"$DATA\", \"napi\": \"$NAPI\"," \
 	     "\"busy_s\": $busy_s, \"busy_clock\": \"$BUSY_CLOCK\"," \
 	     "\"tx\": $tx, \"rx\": $rx${7:+, $7}}"
 }
@@ -270,6 +283,8 @@ run_one() {
 	msg_zerocopy) run_tools "$@" msg_zerocopy read ;;
 	zcopy) run_tools "$@" zcopy read ;;
 	zcopy-fixed) run_tools "$@" zcopy-fixed read ;;
+	# As io_uring_zerocopy_tx sends: a registered buffer, 8 sends a call.
+	zcopy-fixed-batch) run_tools "$@" zcopy-fixed read --batch 8 ;;
 	zcopy-batch) run_tools "$@" zcopy read --batch 16 ;;
 	zcopy-pool) run_tools "$@" zcopy-pool read ;;
 	zcopy-pool-notify) run_tools "$@" zcopy-pool read --notify ;;
@@ -295,7 +310,7 @@ run_one() {
 }
 
 start=$(date +%s)
-echo "# bench: $(uname -r): paths $PATHS; sizes $SIZES; $REPS reps; up to $BYTES bytes per zcsend run, $SECS s per tcp_mmap run, peers -t $PEER_T received by $PEER_RX; copy_below $COPY_BELOW; data $DATA"
+echo "# bench: $(uname -r): paths $PATHS; sizes $SIZES; $REPS reps; up to $BYTES bytes per zcsend run, $SECS s per tcp_mmap run, peers -t $PEER_T received by $PEER_RX; copy_below $COPY_BELOW; data $DATA; napi $NAPI"
 for path in $PATHS; do
 	path_setup "$path"
 	methods=$METHODS
