@@ -174,7 +174,10 @@ struct zcopy_send {
  * TCP socket with the same flags (and registered buffer), all copied
  * (shorter than the module's copy_below) or none, up to 64 KiB, are sent
  * together, as writev(2) sends its vectors; their records come merged, and
- * their pages are let go of together.
+ * their pages are let go of together. Results that cannot be written back
+ * (the array unmapped by another thread meanwhile) end the batch before
+ * that entry, as sendmmsg(2) does with a msg_len it cannot write: the
+ * entry, and the rest of its run, were sent but are not counted.
  */
 struct zcopy_send_batch {
 	__u64	sends;
