@@ -51,6 +51,7 @@ DATA=${BENCH_DATA:-stamp}
 PEER_RX=${BENCH_PEER_RX:-read}
 case $PEER_RX in read | discard) ;; *) echo "# bench: BENCH_PEER_RX is read or discard"; exit 1 ;; esac
 case $DATA in stamp | pattern) ;; *) echo "# bench: BENCH_DATA is stamp or pattern"; exit 1 ;; esac
+NCPU=$(nproc)
 NAPI=${BENCH_NAPI:-softirq}
 case $NAPI in softirq | threaded) ;; *) echo "# bench: BENCH_NAPI is softirq or threaded"; exit 1 ;; esac
 METHODS=${BENCH_METHODS:-copy mmap sendfile splice msg_zerocopy zcopy zcopy-batch zcopy-fixed zcopy-fixed-batch
@@ -75,6 +76,18 @@ BUSY0=0
 mkdir -p $T /dev/pts
 mountpoint -q /dev/pts || mount -t devpts devpts /dev/pts
 /selftests/zcopy/setup_net.sh >/dev/null || { echo "# bench: no network"; exit 1; }
+# With two vCPUs, as two machines would be: the sender and the interrupts
+# of the NICs in this netns on CPU 0, the receiver and those of the NICs
+# in the others (odd-numbered: setup_net.sh) on CPU 1.
+TXCPU= RXCPU=
+if [ "$NCPU" -ge 2 ]; then
+	TXCPU="taskset -c 0" RXCPU="taskset -c 1"
+	awk '/eth[0-9]/ { print $1 + 0, ($0 ~ /eth[1357]/) }' /proc/interrupts |
+		while read -r irq cpu; do
+			echo "$cpu" >/proc/irq/"$irq"/smp_affinity_list ||
+				echo "# bench: IRQ $irq stays where it is"
+		done
+fi
 if [ $NAPI = threaded ]; then
 	for ns in "" peer far; do
 		${ns:+ip netns exec $ns} sh -c 'for d in /sys/class/net/eth*; do
@@ -132,7 +145,7 @@ emit() {
 	case $tx in "{"*) ;; *) tx=null ;; esac
 	case $rx in "{"*) ;; *) rx=null ;; esac
 	echo "BENCH {\"kernel\": \"$(uname -r)\", \"path\": \"$1\", \"size\": $2," \
-	     "\"method\": \"$3\", \"rep\": $4, \"copy_below\": $COPY_BELOW, \"data\": \"$DATA\", \"napi\": \"$NAPI\"," \
+	     "\"method\": \"$3\", \"rep\": $4, \"copy_below\": $COPY_BELOW, \"data\": \"$DATA\", \"napi\": \"$NAPI\", \"cpus\": $NCPU," \
 	     "\"busy_s\": $busy_s, \"busy_clock\": \"$BUSY_CLOCK\"," \
 	     "\"tx\": $tx, \"rx\": $rx${7:+, $7}}"
 }
@@ -142,13 +155,13 @@ run_tools() {
 	path=$1 size=$2 method=$3 rep=$4 txm=$5 rxm=$6
 	shift 6
 	PORT=$((PORT + 1))
-	$NS zcrecv --listen "$RADDR:$PORT" --method "$rxm" --timeout 30 --json \
+	$NS $RXCPU zcrecv --listen "$RADDR:$PORT" --method "$rxm" --timeout 30 --json \
 		>$T/rx.json 2>$T/rx.err &
 	rpid=$!
 	n=$((size * 4096))
 	[ $n -ge 16777216 ] || n=16777216
 	[ $n -le "$BYTES" ] || n=$BYTES
-	zcsend --connect "$RADDR:$PORT" --method "$txm" --msg-size "$size" \
+	$TXCPU zcsend --connect "$RADDR:$PORT" --method "$txm" --msg-size "$size" \
 		--bytes $n --"$DATA" --json "$@" >$T/tx.json 2>$T/tx.err
 	txs=$?
 	wait $rpid
@@ -168,7 +181,7 @@ run_msg_zerocopy_rx() {
 	PORT=$((PORT + 1))
 	# The receiver runs as long as the sender ($PT, set by run_one).
 	if [ "$PEER_RX" = read ]; then
-		$NS zcrecv --listen "$RADDR:$PORT" --method read --timeout $((PT + 20)) --json \
+		$NS $RXCPU zcrecv --listen "$RADDR:$PORT" --method read --timeout $((PT + 20)) --json \
 			>$T/rx.json 2>$T/rx.err &
 	else
 		$NS zctime -k $((PT + 20)) msg_zerocopy -4 -t "$PT" -p $PORT -D "$RADDR" -r tcp \
@@ -176,7 +189,7 @@ run_msg_zerocopy_rx() {
 	fi
 	rpid=$!
 	sleep 0.3
-	zctime -k $((PT + 20)) "$@" -p $PORT tcp >$T/tx.out 2>$T/tx.err
+	$TXCPU zctime -k $((PT + 20)) "$@" -p $PORT tcp >$T/tx.out 2>$T/tx.err
 	txs=$?
 	wait $rpid
 	rxs=$?
@@ -310,7 +323,7 @@ run_one() {
 }
 
 start=$(date +%s)
-echo "# bench: $(uname -r): paths $PATHS; sizes $SIZES; $REPS reps; up to $BYTES bytes per zcsend run, $SECS s per tcp_mmap run, peers -t $PEER_T received by $PEER_RX; copy_below $COPY_BELOW; data $DATA; napi $NAPI"
+echo "# bench: $(uname -r): paths $PATHS; sizes $SIZES; $REPS reps; up to $BYTES bytes per zcsend run, $SECS s per tcp_mmap run, peers -t $PEER_T received by $PEER_RX; copy_below $COPY_BELOW; data $DATA; napi $NAPI; $NCPU CPUs"
 for path in $PATHS; do
 	path_setup "$path"
 	methods=$METHODS
