@@ -309,6 +309,21 @@ err_put:
 }
 
 /*
+ * Make @iov a send of @ta->flags: copied with @copy, else of its pages,
+ * pinned now or, with ZCOPY_SEND_FIXED, the registered buffer @buf_index's.
+ */
+static int zcopy_send_make(struct zcopy_file *zf, struct zcopy_tx_args *ta, u32 buf_index,
+			   bool copy, const struct zcopy_iovec *iov, unsigned int nr_iov,
+			   unsigned int nr_pages)
+{
+	if (ta->flags & ZCOPY_SEND_FIXED)
+		return zcopy_send_fixed(zf, ta, buf_index, iov, nr_iov, nr_pages, copy);
+	if (copy)
+		return zcopy_send_copy(zf, ta, iov, nr_iov);
+	return zcopy_send_pinned(zf, ta, iov, nr_iov, nr_pages);
+}
+
+/*
  * Make the send @req describes and write its results back to @uarg;
  * *@whole says whether it took every byte named.
  */
@@ -321,13 +336,8 @@ static int zcopy_send(struct zcopy_file *zf, struct zcopy_send_req *req,
 	int ret;
 
 	*whole = false;
-	if (args->flags & ZCOPY_SEND_FIXED)
-		ret = zcopy_send_fixed(zf, &ta, args->buf_index, req->iov, req->nr_iov,
-				       req->nr_pages, zcopy_send_copies(ta.len));
-	else if (zcopy_send_copies(ta.len))
-		ret = zcopy_send_copy(zf, &ta, req->iov, req->nr_iov);
-	else
-		ret = zcopy_send_pinned(zf, &ta, req->iov, req->nr_iov, req->nr_pages);
+	ret = zcopy_send_make(zf, &ta, args->buf_index, zcopy_send_copies(ta.len), req->iov,
+			      req->nr_iov, req->nr_pages);
 	if (ret < 0)
 		return ret;
 	args->bytes = ta.bytes;
@@ -359,7 +369,7 @@ struct zcopy_send_run {
 	struct socket		*sock;		/* a reference, while @nr */
 	u32			flags;
 	u32			buf_index;	/* with ZCOPY_SEND_FIXED */
-	bool			pinned;		/* or copied */
+	bool			copy;		/* or sent as pages */
 	u32			first;		/* the batch entry of the first send */
 	unsigned int		nr;
 	unsigned int		nr_iov;
@@ -387,7 +397,7 @@ static bool zcopy_send_run_takes(const struct zcopy_send_run *run,
 {
 	return zcopy_send_runs(req) && req->sock == run->sock &&
 	       req->args.flags == run->flags && req->args.buf_index == run->buf_index &&
-	       zcopy_send_copies(req->len) != run->pinned &&
+	       zcopy_send_copies(req->len) == run->copy &&
 	       run->nr < ZCOPY_RUN_SENDS &&
 	       run->nr_iov + req->nr_iov <= ZCOPY_RUN_VECS &&
 	       run->len + req->len <= ZCOPY_RUN_BYTES;
@@ -402,7 +412,7 @@ static void zcopy_send_run_add(struct zcopy_send_run *run, struct zcopy_send_req
 		req->sock = NULL;
 		run->flags = req->args.flags;
 		run->buf_index = req->args.buf_index;
-		run->pinned = !zcopy_send_copies(req->len);
+		run->copy = zcopy_send_copies(req->len);
 		run->first = index;
 		run->nr_iov = 0;
 		run->nr_pages = 0;
@@ -439,19 +449,6 @@ static int zcopy_send_run_results(struct zcopy_send_run *run, struct zcopy_send 
 	return 0;
 }
 
-/* Make @iov a send of @run's kind: copied, pinned, or from its registered buffer. */
-static int zcopy_send_run_make(struct zcopy_file *zf, const struct zcopy_send_run *run,
-			       struct zcopy_tx_args *ta, const struct zcopy_iovec *iov,
-			       unsigned int nr_iov, unsigned int nr_pages)
-{
-	if (run->flags & ZCOPY_SEND_FIXED)
-		return zcopy_send_fixed(zf, ta, run->buf_index, iov, nr_iov, nr_pages,
-					!run->pinned);
-	if (!run->pinned)
-		return zcopy_send_copy(zf, ta, iov, nr_iov);
-	return zcopy_send_pinned(zf, ta, iov, nr_iov, nr_pages);
-}
-
 /*
  * The sends of a run of pages that could not go as one (a pin or a charge
  * refused, a vector outside the registered buffer) go one by one, as they
@@ -471,8 +468,8 @@ static int zcopy_send_run_each(struct zcopy_file *zf, struct zcopy_send_run *run
 					    .flags = run->flags,
 					    .cookie = run->send[i].cookie };
 
-		ret = zcopy_send_run_make(zf, run, &ta, iov, run->send[i].nr_iov,
-					  run->send[i].nr_pages);
+		ret = zcopy_send_make(zf, &ta, run->buf_index, run->copy, iov,
+				      run->send[i].nr_iov, run->send[i].nr_pages);
 		if (ret < 0)
 			return ret;
 		res.bytes = ta.bytes;
@@ -503,12 +500,13 @@ static int zcopy_send_run_flush(struct zcopy_file *zf, struct zcopy_send_run *ru
 	int ret;
 
 	*whole = false;
-	ret = zcopy_send_run_make(zf, run, &ta, run->iov, run->nr_iov, run->nr_pages);
+	ret = zcopy_send_make(zf, &ta, run->buf_index, run->copy, run->iov, run->nr_iov,
+			      run->nr_pages);
 	/*
 	 * Nothing sent (TCP fails a send only when it queued none of it): a
 	 * refusal maybe of one send only.
 	 */
-	if ((run->pinned || (run->flags & ZCOPY_SEND_FIXED)) && run->nr > 1 &&
+	if ((!run->copy || (run->flags & ZCOPY_SEND_FIXED)) && run->nr > 1 &&
 	    (ret == -EFAULT || ret == -ENOBUFS || ret == -ENOMEM)) {
 		ret = zcopy_send_run_each(zf, run, sends, done, whole);
 		goto out;

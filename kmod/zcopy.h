@@ -386,12 +386,12 @@ size_t zcopy_send_limit(unsigned long first_offset, size_t len);
  * copied or none, go down in one sendmsg, as writev(2) sends its vectors:
  * one lock_sock() and push for the run, and for sends of pages one
  * ubuf_info, so that they share skbs where TCP has no link_skb() (before
- * 6.10), and one record. (Pool pages sent by reference before 6.5 go by
- * kernel_sendpage(), a page at a time: the locked variant would bypass a
- * ULP such as kTLS, which replaces sk_prot only.) A run takes up to 64 KiB (a GSO skb), as a chain
+ * 6.10), and one record. A run takes up to 64 KiB (a GSO skb), as a chain
  * of linked sends does, so that records keep coming back, and at most
  * ZCOPY_RUN_VECS vectors: the user's for pinned sends, pieces of pages for
- * pool sends.
+ * pool sends. (Pool pages sent by reference before 6.5 go by
+ * kernel_sendpage(), a page at a time: the locked variant would bypass a
+ * ULP such as kTLS, which replaces sk_prot only.)
  */
 #define ZCOPY_RUN_SENDS	32
 #define ZCOPY_RUN_VECS	64
