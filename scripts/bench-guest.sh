@@ -10,7 +10,8 @@
 #                  and nic9000: e1000e with header split, see setup_net.sh;
 #                  proxy: zcsend in netns peer -> MTU 4148 -> zcproxy here ->
 #                  MTU 4168 -> zcrecv in netns far, each BENCH_PROXY_METHODS)
-#   BENCH_SIZES    message sizes in bytes
+#   BENCH_SIZES    message sizes in bytes (default: the sizes the targets
+#                  name, scripts/bench-report)
 #   BENCH_REPS     runs per cell
 #   BENCH_BYTES    most bytes per zcsend run: a run sends 4096 messages,
 #                  at least 16 MiB and at most this (the peers run for
@@ -42,9 +43,9 @@ set -u
 ip() { /usr/bin/ip "$@"; }
 
 PATHS=${BENCH_PATHS:-lo veth nic nic4148 nic9000 proxy}
-SIZES=${BENCH_SIZES:-1024 4096 16384 262144 1048576}
+SIZES=${BENCH_SIZES:-1024 4096 16384 65536 1048576}
 REPS=${BENCH_REPS:-3}
-BYTES=${BENCH_BYTES:-16777216}
+BYTES=${BENCH_BYTES:-33554432}
 SECS=${BENCH_SECS:-1}
 PEER_T=${BENCH_PEER_T:-0}
 DATA=${BENCH_DATA:-stamp}
