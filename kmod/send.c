@@ -28,6 +28,7 @@
 #include <linux/slab.h>
 #include <linux/uio.h>
 #include <net/sock.h>
+#include <net/tcp.h>
 #include <net/tcp_states.h>
 
 #include "zcopy.h"
@@ -267,19 +268,10 @@ static const struct ubuf_info_ops zcopy_ubuf_ops;
  * ZCOPY_CHAIN_BYTES, so that records keep coming back as data is
  * acknowledged. Called with the socket locked, which orders the linking.
  */
-static int zcopy_tx_link_skb(struct sk_buff *skb, struct ubuf_info *uarg)
+static int zcopy_tx_link(struct zcopy_tx *tx, struct ubuf_info *held)
 {
-	struct zcopy_tx *tx = container_of(uarg, struct zcopy_tx, ubuf);
-	struct ubuf_info *held = skb_zcopy(skb);
 	struct zcopy_tx *head;
 
-	if (!held) {
-		net_zcopy_get(uarg);
-		skb_zcopy_init(skb, uarg);
-		return 0;
-	}
-	if (held == uarg)
-		return 0;
 	if (tx->head != tx || tx->next || !zcopy_ubuf_has_ops(held, &zcopy_ubuf_ops))
 		return -EEXIST;
 	/* The skb holds a reference to @held, and @held one to its head. */
@@ -294,10 +286,53 @@ static int zcopy_tx_link_skb(struct sk_buff *skb, struct ubuf_info *uarg)
 	return 0;
 }
 
+static int zcopy_tx_link_skb(struct sk_buff *skb, struct ubuf_info *uarg)
+{
+	struct ubuf_info *held = skb_zcopy(skb);
+
+	if (!held) {
+		net_zcopy_get(uarg);
+		skb_zcopy_init(skb, uarg);
+		return 0;
+	}
+	if (held == uarg)
+		return 0;
+	return zcopy_tx_link(container_of(uarg, struct zcopy_tx, ubuf), held);
+}
+
 static const struct ubuf_info_ops zcopy_ubuf_ops = {
 	.complete = zcopy_tx_complete,
 	.link_skb = zcopy_tx_link_skb,
 };
+
+/*
+ * TCP before 6.10 never calls link_skb(): there, @tx joins the chain of
+ * the skb at the tail of the write queue before it is sent, and is sent
+ * with that skb's ubuf, which TCP then appends to as to its own (and gives
+ * to the skbs it adds after it). Its pages are let go of with the chain's,
+ * as a send linked by TCP. Returns that ubuf, with a reference for the
+ * sendmsg, or NULL: send with @tx's own.
+ */
+static struct ubuf_info *zcopy_tx_join_tail(struct zcopy_tx *tx, struct sock *sk)
+{
+	struct ubuf_info *held = NULL;
+	struct sk_buff *skb;
+
+	if (zcopy_tcp_links_ubufs() || !sk_is_tcp(sk))
+		return NULL;
+	/* The lock keeps the skb, and so @held, until the reference is taken. */
+	lock_sock(sk);
+	skb = tcp_write_queue_tail(sk);
+	/* A route that cannot take pages has TCP copy: nothing to share. */
+	if (skb && (sk->sk_route_caps & NETIF_F_SG))
+		held = skb_zcopy(skb);
+	if (held && !zcopy_tx_link(tx, held))
+		net_zcopy_get(held);
+	else
+		held = NULL;
+	release_sock(sk);
+	return held;
+}
 
 /* Drop the sender's own reference, in process context. */
 static void zcopy_tx_put(struct zcopy_tx *tx)
@@ -613,15 +648,23 @@ static int zcopy_tx_sendmsg(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 		.msg_flags = MSG_ZEROCOPY | zcopy_msg_flags(sock, args->flags),
 		.msg_ubuf = &tx->ubuf,
 	};
+	struct ubuf_info *joined = NULL;
+	int ret;
 
 	if (sock->type == SOCK_DGRAM && tx->nr_pages > MAX_SKB_FRAGS) {
 		msg.msg_flags &= ~MSG_ZEROCOPY;
 		msg.msg_ubuf = NULL;
 		tx->why = ZCOPY_COPIED_FRAGS;
+	} else {
+		joined = zcopy_tx_join_tail(tx, sock->sk);
+		if (joined)
+			msg.msg_ubuf = joined;
 	}
 
 	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, args->bvec, tx->nr_pages, args->len);
-	return sock_sendmsg(sock, &msg);
+	ret = sock_sendmsg(sock, &msg);
+	net_zcopy_put(joined);
+	return ret;
 }
 
 /*

@@ -306,7 +306,7 @@ struct zcopy_tx_ops {
  *		without one
  * @done:	on the per-CPU list of chains whose last reference went
  * @head:	the first send of the chain this one is linked into (see
- *		zcopy_tx_link_skb()), or itself
+ *		zcopy_tx_link()), or itself
  * @next:	the next send linked into its chain, in the order they were made
  * @last:	the head's: the last send linked into its chain
  * @chain_bytes: the head's: bytes asked of the sends of its chain
@@ -385,8 +385,7 @@ size_t zcopy_send_limit(unsigned long first_offset, size_t len);
  * A batch's sends in a row to one stream socket with the same flags, all
  * copied or none, go down in one sendmsg, as writev(2) sends its vectors:
  * one lock_sock() and push for the run, and for sends of pages one
- * ubuf_info, so that they share skbs where TCP has no link_skb() (before
- * 6.10), and one record. A run takes up to 64 KiB (a GSO skb), as a chain
+ * ubuf_info and one record. A run takes up to 64 KiB (a GSO skb), as a chain
  * of linked sends does, so that records keep coming back, and at most
  * ZCOPY_RUN_VECS vectors: the user's for pinned sends, pieces of pages for
  * pool sends. (Pool pages sent by reference before 6.5 go by

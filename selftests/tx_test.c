@@ -15,6 +15,7 @@
 
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/tcp.h>
 
 #include <linux/zcopy.h>
 
@@ -1179,10 +1180,10 @@ TEST_F(tx, two_fds_independent)
 }
 
 /*
- * Two fds' pinned sends on one socket, alternately: on kernels where TCP
- * links sends into the skb before them (6.10+), the sends of both share
- * skbs and complete as one chain, and still each fd's records cover its
- * own sends and say how their bytes left.
+ * Two fds' pinned sends on one socket, alternately: sends of a few KiB
+ * join the skb before them (short_sends_share_skbs), so the sends of both
+ * share skbs and complete as one chain, and still each fd's records cover
+ * their own sends and say how their bytes left.
  */
 TEST_F(tx, two_fds_one_skb)
 {
@@ -1407,6 +1408,39 @@ TEST_F(compl, read_efault_keeps_record)
 	zc_log_add_rec(&self->c.t.log, &r);
 	zc_tx_verify(_metadata, &self->c.t);
 	munmap(bad, ps);
+}
+
+/*
+ * Pinned sends of a few KiB in a row share skbs, as write()s do: TCP links
+ * each into the skb before it (link_skb(), 6.10 on), and before that the
+ * module joins the skb at the tail of the queue itself. Over loopback an
+ * skb leaves as one segment, so eight corked 4 KiB sends leave as one, not
+ * eight.
+ */
+TEST_F(compl, short_sends_share_skbs)
+{
+	struct zc_tx *t = &self->c.t;
+	struct tcp_info before, after;
+	socklen_t len = sizeof(before);
+	int on = 1, off = 0;
+	unsigned int i;
+
+	if (zc_send_copies(4 * KB))
+		SKIP(return, "copy_below copies 4 KiB sends");
+	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)));
+	ASSERT_EQ(0, getsockopt(t->sock, IPPROTO_TCP, TCP_INFO, &before, &len));
+	for (i = 0; i < 8; i++) {
+		struct zcopy_iovec iov = { (uintptr_t)self->c.buf + i * 4 * KB, 4 * KB };
+
+		ASSERT_EQ(0, zc_tx_sendv(t, &iov, 1, 0, i));
+	}
+	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_CORK, &off, sizeof(off)));
+	zc_tx_verify(_metadata, t);
+	len = sizeof(after);
+	ASSERT_EQ(0, getsockopt(t->sock, IPPROTO_TCP, TCP_INFO, &after, &len));
+	EXPECT_GE(2, after.tcpi_data_segs_out - before.tcpi_data_segs_out)
+		TH_LOG("8 sends of 4 KiB left in %u segments",
+		       after.tcpi_data_segs_out - before.tcpi_data_segs_out);
 }
 
 /*

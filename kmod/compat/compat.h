@@ -22,7 +22,8 @@
  * complete() has the callback's signature, and a link_skb() that TCP
  * asks before it appends to an skb holding another ubuf. Older kernels get
  * the table's type, and never call link_skb(); zcopy_ubuf_set_ops()
- * installs the table either way, zcopy_ubuf_has_ops() recognizes it.
+ * installs the table either way, zcopy_ubuf_has_ops() recognizes it, and
+ * zcopy_tcp_links_ubufs() says whether TCP calls link_skb().
  */
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 10, 0)
 struct ubuf_info_ops {
@@ -42,6 +43,11 @@ static inline bool zcopy_ubuf_has_ops(const struct ubuf_info *uarg,
 {
 	return uarg->callback == ops->complete;
 }
+
+static inline bool zcopy_tcp_links_ubufs(void)
+{
+	return false;
+}
 #else
 static inline void zcopy_ubuf_set_ops(struct ubuf_info *uarg,
 				      const struct ubuf_info_ops *ops)
@@ -53,6 +59,11 @@ static inline bool zcopy_ubuf_has_ops(const struct ubuf_info *uarg,
 				      const struct ubuf_info_ops *ops)
 {
 	return uarg->ops == ops;
+}
+
+static inline bool zcopy_tcp_links_ubufs(void)
+{
+	return true;
 }
 #endif
 
