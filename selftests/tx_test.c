@@ -1411,6 +1411,51 @@ TEST_F(compl, read_efault_keeps_record)
 }
 
 /*
+ * A registered buffer is the memory the application goes on writing: a
+ * send from it carries what was written after it was registered, whether
+ * its pages had never been touched (the shared zero page) or were a
+ * private file mapping's (the page cache's). It is pinned writable, as
+ * io_uring pins its fixed buffers, so memory the application cannot write
+ * is refused.
+ */
+TEST_F(compl, fixed_written_after_register)
+{
+	struct zc_tx *t = &self->c.t;
+	size_t len = 4 * zc_page_size(), i;
+	char *bufs[2], *ro;
+	int mfd, idx;
+
+	mfd = memfd_create("zcopy-fixed", MFD_CLOEXEC);
+	ASSERT_LE(0, mfd);
+	ASSERT_EQ(0, ftruncate(mfd, len));
+	bufs[0] = zc_map(len);
+	ASSERT_NE(NULL, bufs[0]);
+	bufs[1] = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, mfd, 0);
+	ASSERT_NE(MAP_FAILED, bufs[1]);
+	ro = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, ro);
+	idx = zc_register(t->zfd, ro, len);
+	EXPECT_EQ(-EFAULT, idx) TH_LOG("read-only memory registered");
+	if (idx >= 0)
+		zc_unregister(t->zfd, idx);
+
+	for (i = 0; i < 2; i++) {
+		idx = zc_register(t->zfd, bufs[i], len);
+		ASSERT_LE(0, idx) TH_LOG("ZCOPY_IOC_REGISTER: %s", strerror(-idx));
+		zc_fill(bufs[i], ZC_SEED(97 + i), len);
+		t->fixed = idx;
+		ASSERT_EQ(0, zc_tx_send_buf(t, bufs[i], len));
+		t->fixed = -1;
+		ASSERT_EQ(0, zc_unregister(t->zfd, idx));
+	}
+	zc_tx_verify(_metadata, t);
+	munmap(ro, len);
+	munmap(bufs[1], len);
+	zc_unmap(bufs[0], len);
+	close(mfd);
+}
+
+/*
  * Pinned sends of a few KiB in a row share skbs, as write()s do: TCP links
  * each into the skb before it (link_skb(), 6.10 on), and before that the
  * module joins the skb at the tail of the queue itself. Over loopback an
