@@ -185,23 +185,27 @@ static vm_fault_t zcopy_pool_fault(struct vm_fault *vmf)
 }
 
 /*
- * The first write through a read-only PTE. A free page is made writable
- * by the core once we return 0, if its PTE is still the one we saw: a
- * send that zaps it meanwhile makes the write fault again. A held page
- * is copied and the copy mapped writable in its place.
+ * The first write through a read-only PTE: the page, or for a held one
+ * its copy, is mapped writable here, under the pool lock, and never by
+ * the core. The core would do it once we returned 0 if the PTE were still
+ * the one it saw, but a send may zap that PTE meanwhile and a read fault
+ * map the page again read-only, leaving a PTE just like it, and the write
+ * would land in the page in flight.
  */
 static vm_fault_t zcopy_pool_pfn_mkwrite(struct vm_fault *vmf)
 {
 	struct zcopy_pool *pool = zcopy_pool(vmf->vma->vm_private_data);
 	unsigned long idx = vmf->pgoff - pool->area.pgoff;
-	vm_fault_t ret = 0;
+	vm_fault_t ret;
 
 	mutex_lock(&pool->lock);
 	if (pte_pfn(vmf->orig_pte) != page_to_pfn(pool->slots[idx])) {
 		/* Not the slot's page: inserts and copies exclude this, but retry afresh. */
 		zcopy_area_zap(&pool->area, idx, 1);
 		ret = VM_FAULT_NOPAGE;
-	} else if (zcopy_slot_held(pool, idx)) {
+	} else {
+		/* An insert leaves a PTE that is there as it is. */
+		zap_vma_ptes(vmf->vma, vmf->address, PAGE_SIZE);
 		ret = zcopy_pool_insert(pool, vmf, idx, true);
 	}
 	mutex_unlock(&pool->lock);

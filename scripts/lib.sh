@@ -61,6 +61,8 @@ kernel_image() {
 		echo "$(kernel_root "$1")/boot/vmlinuz-$(kernel_abi "$1")"
 	fi
 }
+# The selftests' own module (selftests/zcopy_testmod), as build-module builds it.
+testmod_path() { echo "$ZCOPY_CACHE/build/$(kernel_short "$1")/testmod/zcopy_testmod.ko"; }
 kernel_modules() {
 	if kernel_is_debug "$1"; then
 		echo "$(kernel_root "$1")/root/lib/modules/$(kernel_abi "$1")"

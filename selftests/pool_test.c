@@ -1896,6 +1896,70 @@ TEST_F_TIMEOUT(pool, read_fault_racing_copy_on_write, 300)
 	free(expect);
 }
 
+/* On CPU 0: the first store to slot 0, whose write fault is held up. */
+static void *mkwrite_writer(void *arg)
+{
+	struct race_state *r = arg;
+
+	zc_pin_cpu(0);
+	memset(r->p, 0xbb, r->ps);
+	return NULL;
+}
+
+/*
+ * The first write to a free pool page mapped read-only, racing a send of
+ * that page: the send carries the page as it was, and the write lands in
+ * a copy. Once ->pfn_mkwrite lets a write through, the core makes the PTE
+ * writable if it is still the one it saw; a send that zaps it, then a read
+ * that maps the page read-only again, leave one just like it. The
+ * selftests' module holds the writer up right after ->pfn_mkwrite, on CPU
+ * 0, while CPU 1 sends the page and reads it.
+ */
+TEST_F_TIMEOUT(pool, write_fault_racing_send, 120)
+{
+	const size_t ps = self->c.ps;
+	struct race_state r = { .ps = ps };
+	uint8_t *zero = calloc(1, ps);
+	struct zcopy_stats st0, st1;
+	int64_t deadline;
+	struct pt_conn *k;
+	long held = 0;
+	pthread_t th;
+	int ret;
+
+	ASSERT_NE(NULL, zero);
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		SKIP(return, "one CPU: the writer would hold up the sender");
+	ret = zc_testmod_load("delay_ms=500");
+	if (ret == -ENOENT)
+		SKIP(return, "no " ZC_TESTMOD_KO);
+	ASSERT_EQ(0, ret) TH_LOG("load zcopy_testmod: %s", strerror(-ret));
+
+	r.p = pt_map_pool(_metadata, &self->c, self->c.zfd, 1);
+	/* Mapped read-only by the read, the slot free. */
+	ASSERT_EQ(0, __atomic_load_n(r.p, __ATOMIC_RELAXED));
+	k = held_conn(_metadata, &self->c);
+	ASSERT_EQ(0, zc_pin_cpu(1));
+	st0 = pt_stats(_metadata, self->c.zfd, 0);
+	ASSERT_EQ(0, zc_testmod_write("armed", 1));
+	ASSERT_EQ(0, pthread_create(&th, NULL, mkwrite_writer, &r));
+	for (deadline = zc_now_ms() + 10000; !held && zc_now_ms() < deadline;)
+		ASSERT_EQ(0, zc_testmod_read("held", &held));
+	ASSERT_EQ(1, held) TH_LOG("the write did not reach ->pfn_mkwrite");
+
+	/* By reference, to a receiver that holds it: in flight for good. */
+	ASSERT_EQ(0, pt_send(&self->c, k, r.p, 0, ps, 0, 0, zero, NULL));
+	EXPECT_EQ(0, __atomic_load_n(r.p, __ATOMIC_RELAXED)) TH_LOG("the write went through early");
+	pthread_join(th, NULL);
+	st1 = pt_stats(_metadata, self->c.zfd, 0);
+	EXPECT_EQ(1, DELTA(st1, st0, cow_copies)) TH_LOG("the write was not copied");
+	EXPECT_EQ(0xbb, r.p[ps - 1]);
+	pt_release(_metadata, k);
+	pt_check_data(_metadata, k);
+	EXPECT_EQ(0, zc_testmod_unload());
+	free(zero);
+}
+
 struct wr_state {
 	uint64_t *a;
 	size_t words;

@@ -909,12 +909,12 @@ int zc_check_ledger(const struct zcopy_stats *st, const struct zc_log *log,
 	return 0;
 }
 
-int zc_param_read(const char *name, long *val)
+static int zc_modparam_read(const char *mod, const char *name, long *val)
 {
 	char path[128], buf[32];
 	int fd, n;
 
-	snprintf(path, sizeof(path), "/sys/module/zcopy/parameters/%s", name);
+	snprintf(path, sizeof(path), "/sys/module/%s/parameters/%s", mod, name);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -927,13 +927,12 @@ int zc_param_read(const char *name, long *val)
 	return 0;
 }
 
-int zc_param_write(const char *name, long val)
+static int zc_modparam_write(const char *mod, const char *name, long val)
 {
 	char path[128], buf[32];
 	int fd, n, ret = 0;
 
-	zc_copy_below = -1;
-	snprintf(path, sizeof(path), "/sys/module/zcopy/parameters/%s", name);
+	snprintf(path, sizeof(path), "/sys/module/%s/parameters/%s", mod, name);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -942,6 +941,47 @@ int zc_param_write(const char *name, long val)
 		ret = -errno;
 	close(fd);
 	return ret;
+}
+
+int zc_param_read(const char *name, long *val)
+{
+	return zc_modparam_read("zcopy", name, val);
+}
+
+int zc_param_write(const char *name, long val)
+{
+	zc_copy_below = -1;
+	return zc_modparam_write("zcopy", name, val);
+}
+
+int zc_testmod_load(const char *params)
+{
+	int fd, ret;
+
+	fd = open(ZC_TESTMOD_KO, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = syscall(__NR_finit_module, fd, params, 0) ? -errno : 0;
+	/* Left loaded by a test that failed before it could unload it. */
+	if (ret == -EEXIST && !zc_testmod_unload())
+		ret = syscall(__NR_finit_module, fd, params, 0) ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+int zc_testmod_unload(void)
+{
+	return syscall(__NR_delete_module, "zcopy_testmod", O_NONBLOCK) ? -errno : 0;
+}
+
+int zc_testmod_read(const char *name, long *val)
+{
+	return zc_modparam_read("zcopy_testmod", name, val);
+}
+
+int zc_testmod_write(const char *name, long val)
+{
+	return zc_modparam_write("zcopy_testmod", name, val);
 }
 
 void zc_tx_fini(struct zc_tx *t)

@@ -368,6 +368,23 @@ int zc_param_read(const char *name, long *val);
 
 int zc_param_write(const char *name, long val);
 
+/*
+ * The selftests' own module (zcopy_testmod/): it holds up returns from a
+ * function of zcopy.ko (its parameter "symbol"), to open a race window
+ * wide. The VM's initramfs carries it; elsewhere loading it fails with
+ * ENOENT, and the test that needs it skips.
+ */
+#define ZC_TESTMOD_KO	"/lib/modules/zcopy_testmod.ko"
+
+/* Load it with @params ("name=value ..."), unloading a stale one: 0 or -errno. */
+int zc_testmod_load(const char *params);
+
+int zc_testmod_unload(void);
+
+/* Its parameter @name, read into *@val or written: 0 or -errno. */
+int zc_testmod_read(const char *name, long *val);
+int zc_testmod_write(const char *name, long val);
+
 /* ---- a sender and its receiver, for harness tests ---- */
 
 struct zc_tx {

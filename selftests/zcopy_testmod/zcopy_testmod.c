@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * zcopy_testmod: for the selftests only, as bpf_testmod is for BPF's.
+ *
+ * Holds up returns from one function of zcopy.ko with a kretprobe, busy
+ * waiting, so that a race whose window is a few instructions wide opens
+ * for long enough that a test of it fails every time on code that has
+ * the race, not once in many runs. The test arms it for as many returns
+ * as it wants held up, and reads how many were, to know that its thread
+ * is in the window.
+ */
+
+#include <linux/atomic.h>
+#include <linux/delay.h>
+#include <linux/kprobes.h>
+#include <linux/module.h>
+#include <linux/sysfs.h>
+
+static char *symbol = "zcopy_pool_pfn_mkwrite";
+module_param(symbol, charp, 0444);
+MODULE_PARM_DESC(symbol, "The function whose returns are held up");
+
+static unsigned int delay_ms = 500;
+module_param(delay_ms, uint, 0644);
+MODULE_PARM_DESC(delay_ms, "How long each return is held up, in ms");
+
+static atomic_t zcopy_testmod_armed = ATOMIC_INIT(0);
+static atomic_t zcopy_testmod_held = ATOMIC_INIT(0);
+
+static int zcopy_testmod_armed_set(const char *val, const struct kernel_param *kp)
+{
+	int n, ret;
+
+	ret = kstrtoint(val, 0, &n);
+	if (ret)
+		return ret;
+	if (n < 0)
+		return -EINVAL;
+	atomic_set(&zcopy_testmod_armed, n);
+	return 0;
+}
+
+static int zcopy_testmod_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%d\n", atomic_read(kp->arg));
+}
+
+static const struct kernel_param_ops zcopy_testmod_armed_ops = {
+	.set = zcopy_testmod_armed_set,
+	.get = zcopy_testmod_get,
+};
+
+static const struct kernel_param_ops zcopy_testmod_held_ops = {
+	.get = zcopy_testmod_get,
+};
+
+module_param_cb(armed, &zcopy_testmod_armed_ops, &zcopy_testmod_armed, 0644);
+MODULE_PARM_DESC(armed, "Returns still to hold up");
+module_param_cb(held, &zcopy_testmod_held_ops, &zcopy_testmod_held, 0444);
+MODULE_PARM_DESC(held, "Returns held up so far");
+
+/* In the returning task, preemption off: the wait keeps its CPU. */
+static int zcopy_testmod_ret(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	if (atomic_dec_if_positive(&zcopy_testmod_armed) < 0)
+		return 0;
+	atomic_inc(&zcopy_testmod_held);
+	mdelay(READ_ONCE(delay_ms));
+	return 0;
+}
+
+static struct kretprobe zcopy_testmod_krp = {
+	.handler	= zcopy_testmod_ret,
+	.maxactive	= 4,
+};
+
+static int __init zcopy_testmod_init(void)
+{
+	zcopy_testmod_krp.kp.symbol_name = symbol;
+	return register_kretprobe(&zcopy_testmod_krp);
+}
+
+static void __exit zcopy_testmod_exit(void)
+{
+	unregister_kretprobe(&zcopy_testmod_krp);
+}
+
+module_init(zcopy_testmod_init);
+module_exit(zcopy_testmod_exit);
+MODULE_DESCRIPTION("zcopy selftests: hold up returns of a zcopy function");
+MODULE_LICENSE("GPL");
