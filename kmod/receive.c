@@ -735,6 +735,9 @@ static int zcopy_rx_read_tcp(struct zcopy_rx_ctx *ctx, struct sock *sk,
 		/* Stopped at the urgent mark with nothing read: step past it. */
 		if (!ret && !ctx->nr_desc && !ctx->err && zcopy_rx_pass_urgent(sk))
 			ret = tcp_read_sock(sk, rd, zcopy_rx_actor);
+		/* As tcp_recvmsg(): what is taken comes off SO_PEEK_OFF. */
+		if (ret > 0)
+			sk_peek_offset_bwd(sk, ret);
 		zcopy_rx_bounce_done(ctx);
 		zcopy_rx_map(area, vma, ctx->desc, ctx->nr_desc);
 	}
@@ -797,6 +800,11 @@ static struct sk_buff *zcopy_rx_udp_peek(struct sock *sk, long *timeo, int *err)
 	int off;
 
 	for (;;) {
+		/* A BPF sockmap may have taken the socket over while we waited. */
+		if (!zcopy_rx_queue_is_ours(sk, false)) {
+			*err = -EOPNOTSUPP;
+			return NULL;
+		}
 		off = -1;
 		skb = __skb_recv_udp(sk, MSG_PEEK | MSG_DONTWAIT, &off, err);
 		if (skb || *err != -EAGAIN)
@@ -960,6 +968,9 @@ static int zcopy_rx_udp(struct zcopy_rx_ctx *ctx, struct socket *sock,
 	struct sk_buff *skb;
 	int err, ret;
 
+	/* As for TCP: no free slot fails at once, not once a datagram comes. */
+	if (READ_ONCE(ctx->area->used) == ctx->area->area.nr_pages)
+		return -ENOSPC;
 	for (;;) {
 		skb = zcopy_rx_udp_peek(sock->sk, &timeo, &err);
 		if (!skb)

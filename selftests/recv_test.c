@@ -14,6 +14,7 @@
  *  - e2e:    megabytes over loopback, veth and e1000e, IPv4 and IPv6,
  *            with the share of mapped bytes each path must reach.
  */
+#include <linux/bpf.h>
 #include <linux/capability.h>
 #include <pthread.h>
 #include <linux/tls.h>
@@ -1721,6 +1722,32 @@ TEST_F(rx, udp_slot_tail_reads_zero)
  * offset back by its length as recv(2) does. One set past everything
  * queued neither hides a datagram nor makes the receive spin.
  */
+/*
+ * SO_PEEK_OFF on TCP (6.10 on): what a receive takes comes off the peek
+ * offset, as what recv(2) takes does, so the next peek goes on from the
+ * first byte not yet peeked.
+ */
+TEST_F(rx, tcp_peek_off_follows_receive)
+{
+	int zero = 0, off = -1;
+	socklen_t sl = sizeof(off);
+	uint8_t buf[100];
+
+	rx_start(_metadata, self, AF_INET, 4);
+	if (setsockopt(self->srv, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)))
+		SKIP(return, "TCP has no SO_PEEK_OFF here: %s", strerror(errno));
+	rx_send(_metadata, self, 0, 300);
+	ASSERT_EQ(100, recv(self->srv, buf, 100, MSG_PEEK | MSG_DONTWAIT));
+	RX_ONCE(&self->rx, 4, ZCOPY_RECV_DONTWAIT, 0, 100);
+	EXPECT_EQ(100, self->rx.last_bytes);
+	ASSERT_EQ(0, getsockopt(self->srv, SOL_SOCKET, SO_PEEK_OFF, &off, &sl));
+	EXPECT_EQ(0, off) TH_LOG("the 100 bytes peeked were taken");
+	ASSERT_EQ(100, recv(self->srv, buf, 100, MSG_PEEK | MSG_DONTWAIT));
+	EXPECT_EQ(100, zc_check(buf, 100, 100)) TH_LOG("the peek skipped bytes");
+	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+	check_rx_ledger(_metadata, &self->rx);
+}
+
 TEST_F(rx, udp_peek_off_whole_datagrams)
 {
 	static const int peek_offs[] = { 9000, 1 << 20 };
@@ -1750,6 +1777,32 @@ TEST_F(rx, udp_peek_off_whole_datagrams)
 		EXPECT_EQ(0, rt_rx_release_all(&self->rx));
 	}
 	alarm(0);
+	check_rx_ledger(_metadata, &self->rx);
+}
+
+/*
+ * No free slot fails at once, with ENOSPC, as for TCP: not after a wait,
+ * nor once a datagram has come.
+ */
+TEST_F(rx, udp_full_area_enospc)
+{
+	struct zcopy_rx_desc d[4];
+	struct zcopy_recv r;
+	uint64_t sent = 0;
+	int64_t t0;
+	int ret;
+
+	udp_start(_metadata, self, AF_INET, 1);
+	udp_send(_metadata, self->cli, &sent, 100);
+	ASSERT_EQ(0, rt_wait_readable(self->srv, 1, 2000));
+	RX_ONCE(&self->rx, 1, 0, 2000, 0);
+	ret = zc_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r);
+	EXPECT_EQ(-ENOSPC, ret) TH_LOG("an empty socket, DONTWAIT: %s", errno_str(-ret));
+	t0 = zc_now_ms();
+	ret = zc_recv(self->zfd, self->srv, d, 4, 0, 2000, &r);
+	EXPECT_EQ(-ENOSPC, ret) TH_LOG("an empty socket: %s", errno_str(-ret));
+	EXPECT_GT(1000, zc_now_ms() - t0) TH_LOG("waited for a datagram it had no room for");
+	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
 	check_rx_ledger(_metadata, &self->rx);
 }
 
@@ -2946,15 +2999,15 @@ TEST_F(ktls, rx_socket_left_to_tls)
 	close(zfd);
 }
 
-struct ktls_rx_arg {
+struct blocked_rx_arg {
 	int zfd, sock;
 	int ret;
 	uint64_t bytes;
 };
 
-static void *ktls_blocked_rx(void *p)
+static void *blocked_rx(void *p)
 {
-	struct ktls_rx_arg *a = p;
+	struct blocked_rx_arg *a = p;
 	struct zcopy_rx_desc d[16];
 	struct zcopy_recv r;
 
@@ -2974,7 +3027,7 @@ TEST_F(ktls, installed_while_receive_waits)
 		.info.version = TLS_1_2_VERSION,
 		.info.cipher_type = TLS_CIPHER_AES_GCM_128,
 	};
-	struct ktls_rx_arg a = { 0 };
+	struct blocked_rx_arg a = { 0 };
 	struct timeval tv = { 2, 0 };
 	int zfd, cli, srv;
 	uint8_t buf[2048];
@@ -2987,8 +3040,8 @@ TEST_F(ktls, installed_while_receive_waits)
 	ASSERT_LE(0, zfd);
 	ASSERT_NE(MAP_FAILED, rt_mmap_area(zfd, 16, PROT_READ));
 	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &cli, &srv));
-	a = (struct ktls_rx_arg){ .zfd = zfd, .sock = srv };
-	ASSERT_EQ(0, pthread_create(&th, NULL, ktls_blocked_rx, &a));
+	a = (struct blocked_rx_arg){ .zfd = zfd, .sock = srv };
+	ASSERT_EQ(0, pthread_create(&th, NULL, blocked_rx, &a));
 	/* Let the receive find the queue empty and go to sleep. */
 	zc_sleep_ms(300);
 
@@ -3018,6 +3071,84 @@ TEST_F(ktls, installed_while_receive_waits)
 		EXPECT_EQ(1000, zc_check(buf, 0, 1000));
 	close(cli);
 	close(srv);
+	close(zfd);
+}
+
+/* A BPF sockmap, with no program, holding @fd: the map's fd or -errno. */
+static int sockmap_with(int fd)
+{
+	union bpf_attr attr;
+	int map, key = 0, err;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.map_type = BPF_MAP_TYPE_SOCKMAP;
+	attr.key_size = sizeof(key);
+	attr.value_size = sizeof(fd);
+	attr.max_entries = 1;
+	map = syscall(__NR_bpf, BPF_MAP_CREATE, &attr, sizeof(attr));
+	if (map < 0)
+		return -errno;
+	memset(&attr, 0, sizeof(attr));
+	attr.map_fd = map;
+	attr.key = (uintptr_t)&key;
+	attr.value = (uintptr_t)&fd;
+	attr.flags = BPF_ANY;
+	if (syscall(__NR_bpf, BPF_MAP_UPDATE_ELEM, &attr, sizeof(attr))) {
+		err = -errno;
+		close(map);
+		return err;
+	}
+	return map;
+}
+
+/*
+ * A UDP receive already waiting when a BPF sockmap takes the socket over:
+ * once woken it leaves the datagram to the sockmap's receive path
+ * (EOPNOTSUPP), as a TCP one leaves a record to kTLS, and recv() gets it.
+ */
+TEST(udp_sockmap_installed_while_receive_waits)
+{
+	struct blocked_rx_arg a = { 0 };
+	struct timeval tv = { 2, 0 };
+	int zfd, tx, rx, map, ret;
+	uint8_t buf[200];
+	pthread_t th;
+	ssize_t n;
+
+	zfd = zc_open();
+	if (zfd < 0 && errno == ENOENT)
+		SKIP(return, ZCOPY_DEVICE " is missing: zcopy.ko is not loaded");
+	ASSERT_LE(0, zfd);
+	ASSERT_NE(MAP_FAILED, rt_mmap_area(zfd, 16, PROT_READ));
+	ret = zc_udp_pair(AF_INET, false, &tx, &rx);
+	ASSERT_EQ(0, ret) TH_LOG("loopback UDP sockets: %s", strerror(-ret));
+	a = (struct blocked_rx_arg){ .zfd = zfd, .sock = rx };
+	ASSERT_EQ(0, pthread_create(&th, NULL, blocked_rx, &a));
+	/* Let the receive find the queue empty and go to sleep. */
+	zc_sleep_ms(300);
+
+	map = sockmap_with(rx);
+	if (map < 0) {
+		shutdown(rx, SHUT_RDWR);
+		pthread_join(th, NULL);
+		SKIP(return, "no BPF sockmap of UDP sockets: %s", strerror(-map));
+	}
+	zc_fill(buf, 0, 100);
+	ASSERT_EQ(100, send(tx, buf, 100, 0));
+	pthread_join(th, NULL);
+	EXPECT_EQ(-EOPNOTSUPP, a.ret)
+		TH_LOG("the waiting ZCOPY_IOC_RECV returned %s with %llu bytes",
+		       errno_str(-a.ret), ZC_U64(a.bytes));
+
+	ASSERT_EQ(0, setsockopt(rx, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
+	n = recv(rx, buf, sizeof(buf), 0);
+	EXPECT_EQ(100, n) TH_LOG("recv() after the sockmap took over: %s",
+				 n < 0 ? strerror(errno) : "short");
+	if (n == 100)
+		EXPECT_EQ(100, zc_check(buf, 0, 100));
+	close(map);
+	close(tx);
+	close(rx);
 	close(zfd);
 }
 
