@@ -107,17 +107,22 @@ bool zcopy_area_owns(struct zcopy_area *area, struct vm_area_struct *vma)
 }
 
 /*
- * The mapping of @area in @mm where it was last mapped, or NULL; the
- * caller holds @mm's mmap_lock.
+ * The mapping of @area in @mm: where it was last mapped, or else the first
+ * in @mm (the last mapping may be another process's, one that shares the
+ * area since fork() and moved its copy); NULL if none. The caller holds
+ * @mm's mmap_lock.
  */
 struct vm_area_struct *zcopy_area_vma(struct zcopy_area *area, struct mm_struct *mm)
 {
 	unsigned long uaddr = READ_ONCE(area->uaddr);
 	struct vm_area_struct *vma = vma_lookup(mm, uaddr);
 
-	if (!vma || vma->vm_start != uaddr || !zcopy_area_owns(area, vma))
-		return NULL;
-	return vma;
+	if (vma && vma->vm_start == uaddr && zcopy_area_owns(area, vma))
+		return vma;
+	for (vma = find_vma(mm, 0); vma; vma = find_vma(mm, vma->vm_end))
+		if (zcopy_area_owns(area, vma))
+			return vma;
+	return NULL;
 }
 
 /* Remove pages [idx, idx + nr) of @area from every page table that maps them. */

@@ -326,8 +326,12 @@ static int zcopy_pool_attach(struct zcopy_area *area, struct vm_area_struct *vma
 {
 	if (vma_pages(vma) > area->nr_pages)
 		return -EINVAL;
-	/* Special PTEs: get_user_pages() and its users stay out. */
-	vm_flags_set(vma, VM_PFNMAP | VM_DONTCOPY | VM_DONTEXPAND);
+	/*
+	 * Special PTEs: get_user_pages() and its users stay out. VM_IO, as
+	 * remap_pfn_range() sets it, so that MADV_DOFORK cannot undo
+	 * VM_DONTCOPY.
+	 */
+	vm_flags_set(vma, VM_PFNMAP | VM_IO | VM_DONTCOPY | VM_DONTEXPAND);
 	vm_flags_clear(vma, VM_MAYEXEC);
 	return 0;
 }

@@ -1165,6 +1165,7 @@ TEST_F(pool, write_after_release)
 	pt_check_data(_metadata, k);
 }
 
+/* A child has no pool, and MADV_DOFORK cannot give it one (EINVAL). */
 TEST_F(pool, fork_child_has_no_pool)
 {
 	const size_t ps = self->c.ps, n = 4;
@@ -1176,6 +1177,8 @@ TEST_F(pool, fork_child_has_no_pool)
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
 	zc_fill(p, ZC_SEED(13), n * ps);
+	EXPECT_EQ(-1, madvise(p, n * ps, MADV_DOFORK)) TH_LOG("MADV_DOFORK undid MADV_DONTFORK");
+	EXPECT_EQ(EINVAL, errno);
 	for (mode = 0; mode < 2; mode++) {
 		fflush(stdout);
 		fflush(stderr);

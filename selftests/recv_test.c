@@ -585,6 +585,40 @@ TEST_F(rx, madv_dofork_shares_area_read_only)
 	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
 }
 
+/*
+ * A child that shares the area (MADV_DOFORK) and moves its copy elsewhere
+ * takes nothing from the parent: the parent's receives still find its own
+ * mapping.
+ */
+TEST_F(rx, madv_dofork_child_moves_its_copy)
+{
+	size_t len = 4 * self->ps;
+	int status;
+	pid_t pid;
+
+	rx_start(_metadata, self, AF_INET, 4);
+	ASSERT_EQ(0, madvise(self->area, len, MADV_DOFORK));
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		void *to = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (to == MAP_FAILED ||
+		    mremap(self->area, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to) != to)
+			_exit(1);
+		_exit(0);
+	}
+	status = zc_wait_child(pid, 10000);
+	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status)) TH_LOG("child status %#x", status);
+	rx_send(_metadata, self, 0, 1000);
+	RX_ONCE(&self->rx, 4, ZCOPY_RECV_DONTWAIT, 0, 0);
+	EXPECT_EQ(1000, self->rx.last_bytes);
+	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+	check_rx_ledger(_metadata, &self->rx);
+}
+
 /* ---- ZCOPY_IOC_RECV: what it refuses ---- */
 
 TEST_F(rx, no_area_enxio)

@@ -42,7 +42,7 @@
  * max_pool_pages, charged to RLIMIT_MEMLOCK and to the caller's memory
  * cgroup; later ones map it again, no larger. The pool lives until the
  * file is closed and its last mapping is gone. Pool mappings are not
- * inherited by fork() (as MADV_DONTFORK).
+ * inherited by fork() (as MADV_DONTFORK; MADV_DOFORK fails with EINVAL).
  *
  * Only zcopy ever holds a pool page: nothing else can take a reference to
  * one. Whatever would pin or reference the pages behind a pool address
