@@ -334,6 +334,29 @@ static struct ubuf_info *zcopy_tx_join_tail(struct zcopy_tx *tx, struct sock *sk
 	return held;
 }
 
+/*
+ * @tx joined a chain (zcopy_tx_join_tail()) and then sent nothing: TCP
+ * queued none of its pages, so it leaves the chain, to be let go of at
+ * once rather than with the chain's skbs. The caller's reference to the
+ * chain's ubuf keeps the chain.
+ */
+static void zcopy_tx_unjoin(struct zcopy_tx *tx, struct sock *sk)
+{
+	struct zcopy_tx *head = tx->head, *prev;
+
+	lock_sock(sk);
+	for (prev = head; prev->next != tx; prev = prev->next)
+		;
+	prev->next = tx->next;
+	if (head->last == tx)
+		head->last = prev;
+	head->chain_bytes -= tx->bytes;
+	tx->head = tx;
+	tx->next = NULL;
+	release_sock(sk);
+	net_zcopy_put(&head->ubuf);
+}
+
 /* Drop the sender's own reference, in process context. */
 static void zcopy_tx_put(struct zcopy_tx *tx)
 {
@@ -663,7 +686,11 @@ static int zcopy_tx_sendmsg(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 
 	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, args->bvec, tx->nr_pages, args->len);
 	ret = sock_sendmsg(sock, &msg);
-	net_zcopy_put(joined);
+	if (joined) {
+		if (ret <= 0)
+			zcopy_tx_unjoin(tx, sock->sk);
+		net_zcopy_put(joined);
+	}
 	return ret;
 }
 

@@ -1168,6 +1168,38 @@ static void life_module_idle(struct __test_metadata *_metadata)
 		  st.tx_copied_small);
 }
 
+/*
+ * A send the socket refuses (EAGAIN: its send buffer is full) holds
+ * nothing once the call returns: not its pages until the sends in flight
+ * before it complete, though (before 6.10) it joined their skb to be sent:
+ * 12 KiB sends leave that skb's chain room for a 4 KiB one.
+ */
+TEST_F(life, refused_send_holds_nothing)
+{
+	struct zcopy_iovec iov = { (uintptr_t)self->buf + 2 * MB, 4 * KB };
+	struct zc_tx *t = &self->t;
+	struct zcopy_stats st0, st1;
+	unsigned int n;
+	int i, ret;
+
+	zc_tx_start(_metadata, t, true, 4096, 64 * KB, false);
+	n = zc_tx_fill(t, self->buf, MB, 12 * KB, 0, &ret);
+	ASSERT_EQ(EAGAIN, ret) TH_LOG("after %u sends: %s", n, strerror(ret));
+	for (i = 0; i < 4; i++) {
+		ASSERT_EQ(0, zc_stats(t->zfd, 0, &st0));
+		ret = zc_tx_send_once(t, t->zfd, t->sock, &t->log, &iov, 1,
+				      ZCOPY_SEND_DONTWAIT, i, NULL);
+		ASSERT_EQ(-EAGAIN, ret) TH_LOG("a send to a full socket: %s", strerror(-ret));
+		ASSERT_EQ(0, zc_stats(t->zfd, 0, &st1));
+		EXPECT_EQ(st0.pages_pinned, st1.pages_pinned)
+			TH_LOG("refused send %d holds %lld pages", i,
+			       (long long)(st1.pages_pinned - st0.pages_pinned));
+	}
+	ASSERT_EQ(0, zc_rx_release(&t->rx));
+	zc_tx_verify(_metadata, t);
+	life_module_idle(_metadata);
+}
+
 /* Close the zcopy fd with sends in flight: they still arrive intact. */
 TEST_F(life, close_zfd_in_flight)
 {
