@@ -119,9 +119,12 @@ struct vm_area_struct *zcopy_area_vma(struct zcopy_area *area, struct mm_struct 
 
 	if (vma && vma->vm_start == uaddr && zcopy_area_owns(area, vma))
 		return vma;
-	for (vma = find_vma(mm, 0); vma; vma = find_vma(mm, vma->vm_end))
-		if (zcopy_area_owns(area, vma))
+	for (vma = find_vma(mm, 0); vma; vma = find_vma(mm, vma->vm_end)) {
+		if (zcopy_area_owns(area, vma)) {
+			WRITE_ONCE(area->uaddr, vma->vm_start);
 			return vma;
+		}
+	}
 	return NULL;
 }
 

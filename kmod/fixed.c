@@ -89,15 +89,8 @@ static struct zcopy_fixed *zcopy_fixed_pin(struct zcopy_file *zf, u64 uaddr, u64
 		ret = -ENOBUFS;
 		goto err_free_buf;
 	}
-	/*
-	 * Writable, as io_uring pins its fixed buffers: the pages must stay
-	 * the ones the application writes. Before 6.2 a read-only long-term
-	 * pin of memory shared copy-on-write (the zero page, a private file
-	 * mapping's page cache) keeps that page while the next write gets a
-	 * new one, and every send would carry what was there at registration.
-	 */
-	done = pin_user_pages_fast(uaddr & PAGE_MASK, nr, FOLL_WRITE | FOLL_LONGTERM,
-				   buf->pages);
+	/* The pages must stay the ones the application writes: see compat.h. */
+	done = pin_user_pages_fast(uaddr & PAGE_MASK, nr, ZCOPY_FOLL_LONGTERM_READ, buf->pages);
 	if (done != nr) {
 		if (done > 0)
 			unpin_user_pages(buf->pages, done);

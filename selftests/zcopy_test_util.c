@@ -4,6 +4,7 @@
  */
 #include <libgen.h>
 #include <limits.h>
+#include <sys/utsname.h>
 
 #include "zcopy_test_util.h"
 
@@ -952,6 +953,16 @@ int zc_param_write(const char *name, long val)
 {
 	zc_copy_below = -1;
 	return zc_modparam_write("zcopy", name, val);
+}
+
+bool zc_kernel_before(int major, int minor)
+{
+	struct utsname u;
+	int ma = 0, mi = 0;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+		return false;
+	return ma < major || (ma == major && mi < minor);
 }
 
 int zc_testmod_load(const char *params)

@@ -368,6 +368,9 @@ int zc_param_read(const char *name, long *val);
 
 int zc_param_write(const char *name, long val);
 
+/* Whether the running kernel is older than @major.@minor. */
+bool zc_kernel_before(int major, int minor);
+
 /*
  * The selftests' own module (zcopy_testmod/): it holds up returns from a
  * function of zcopy.ko (its parameter "symbol"), to open a race window

@@ -67,6 +67,21 @@ static inline bool zcopy_tcp_links_ubufs(void)
 }
 #endif
 
+/*
+ * 6.2 made a read-only long-term pin of memory shared copy-on-write unshare
+ * it first ("mm/gup: reliable R/O long-term pinning in COW mappings").
+ * Before, such a pin keeps the shared page (the zero page, a private file
+ * mapping's page cache) while the next write gets a new one: a pin meant
+ * to follow what the application writes is made writable there, as
+ * io_uring pins its fixed buffers.
+ */
+#include <linux/mm.h>
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0)
+#define ZCOPY_FOLL_LONGTERM_READ	(FOLL_LONGTERM | FOLL_WRITE)
+#else
+#define ZCOPY_FOLL_LONGTERM_READ	FOLL_LONGTERM
+#endif
+
 /* 6.3 made vma->vm_flags read-only, to be changed through these. */
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
 #include <linux/mm.h>
