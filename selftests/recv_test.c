@@ -3051,6 +3051,30 @@ static void *blocked_rx(void *p)
 }
 
 /*
+ * @layer took @a's socket over while blocked_rx() (@th) waited on it, and
+ * @len pattern bytes were sent since: the receive must have left them
+ * (EOPNOTSUPP), and recv(), through @layer, gets them.
+ */
+static void taken_over_check(struct __test_metadata *_metadata, pthread_t th,
+			     struct blocked_rx_arg *a, size_t len, const char *layer)
+{
+	struct timeval tv = { 2, 0 };
+	uint8_t buf[2048];
+	ssize_t n;
+
+	pthread_join(th, NULL);
+	EXPECT_EQ(-EOPNOTSUPP, a->ret)
+		TH_LOG("the waiting ZCOPY_IOC_RECV returned %s with %llu bytes that were %s's",
+		       errno_str(-a->ret), ZC_U64(a->bytes), layer);
+	ASSERT_EQ(0, setsockopt(a->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
+	n = recv(a->sock, buf, sizeof(buf), 0);
+	EXPECT_EQ(len, n) TH_LOG("recv() after %s took over: %s", layer,
+				 n < 0 ? strerror(errno) : "short");
+	if (n == (ssize_t)len)
+		EXPECT_EQ(len, zc_check(buf, 0, len));
+}
+
+/*
  * A receive already waiting when the socket is handed to kTLS: once woken,
  * it must see that the queue is no longer its own (EOPNOTSUPP) and leave
  * the record to kTLS, which recv() then decrypts.
@@ -3062,11 +3086,8 @@ TEST_F(ktls, installed_while_receive_waits)
 		.info.cipher_type = TLS_CIPHER_AES_GCM_128,
 	};
 	struct blocked_rx_arg a = { 0 };
-	struct timeval tv = { 2, 0 };
 	int zfd, cli, srv;
-	uint8_t buf[2048];
 	pthread_t th;
-	ssize_t n;
 
 	zfd = zc_open();
 	if (zfd < 0 && errno == ENOENT)
@@ -3092,17 +3113,7 @@ TEST_F(ktls, installed_while_receive_waits)
 		SKIP(return, "no kTLS with AES-GCM-128: %s", strerror(errno));
 	}
 	ASSERT_EQ(0, rt_write_pattern(cli, 0, 1000));
-	pthread_join(th, NULL);
-	EXPECT_EQ(-EOPNOTSUPP, a.ret)
-		TH_LOG("the waiting ZCOPY_IOC_RECV returned %s with %llu bytes: the TLS record, ciphertext",
-		       errno_str(-a.ret), ZC_U64(a.bytes));
-
-	ASSERT_EQ(0, setsockopt(srv, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
-	n = recv(srv, buf, sizeof(buf), 0);
-	EXPECT_EQ(1000, n) TH_LOG("recv() after kTLS took over: %s",
-				  n < 0 ? strerror(errno) : "short");
-	if (n == 1000)
-		EXPECT_EQ(1000, zc_check(buf, 0, 1000));
+	taken_over_check(_metadata, th, &a, 1000, "kTLS");
 	close(cli);
 	close(srv);
 	close(zfd);
@@ -3143,11 +3154,9 @@ static int sockmap_with(int fd)
 TEST(udp_sockmap_installed_while_receive_waits)
 {
 	struct blocked_rx_arg a = { 0 };
-	struct timeval tv = { 2, 0 };
 	int zfd, tx, rx, map, ret;
-	uint8_t buf[200];
+	uint8_t buf[100];
 	pthread_t th;
-	ssize_t n;
 
 	zfd = zc_open();
 	if (zfd < 0 && errno == ENOENT)
@@ -3169,17 +3178,7 @@ TEST(udp_sockmap_installed_while_receive_waits)
 	}
 	zc_fill(buf, 0, 100);
 	ASSERT_EQ(100, send(tx, buf, 100, 0));
-	pthread_join(th, NULL);
-	EXPECT_EQ(-EOPNOTSUPP, a.ret)
-		TH_LOG("the waiting ZCOPY_IOC_RECV returned %s with %llu bytes",
-		       errno_str(-a.ret), ZC_U64(a.bytes));
-
-	ASSERT_EQ(0, setsockopt(rx, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
-	n = recv(rx, buf, sizeof(buf), 0);
-	EXPECT_EQ(100, n) TH_LOG("recv() after the sockmap took over: %s",
-				 n < 0 ? strerror(errno) : "short");
-	if (n == 100)
-		EXPECT_EQ(100, zc_check(buf, 0, 100));
+	taken_over_check(_metadata, th, &a, 100, "the sockmap");
 	close(map);
 	close(tx);
 	close(rx);
