@@ -519,6 +519,21 @@ static void zcopy_rx_bounce_done(struct zcopy_rx_ctx *ctx)
 }
 
 /*
+ * Take back the slot that zcopy_rx_push_ours() just filled, for a copy
+ * that failed before its first byte: an empty descriptor would read as the
+ * end of the stream. Its page goes with it, spare or not.
+ */
+static void zcopy_rx_unpush_ours(struct zcopy_rx_ctx *ctx)
+{
+	struct zcopy_rx_desc *d = &ctx->desc[--ctx->nr_desc];
+
+	WARN_ON_ONCE(d != ctx->bounce || d->len);
+	zcopy_rx_slot_empty(ctx->area, d->offset >> PAGE_SHIFT);
+	ctx->area->used--;
+	ctx->bounce = NULL;
+}
+
+/*
  * Copy @len bytes of @skb from @off into pages of ours, for @why; returns
  * bytes copied. Copied bytes are packed: a page of ours takes the copies
  * of several pieces until it is full.
@@ -547,7 +562,10 @@ static size_t zcopy_rx_copy(struct zcopy_rx_ctx *ctx, const struct sk_buff *skb,
 		/* A spare's page is mapped already: the user's view, too. */
 		flush_dcache_page(page);
 		if (err) {
+			/* EFAULT, on 6.12 from unreadable (devmem) frags too. */
 			ctx->err = err;
+			if (!ctx->bounce->len)
+				zcopy_rx_unpush_ours(ctx);
 			break;
 		}
 		ctx->bounce->len += n;

@@ -913,6 +913,41 @@ TEST_F(rx, recv_bad_pointers_efault_keep_data)
 	check_rx_ledger(_metadata, &self->rx);
 }
 
+/*
+ * A copy that fails before its first byte, as skb_copy_bits() fails on
+ * unreadable (devmem) frags: the receive says EFAULT, with no empty
+ * descriptor that would read as the end of the stream, and the data
+ * stays queued. zcopy_testmod makes the receiver's next skb_copy_bits()
+ * fail, the VM having no NIC that makes unreadable frags.
+ */
+TEST_F(rx, copy_fault_efault_keeps_data)
+{
+	struct zcopy_rx_desc d[4];
+	struct zcopy_recv r;
+	long held = 0;
+	int ret;
+
+	rx_start(_metadata, self, AF_INET, 4);
+	rx_send(_metadata, self, 0, 2000);
+	ret = zc_testmod_load("symbol=skb_copy_bits delay_ms=0 retval=-14");
+	if (ret == -ENOENT)
+		SKIP(return, "no " ZC_TESTMOD_KO);
+	ASSERT_EQ(0, ret) TH_LOG("load zcopy_testmod: %s", strerror(-ret));
+	ASSERT_EQ(0, zc_testmod_write("tgid", getpid()));
+	ASSERT_EQ(0, zc_testmod_write("armed", 1));
+	memset(&r, 0, sizeof(r));
+	ret = zc_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r);
+	EXPECT_EQ(0, zc_testmod_read("held", &held));
+	EXPECT_EQ(0, zc_testmod_unload());
+	ASSERT_EQ(1, held) TH_LOG("the receive made no copy that could fail");
+	EXPECT_EQ(-EFAULT, ret) TH_LOG("got %s with %u descriptors, %llu bytes",
+				       errno_str(-ret), r.desc_count, ZC_U64(r.bytes));
+	check_rx_ledger(_metadata, &self->rx);
+	RX_ONCE(&self->rx, 4, ZCOPY_RECV_DONTWAIT, 0, 0);
+	EXPECT_EQ(2000, self->rx.last_bytes) TH_LOG("the failed receive took data");
+	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+}
+
 /* ---- ZCOPY_IOC_RELEASE ---- */
 
 /* Receive three slots' worth of send() data: slots[0..2] held. */

@@ -373,8 +373,8 @@ bool zc_kernel_before(int major, int minor);
 
 /*
  * The selftests' own module (zcopy_testmod/): it holds up returns from a
- * function of zcopy.ko (its parameter "symbol"), to open a race window
- * wide. The VM's initramfs carries it; elsewhere loading it fails with
+ * function (its parameter "symbol"), to open a race window wide, or makes
+ * them return "retval", to reach an error path. The VM's initramfs carries it; elsewhere loading it fails with
  * ENOENT, and the test that needs it skips.
  */
 #define ZC_TESTMOD_KO	"/lib/modules/zcopy_testmod.ko"
