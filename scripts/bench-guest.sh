@@ -55,6 +55,9 @@ case $DATA in stamp | pattern) ;; *) echo "# bench: BENCH_DATA is stamp or patte
 NCPU=$(nproc)
 NAPI=${BENCH_NAPI:-softirq}
 case $NAPI in softirq | threaded) ;; *) echo "# bench: BENCH_NAPI is softirq or threaded"; exit 1 ;; esac
+# Whether the host booted the guest with threadirqs (BENCH_IRQS=threaded).
+IRQS=inline
+case " $(cat /proc/cmdline) " in *" threadirqs "*) IRQS=threaded ;; esac
 METHODS=${BENCH_METHODS:-copy mmap sendfile splice msg_zerocopy zcopy zcopy-batch zcopy-fixed zcopy-fixed-batch
 	zcopy-pool zcopy-pool-notify zcopy-pool-batch tcp_zerocopy zcopy-recv zcopy-pool+recv
 	peer:msg_zerocopy peer:io_uring_zerocopy_tx peer:tcp_mmap}
@@ -146,7 +149,7 @@ emit() {
 	case $tx in "{"*) ;; *) tx=null ;; esac
 	case $rx in "{"*) ;; *) rx=null ;; esac
 	echo "BENCH {\"kernel\": \"$(uname -r)\", \"path\": \"$1\", \"size\": $2," \
-	     "\"method\": \"$3\", \"rep\": $4, \"copy_below\": $COPY_BELOW, \"data\": \"$DATA\", \"napi\": \"$NAPI\", \"cpus\": $NCPU," \
+	     "\"method\": \"$3\", \"rep\": $4, \"copy_below\": $COPY_BELOW, \"data\": \"$DATA\", \"napi\": \"$NAPI\", \"irqs\": \"$IRQS\", \"cpus\": $NCPU," \
 	     "\"busy_s\": $busy_s, \"busy_clock\": \"$BUSY_CLOCK\"," \
 	     "\"tx\": $tx, \"rx\": $rx${7:+, $7}}"
 }
@@ -324,7 +327,7 @@ run_one() {
 }
 
 start=$(date +%s)
-echo "# bench: $(uname -r): paths $PATHS; sizes $SIZES; $REPS reps; up to $BYTES bytes per zcsend run, $SECS s per tcp_mmap run, peers -t $PEER_T received by $PEER_RX; copy_below $COPY_BELOW; data $DATA; napi $NAPI; $NCPU CPUs"
+echo "# bench: $(uname -r): paths $PATHS; sizes $SIZES; $REPS reps; up to $BYTES bytes per zcsend run, $SECS s per tcp_mmap run, peers -t $PEER_T received by $PEER_RX; copy_below $COPY_BELOW; data $DATA; napi $NAPI; irqs $IRQS; $NCPU CPUs"
 for path in $PATHS; do
 	path_setup "$path"
 	methods=$METHODS
