@@ -409,7 +409,9 @@ struct zcopy_rx_desc {
  * @max_bytes fails with EMSGSIZE and stays queued; 0 bytes once shut down
  * for reading. Sockets whose data belongs to an upper layer (kTLS, a BPF
  * sockmap) are refused with EOPNOTSUPP, also when the layer takes over
- * while the receive waits.
+ * while the receive waits. Data the kernel cannot copy (the unreadable
+ * frags of devmem TCP) fails with EFAULT and stays queued; what came
+ * before it is received first.
  */
 struct zcopy_recv {
 	__s32	sockfd;
