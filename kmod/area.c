@@ -19,8 +19,9 @@
  * Charge @nr pages to the caller's RLIMIT_MEMLOCK, exactly: as
  * mm_account_pinned_pages() does for MSG_ZEROCOPY, skipped likewise with
  * CAP_IPC_LOCK, but without its slack of two pages for unaligned buffers:
- * an area is whole pages, and a registered buffer is charged the pages it
- * pins. EAGAIN over the limit; mm_unaccount_pinned_pages() takes it back.
+ * an area is whole pages, and a registered buffer or a send is charged the
+ * pages it pins. EAGAIN over the limit; mm_unaccount_pinned_pages() takes
+ * it back.
  */
 int zcopy_account_pages(struct mmpin *mmp, unsigned long nr)
 {

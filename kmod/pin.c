@@ -2,9 +2,9 @@
 /*
  * Pinned user pages, a source of pages for the send core (ZCOPY_IOC_SEND).
  *
- * A send pins the user's pages read-only and long-term, charges them to
- * RLIMIT_MEMLOCK as MSG_ZEROCOPY does (mm_account_pinned_pages()), and
- * unpins them when the stack has let go of them. A file holds at most
+ * A send pins the user's pages read-only and long-term, charges each page
+ * it pins to RLIMIT_MEMLOCK, as io_uring charges its registered buffers,
+ * and unpins them when the stack has let go of them. A file holds at most
  * max_fd_pages pinned at once (zcopy_file_charge()).
  */
 
@@ -36,18 +36,17 @@ static void zcopy_unpin(struct zcopy_tx *tx, unsigned int from)
 }
 
 /*
- * The socket took only the first @keep pages: unpin the others, and keep
- * the memlock charge of the bytes sent only, as MSG_ZEROCOPY charges.
+ * The socket took only the first @keep pages: unpin the others, and give
+ * back their memlock charge.
  */
 static void zcopy_pin_trim(struct zcopy_tx *tx, unsigned int keep)
 {
 	struct zcopy_pin *pin = tx->priv;
-	unsigned long charge = (tx->bytes >> PAGE_SHIFT) + 2;
 
 	zcopy_unpin(tx, keep);
-	if (pin->mmp.user && pin->mmp.num_pg > charge) {
-		atomic_long_sub(pin->mmp.num_pg - charge, &pin->mmp.user->locked_vm);
-		pin->mmp.num_pg = charge;
+	if (pin->mmp.user && pin->mmp.num_pg > keep) {
+		atomic_long_sub(pin->mmp.num_pg - keep, &pin->mmp.user->locked_vm);
+		pin->mmp.num_pg = keep;
 	}
 }
 
@@ -192,9 +191,15 @@ static int zcopy_send_pinned(struct zcopy_file *zf, struct zcopy_tx_args *ta,
 	ta->bvec = zcopy_bvec_get(fast, nr_pages);
 	if (!ta->bvec)
 		goto err_free_tx;
-	ret = mm_account_pinned_pages(&pin->mmp, ta->len);
-	if (ret)
+	/*
+	 * The pages, not the bytes, as MSG_ZEROCOPY would: a few bytes from
+	 * each of many pages pin every one of them, long-term.
+	 */
+	ret = zcopy_account_pages(&pin->mmp, nr_pages);
+	if (ret) {
+		ret = -ENOBUFS;
 		goto err_free_bvec;
+	}
 	ret = zcopy_pin_iov(tx, iov, nr_iov, ta->bvec);
 	if (ret)
 		goto err_unaccount;

@@ -1402,6 +1402,60 @@ TEST_F_TIMEOUT(life, memlock_enobufs_then_recovers, 90)
 	life_module_idle(_metadata);
 }
 
+/*
+ * RLIMIT_MEMLOCK is charged the pages a send pins, not its bytes: 256
+ * pieces of 8 bytes, each across a page boundary, are 2048 bytes (not
+ * copied) and pin 512 pages. Unprivileged with 16 pages of RLIMIT_MEMLOCK,
+ * the send fails with ENOBUFS and pins nothing.
+ */
+static void __noreturn memlock_pages_child(struct zc_tx *t, char *buf)
+{
+	struct rlimit rl = { 64 * KB, 64 * KB };
+	struct zcopy_iovec iov[256];
+	struct zcopy_stats st;
+	struct zcopy_send s;
+	size_t ps = zc_page_size();
+	unsigned int i;
+	int ret;
+
+	t->zfd = zc_open();
+	if (t->zfd < 0)
+		child_fail("open: %s", strerror(errno));
+	if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
+	    setresuid(65534, 65534, 65534))
+		child_fail("dropping root: %s", strerror(errno));
+	if (setrlimit(RLIMIT_MEMLOCK, &rl))
+		child_fail("RLIMIT_MEMLOCK: %s", strerror(errno));
+	for (i = 0; i < ARRAY_SIZE(iov); i++)
+		iov[i] = (struct zcopy_iovec){ (uintptr_t)buf + (2 * i + 1) * ps - 4, 8 };
+	ret = zc_send(t->zfd, t->sock, iov, ARRAY_SIZE(iov), ZCOPY_SEND_DONTWAIT, 1, &s);
+	if (ret != -ENOBUFS) {
+		zc_stats(t->zfd, 0, &st);
+		child_fail("a send pinning 512 pages under 16 of RLIMIT_MEMLOCK: %s, %llu bytes, %llu pages pinned",
+			   ret ? strerror(-ret) : "sent", ZC_U64(ret ? 0 : s.bytes),
+			   ZC_U64(st.pages_pinned_total));
+	}
+	_exit(0);
+}
+
+TEST_F(life, memlock_charges_pages_not_bytes)
+{
+	struct zc_tx *t = &self->t;
+	int status;
+	pid_t pid;
+
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		memlock_pages_child(t, self->buf);
+	status = zc_wait_child(pid, 20000);
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status)) TH_LOG("child status %#x", status);
+	ASSERT_EQ(0, shutdown(t->sock, SHUT_WR));
+	ASSERT_EQ(0, zc_rx_finish(&t->rx, 0, 20000));
+	life_module_idle(_metadata);
+}
+
 /* ---- the module's parameters: each test restores what it changes ---- */
 
 FIXTURE(param)
