@@ -335,10 +335,11 @@ static struct ubuf_info *zcopy_tx_join_tail(struct zcopy_tx *tx, struct sock *sk
 }
 
 /*
- * @tx joined a chain (zcopy_tx_join_tail()) and then sent nothing: TCP
+ * @tx joined a chain (zcopy_tx_join_tail(), or TCP's link_skb() from 6.10
+ * on, which links before it finds the skb full) and then sent nothing: TCP
  * queued none of its pages, so it leaves the chain, to be let go of at
- * once rather than with the chain's skbs. The caller's reference to the
- * chain's ubuf keeps the chain.
+ * once rather than with the chain's skbs. Its reference to the chain's
+ * head, dropped last, keeps the chain until then.
  */
 static void zcopy_tx_unjoin(struct zcopy_tx *tx, struct sock *sk)
 {
@@ -686,11 +687,10 @@ static int zcopy_tx_sendmsg(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 
 	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, args->bvec, tx->nr_pages, args->len);
 	ret = sock_sendmsg(sock, &msg);
-	if (joined) {
-		if (ret <= 0)
-			zcopy_tx_unjoin(tx, sock->sk);
+	if (ret <= 0 && tx->head != tx)
+		zcopy_tx_unjoin(tx, sock->sk);
+	if (joined)
 		net_zcopy_put(joined);
-	}
 	return ret;
 }
 

@@ -1205,6 +1205,56 @@ TEST_F(life, refused_send_holds_nothing)
 	life_module_idle(_metadata);
 }
 
+/*
+ * The same, for a send that TCP links into the chain of the skb at the
+ * tail of the queue (6.10 on; zcopy joins it itself before) and then
+ * refuses: that skb's frags are full, below its size goal, and with
+ * TCP_NOTSENT_LOWAT at 1 the socket has no room for another. 17 corked
+ * sends of 3000 bytes from pages apart fill MAX_SKB_FRAGS (17 in both
+ * kernels' configs) of one skb, once the window lets it take 64 KiB.
+ */
+TEST_F(life, refused_linked_send_holds_nothing)
+{
+	struct zc_tx *t = &self->t;
+	struct zcopy_stats st0, st1;
+	struct zcopy_iovec iov;
+	size_t ps = zc_page_size();
+	int one = 1, zero = 0, i, ret;
+
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	/* TCP's size goal is half the largest window seen: grow it past 128 KiB. */
+	for (i = 0; i < 32; i++) {
+		iov = (struct zcopy_iovec){ (uintptr_t)self->buf + 4 * MB + i * 64 * KB, 64 * KB };
+		ret = zc_tx_send_once(t, t->zfd, t->sock, &t->log, &iov, 1, 0, i, NULL);
+		ASSERT_EQ(0, ret) TH_LOG("warm-up send %d: %s", i, strerror(-ret));
+	}
+	ASSERT_EQ(0, zc_wait_idle(t->zfd, 0, 5000, NULL));
+	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_CORK, &one, sizeof(one)));
+	for (i = 0; i <= 17; i++) {
+		if (i == 17) {
+			ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &one,
+						sizeof(one)));
+			ASSERT_EQ(0, zc_stats(t->zfd, 0, &st0));
+		}
+		iov = (struct zcopy_iovec){ (uintptr_t)self->buf + 2 * i * ps, 3000 };
+		ret = zc_tx_send_once(t, t->zfd, t->sock, &t->log, &iov, 1,
+				      ZCOPY_SEND_DONTWAIT, i, NULL);
+		if (i < 17)
+			ASSERT_EQ(0, ret) TH_LOG("send %d: %s", i, strerror(-ret));
+	}
+	EXPECT_EQ(-EAGAIN, ret) TH_LOG("a send past full frags and TCP_NOTSENT_LOWAT: %s",
+				       ret ? strerror(-ret) : "sent");
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st1));
+	EXPECT_EQ(st0.pages_pinned, st1.pages_pinned)
+		TH_LOG("the refused send holds %lld pages",
+		       (long long)(st1.pages_pinned - st0.pages_pinned));
+	EXPECT_EQ(st0.sends_in_flight, st1.sends_in_flight);
+	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &zero, sizeof(zero)));
+	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_CORK, &zero, sizeof(zero)));
+	zc_tx_verify(_metadata, t);
+	life_module_idle(_metadata);
+}
+
 /* Close the zcopy fd with sends in flight: they still arrive intact. */
 TEST_F(life, close_zfd_in_flight)
 {
