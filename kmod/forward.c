@@ -150,7 +150,7 @@ long zcopy_ioctl_forward(struct zcopy_file *zf, struct zcopy_forward __user *uar
 	if (copy_to_user(uarg, &args, sizeof(args)))
 		return -EFAULT;
 
-	sock = zcopy_send_socket(args.sockfd);
+	sock = zcopy_send_socket(args.sockfd, true);
 	if (IS_ERR(sock))
 		return PTR_ERR(sock);
 	pieces = memdup_user(u64_to_user_ptr(args.pieces),

@@ -263,8 +263,12 @@ static void zcopy_send_req_put(struct zcopy_send_req *req)
 		sockfd_put(req->sock);
 }
 
-/* Read the send at @uarg into @req and check it; on success the caller puts @req. */
-static int zcopy_send_read(struct zcopy_send __user *uarg, struct zcopy_send_req *req)
+/*
+ * Read the send at @uarg into @req and check it; on success the caller
+ * puts @req. @first: not a batch's later entry (zcopy_check_socket()).
+ */
+static int zcopy_send_read(struct zcopy_send __user *uarg, struct zcopy_send_req *req,
+			   bool first)
 {
 	struct zcopy_send *args = &req->args;
 	int ret;
@@ -281,7 +285,7 @@ static int zcopy_send_read(struct zcopy_send __user *uarg, struct zcopy_send_req
 	if (zcopy_send_put_results(uarg, args))
 		return -EFAULT;
 
-	req->sock = zcopy_send_socket(args->sockfd);
+	req->sock = zcopy_send_socket(args->sockfd, first);
 	if (IS_ERR(req->sock))
 		return PTR_ERR(req->sock);
 
@@ -358,7 +362,7 @@ long zcopy_ioctl_send(struct zcopy_file *zf, struct zcopy_send __user *uarg)
 	bool whole;
 	int ret;
 
-	ret = zcopy_send_read(uarg, &req);
+	ret = zcopy_send_read(uarg, &req, true);
 	if (ret)
 		return ret;
 	ret = zcopy_send(zf, &req, uarg, &whole);
@@ -547,7 +551,7 @@ long zcopy_ioctl_send_batch(struct zcopy_file *zf, struct zcopy_send_batch __use
 		return ret;
 	sends = u64_to_user_ptr(args.sends);
 	for (i = 0; i < args.count && whole; i++) {
-		ret = zcopy_send_read(&sends[i], &req);
+		ret = zcopy_send_read(&sends[i], &req, !i);
 		if (ret)
 			break;
 		if (run && run->nr && !zcopy_send_run_takes(run, &req)) {

@@ -656,10 +656,11 @@ efault:
 
 /*
  * Read the send at @uarg into @req and check it, for @pool (NULL: none
- * mapped yet); on success the caller puts req->sock.
+ * mapped yet); on success the caller puts req->sock. @first: not a
+ * batch's later entry (zcopy_check_socket()).
  */
 static int zcopy_pool_send_read(struct zcopy_pool *pool, struct zcopy_pool_send __user *uarg,
-				struct zcopy_pool_req *req)
+				struct zcopy_pool_req *req, bool first)
 {
 	struct zcopy_pool_send *args = &req->args;
 	u64 off, size;
@@ -677,7 +678,7 @@ static int zcopy_pool_send_read(struct zcopy_pool *pool, struct zcopy_pool_send 
 	if (zcopy_pool_put_results(uarg, args))
 		return -EFAULT;
 
-	req->sock = zcopy_send_socket(args->sockfd);
+	req->sock = zcopy_send_socket(args->sockfd, first);
 	if (IS_ERR(req->sock))
 		return PTR_ERR(req->sock);
 
@@ -746,7 +747,7 @@ long zcopy_ioctl_pool_send(struct zcopy_file *zf, struct zcopy_pool_send __user 
 	bool whole;
 	int ret;
 
-	ret = zcopy_pool_send_read(pool, uarg, &req);
+	ret = zcopy_pool_send_read(pool, uarg, &req, true);
 	if (ret)
 		return ret;
 	ret = zcopy_pool_send(pool, &req, uarg, &whole);
@@ -884,7 +885,7 @@ long zcopy_ioctl_pool_send_batch(struct zcopy_file *zf, struct zcopy_send_batch 
 
 	sends = u64_to_user_ptr(args.sends);
 	for (i = 0; i < args.count && whole; i++) {
-		ret = zcopy_pool_send_read(pool, &sends[i], &req);
+		ret = zcopy_pool_send_read(pool, &sends[i], &req, !i);
 		if (ret)
 			break;
 		if (run && run->nr && !zcopy_pool_run_takes(run, &req)) {

@@ -391,19 +391,25 @@ int zcopy_msg_flags(struct socket *sock, u32 flags)
 	return msg_flags;
 }
 
-/* TCP or UDP over IPv4 or IPv6, able to send zero-copy, and connected. */
-static int zcopy_check_socket(struct socket *sock)
+/*
+ * TCP or UDP over IPv4 or IPv6, able to send zero-copy, and connected.
+ * With @take_error a pending socket error is reported and cleared, as
+ * send(2) reports it; without, only reported: a batch's later entry,
+ * whose error the application learns by sending that entry again.
+ */
+static int zcopy_check_socket(struct socket *sock, bool take_error)
 {
 	struct sock *sk = sock->sk;
-	int state = READ_ONCE(sk->sk_state);
+	int state = READ_ONCE(sk->sk_state), err;
 
 	if (sk->sk_family != AF_INET && sk->sk_family != AF_INET6)
 		return -EOPNOTSUPP;
 
 	if (sock->type == SOCK_STREAM && sk->sk_protocol == IPPROTO_TCP) {
 		/* A pending error first, as send(2) reports it: ECONNRESET... */
-		if (READ_ONCE(sk->sk_err))
-			return sock_error(sk);
+		err = take_error ? sock_error(sk) : -READ_ONCE(sk->sk_err);
+		if (err)
+			return err;
 		/*
 		 * As TCP would say it, before pinning anything for nothing:
 		 * shut down for sending (even once closed since) is EPIPE...
@@ -426,8 +432,11 @@ static int zcopy_check_socket(struct socket *sock)
 	return 0;
 }
 
-/* The socket behind @fd, if zcopy can send on it; sockfd_put() it after. */
-struct socket *zcopy_send_socket(int fd)
+/*
+ * The socket behind @fd, if zcopy can send on it; sockfd_put() it after.
+ * @take_error: see zcopy_check_socket().
+ */
+struct socket *zcopy_send_socket(int fd, bool take_error)
 {
 	struct socket *sock;
 	int ret;
@@ -435,7 +444,7 @@ struct socket *zcopy_send_socket(int fd)
 	sock = sockfd_lookup(fd, &ret);
 	if (!sock)
 		return ERR_PTR(ret);
-	ret = zcopy_check_socket(sock);
+	ret = zcopy_check_socket(sock, take_error);
 	if (ret) {
 		sockfd_put(sock);
 		return ERR_PTR(ret);

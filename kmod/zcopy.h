@@ -373,7 +373,7 @@ struct zcopy_tx_args {
 
 int zcopy_send_init(void);
 void zcopy_send_exit(void);
-struct socket *zcopy_send_socket(int fd);
+struct socket *zcopy_send_socket(int fd, bool take_error);
 int zcopy_msg_flags(struct socket *sock, u32 flags);
 unsigned int zcopy_send_max_pages(void);
 bool zcopy_send_copies(size_t len);

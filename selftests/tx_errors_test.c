@@ -550,6 +550,41 @@ TEST_F(bad, batch_stops_at_refused_entry)
 }
 
 /*
+ * A batch ends before an entry whose socket was reset, and leaves the
+ * socket's error for that entry sent again to report (ECONNRESET, not
+ * the EPIPE that follows it), as the first entry of a batch or a single
+ * send would report it.
+ */
+TEST_F(bad, batch_stops_at_reset_socket_keeps_its_error)
+{
+	struct zcopy_iovec iov[2] = {
+		{ (uintptr_t)self->buf, 3000 }, { (uintptr_t)self->buf + 3000, 3000 },
+	};
+	struct linger lg = { 1, 0 };
+	struct zc_tx *t = &self->t;
+	struct zcopy_send s[2], one;
+	struct pollfd p;
+	int cli, srv, ret;
+
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &cli, &srv));
+	ASSERT_EQ(0, setsockopt(srv, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)));
+	ASSERT_EQ(0, close(srv));
+	p = (struct pollfd){ .fd = cli, .events = POLLIN };
+	ASSERT_EQ(1, poll(&p, 1, 5000)) TH_LOG("the reset did not arrive");
+	s[0] = (struct zcopy_send){ .sockfd = t->sock, .iov = (uintptr_t)&iov[0], .iov_count = 1 };
+	s[1] = (struct zcopy_send){ .sockfd = cli, .iov = (uintptr_t)&iov[1], .iov_count = 1,
+				    .cookie = 1 };
+	ASSERT_EQ(1, zc_send_batch(t->zfd, s, 2));
+	EXPECT_EQ(3000, s[0].bytes);
+	EXPECT_EQ(0, s[1].bytes) TH_LOG("the entry on the reset socket was written to");
+	zc_tx_log_sent(t, &iov[0], &s[0]);
+	ret = zc_send(t->zfd, cli, &iov[1], 1, 0, 1, &one);
+	EXPECT_EQ(-ECONNRESET, ret) TH_LOG("sent again: %s", ret ? strerror(-ret) : "sent");
+	close(cli);
+	zc_tx_verify(_metadata, t);
+}
+
+/*
  * Three sends of @flags (from registered buffer @idx with ZCOPY_SEND_FIXED)
  * that a batch would make one run of, the second of which, @refused bytes
  * at @bad, is refused with EFAULT: the batch makes the first and ends
