@@ -117,6 +117,22 @@ static bool zcopy_record_merge(struct zcopy_completion *prev,
 }
 
 /*
+ * Where a record of sequence @seq goes: after the record returned, or
+ * first when that is the list's head.
+ */
+static struct zcopy_record *zcopy_records_pos(struct zcopy_records *r, u64 seq)
+{
+	struct zcopy_record *prev;
+
+	lockdep_assert_held(&r->lock);
+	/* Completions come nearly in order: look from the newest. */
+	list_for_each_entry_reverse(prev, &r->list, node)
+		if (prev->c.seq < seq)
+			break;
+	return prev;
+}
+
+/*
  * Queue @rec in order of sequence, merged with its neighbours where it
  * can be; it is freed if merged or if the file is gone. Returns how many
  * more records wait now (1, 0 or -1) and gives back the reservations of
@@ -133,10 +149,7 @@ int zcopy_records_post(struct zcopy_records *r, struct zcopy_record *rec)
 		freed = 1;
 		goto out_unlock;
 	}
-	/* Completions come nearly in order: look from the newest. */
-	list_for_each_entry_reverse(prev, &r->list, node)
-		if (prev->c.seq < rec->c.seq)
-			break;
+	prev = zcopy_records_pos(r, rec->c.seq);
 	if (!list_entry_is_head(prev, &r->list, node) &&
 	    zcopy_record_merge(&prev->c, &rec->c)) {
 		dead[0] = zcopy_record_recycle(r, rec);
@@ -162,6 +175,24 @@ out_unlock:
 	if (wq_has_sleeper(&r->wait))
 		wake_up_interruptible_poll(&r->wait, EPOLLIN | EPOLLRDNORM);
 	return 1 - freed;
+}
+
+/*
+ * Queue again the records of @batch that a read could not copy, in order
+ * of sequence among those posted meanwhile (unmerged: the file's count of
+ * queued records stays right).
+ */
+static void zcopy_records_unread(struct zcopy_records *r, struct list_head *batch)
+{
+	struct zcopy_record *rec, *tmp;
+
+	spin_lock(&r->lock);
+	list_for_each_entry_safe(rec, tmp, batch, node)
+		list_move(&rec->node, &zcopy_records_pos(r, rec->c.seq)->node);
+	spin_unlock(&r->lock);
+	/* Another reader may have found the queue empty meanwhile. */
+	if (wq_has_sleeper(&r->wait))
+		wake_up_interruptible_poll(&r->wait, EPOLLIN | EPOLLRDNORM);
 }
 
 /* Read whole records, oldest first; what cannot be copied stays queued. */
@@ -202,11 +233,8 @@ ssize_t zcopy_records_read(struct zcopy_records *r, char __user *buf, size_t cou
 		kfree(rec);
 		done++;
 	}
-	if (!list_empty(&batch)) {
-		spin_lock(&r->lock);
-		list_splice(&batch, &r->list);
-		spin_unlock(&r->lock);
-	}
+	if (!list_empty(&batch))
+		zcopy_records_unread(r, &batch);
 	zcopy_records_unreserve(r, done);
 	return done ? done * sizeof(struct zcopy_completion) : -EFAULT;
 }

@@ -11,11 +11,15 @@
  */
 #include <net/if.h>
 #include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/tcp.h>
+#include <linux/userfaultfd.h>
 
 #include <linux/zcopy.h>
 
@@ -1035,6 +1039,119 @@ TEST(records_merge_out_of_order)
 	close(b[0]);
 	close(b[1]);
 	close(zfd);
+	free(junk);
+	zc_unmap(buf, 64 * KB);
+}
+
+struct efault_reader {
+	int zfd;
+	char *buf;
+	ssize_t ret;
+	int err;
+};
+
+static void *efault_reader_main(void *arg)
+{
+	struct efault_reader *r = arg;
+
+	r->ret = read(r->zfd, r->buf, 2 * sizeof(struct zcopy_completion));
+	r->err = r->ret < 0 ? errno : 0;
+	return NULL;
+}
+
+/*
+ * A read() that fails to copy its second record puts that record back,
+ * in order of sequence among those completed meanwhile. The second
+ * record's place is a page under userfaultfd: the read waits there while
+ * sends 0 and 2, held behind a closed window until then, complete; then
+ * the page goes and the copy fails. Records of sends not in a row do not
+ * merge.
+ */
+TEST(records_in_order_after_read_efault)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct zcopy_completion rec[8];
+	struct efault_reader r = { 0 };
+	struct uffdio_register reg;
+	size_t ps = zc_page_size();
+	int a[2], b[2], i, uffd;
+	char *buf, *junk, *two;
+	struct uffd_msg msg;
+	struct zcopy_stats st;
+	struct pollfd p;
+	pthread_t th;
+	ssize_t n;
+
+	r.zfd = zc_open();
+	if (r.zfd < 0 && errno == ENOENT)
+		SKIP(return, ZCOPY_DEVICE " is missing: zcopy.ko is not loaded");
+	ASSERT_LE(0, r.zfd);
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		SKIP(return, "no userfaultfd: %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	buf = zc_map(64 * KB);
+	junk = calloc(1, 256 * KB);
+	ASSERT_NE(NULL, buf);
+	ASSERT_NE(NULL, junk);
+	zc_fill(buf, ZC_SEED(70), 64 * KB);
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 4096, &a[0], &a[1]));
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &b[0], &b[1]));
+	ASSERT_EQ(0, zc_set_buf(a[0], SO_SNDBUF, 4 << 20));
+	ASSERT_EQ(256 * KB, send(a[0], junk, 256 * KB, 0));
+
+	/* Sends 0 and 2 held on a, 1 and 3 complete on b: four records. */
+	for (i = 0; i < 4; i++) {
+		struct zcopy_iovec iov = { (uintptr_t)buf + i * 8 * KB, 8 * KB };
+		struct zcopy_send s;
+
+		ASSERT_EQ(0, zc_send(r.zfd, i % 2 ? b[0] : a[0], &iov, 1, ZCOPY_SEND_DONTWAIT,
+				     i, &s)) TH_LOG("send %d", i);
+	}
+	for (i = 0; i < 500; i++) {
+		ASSERT_EQ(0, zc_stats(r.zfd, 0, &st));
+		if (st.sends_in_flight == 2 && st.records_queued == 2)
+			break;
+		zc_sleep_ms(10);
+	}
+	ASSERT_EQ(2, st.sends_in_flight);
+	ASSERT_EQ(2, st.records_queued);
+
+	two = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, two);
+	two[0] = 1;
+	reg = (struct uffdio_register){ .range = { (uintptr_t)two + ps, ps },
+					.mode = UFFDIO_REGISTER_MODE_MISSING };
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	r.buf = two + ps - sizeof(rec[0]);
+	ASSERT_EQ(0, pthread_create(&th, NULL, efault_reader_main, &r));
+	p = (struct pollfd){ .fd = uffd, .events = POLLIN };
+	ASSERT_EQ(1, poll(&p, 1, 10000)) TH_LOG("the read did not reach its second record");
+	ASSERT_EQ(sizeof(msg), read(uffd, &msg, sizeof(msg)));
+	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+
+	/* Sends 0 and 2 complete while the second record is out. */
+	while (zc_wait_idle(r.zfd, 0, 0, &st))
+		if (recv(a[1], junk, 256 * KB, MSG_DONTWAIT) <= 0)
+			zc_sleep_ms(5);
+	ASSERT_EQ(0, munmap(two + ps, ps));
+	close(uffd);
+	pthread_join(th, NULL);
+	ASSERT_EQ(sizeof(rec[0]), r.ret) TH_LOG("read: %s", strerror(r.err));
+	memcpy(&rec[0], r.buf, sizeof(rec[0]));
+	EXPECT_EQ(1, rec[0].seq);
+
+	n = read(r.zfd, rec, sizeof(rec));
+	ASSERT_EQ(3 * sizeof(rec[0]), n) TH_LOG("read: %zd", n);
+	EXPECT_TRUE(rec[0].seq == 0 && rec[1].seq == 2 && rec[2].seq == 3)
+		TH_LOG("records in the order of sequence %llu, %llu, %llu", ZC_U64(rec[0].seq),
+		       ZC_U64(rec[1].seq), ZC_U64(rec[2].seq));
+	munmap(two, ps);
+	close(a[0]);
+	close(a[1]);
+	close(b[0]);
+	close(b[1]);
+	close(r.zfd);
 	free(junk);
 	zc_unmap(buf, 64 * KB);
 }
