@@ -1398,13 +1398,32 @@ static void __noreturn __printf(1, 2) child_fail(const char *fmt, ...)
 }
 
 /*
+ * In a child: open t->zfd as root, give it @sndbuf of send buffer (0:
+ * leave it), then become nobody with 64 KiB of RLIMIT_MEMLOCK.
+ */
+static void memlock_child_init(struct zc_tx *t, int sndbuf)
+{
+	struct rlimit rl = { 64 * KB, 64 * KB };
+
+	t->zfd = zc_open();
+	if (t->zfd < 0)
+		child_fail("open: %s", strerror(errno));
+	if (sndbuf && zc_set_buf(t->sock, SO_SNDBUF, sndbuf))
+		child_fail("SO_SNDBUFFORCE: %s", strerror(errno));
+	if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
+	    setresuid(65534, 65534, 65534))
+		child_fail("dropping root: %s", strerror(errno));
+	if (setrlimit(RLIMIT_MEMLOCK, &rl))
+		child_fail("RLIMIT_MEMLOCK: %s", strerror(errno));
+}
+
+/*
  * The unprivileged sender: ENOBUFS once the sends in flight hold its
  * RLIMIT_MEMLOCK, then, the receiver drained and the records read, sends
  * again. Its stream's length and checksum go to extra[0] and [1].
  */
 static void __noreturn memlock_child(struct zc_tx *t, char *buf)
 {
-	struct rlimit rl = { 64 * KB, 64 * KB };
 	struct zcopy_iovec iov;
 	struct zcopy_stats st;
 	struct zcopy_send s;
@@ -1413,18 +1432,7 @@ static void __noreturn memlock_child(struct zc_tx *t, char *buf)
 	char msg[512];
 	int err, ret;
 
-	/* Opened as root, used as nobody. */
-	t->zfd = zc_open();
-	if (t->zfd < 0)
-		child_fail("open: %s", strerror(errno));
-	if (zc_set_buf(t->sock, SO_SNDBUF, MB))
-		child_fail("SO_SNDBUFFORCE: %s", strerror(errno));
-	if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
-	    setresuid(65534, 65534, 65534))
-		child_fail("dropping root: %s", strerror(errno));
-	if (setrlimit(RLIMIT_MEMLOCK, &rl))
-		child_fail("RLIMIT_MEMLOCK: %s", strerror(errno));
-
+	memlock_child_init(t, MB);
 	n = zc_tx_fill(t, buf, LIFE_BUF, 16 * KB, 512, &err);
 	if (err != ENOBUFS)
 		child_fail("after %u sends of 16 KiB: %s, expected ENOBUFS", n,
@@ -1495,7 +1503,6 @@ TEST_F_TIMEOUT(life, memlock_enobufs_then_recovers, 90)
  */
 static void __noreturn memlock_pages_child(struct zc_tx *t, char *buf)
 {
-	struct rlimit rl = { 64 * KB, 64 * KB };
 	struct zcopy_iovec iov[256];
 	struct zcopy_stats st;
 	struct zcopy_send s;
@@ -1503,14 +1510,7 @@ static void __noreturn memlock_pages_child(struct zc_tx *t, char *buf)
 	unsigned int i;
 	int ret;
 
-	t->zfd = zc_open();
-	if (t->zfd < 0)
-		child_fail("open: %s", strerror(errno));
-	if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
-	    setresuid(65534, 65534, 65534))
-		child_fail("dropping root: %s", strerror(errno));
-	if (setrlimit(RLIMIT_MEMLOCK, &rl))
-		child_fail("RLIMIT_MEMLOCK: %s", strerror(errno));
+	memlock_child_init(t, 0);
 	for (i = 0; i < ARRAY_SIZE(iov); i++)
 		iov[i] = (struct zcopy_iovec){ (uintptr_t)buf + (2 * i + 1) * ps - 4, 8 };
 	ret = zc_send(t->zfd, t->sock, iov, ARRAY_SIZE(iov), ZCOPY_SEND_DONTWAIT, 1, &s);

@@ -977,6 +977,40 @@ TEST_F(tx, records_merge_burst)
 	zc_unmap(buf, 80 * KB);
 }
 
+#define HELD_JUNK	(256 * KB)
+
+/*
+ * Two loopback connections: @a, whose window 256 KiB unread close (what
+ * is sent on a[0] next waits in its send queue until held_pair_drain()),
+ * and @b. @junk: HELD_JUNK bytes to send and drain with. 0 or -errno.
+ */
+static int held_pair(int a[2], int b[2], char *junk)
+{
+	int ret;
+
+	ret = zc_tcp_pair(AF_INET, 4096, &a[0], &a[1]);
+	if (!ret)
+		ret = zc_tcp_pair(AF_INET, 0, &b[0], &b[1]);
+	if (!ret)
+		ret = zc_set_buf(a[0], SO_SNDBUF, 4 << 20);
+	if (!ret && send(a[0], junk, HELD_JUNK, 0) != HELD_JUNK)
+		ret = -EAGAIN;
+	return ret;
+}
+
+/* Read a[1] until @zfd has nothing in flight, for up to 10 s: 0 or -ETIMEDOUT. */
+static int held_pair_drain(int zfd, int a[2], char *junk, struct zcopy_stats *st)
+{
+	int64_t deadline = zc_now_ms() + 10000;
+
+	while (zc_wait_idle(zfd, 0, 0, st))
+		if (zc_now_ms() > deadline)
+			return -ETIMEDOUT;
+		else if (recv(a[1], junk, HELD_JUNK, MSG_DONTWAIT) <= 0)
+			zc_sleep_ms(5);
+	return 0;
+}
+
 /*
  * Send 0 stays queued behind a closed window while sends 1-8, on another
  * socket, complete; then send 0 completes: the nine records merge into one,
@@ -985,11 +1019,10 @@ TEST_F(tx, records_merge_burst)
 TEST(records_merge_out_of_order)
 {
 	int zfd = zc_open(), a[2], b[2], i;
-	char *buf = zc_map(64 * KB), *junk = calloc(1, 256 * KB);
+	char *buf = zc_map(64 * KB), *junk = calloc(1, HELD_JUNK);
 	struct zcopy_completion rec[16];
 	struct zcopy_stats st;
 	struct zcopy_send s;
-	int64_t deadline;
 	ssize_t n;
 
 	if (zfd < 0 && errno == ENOENT)
@@ -998,11 +1031,7 @@ TEST(records_merge_out_of_order)
 	ASSERT_NE(NULL, buf);
 	ASSERT_NE(NULL, junk);
 	zc_fill(buf, ZC_SEED(69), 64 * KB);
-	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 4096, &a[0], &a[1]));
-	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &b[0], &b[1]));
-	/* Close a's window: what is sent next waits in its send queue. */
-	ASSERT_EQ(0, zc_set_buf(a[0], SO_SNDBUF, 4 << 20));
-	ASSERT_EQ(256 * KB, send(a[0], junk, 256 * KB, 0));
+	ASSERT_EQ(0, held_pair(a, b, junk));
 	for (i = 0; i < 9; i++) {
 		struct zcopy_iovec iov = { (uintptr_t)buf + i * 1000, 1000 };
 
@@ -1020,10 +1049,7 @@ TEST(records_merge_out_of_order)
 	}
 	ASSERT_EQ(1, st.sends_in_flight);
 	/* Let send 0 go. */
-	deadline = zc_now_ms() + 10000;
-	while (zc_wait_idle(zfd, 0, 0, &st) && zc_now_ms() < deadline)
-		if (recv(a[1], junk, 256 * KB, MSG_DONTWAIT) <= 0)
-			zc_sleep_ms(5);
+	ASSERT_EQ(0, held_pair_drain(zfd, a, junk, &st));
 	ASSERT_EQ(0, st.sends_in_flight);
 	n = read(zfd, rec, sizeof(rec));
 	ASSERT_LT(0, n) TH_LOG("read: %s", strerror(errno));
@@ -1091,14 +1117,11 @@ TEST(records_in_order_after_read_efault)
 		SKIP(return, "no userfaultfd: %s", strerror(errno));
 	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
 	buf = zc_map(64 * KB);
-	junk = calloc(1, 256 * KB);
+	junk = calloc(1, HELD_JUNK);
 	ASSERT_NE(NULL, buf);
 	ASSERT_NE(NULL, junk);
 	zc_fill(buf, ZC_SEED(70), 64 * KB);
-	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 4096, &a[0], &a[1]));
-	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &b[0], &b[1]));
-	ASSERT_EQ(0, zc_set_buf(a[0], SO_SNDBUF, 4 << 20));
-	ASSERT_EQ(256 * KB, send(a[0], junk, 256 * KB, 0));
+	ASSERT_EQ(0, held_pair(a, b, junk));
 
 	/* Sends 0 and 2 held on a, 1 and 3 complete on b: four records. */
 	for (i = 0; i < 4; i++) {
@@ -1131,9 +1154,7 @@ TEST(records_in_order_after_read_efault)
 	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
 
 	/* Sends 0 and 2 complete while the second record is out. */
-	while (zc_wait_idle(r.zfd, 0, 0, &st))
-		if (recv(a[1], junk, 256 * KB, MSG_DONTWAIT) <= 0)
-			zc_sleep_ms(5);
+	ASSERT_EQ(0, held_pair_drain(r.zfd, a, junk, &st));
 	ASSERT_EQ(0, munmap(two + ps, ps));
 	close(uffd);
 	pthread_join(th, NULL);
