@@ -192,8 +192,8 @@ static int zcopy_send_pinned(struct zcopy_file *zf, struct zcopy_tx_args *ta,
 	if (!ta->bvec)
 		goto err_free_tx;
 	/*
-	 * The pages, not the bytes, as MSG_ZEROCOPY would: a few bytes from
-	 * each of many pages pin every one of them, long-term.
+	 * The pages pinned, not the bytes sent as MSG_ZEROCOPY charges: a
+	 * few bytes from each of many pages pin every one of them, long-term.
 	 */
 	ret = zcopy_account_pages(&pin->mmp, nr_pages);
 	if (ret) {
