@@ -207,6 +207,7 @@ static const struct zcopy_tx_ops zcopy_fixed_ops = {
 	.ledger		= &zcopy_send_ledger,
 	.trim		= zcopy_fixed_trim,
 	.release	= zcopy_fixed_release,
+	.atomic		= true,
 };
 
 /*

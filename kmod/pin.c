@@ -62,6 +62,7 @@ static const struct zcopy_tx_ops zcopy_pin_ops = {
 	.ledger		= &zcopy_send_ledger,
 	.trim		= zcopy_pin_trim,
 	.release	= zcopy_pin_release,
+	.atomic		= true,
 };
 
 /*

@@ -47,10 +47,10 @@ struct zcopy_record *zcopy_record_get(struct zcopy_records *r)
 		atomic_dec(&r->reserved);
 		return ERR_PTR(-ENOSPC);
 	}
-	spin_lock(&r->lock);
+	spin_lock_bh(&r->lock);
 	rec = r->spare;
 	r->spare = NULL;
-	spin_unlock(&r->lock);
+	spin_unlock_bh(&r->lock);
 	if (rec) {
 		memset(&rec->c, 0, sizeof(rec->c));
 		return rec;
@@ -80,9 +80,9 @@ static struct zcopy_record *zcopy_record_recycle(struct zcopy_records *r,
 /* A record got for a send that never happened. */
 void zcopy_record_put(struct zcopy_records *r, struct zcopy_record *rec)
 {
-	spin_lock(&r->lock);
+	spin_lock_bh(&r->lock);
 	rec = zcopy_record_recycle(r, rec);
-	spin_unlock(&r->lock);
+	spin_unlock_bh(&r->lock);
 	kfree(rec);
 	zcopy_records_unreserve(r, 1);
 }
@@ -94,12 +94,12 @@ void zcopy_record_put(struct zcopy_records *r, struct zcopy_record *rec)
 void zcopy_records_number(struct zcopy_records *r, unsigned int sends, u64 bytes,
 			  u64 *seq, u64 *offset)
 {
-	spin_lock(&r->lock);
+	spin_lock_bh(&r->lock);
 	*seq = r->next_seq;
 	r->next_seq += sends;
 	*offset = r->next_offset;
 	r->next_offset += bytes;
-	spin_unlock(&r->lock);
+	spin_unlock_bh(&r->lock);
 }
 
 /* Merge @next into @prev when it is the next send and left the same way. */
@@ -143,7 +143,7 @@ int zcopy_records_post(struct zcopy_records *r, struct zcopy_record *rec)
 	struct zcopy_record *prev, *next, *dead[2] = { NULL, NULL };
 	int freed = 0;
 
-	spin_lock(&r->lock);
+	spin_lock_bh(&r->lock);
 	if (r->closed) {
 		dead[0] = rec;
 		freed = 1;
@@ -166,7 +166,7 @@ int zcopy_records_post(struct zcopy_records *r, struct zcopy_record *rec)
 		freed++;
 	}
 out_unlock:
-	spin_unlock(&r->lock);
+	spin_unlock_bh(&r->lock);
 	kfree(dead[0]);
 	kfree(dead[1]);
 
@@ -186,10 +186,10 @@ static void zcopy_records_unread(struct zcopy_records *r, struct list_head *batc
 {
 	struct zcopy_record *rec, *tmp;
 
-	spin_lock(&r->lock);
+	spin_lock_bh(&r->lock);
 	list_for_each_entry_safe(rec, tmp, batch, node)
 		list_move(&rec->node, &zcopy_records_pos(r, rec->c.seq)->node);
-	spin_unlock(&r->lock);
+	spin_unlock_bh(&r->lock);
 	/* Another reader may have found the queue empty meanwhile. */
 	if (wq_has_sleeper(&r->wait))
 		wake_up_interruptible_poll(&r->wait, EPOLLIN | EPOLLRDNORM);
@@ -207,15 +207,15 @@ ssize_t zcopy_records_read(struct zcopy_records *r, char __user *buf, size_t cou
 	if (!want)
 		return -EINVAL;
 
-	spin_lock(&r->lock);
+	spin_lock_bh(&r->lock);
 	while (list_empty(&r->list)) {
-		spin_unlock(&r->lock);
+		spin_unlock_bh(&r->lock);
 		if (nonblock)
 			return -EAGAIN;
 		ret = wait_event_interruptible(r->wait, !list_empty_careful(&r->list));
 		if (ret)
 			return ret;
-		spin_lock(&r->lock);
+		spin_lock_bh(&r->lock);
 	}
 	list_for_each_entry_safe(rec, tmp, &r->list, node) {
 		if (done == want)
@@ -223,7 +223,7 @@ ssize_t zcopy_records_read(struct zcopy_records *r, char __user *buf, size_t cou
 		list_move_tail(&rec->node, &batch);
 		done++;
 	}
-	spin_unlock(&r->lock);
+	spin_unlock_bh(&r->lock);
 
 	done = 0;
 	list_for_each_entry_safe(rec, tmp, &batch, node) {
@@ -254,12 +254,12 @@ int zcopy_records_close(struct zcopy_records *r)
 	LIST_HEAD(dead);
 	int n = 0;
 
-	spin_lock(&r->lock);
+	spin_lock_bh(&r->lock);
 	r->closed = true;
 	list_splice_init(&r->list, &dead);
 	kfree(r->spare);
 	r->spare = NULL;
-	spin_unlock(&r->lock);
+	spin_unlock_bh(&r->lock);
 
 	list_for_each_entry_safe(rec, tmp, &dead, node) {
 		kfree(rec);

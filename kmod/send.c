@@ -11,18 +11,23 @@
  * msg_ubuf, as io_uring's send_zc does. Each skb that carries the pages
  * holds a reference to the ubuf; the stack calls zcopy_tx_complete() as
  * each lets go, saying whether it had to copy the pages (local delivery, a
- * tap). After the last reference, a work item has the source release the
- * pages, counts how they left and queues the record, if the send has one:
- * one work item for all the sends that completed meanwhile, as an ACK
- * frees many skbs at once, rather than a worker's wakeup for each.
+ * tap). After the last reference, the source releases the pages, and the
+ * send counts how they left and queues the record, if it has one: there
+ * and then, with bottom halves off, as MSG_ZEROCOPY completes, for a
+ * source whose release does not sleep (pinned pages, a registered
+ * buffer); else from a work item, one for all the sends that completed
+ * meanwhile, as an ACK frees many skbs at once.
  */
 
+#include <linux/bottom_half.h>
 #include <linux/file.h>
+#include <linux/irqflags.h>
 #include <linux/llist.h>
 #include <linux/module.h>
 #include <linux/net.h>
 #include <linux/netdevice.h>
 #include <linux/overflow.h>
+#include <linux/preempt.h>
 #include <linux/rcupdate.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
@@ -155,8 +160,29 @@ static void zcopy_tx_share_outcome(struct zcopy_tx *head)
 	}
 }
 
-/* After the last reference: process context, never softirq. */
-static void zcopy_tx_release_one(struct zcopy_tx *tx)
+static void zcopy_file_put_work(struct work_struct *work)
+{
+	zcopy_file_put(container_of(work, struct zcopy_file, put_work));
+}
+
+/*
+ * Drop a send's reference to @zf with bottom halves off, where the file
+ * cannot be freed: the last is dropped by the worker. No one takes a
+ * reference once the count is down to ours, so only we can queue it.
+ */
+static void zcopy_tx_file_put_atomic(struct zcopy_file *zf)
+{
+	if (refcount_dec_not_one(&zf->ref.refcount))
+		return;
+	INIT_WORK(&zf->put_work, zcopy_file_put_work);
+	queue_work(zcopy_tx_wq, &zf->put_work);
+}
+
+/*
+ * After the last reference: in process context, or with bottom halves off
+ * (@atomic) if the source's release may run there.
+ */
+static void zcopy_tx_release_one(struct zcopy_tx *tx, bool atomic)
 {
 	struct zcopy_file *zf = tx->zf;
 
@@ -170,13 +196,16 @@ static void zcopy_tx_release_one(struct zcopy_tx *tx)
 	}
 	/* A failed send was never counted in: it made no sends. */
 	zcopy_count(zf, ZC_SENDS_IN_FLIGHT, -(s64)tx->sends);
-	zcopy_file_put(zf);
+	if (atomic)
+		zcopy_tx_file_put_atomic(zf);
+	else
+		zcopy_file_put(zf);
 	kvfree(tx);
 	module_put(THIS_MODULE);
 }
 
 /* @head's chain let go of its pages: release its sends in the order made. */
-static void zcopy_tx_release(struct zcopy_tx *head)
+static void zcopy_tx_release(struct zcopy_tx *head, bool atomic)
 {
 	struct zcopy_tx *tx, *next;
 
@@ -184,8 +213,25 @@ static void zcopy_tx_release(struct zcopy_tx *head)
 		zcopy_tx_share_outcome(head);
 	for (tx = head; tx; tx = next) {
 		next = tx->next;
-		zcopy_tx_release_one(tx);
+		zcopy_tx_release_one(tx, atomic);
 	}
+}
+
+/*
+ * Whether @head's chain can be released where its last reference went:
+ * not in a hard interrupt or with interrupts off (netpoll), where bottom
+ * halves cannot be turned off, nor with a source whose release sleeps.
+ */
+static bool zcopy_tx_release_here(struct zcopy_tx *head)
+{
+	struct zcopy_tx *tx;
+
+	if (in_hardirq() || in_nmi() || irqs_disabled())
+		return false;
+	for (tx = head; tx; tx = tx->next)
+		if (!tx->ops->atomic)
+			return false;
+	return true;
 }
 
 /*
@@ -216,7 +262,7 @@ static void zcopy_tx_done_work(struct work_struct *work)
 	struct zcopy_tx *tx, *next;
 
 	llist_for_each_entry_safe(tx, next, done, done) {
-		zcopy_tx_release(tx);
+		zcopy_tx_release(tx, false);
 		cond_resched();
 	}
 }
@@ -243,6 +289,17 @@ static void zcopy_tx_complete(struct sk_buff *skb, struct ubuf_info *uarg,
 	}
 	if (!zcopy_tx_unref(&tx))
 		return;
+	if (zcopy_tx_release_here(tx)) {
+		/*
+		 * Off for a caller in process context too (TCP's backlog): as
+		 * in softirq, kvfree() then defers, and module exit's
+		 * synchronize_rcu() waits for us to return.
+		 */
+		local_bh_disable();
+		zcopy_tx_release(tx, true);
+		local_bh_enable();
+		return;
+	}
 	/* The first on an empty list queues the work; it takes the rest. */
 	d = get_cpu_ptr(&zcopy_tx_done);
 	if (llist_add(&tx->done, &d->list))
@@ -362,7 +419,7 @@ static void zcopy_tx_unjoin(struct zcopy_tx *tx, struct sock *sk)
 static void zcopy_tx_put(struct zcopy_tx *tx)
 {
 	if (zcopy_tx_unref(&tx))
-		zcopy_tx_release(tx);
+		zcopy_tx_release(tx, false);
 }
 
 /* Where the bytes would be copied on the way, should the stack copy them. */
@@ -763,10 +820,11 @@ int zcopy_send_init(void)
 }
 
 /*
- * Every send in flight holds a module reference until its release work
- * has run, and destroy_workqueue() waits for the last of those. The
- * stack's calls of zcopy_tx_complete() may still be returning, though:
- * from softirq or with preemption off, synchronize_rcu() waits for them;
+ * Every send in flight holds a module reference until it is released, and
+ * destroy_workqueue() waits for the release work and the files' last puts.
+ * The stack's calls of zcopy_tx_complete() may still be returning, though:
+ * those that released, with bottom halves off, and those from softirq or
+ * with preemption off are RCU readers, which synchronize_rcu() waits for;
  * a caller in process context preempted right after queue_work() is one
  * that RCU Tasks waits for, as for a trampoline about to be freed.
  */

@@ -123,7 +123,8 @@ struct zcopy_record {
 
 /**
  * struct zcopy_records - a file's completion records and its send stream
- * @lock:	protects everything below but @reserved
+ * @lock:	protects everything below but @reserved; taken with bottom
+ *		halves off, as a send's release posts from softirq
  * @list:	records waiting to be read, in order of sequence
  * @wait:	readers and pollers of @list
  * @next_seq:	sequence number of the next send
@@ -172,6 +173,8 @@ struct zcopy_area;
  * @pool:	the send pool, once mapped; lives as long as the file
  * @rx:		the receive area, once mapped; lives as long as the file
  * @ledger:	this file's counters
+ * @put_work:	drops the last reference when a send's release in softirq
+ *		held it (send.c): freeing the file sleeps
  */
 struct zcopy_file {
 	struct kref		ref;
@@ -183,6 +186,7 @@ struct zcopy_file {
 	struct zcopy_area	*pool;
 	struct zcopy_area	*rx;
 	struct zcopy_ledger	ledger;
+	struct work_struct	put_work;
 };
 
 int zcopy_file_init(void);
@@ -287,12 +291,16 @@ extern const struct zcopy_tx_ledger zcopy_send_ledger;
  * @ledger:	where its sends are counted
  * @trim:	the socket took only the first @keep pages: let go of the rest
  * @release:	the stack has let go of every page, or never took them
- *		(@sent false: the send failed); in process context
+ *		(@sent false: the send failed); in process context, or with
+ *		bottom halves off if @atomic
+ * @atomic:	@release neither sleeps nor takes a lock that a softirq may
+ *		not: it runs where the stack lets go, without the worker
  */
 struct zcopy_tx_ops {
 	const struct zcopy_tx_ledger	*ledger;
 	void	(*trim)(struct zcopy_tx *tx, unsigned int keep);
 	void	(*release)(struct zcopy_tx *tx, bool sent);
+	bool	atomic;
 };
 
 /**
