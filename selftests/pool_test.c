@@ -369,6 +369,31 @@ TEST_F(pool, mmap_again_smaller_shares_pages)
 	EXPECT_EQ(n, st.pool_pages);
 }
 
+static int pool_munmap_first(uint8_t *p, size_t ps)
+{
+	return munmap(p, ps);
+}
+
+static int pool_munmap_middle(uint8_t *p, size_t ps)
+{
+	return munmap(p + 3 * ps, ps);
+}
+
+static int pool_mprotect_first(uint8_t *p, size_t ps)
+{
+	return mprotect(p, ps, PROT_READ);
+}
+
+static int pool_madvise_last(uint8_t *p, size_t ps)
+{
+	return madvise(p + 7 * ps, ps, MADV_RANDOM);
+}
+
+static int pool_mremap_shrink(uint8_t *p, size_t ps)
+{
+	return mremap(p, 8 * ps, 4 * ps, 0) == MAP_FAILED ? -1 : 0;
+}
+
 TEST_F(pool, mprotect_exec_eacces)
 {
 	const size_t len = 4 * self->c.ps;
@@ -383,6 +408,51 @@ TEST_F(pool, mprotect_exec_eacces)
 	EXPECT_TRUE(zc_check_all(p, ZC_SEED(8), len));
 	zc_fill(p, ZC_SEED(81), len);
 	EXPECT_TRUE(zc_check_all(p, ZC_SEED(81), len));
+}
+
+/*
+ * The pool is mapped whole or not at all, as the receive area: a piece
+ * would be a mapping that sends by address and re-arming do not find.
+ */
+TEST_F(pool, partial_map_ops_einval)
+{
+	const size_t ps = self->c.ps, n = 8;
+	struct pt_conn *k;
+	uint8_t *p;
+	void *q;
+	size_t i;
+	int ret;
+	static const struct {
+		const char *what;
+		int (*op)(uint8_t *p, size_t ps);
+	} cases[] = {
+		{ "munmap of the first page", pool_munmap_first },
+		{ "munmap of a middle page", pool_munmap_middle },
+		{ "mprotect(PROT_READ) of the first page", pool_mprotect_first },
+		{ "madvise(MADV_NORMAL -> MADV_RANDOM) of the last page", pool_madvise_last },
+		{ "mremap shrinking it", pool_mremap_shrink },
+	};
+
+	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
+	zc_fill(p, ZC_SEED(10), n * ps);
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		errno = 0;
+		ret = cases[i].op(p, ps);
+		EXPECT_EQ(-1, ret) TH_LOG("%s: done", cases[i].what);
+		EXPECT_EQ(EINVAL, errno) TH_LOG("%s: %s", cases[i].what, errno_name(errno));
+	}
+	/* Whole, it moves and comes back. */
+	q = mremap(p, n * ps, n * ps, MREMAP_MAYMOVE);
+	ASSERT_NE(MAP_FAILED, q);
+	pt_untrack(&self->c, p);
+	pt_track(_metadata, &self->c, q, n * ps);
+	p = q;
+	EXPECT_TRUE(zc_check_all(p, ZC_SEED(10), n * ps));
+	/* By address, from a page past the first. */
+	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, NULL);
+	ASSERT_EQ(0, pt_send(&self->c, k, p, 4 * ps + 10, ps, ADDR | NOTIFY, 1, NULL, NULL));
+	pt_check_data(_metadata, k);
+	pt_check_records(_metadata, &self->c);
 }
 
 /* The steps of memlock_child(), each an errno (0: mapped), -1 if not run. */

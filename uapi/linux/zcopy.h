@@ -42,7 +42,9 @@
  * max_pool_pages, charged to RLIMIT_MEMLOCK and to the caller's memory
  * cgroup; later ones map it again, no larger. The pool lives until the
  * file is closed and its last mapping is gone. Pool mappings are not
- * inherited by fork() (as MADV_DONTFORK; MADV_DOFORK fails with EINVAL).
+ * inherited by fork() (as MADV_DONTFORK; MADV_DOFORK fails with EINVAL),
+ * and each is used whole: munmap(), mprotect(), madvise() or mremap() of
+ * part of one fails with EINVAL.
  *
  * Only zcopy ever holds a pool page: nothing else can take a reference to
  * one. Whatever would pin or reference the pages behind a pool address
@@ -69,7 +71,7 @@
  * by the first such mmap up to max_recv_pages and charged to
  * RLIMIT_MEMLOCK, and not inherited by fork() (unless the application asks
  * with MADV_DOFORK: the child then sees the same slots). One mapping at a
- * time otherwise.
+ * time otherwise, used whole, as the pool's.
  */
 #define ZCOPY_MMAP_RECV		0x40000000ULL
 
