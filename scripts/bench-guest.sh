@@ -3,7 +3,9 @@
 #
 # make bench, inside the VM: every method over every path and message size,
 # BENCH_REPS times each. Prints one line "BENCH {json}" per run, for
-# scripts/bench-report; lines starting with "#" are progress.
+# scripts/bench-report; lines starting with "#" are progress. Besides the
+# tools' own JSON, a run has the whole guest's busy time (busy_s) and the
+# TCP segments each side's netns took in and sent out over it (segs).
 #
 # Environment (scripts/bench sets it):
 #   BENCH_PATHS    lo veth nic nic4148 nic9000 proxy (nic: MTU 1500; nic4148
@@ -75,7 +77,7 @@ fi
 COPY_BELOW=$(cat /sys/module/zcopy/parameters/copy_below 2>/dev/null || echo null)
 # /proc/stat counts in USER_HZ, 100 on x86.
 HZ=100
-BUSY0=0
+BUSY0=0 SEGS0="0 0 0 0"
 
 mkdir -p $T /dev/pts
 mountpoint -q /dev/pts || mount -t devpts devpts /dev/pts
@@ -141,16 +143,28 @@ busy() {
 	fi
 }
 
+# segs: TCP segments in and out so far (/proc/net/snmp's InSegs and
+# OutSegs) in the sender's netns, then in the receiver's ($NS; the same one
+# over loopback and the proxy path): four numbers.
+segs() {
+	for ns in "" "$NS"; do
+		$ns awk '/^Tcp:/ { if (!n) { for (i = 2; i <= NF; i++) col[$i] = i; n = 1; next }
+			     printf "%s %s ", $col["InSegs"], $col["OutSegs"] }' /proc/net/snmp
+	done
+}
+
 # emit PATH SIZE METHOD REP TX_JSON_FILE RX_JSON_FILE [EXTRA_JSON]
 emit() {
 	busy_s=$(awk -v a="$BUSY0" -v b="$(busy)" 'BEGIN { printf "%.6f", b - a }')
+	segs=$(echo "$SEGS0 $(segs)" | awk '{ printf "\"tx_in\": %d, \"tx_out\": %d, \"rx_in\": %d, \"rx_out\": %d",
+		$5 - $1, $6 - $2, $7 - $3, $8 - $4 }')
 	tx=$(tail -n1 "$5" 2>/dev/null)
 	rx=$(tail -n1 "$6" 2>/dev/null)
 	case $tx in "{"*) ;; *) tx=null ;; esac
 	case $rx in "{"*) ;; *) rx=null ;; esac
 	echo "BENCH {\"kernel\": \"$(uname -r)\", \"path\": \"$1\", \"size\": $2," \
 	     "\"method\": \"$3\", \"rep\": $4, \"copy_below\": $COPY_BELOW, \"data\": \"$DATA\", \"napi\": \"$NAPI\", \"irqs\": \"$IRQS\", \"cpus\": $NCPU," \
-	     "\"busy_s\": $busy_s, \"busy_clock\": \"$BUSY_CLOCK\"," \
+	     "\"busy_s\": $busy_s, \"busy_clock\": \"$BUSY_CLOCK\", \"segs\": {$segs}," \
 	     "\"tx\": $tx, \"rx\": $rx${7:+, $7}}"
 }
 
@@ -291,7 +305,7 @@ peer_size() {
 
 run_one() {
 	path=$1 size=$2 m=$3 rep=$4
-	BUSY0=$(busy) psize=
+	BUSY0=$(busy) SEGS0=$(segs) psize=
 	case $m in
 	copy) run_tools "$@" write read ;;
 	mmap) run_tools "$@" mmap read --file $FILE ;;
