@@ -100,6 +100,16 @@ out_unlock:
 	return ret;
 }
 
+/*
+ * An area's mapping is used whole: a piece would be one that the lookups
+ * below, which look for the whole, do not find (a send by address, the
+ * pool's re-arming, a receive).
+ */
+int zcopy_area_may_split(struct vm_area_struct *vma, unsigned long addr)
+{
+	return -EINVAL;
+}
+
 /* Does @vma map @area, whole, from its first page? */
 bool zcopy_area_owns(struct zcopy_area *area, struct vm_area_struct *vma)
 {

@@ -250,15 +250,6 @@ static int zcopy_pool_access(struct vm_area_struct *vma, unsigned long addr,
 	return len;
 }
 
-/*
- * A mapping is used whole: a piece would be one that sends by address and
- * re-arming, which look for the whole (zcopy_area_owns()), do not find.
- */
-static int zcopy_pool_may_split(struct vm_area_struct *vma, unsigned long addr)
-{
-	return -EINVAL;
-}
-
 static int zcopy_pool_mremap(struct vm_area_struct *vma)
 {
 	struct zcopy_area *area = vma->vm_private_data;
@@ -934,7 +925,7 @@ static const struct vm_operations_struct zcopy_pool_vm_ops = {
 	.pfn_mkwrite	= zcopy_pool_pfn_mkwrite,
 	.access		= zcopy_pool_access,
 	.mremap		= zcopy_pool_mremap,
-	.may_split	= zcopy_pool_may_split,
+	.may_split	= zcopy_area_may_split,
 };
 
 static const struct zcopy_area_ops zcopy_pool_area_ops = {

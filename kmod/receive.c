@@ -152,16 +152,10 @@ static void zcopy_rx_close(struct vm_area_struct *vma)
 	mutex_unlock(&area->lock);
 }
 
-/* The area is mapped whole or not at all. */
-static int zcopy_rx_may_split(struct vm_area_struct *vma, unsigned long addr)
-{
-	return -EINVAL;
-}
-
 static const struct vm_operations_struct zcopy_rx_vm_ops = {
 	.open		= zcopy_rx_open,
 	.close		= zcopy_rx_close,
-	.may_split	= zcopy_rx_may_split,
+	.may_split	= zcopy_area_may_split,
 	.fault		= zcopy_rx_fault,
 };
 

@@ -254,6 +254,7 @@ void zcopy_area_destroy(struct zcopy_area *area);
 void zcopy_area_zap(struct zcopy_area *area, unsigned long idx, unsigned long nr);
 struct vm_area_struct *zcopy_area_vma(struct zcopy_area *area, struct mm_struct *mm);
 bool zcopy_area_owns(struct zcopy_area *area, struct vm_area_struct *vma);
+int zcopy_area_may_split(struct vm_area_struct *vma, unsigned long addr);
 
 /* ---- send.c: the send core, whatever the pages' source ---- */
 
