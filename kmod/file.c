@@ -16,6 +16,7 @@
 #include <linux/mount.h>
 #include <linux/pseudo_fs.h>
 #include <linux/slab.h>
+#include <linux/workqueue.h>
 
 #include "zcopy.h"
 
@@ -44,6 +45,11 @@ static struct file_system_type zcopy_fs_type = {
 	.kill_sb		= kill_anon_super,
 };
 
+static void zcopy_file_put_work(struct work_struct *work)
+{
+	zcopy_file_put(container_of(work, struct zcopy_file, put_work));
+}
+
 struct zcopy_file *zcopy_file_alloc(void)
 {
 	struct zcopy_file *zf;
@@ -61,6 +67,7 @@ struct zcopy_file *zcopy_file_alloc(void)
 		goto err_destroy_ledger;
 	}
 	kref_init(&zf->ref);
+	INIT_WORK(&zf->put_work, zcopy_file_put_work);
 	zcopy_records_init(&zf->records);
 	mutex_init(&zf->areas_lock);
 	xa_init_flags(&zf->fixed, XA_FLAGS_ALLOC);
@@ -106,6 +113,19 @@ static void zcopy_file_free(struct kref *ref)
 void zcopy_file_put(struct zcopy_file *zf)
 {
 	kref_put(&zf->ref, zcopy_file_free);
+}
+
+/*
+ * Drop a reference to @zf with bottom halves off, where the file cannot be
+ * freed: the last is dropped from @wq, which the caller drains before the
+ * module goes. No one takes a reference once the count is down to ours, so
+ * only we can queue the work.
+ */
+void zcopy_file_put_atomic(struct zcopy_file *zf, struct workqueue_struct *wq)
+{
+	if (refcount_dec_not_one(&zf->ref.refcount))
+		return;
+	queue_work(wq, &zf->put_work);
 }
 
 int zcopy_file_init(void)

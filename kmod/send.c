@@ -160,24 +160,6 @@ static void zcopy_tx_share_outcome(struct zcopy_tx *head)
 	}
 }
 
-static void zcopy_file_put_work(struct work_struct *work)
-{
-	zcopy_file_put(container_of(work, struct zcopy_file, put_work));
-}
-
-/*
- * Drop a send's reference to @zf with bottom halves off, where the file
- * cannot be freed: the last is dropped by the worker. No one takes a
- * reference once the count is down to ours, so only we can queue it.
- */
-static void zcopy_tx_file_put_atomic(struct zcopy_file *zf)
-{
-	if (refcount_dec_not_one(&zf->ref.refcount))
-		return;
-	INIT_WORK(&zf->put_work, zcopy_file_put_work);
-	queue_work(zcopy_tx_wq, &zf->put_work);
-}
-
 /*
  * After the last reference: in process context, or with bottom halves off
  * (@atomic) if the source's release may run there.
@@ -197,7 +179,7 @@ static void zcopy_tx_release_one(struct zcopy_tx *tx, bool atomic)
 	/* A failed send was never counted in: it made no sends. */
 	zcopy_count(zf, ZC_SENDS_IN_FLIGHT, -(s64)tx->sends);
 	if (atomic)
-		zcopy_tx_file_put_atomic(zf);
+		zcopy_file_put_atomic(zf, zcopy_tx_wq);
 	else
 		zcopy_file_put(zf);
 	kvfree(tx);

@@ -173,8 +173,8 @@ struct zcopy_area;
  * @pool:	the send pool, once mapped; lives as long as the file
  * @rx:		the receive area, once mapped; lives as long as the file
  * @ledger:	this file's counters
- * @put_work:	drops the last reference when a send's release in softirq
- *		held it (send.c): freeing the file sleeps
+ * @put_work:	drops the last reference when one dropped with bottom
+ *		halves off held it: freeing the file sleeps
  */
 struct zcopy_file {
 	struct kref		ref;
@@ -193,6 +193,7 @@ int zcopy_file_init(void);
 void zcopy_file_exit(void);
 struct zcopy_file *zcopy_file_alloc(void);
 void zcopy_file_put(struct zcopy_file *zf);
+void zcopy_file_put_atomic(struct zcopy_file *zf, struct workqueue_struct *wq);
 int zcopy_file_charge(struct zcopy_file *zf, unsigned long nr_pages);
 void zcopy_file_uncharge(struct zcopy_file *zf, unsigned long nr_pages);
 
