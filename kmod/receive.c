@@ -1079,9 +1079,33 @@ out_unlock:
 }
 
 /*
+ * Let go of one forward's hold on the slots @idx, freeing those released
+ * meanwhile. Called with @area->lock held.
+ */
+static void zcopy_rx_unhold_locked(struct zcopy_rx_area *area, const u32 *idx,
+				   unsigned int n)
+{
+	struct zcopy_rx_slot *slot;
+	unsigned int i;
+
+	lockdep_assert_held(&area->lock);
+	for (i = 0; i < n; i++) {
+		slot = &area->slots[idx[i]];
+		if (--slot->fwd)
+			continue;
+		zcopy_count(area->area.zf, ZC_FWD_SLOTS_HELD, -1);
+		if (slot->released)
+			zcopy_rx_slot_free(area, idx[i]);
+	}
+}
+
+/*
  * Hold the slots of @n pieces for a forward, all or none: their pages stay
  * in the slots until zcopy_rx_unhold(), whatever the application releases
- * meanwhile. Each piece's bytes go to @bvec, its slot to @idx.
+ * meanwhile. Each piece's bytes go to @bvec, its slot to @idx. A slot takes
+ * at most ZCOPY_MAX_SLOT_FORWARDS holds (ENOBUFS past it), so that its
+ * count never wraps and frees a page the stack still holds: pieces of a
+ * byte cost the stack next to nothing, so no other limit stops them.
  */
 int zcopy_rx_hold(struct zcopy_rx_area *area, const struct zcopy_fwd_piece *p,
 		  unsigned int n, struct bio_vec *bvec, u32 *idx)
@@ -1111,6 +1135,12 @@ int zcopy_rx_hold(struct zcopy_rx_area *area, const struct zcopy_fwd_piece *p,
 	for (i = 0; i < n; i++) {
 		idx[i] = p[i].offset >> PAGE_SHIFT;
 		slot = &area->slots[idx[i]];
+		/* Here, not above: the same slot may come twice in one call. */
+		if (slot->fwd >= ZCOPY_MAX_SLOT_FORWARDS) {
+			zcopy_rx_unhold_locked(area, idx, i);
+			ret = -ENOBUFS;
+			goto out_unlock;
+		}
 		if (!slot->fwd++)
 			zcopy_count(area->area.zf, ZC_FWD_SLOTS_HELD, 1);
 		bvec_set_page(&bvec[i], slot->page, p[i].len, offset_in_page(p[i].offset));
@@ -1123,18 +1153,8 @@ out_unlock:
 /* A forward has let go of the slots @idx: free those released meanwhile. */
 void zcopy_rx_unhold(struct zcopy_rx_area *area, const u32 *idx, unsigned int n)
 {
-	struct zcopy_rx_slot *slot;
-	unsigned int i;
-
 	mutex_lock(&area->lock);
-	for (i = 0; i < n; i++) {
-		slot = &area->slots[idx[i]];
-		if (--slot->fwd)
-			continue;
-		zcopy_count(area->area.zf, ZC_FWD_SLOTS_HELD, -1);
-		if (slot->released)
-			zcopy_rx_slot_free(area, idx[i]);
-	}
+	zcopy_rx_unhold_locked(area, idx, n);
 	mutex_unlock(&area->lock);
 }
 

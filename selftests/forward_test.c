@@ -871,6 +871,61 @@ static int fwd1_in_flight(fwd1_self *self, size_t n)
 	return fwd1_slow_pair(self) ?: fwd1_forward_all(self, n);
 }
 
+/*
+ * A slot that ZCOPY_MAX_SLOT_FORWARDS pieces in flight hold takes no more
+ * (ENOBUFS, holding nothing for the call): its count must never wrap,
+ * which would free a page the stack is still sending. Pieces of one byte,
+ * which TCP merges into one fragment per call, reach the limit in a few
+ * KiB of send queue.
+ */
+TEST_F(fwd1, slot_forwards_capped)
+{
+	static struct zcopy_fwd_piece p[ZCOPY_MAX_FWD_PIECES];
+	const int most = ZCOPY_MAX_SLOT_FORWARDS / ZCOPY_MAX_FWD_PIECES + 8;
+	struct zcopy_forward f;
+	struct zcopy_stats st;
+	int i, calls, ret = 0;
+	struct linger lg = { .l_onoff = 1 };
+	uint64_t rel;
+
+	ASSERT_EQ(0, fwd1_slow_pair(self));
+	/* TCP charges each piece's page to the send buffer: room for all. */
+	ASSERT_EQ(0, zc_set_buf(self->ocli, SO_SNDBUF, ZCOPY_MAX_SLOT_FORWARDS * self->ps));
+	ASSERT_EQ(0, fwd1_take(self, 0, self->ps));
+	ASSERT_EQ(self->ps, self->d[0].len);
+	for (i = 0; i < ZCOPY_MAX_FWD_PIECES; i++)
+		p[i] = (struct zcopy_fwd_piece){ .offset = self->d[0].offset + i, .len = 1 };
+	for (calls = 0; calls < most; calls++) {
+		ret = zc_forward(self->zfd, self->ocli, p, ZCOPY_MAX_FWD_PIECES,
+				 ZCOPY_SEND_DONTWAIT, 0, &f);
+		if (ret)
+			break;
+		ASSERT_EQ(ZCOPY_MAX_FWD_PIECES, f.bytes);
+	}
+	EXPECT_EQ(-ENOBUFS, ret);
+	/* Less only by what the receiver's window took and acknowledged. */
+	EXPECT_LE(ZCOPY_MAX_SLOT_FORWARDS / ZCOPY_MAX_FWD_PIECES, calls);
+
+	/* The refused call sent nothing; those before it, what they said. */
+	st = fwd1_stats(self->zfd);
+	EXPECT_EQ(calls, st.fwd_sends);
+	EXPECT_EQ((uint64_t)calls * ZCOPY_MAX_FWD_PIECES, st.fwd_bytes);
+	EXPECT_EQ(0, fwd1_expect(self->osrv, 0, ZCOPY_MAX_FWD_PIECES));
+
+	/*
+	 * Through the small window the rest would take minutes: abort, which
+	 * frees what the stack queued, and the slot must be held by nothing.
+	 */
+	ASSERT_EQ(0, setsockopt(self->ocli, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)));
+	close(self->ocli);
+	self->ocli = -1;
+	EXPECT_EQ(0, zc_poll_stats(self->zfd, 0, 5000, &st, fwd_idle))
+		TH_LOG("still held: %llu slots, %llu sends", ZC_U64(st.fwd_slots_held),
+		       ZC_U64(st.sends_in_flight));
+	rel = self->d[0].offset;
+	EXPECT_EQ(0, zc_release(self->zfd, &rel, 1));
+}
+
 /* The socket forwarded to, closed with the pages in flight: they still leave. */
 TEST_F(fwd1, close_out_socket_in_flight)
 {

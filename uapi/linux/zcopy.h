@@ -471,6 +471,8 @@ struct zcopy_fwd_piece {
 #define ZCOPY_FORWARD_FLAGS	(ZCOPY_SEND_FLAGS | ZCOPY_FORWARD_NOTIFY)
 
 #define ZCOPY_MAX_FWD_PIECES	1024
+/* Pieces of one slot that forwards in flight may hold at once. */
+#define ZCOPY_MAX_SLOT_FORWARDS	65535
 
 /**
  * struct zcopy_forward - send received bytes on (ZCOPY_IOC_FORWARD)
@@ -507,8 +509,9 @@ struct zcopy_fwd_piece {
  *
  * Errors: EINVAL for a piece outside the area, of length 0, spanning two
  * slots or beyond its slot's data, or a nonzero pad; ENOENT for a piece
- * in a slot that holds nothing (never received into, or released); ENXIO
- * without a receive area; ENOSPC when the file owes too many records
+ * in a slot that holds nothing (never received into, or released); ENOBUFS
+ * for a piece of a slot that ZCOPY_MAX_SLOT_FORWARDS pieces in flight
+ * already hold; ENXIO without a receive area; ENOSPC when the file owes too many records
  * (NOTIFY); the socket's errors as ZCOPY_IOC_SEND gives them.
  */
 struct zcopy_forward {
