@@ -160,6 +160,19 @@ static void zcopy_tx_share_outcome(struct zcopy_tx *head)
 	}
 }
 
+/* Let go of @tx's pages, then post its record, or drop it if @tx failed. */
+static void zcopy_tx_let_go(struct zcopy_tx *tx)
+{
+	/* The pages are free before the record says so. */
+	tx->ops->release(tx, !tx->failed);
+	if (tx->failed) {
+		if (tx->rec)
+			zcopy_record_put(&tx->zf->records, tx->rec);
+	} else {
+		zcopy_tx_post(tx);
+	}
+}
+
 /*
  * After the last reference: in process context, or with bottom halves off
  * (@atomic) if the source's release may run there.
@@ -168,14 +181,8 @@ static void zcopy_tx_release_one(struct zcopy_tx *tx, bool atomic)
 {
 	struct zcopy_file *zf = tx->zf;
 
-	/* The pages are free before the record says so. */
-	tx->ops->release(tx, !tx->failed);
-	if (tx->failed) {
-		if (tx->rec)
-			zcopy_record_put(&zf->records, tx->rec);
-	} else {
-		zcopy_tx_post(tx);
-	}
+	if (!tx->dropped)
+		zcopy_tx_let_go(tx);
 	/* A failed send was never counted in: it made no sends. */
 	zcopy_count(zf, ZC_SENDS_IN_FLIGHT, -(s64)tx->sends);
 	if (atomic)
@@ -200,20 +207,61 @@ static void zcopy_tx_release(struct zcopy_tx *head, bool atomic)
 }
 
 /*
- * Whether @head's chain can be released where its last reference went:
- * not in a hard interrupt or with interrupts off (netpoll), where bottom
- * halves cannot be turned off, nor with a source whose release sleeps.
+ * Whether sends can be released where their last reference went: not in a
+ * hard interrupt or with interrupts off (netpoll), where bottom halves
+ * cannot be turned off.
  */
-static bool zcopy_tx_release_here(struct zcopy_tx *head)
+static bool zcopy_tx_context_atomic(void)
+{
+	return !in_hardirq() && !in_nmi() && !irqs_disabled();
+}
+
+/* Whether releasing @head's chain may sleep: a source's release would. */
+static bool zcopy_tx_release_sleeps(struct zcopy_tx *head)
 {
 	struct zcopy_tx *tx;
 
-	if (in_hardirq() || in_nmi() || irqs_disabled())
-		return false;
 	for (tx = head; tx; tx = tx->next)
-		if (!tx->ops->atomic)
-			return false;
-	return true;
+		if (!tx->ops->atomic && !tx->dropped)
+			return true;
+	return false;
+}
+
+/* Hand @head's chain to the worker, on this CPU. */
+static void zcopy_tx_defer(struct zcopy_tx *head)
+{
+	struct zcopy_tx_done *d = get_cpu_ptr(&zcopy_tx_done);
+
+	/* The first on an empty list queues the work; it takes the rest. */
+	if (llist_add(&head->done, &d->list))
+		queue_work_on(smp_processor_id(), zcopy_tx_wq, &d->work);
+	put_cpu_ptr(&zcopy_tx_done);
+}
+
+/*
+ * The skbs that @tx's successors were linked into held only @tx's ubuf,
+ * so what the stack said of those skbs it said to @tx: hand on, in link
+ * order, the bytes it copied beyond @tx's own (a send counts a copy counted
+ * short as its first bytes copied), and that the stack took the pages, for
+ * a successor whose bytes all went into such an skb.
+ */
+static void zcopy_tx_hand_on(struct zcopy_tx *tx)
+{
+	bool taken = READ_ONCE(tx->zc_used) || READ_ONCE(tx->zc_copied);
+	u64 copied = atomic64_read(&tx->copied), extra, mine;
+	struct zcopy_tx *succ;
+
+	extra = copied > tx->bytes ? copied - tx->bytes : 0;
+	for (succ = tx->succ; succ; succ = succ->sibling) {
+		mine = min(extra, READ_ONCE(succ->bytes));
+		if (mine) {
+			atomic64_add(mine, &succ->copied);
+			WRITE_ONCE(succ->zc_copied, true);
+			extra -= mine;
+		}
+		if (taken && !READ_ONCE(succ->zc_used))
+			WRITE_ONCE(succ->zc_used, true);
+	}
 }
 
 /*
@@ -236,6 +284,46 @@ static bool zcopy_tx_unref(struct zcopy_tx **txp)
 	return true;
 }
 
+/* Sends released in one go with bottom halves off; the rest go to the worker. */
+#define ZCOPY_TX_RELEASE_BUDGET	64
+
+/*
+ * @head's last reference went: release its chain, and each successor that
+ * its predecessor held the last reference to, and theirs in turn. With
+ * bottom halves off (@atomic), a chain whose release sleeps, and any past
+ * ZCOPY_TX_RELEASE_BUDGET, go to the worker, which comes back here.
+ * Chains (TCP before 6.10) and successors (6.10 on) never meet: only a
+ * chain's head, a send of its own, has successors.
+ */
+static void zcopy_tx_finish(struct zcopy_tx *head, bool atomic)
+{
+	unsigned int budget = ZCOPY_TX_RELEASE_BUDGET;
+	struct zcopy_tx *tx, *succ, *next;
+	struct llist_node *todo;
+
+	head->done.next = NULL;
+	todo = &head->done;
+	while (todo) {
+		tx = llist_entry(todo, struct zcopy_tx, done);
+		todo = todo->next;
+		if (atomic && (!budget || zcopy_tx_release_sleeps(tx))) {
+			zcopy_tx_defer(tx);
+			continue;
+		}
+		zcopy_tx_hand_on(tx);
+		/* Their pages left with @tx's skbs: they need not wait for its release. */
+		for (succ = tx->succ; succ; succ = next) {
+			next = succ->sibling;
+			if (zcopy_tx_unref(&succ)) {
+				succ->done.next = todo;
+				todo = &succ->done;
+			}
+		}
+		zcopy_tx_release(tx, atomic);
+		budget--;
+	}
+}
+
 /* The sends that completed since the last run, in the order they did. */
 static void zcopy_tx_done_work(struct work_struct *work)
 {
@@ -244,7 +332,7 @@ static void zcopy_tx_done_work(struct work_struct *work)
 	struct zcopy_tx *tx, *next;
 
 	llist_for_each_entry_safe(tx, next, done, done) {
-		zcopy_tx_release(tx, false);
+		zcopy_tx_finish(tx, false);
 		cond_resched();
 	}
 }
@@ -258,7 +346,6 @@ static void zcopy_tx_complete(struct sk_buff *skb, struct ubuf_info *uarg,
 			      bool zerocopy_success)
 {
 	struct zcopy_tx *tx = container_of(uarg, struct zcopy_tx, ubuf);
-	struct zcopy_tx_done *d;
 
 	if (skb) {
 		if (!zerocopy_success) {
@@ -271,22 +358,18 @@ static void zcopy_tx_complete(struct sk_buff *skb, struct ubuf_info *uarg,
 	}
 	if (!zcopy_tx_unref(&tx))
 		return;
-	if (zcopy_tx_release_here(tx)) {
-		/*
-		 * Off for a caller in process context too (TCP's backlog): as
-		 * in softirq, kvfree() then defers, and module exit's
-		 * synchronize_rcu() waits for us to return.
-		 */
-		local_bh_disable();
-		zcopy_tx_release(tx, true);
-		local_bh_enable();
+	if (!zcopy_tx_context_atomic()) {
+		zcopy_tx_defer(tx);
 		return;
 	}
-	/* The first on an empty list queues the work; it takes the rest. */
-	d = get_cpu_ptr(&zcopy_tx_done);
-	if (llist_add(&tx->done, &d->list))
-		queue_work_on(smp_processor_id(), zcopy_tx_wq, &d->work);
-	put_cpu_ptr(&zcopy_tx_done);
+	/*
+	 * Off for a caller in process context too (TCP's backlog): as in
+	 * softirq, kvfree() then defers, and module exit's synchronize_rcu()
+	 * waits for us to return.
+	 */
+	local_bh_disable();
+	zcopy_tx_finish(tx, true);
+	local_bh_enable();
 }
 
 static const struct ubuf_info_ops zcopy_ubuf_ops;
@@ -299,8 +382,9 @@ static const struct ubuf_info_ops zcopy_ubuf_ops;
  * may hold the send's ubuf, and an skb holds one. Without this, each send
  * of a few KiB makes an skb of its own, which goes through the stack and
  * the NIC on its own: what write() does in one 64 KiB skb, such sends do
- * in sixteen. So, as io_uring links its notifications, a send joins the
- * chain of the send whose ubuf the skb holds: the chain's first send (its
+ * in sixteen. Before 6.10, where the send is made with the skb's ubuf
+ * (zcopy_tx_join_tail()), it joins the chain of the send whose ubuf that
+ * is, as io_uring links its notifications: the chain's first send (its
  * head) is let go of when every skb and every send of the chain has, and
  * the chain's sends are then released and recorded together, in order. A
  * send joins only when it is in no chain yet, and a chain takes at most
@@ -325,6 +409,40 @@ static int zcopy_tx_link(struct zcopy_tx *tx, struct ubuf_info *held)
 	return 0;
 }
 
+/* A send's ubuf holds at most this many successors. */
+#define ZCOPY_FOLLOW_MAX	32
+
+/*
+ * From 6.10, TCP asks link_skb() whether the skb at the tail, holding
+ * @held, may take @tx's pages too (see zcopy_tx_link() for why it must).
+ * @tx then follows the send whose ubuf that is, its predecessor: the
+ * predecessor holds a reference to @tx, which keeps @tx's pages pinned
+ * while that skb carries them, and @tx never holds one to it. So a send
+ * waits for the send before it, never for those after, and records come
+ * back as their bytes are acknowledged, however many sends share skbs in a
+ * row: a chain would need ZCOPY_CHAIN_BYTES, whose short last skb splits
+ * the receiver's GRO after every 64 KiB. A send follows one send at most,
+ * and a send takes ZCOPY_FOLLOW_MAX successors. Called with the socket
+ * locked: the skb, which holds the predecessor, stays in the queue.
+ */
+static int zcopy_tx_follow(struct zcopy_tx *tx, struct ubuf_info *held)
+{
+	struct zcopy_tx *pred, **pos;
+
+	if (tx->linked || !zcopy_ubuf_has_ops(held, &zcopy_ubuf_ops))
+		return -EEXIST;
+	pred = container_of(held, struct zcopy_tx, ubuf);
+	if (pred->nr_succ >= ZCOPY_FOLLOW_MAX)
+		return -EEXIST;
+	net_zcopy_get(&tx->ubuf);
+	for (pos = &pred->succ; *pos; pos = &(*pos)->sibling)
+		;
+	*pos = tx;
+	pred->nr_succ++;
+	tx->linked = true;
+	return 0;
+}
+
 static int zcopy_tx_link_skb(struct sk_buff *skb, struct ubuf_info *uarg)
 {
 	struct ubuf_info *held = skb_zcopy(skb);
@@ -336,7 +454,7 @@ static int zcopy_tx_link_skb(struct sk_buff *skb, struct ubuf_info *uarg)
 	}
 	if (held == uarg)
 		return 0;
-	return zcopy_tx_link(container_of(uarg, struct zcopy_tx, ubuf), held);
+	return zcopy_tx_follow(container_of(uarg, struct zcopy_tx, ubuf), held);
 }
 
 static const struct ubuf_info_ops zcopy_ubuf_ops = {
@@ -374,8 +492,7 @@ static struct ubuf_info *zcopy_tx_join_tail(struct zcopy_tx *tx, struct sock *sk
 }
 
 /*
- * @tx joined a chain (zcopy_tx_join_tail(), or TCP's link_skb() from 6.10
- * on, which links before it finds the skb full) and then sent nothing: TCP
+ * @tx joined a chain (zcopy_tx_join_tail()) and then sent nothing: TCP
  * queued none of its pages, so it leaves the chain, to be let go of at
  * once rather than with the chain's skbs. Its reference to the chain's
  * head, dropped last, keeps the chain until then.
@@ -397,11 +514,23 @@ static void zcopy_tx_unjoin(struct zcopy_tx *tx, struct sock *sk)
 	net_zcopy_put(&head->ubuf);
 }
 
+/*
+ * @tx followed a send (TCP's link_skb(), which links before it finds the
+ * skb full) and then sent nothing: no skb holds its pages, but its
+ * predecessor holds it. Let go of the pages and the record now, not when
+ * the predecessor goes; that last reference only frees @tx.
+ */
+static void zcopy_tx_drop(struct zcopy_tx *tx)
+{
+	zcopy_tx_let_go(tx);
+	tx->dropped = true;
+}
+
 /* Drop the sender's own reference, in process context. */
 static void zcopy_tx_put(struct zcopy_tx *tx)
 {
 	if (zcopy_tx_unref(&tx))
-		zcopy_tx_release(tx, false);
+		zcopy_tx_finish(tx, false);
 }
 
 /* Where the bytes would be copied on the way, should the stack copy them. */
@@ -760,12 +889,15 @@ int zcopy_tx_submit(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 	__module_get(THIS_MODULE);
 
 	ret = zcopy_tx_sendmsg(tx, args);
+	/* A predecessor's release may read @tx->bytes meanwhile. */
 	if (ret <= 0) {
 		tx->failed = true;
-		tx->bytes = 0;
+		WRITE_ONCE(tx->bytes, 0);
+		if (tx->linked)
+			zcopy_tx_drop(tx);
 		ret = ret ?: -EAGAIN;
 	} else {
-		tx->bytes = ret;
+		WRITE_ONCE(tx->bytes, ret);
 		tx->sends = zcopy_run_reached(args, ret);
 		zcopy_tx_trim(tx, args->bvec, ret);
 		args->bytes = ret;

@@ -309,17 +309,26 @@ struct zcopy_tx_ops {
  * struct zcopy_tx - one send (or a run), and the completion record it queues
  * @ubuf:	given to the stack; its count is the skbs holding it, plus one
  *		of ours while the send is being made, plus one for each send
- *		linked into its chain (@head's) until that send's count is spent
+ *		linked into its chain (@head's) until that send's count is
+ *		spent, plus one its predecessor holds (@linked)
  * @ops:	the pages' source
  * @zf:		the file the record goes to (holds a reference)
  * @rec:	the completion record, allocated up front; NULL for a send
  *		without one
- * @done:	on the per-CPU list of chains whose last reference went
+ * @done:	on the per-CPU list of chains whose last reference went, or
+ *		on the stack of sends being released (zcopy_tx_finish())
  * @head:	the first send of the chain this one is linked into (see
  *		zcopy_tx_link()), or itself
  * @next:	the next send linked into its chain, in the order they were made
  * @last:	the head's: the last send linked into its chain
  * @chain_bytes: the head's: bytes asked of the sends of its chain
+ * @succ:	the first of the sends that TCP linked into an skb holding this
+ *		one's ubuf (its successors, see zcopy_tx_follow())
+ * @sibling:	the next successor of this one's predecessor, in link order
+ * @nr_succ:	successors in @succ
+ * @linked:	a successor: its predecessor holds a reference to it
+ * @dropped:	a successor that sent nothing, released at once: its last
+ *		reference only frees it
  * @bytes:	bytes the socket accepted (until it returns, bytes asked)
  * @sends:	the sends @bytes reached: 1, or more for a batch's run of
  *		them made as one (zcopy_tx_args.lens)
@@ -342,6 +351,9 @@ struct zcopy_tx {
 	struct zcopy_tx			*next;
 	struct zcopy_tx			*last;
 	u64				chain_bytes;
+	struct zcopy_tx			*succ;
+	struct zcopy_tx			*sibling;
+	unsigned int			nr_succ;
 	u64				bytes;
 	unsigned int			sends;
 	atomic64_t			copied;
@@ -350,6 +362,8 @@ struct zcopy_tx {
 	bool				zc_used;
 	bool				zc_copied;
 	bool				failed;
+	bool				linked;
+	bool				dropped;
 	void				*priv;
 	struct page			*pages[];
 };

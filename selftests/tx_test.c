@@ -1636,6 +1636,113 @@ TEST_F(compl, short_sends_share_skbs)
 }
 
 /*
+ * From 6.10 a send that TCP links into the skb of the send before it waits
+ * for that send, never the other way round. Corked, a 4 KiB send and then
+ * one of an MSS fill one skb, which leaves at once, and the last 4 KiB of
+ * the second stay corked in the next, until TCP's probe timer sends them
+ * (TCP_RTO_MIN, 200 ms, on): the first send's record comes back long
+ * before, with the second still in flight. Sends that complete together
+ * would queue both records at once. (Before 6.10 the module makes both
+ * sends with one ubuf, so they do.)
+ */
+TEST_F(compl, linked_send_waits_for_the_one_before)
+{
+	struct zc_tx *t = &self->c.t;
+	struct pollfd p = { t->zfd, POLLIN, 0 };
+	struct zcopy_iovec iov[2];
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int on = 1, off = 0;
+	struct zcopy_stats st;
+	char *buf;
+
+	if (zc_kernel_before(6, 10))
+		SKIP(return, "before 6.10 TCP does not link sends: they share one ubuf");
+	if (zc_send_copies(4 * KB))
+		SKIP(return, "copy_below copies 4 KiB sends");
+	ASSERT_EQ(0, getsockopt(t->sock, IPPROTO_TCP, TCP_INFO, &ti, &len));
+	/* Over loopback an skb takes one MSS: no two of them fit the window's half. */
+	buf = zc_map(4 * KB + ti.tcpi_snd_mss);
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, ZC_SEED(84), 4 * KB + ti.tcpi_snd_mss);
+	iov[0] = (struct zcopy_iovec){ (uintptr_t)buf, 4 * KB };
+	iov[1] = (struct zcopy_iovec){ (uintptr_t)buf + 4 * KB, ti.tcpi_snd_mss };
+
+	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)));
+	ASSERT_EQ(0, zc_tx_sendv(t, &iov[0], 1, 0, 1));
+	ASSERT_EQ(0, zc_tx_sendv(t, &iov[1], 1, 0, 2));
+	ASSERT_EQ(1, poll(&p, 1, 5000)) TH_LOG("no record within 5 s");
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st));
+	EXPECT_EQ(1, st.records_queued);
+	EXPECT_EQ(1, st.sends_in_flight) TH_LOG("the second send completed with the first");
+	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_CORK, &off, sizeof(off)));
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, 4 * KB + ti.tcpi_snd_mss);
+}
+
+/*
+ * The other half: a send whose bytes all went into the skb of the send
+ * before it stays pinned, and in flight, while that skb is queued, though
+ * no skb holds its own ubuf. Corked, two 4 KiB sends share one skb.
+ */
+TEST_F(compl, linked_send_held_by_the_skb_before)
+{
+	struct zc_tx *t = &self->c.t;
+	struct zcopy_stats st0, st;
+	struct zcopy_iovec iov;
+	int on = 1, off = 0;
+	unsigned int i;
+
+	if (zc_send_copies(4 * KB))
+		SKIP(return, "copy_below copies 4 KiB sends");
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st0));
+	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)));
+	for (i = 0; i < 2; i++) {
+		iov = (struct zcopy_iovec){ (uintptr_t)self->c.buf + i * 4 * KB, 4 * KB };
+		ASSERT_EQ(0, zc_tx_sendv(t, &iov, 1, 0, i));
+	}
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st));
+	EXPECT_EQ(2, st.sends_in_flight);
+	EXPECT_EQ(st0.pages_pinned + 2, st.pages_pinned);
+	EXPECT_EQ(0, st.records_queued);
+	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_CORK, &off, sizeof(off)));
+	zc_tx_verify(_metadata, t);
+}
+
+/*
+ * A send's ubuf takes at most 32 sends linked after it (6.10 on): 40
+ * corked sends of 256 bytes, none copied (copy_below 0), fill one skb
+ * with 33 sends, and the 34th starts another, which takes the rest.
+ */
+TEST_F(compl, successors_capped)
+{
+	struct zc_tx *t = &self->c.t;
+	struct tcp_info before, after;
+	socklen_t len = sizeof(before);
+	struct zcopy_iovec iov;
+	int on = 1, off = 0;
+	unsigned int i;
+	long saved;
+
+	if (zc_kernel_before(6, 10))
+		SKIP(return, "before 6.10 sends share skbs in chains of up to 64 KiB");
+	ASSERT_EQ(0, zc_param_read("copy_below", &saved));
+	ASSERT_EQ(0, zc_param_write("copy_below", 0));
+	ASSERT_EQ(0, getsockopt(t->sock, IPPROTO_TCP, TCP_INFO, &before, &len));
+	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)));
+	for (i = 0; i < 40; i++) {
+		iov = (struct zcopy_iovec){ (uintptr_t)self->c.buf + i * 256, 256 };
+		EXPECT_EQ(0, zc_tx_sendv(t, &iov, 1, 0, i));
+	}
+	EXPECT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_CORK, &off, sizeof(off)));
+	EXPECT_EQ(0, zc_param_write("copy_below", saved));
+	zc_tx_verify(_metadata, t);
+	len = sizeof(after);
+	ASSERT_EQ(0, getsockopt(t->sock, IPPROTO_TCP, TCP_INFO, &after, &len));
+	EXPECT_EQ(2, after.tcpi_data_segs_out - before.tcpi_data_segs_out);
+}
+
+/*
  * Records that cannot merge, read one at a time, then the rest at once:
  * over IPv6 loopback, UDP datagrams alternately within the MTU (copied:
  * LOOPBACK) and past it (fragmented: NOT_OFFLOADED).
