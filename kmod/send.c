@@ -211,7 +211,7 @@ static void zcopy_tx_release(struct zcopy_tx *head, bool atomic)
  * hard interrupt or with interrupts off (netpoll), where bottom halves
  * cannot be turned off.
  */
-static bool zcopy_tx_context_atomic(void)
+static bool zcopy_tx_can_disable_bh(void)
 {
 	return !in_hardirq() && !in_nmi() && !irqs_disabled();
 }
@@ -289,17 +289,17 @@ static bool zcopy_tx_unref(struct zcopy_tx **txp)
 
 /*
  * @head's last reference went: release its chain, and each successor that
- * its predecessor held the last reference to, and theirs in turn. With
- * bottom halves off (@atomic), a chain whose release sleeps, and any past
- * ZCOPY_TX_RELEASE_BUDGET, go to the worker, which comes back here.
- * Chains (TCP before 6.10) and successors (6.10 on) never meet: only a
- * chain's head, a send of its own, has successors.
+ * its predecessor held the last reference to, and theirs in turn, in the
+ * order they were linked. With bottom halves off (@atomic), a chain whose
+ * release sleeps, and any past ZCOPY_TX_RELEASE_BUDGET, go to the worker,
+ * which comes back here. Chains (TCP before 6.10) and successors (6.10 on)
+ * never meet: only a chain's head, a send of its own, has successors.
  */
 static void zcopy_tx_finish(struct zcopy_tx *head, bool atomic)
 {
 	unsigned int budget = ZCOPY_TX_RELEASE_BUDGET;
+	struct llist_node *todo, **pos;
 	struct zcopy_tx *tx, *succ, *next;
-	struct llist_node *todo;
 
 	head->done.next = NULL;
 	todo = &head->done;
@@ -311,16 +311,24 @@ static void zcopy_tx_finish(struct zcopy_tx *head, bool atomic)
 			continue;
 		}
 		zcopy_tx_hand_on(tx);
-		/* Their pages left with @tx's skbs: they need not wait for its release. */
+		/*
+		 * Their pages left with @tx's skbs: they need not wait for its
+		 * release. Those let go of come next, before the rest.
+		 */
+		pos = &todo;
 		for (succ = tx->succ; succ; succ = next) {
 			next = succ->sibling;
 			if (zcopy_tx_unref(&succ)) {
-				succ->done.next = todo;
-				todo = &succ->done;
+				succ->done.next = *pos;
+				*pos = &succ->done;
+				pos = &succ->done.next;
 			}
 		}
 		zcopy_tx_release(tx, atomic);
-		budget--;
+		if (atomic)
+			budget--;
+		else
+			cond_resched();
 	}
 }
 
@@ -358,7 +366,7 @@ static void zcopy_tx_complete(struct sk_buff *skb, struct ubuf_info *uarg,
 	}
 	if (!zcopy_tx_unref(&tx))
 		return;
-	if (!zcopy_tx_context_atomic()) {
+	if (!zcopy_tx_can_disable_bh()) {
 		zcopy_tx_defer(tx);
 		return;
 	}
@@ -429,7 +437,12 @@ static int zcopy_tx_follow(struct zcopy_tx *tx, struct ubuf_info *held)
 {
 	struct zcopy_tx *pred, **pos;
 
-	if (tx->linked || !zcopy_ubuf_has_ops(held, &zcopy_ubuf_ops))
+	/*
+	 * A send with successors could be following one of them: a send
+	 * waiting for room lets others append to its skbs, and then finds one
+	 * of theirs at the tail. Two sends holding each other never go.
+	 */
+	if (tx->linked || tx->nr_succ || !zcopy_ubuf_has_ops(held, &zcopy_ubuf_ops))
 		return -EEXIST;
 	pred = container_of(held, struct zcopy_tx, ubuf);
 	if (pred->nr_succ >= ZCOPY_FOLLOW_MAX)

@@ -1742,6 +1742,105 @@ TEST_F(compl, successors_capped)
 	EXPECT_EQ(2, after.tcpi_data_segs_out - before.tcpi_data_segs_out);
 }
 
+struct follow_sender {
+	pthread_t th;
+	int zfd, sock;
+	char *buf;
+	size_t len;
+	unsigned int sends;
+	uint64_t bytes;
+	int err;
+};
+
+static void *follow_sender_main(void *p)
+{
+	struct follow_sender *f = p;
+	struct zcopy_iovec iov = { (uintptr_t)f->buf, f->len };
+	struct zcopy_send out;
+	unsigned int i;
+
+	for (i = 0; i < f->sends && !f->err; i++) {
+		f->err = zc_send(f->zfd, f->sock, &iov, 1, 0, i, &out);
+		f->bytes += out.bytes;
+	}
+	return NULL;
+}
+
+/*
+ * Two threads' sends on one socket, whose send buffer keeps filling: a
+ * 256 KiB send that waits for room lets TCP link the other thread's 6 KiB
+ * sends into its skbs (6.10 on), and must not then be linked into theirs:
+ * two sends that each hold the other are never released. Every byte
+ * arrives, and the fd ends with nothing in flight.
+ */
+FIXTURE(follow)
+{
+	int unused;
+};
+
+FIXTURE_SETUP(follow)
+{
+}
+
+FIXTURE_TEARDOWN(follow)
+{
+}
+
+TEST_F_TIMEOUT(follow, never_hold_each_other, 120)
+{
+	struct follow_sender f[3] = {
+		{ .len = 256 * KB, .sends = 32 },
+		{ .len = 40 * KB, .sends = 128 },
+		{ .len = 56 * KB, .sends = 96 },
+	};
+	static char rbuf[64 * KB];
+	uint64_t want, got = 0;
+	struct zcopy_stats st;
+	int zfd, cli, srv, i;
+	ssize_t n;
+
+	zfd = zc_open();
+	if (zfd < 0 && errno == ENOENT)
+		SKIP(return, ZCOPY_DEVICE " is missing: zcopy.ko is not loaded");
+	ASSERT_LE(0, zfd);
+	if (zc_send_copies(6 * KB))
+		SKIP(return, "copy_below copies 6 KiB sends");
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 16 * KB, &cli, &srv));
+	ASSERT_EQ(0, zc_set_buf(cli, SO_SNDBUF, 64 * KB));
+	for (i = 0; i < 3; i++) {
+		f[i].zfd = zfd;
+		f[i].sock = cli;
+		f[i].buf = zc_map(f[i].len);
+		ASSERT_NE(NULL, f[i].buf);
+		zc_fill(f[i].buf, ZC_SEED(90 + i), f[i].len);
+		ASSERT_EQ(0, pthread_create(&f[i].th, NULL, follow_sender_main, &f[i]));
+	}
+	for (i = 0, want = 0; i < 3; i++)
+		want += f[i].len * f[i].sends;
+	while (got < want) {
+		if (rt_wait_readable(srv, 1, 10000))
+			break;
+		n = recv(srv, rbuf, sizeof(rbuf), MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	for (i = 0; i < 3; i++) {
+		pthread_join(f[i].th, NULL);
+		EXPECT_EQ(0, f[i].err) TH_LOG("thread %d: %s", i, strerror(-f[i].err));
+		EXPECT_EQ(f[i].len * f[i].sends, f[i].bytes);
+	}
+	EXPECT_EQ(want, got);
+	EXPECT_EQ(0, zc_wait_idle(zfd, 0, 10000, &st))
+		TH_LOG("%llu sends still in flight, %llu pages pinned",
+		       ZC_U64(st.sends_in_flight), ZC_U64(st.pages_pinned));
+	for (i = 0; i < 3; i++)
+		zc_unmap(f[i].buf, f[i].len);
+	close(cli);
+	close(srv);
+	close(zfd);
+}
+
 /*
  * Records that cannot merge, read one at a time, then the rest at once:
  * over IPv6 loopback, UDP datagrams alternately within the MTU (copied:
