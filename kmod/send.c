@@ -339,10 +339,9 @@ static void zcopy_tx_done_work(struct work_struct *work)
 	struct llist_node *done = llist_reverse_order(llist_del_all(&d->list));
 	struct zcopy_tx *tx, *next;
 
-	llist_for_each_entry_safe(tx, next, done, done) {
+	/* zcopy_tx_finish() yields after each send it releases. */
+	llist_for_each_entry_safe(tx, next, done, done)
 		zcopy_tx_finish(tx, false);
-		cond_resched();
-	}
 }
 
 /*
