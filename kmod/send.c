@@ -87,8 +87,8 @@ static u32 zcopy_tx_outcome(struct zcopy_tx *tx, u64 *copied)
 	u32 flags;
 
 	*copied = 0;
-	if (tx->why == ZCOPY_COPIED_FRAGS) {
-		flags = ZCOPY_COMPL_COPIED | ZCOPY_COPIED_FRAGS;
+	if (tx->why & (ZCOPY_COPIED_FRAGS | ZCOPY_COPIED_MTU_PROBING)) {
+		flags = ZCOPY_COMPL_COPIED | tx->why;
 		*copied = tx->bytes;
 	} else if (!tx->zc_used && !tx->zc_copied) {
 		/* The stack never took the pages: it copied them at send. */
@@ -117,7 +117,8 @@ static void zcopy_tx_post(struct zcopy_tx *tx)
 	zcopy_count(zf, l->completions, tx->sends);
 	zcopy_count(zf, l->zerocopy, tx->bytes - copied);
 	zcopy_count(zf, l->copied, copied);
-	if (flags & (ZCOPY_COPIED_NOT_OFFLOADED | ZCOPY_COPIED_FRAGS))
+	if (flags & (ZCOPY_COPIED_NOT_OFFLOADED | ZCOPY_COPIED_FRAGS |
+		     ZCOPY_COPIED_MTU_PROBING))
 		zcopy_count(zf, l->not_offloaded, copied);
 	else if (flags & ZCOPY_COPIED_LOOPBACK)
 		zcopy_count(zf, l->loopback, copied);
@@ -850,9 +851,32 @@ static void zcopy_tx_trim(struct zcopy_tx *tx, const struct bio_vec *bvec, size_
 }
 
 /*
- * Hand the pages to the socket; returns bytes sent or an error. A datagram
- * is one skb, which holds at most MAX_SKB_FRAGS pieces of pages: one made
- * of more is sent by copying, and its record says so.
+ * Whether TCP may build an MTU probe from this socket's queued skbs, which
+ * takes their pages but not their ubuf_info, and frees them (see compat.h):
+ * their sends would complete, and the pages go back to their owner, while
+ * the probe still carries them, to a receiver on this machine that keeps
+ * them, or on the wire again. A socket probes from connect() with
+ * net.ipv4.tcp_mtu_probing 2, and after a black hole with 1; with 0 it
+ * cannot start later.
+ */
+static bool zcopy_tcp_may_probe(struct sock *sk)
+{
+	if (!ZCOPY_TCP_PROBE_TAKES_PAGES || sk->sk_protocol != IPPROTO_TCP)
+		return false;
+	if (READ_ONCE(sock_net(sk)->ipv4.sysctl_tcp_mtu_probing))
+		return true;
+	/*
+	 * Set under the socket lock, at connect() or when a black hole is
+	 * found, and only while the sysctl is set; kept if it is cleared.
+	 */
+	return data_race(inet_csk(sk)->icsk_mtup.enabled != 0);
+}
+
+/*
+ * Hand the pages to the socket; returns bytes sent or an error. They are
+ * sent by copying, and the record says why, in a datagram of more pieces
+ * of pages than an skb holds (MAX_SKB_FRAGS), and on a TCP socket that
+ * may send MTU probes.
  */
 static int zcopy_tx_sendmsg(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 {
@@ -864,10 +888,14 @@ static int zcopy_tx_sendmsg(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 	struct ubuf_info *joined = NULL;
 	int ret;
 
-	if (sock->type == SOCK_DGRAM && tx->nr_pages > MAX_SKB_FRAGS) {
+	if (sock->type == SOCK_DGRAM && tx->nr_pages > MAX_SKB_FRAGS)
+		tx->why = ZCOPY_COPIED_FRAGS;
+	else if (zcopy_tcp_may_probe(sock->sk))
+		tx->why = ZCOPY_COPIED_MTU_PROBING;
+
+	if (tx->why & (ZCOPY_COPIED_FRAGS | ZCOPY_COPIED_MTU_PROBING)) {
 		msg.msg_flags &= ~MSG_ZEROCOPY;
 		msg.msg_ubuf = NULL;
-		tx->why = ZCOPY_COPIED_FRAGS;
 	} else {
 		joined = zcopy_tx_join_tail(tx, sock->sk);
 		if (joined)

@@ -2324,6 +2324,57 @@ TEST_F_TIMEOUT(pool, steady_state_ring_over_nic, 240)
 	free(seq_slot);
 }
 
+/*
+ * Sends with records where TCP may send MTU probes, which from 6.5 take
+ * the pages of the skbs they merge without holding the sends (see
+ * tx_test's mtu_probe): the module copies them. The receiver, over veth,
+ * reads nothing until the records are read and the pages rewritten in
+ * place, and still gets what was sent.
+ */
+FIXTURE(pool_mtu_probe)
+{
+	struct pt_ctx c;
+	long saved;	/* >= 0: restore at teardown */
+};
+
+FIXTURE_SETUP(pool_mtu_probe)
+{
+	const char *why = pt_setup(_metadata, &self->c);
+
+	self->saved = -1;
+	if (why)
+		SKIP(return, "%s", why);
+	if (zc_path_missing(ZC_VETH))
+		SKIP(return, "%s", zc_path_missing(ZC_VETH));
+	ASSERT_EQ(0, zc_mtu_probing_read(&self->saved));
+	ASSERT_EQ(0, zc_mtu_probing_write(2));
+}
+
+FIXTURE_TEARDOWN(pool_mtu_probe)
+{
+	pt_teardown(_metadata, &self->c);
+	if (self->saved >= 0)
+		zc_mtu_probing_write(self->saved);
+}
+
+TEST_F(pool_mtu_probe, rewrite_after_record)
+{
+	const size_t ps = self->c.ps, npages = 256, chunk = 16 * 1024;
+	struct pt_conn_opts o = { .hold = true, .rcvbuf = 4 << 20 };
+	struct pt_conn *k;
+	size_t off;
+	uint8_t *p;
+
+	p = pt_map_pool(_metadata, &self->c, self->c.zfd, npages);
+	zc_fill(p, ZC_SEED(12), npages * ps);
+	k = pt_connect(_metadata, &self->c, ZC_VETH, AF_INET, SOCK_STREAM, &o);
+	for (off = 0; off < npages * ps; off += chunk)
+		ASSERT_EQ(0, pt_send(&self->c, k, p, off, chunk, NOTIFY, off, NULL, NULL));
+	pt_check_records(_metadata, &self->c);
+	memset(p, 0xee, npages * ps);
+	pt_check_data(_metadata, k);
+}
+
 /* ---- Over each path: sends with and without records, concurrent writers ---- */
 
 FIXTURE(pool_path)

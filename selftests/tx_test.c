@@ -1842,6 +1842,80 @@ TEST_F_TIMEOUT(follow, never_hold_each_other, 120)
 }
 
 /*
+ * MTU probes (net.ipv4.tcp_mtu_probing): from 6.5 TCP builds a probe from
+ * the pages of the skbs at the head of its queue, and frees those skbs, so
+ * their sends would complete while the probe still carries the pages.
+ * Every buffer is overwritten as soon as the records are in, and the
+ * receiver, which read nothing until then, must still get what was sent:
+ * over veth it gets the probe's very pages. On 6.5 and later the module
+ * copies such sends (ZCOPY_COPIED_MTU_PROBING); 6.1 probes by copying, and
+ * its sends leave as usual. With 1, sockets probe only after a black
+ * hole, which may come later: their sends are copied all the same.
+ */
+FIXTURE(mtu_probe)
+{
+	struct zc_tx t;
+	long saved;	/* >= 0: restore at teardown */
+};
+
+FIXTURE_VARIANT(mtu_probe)
+{
+	enum zc_path path;
+	long mode;
+};
+
+FIXTURE_VARIANT_ADD(mtu_probe, veth_always) { .path = ZC_VETH, .mode = 2 };
+FIXTURE_VARIANT_ADD(mtu_probe, veth_on_black_hole) { .path = ZC_VETH, .mode = 1 };
+FIXTURE_VARIANT_ADD(mtu_probe, nic_always) { .path = ZC_NIC, .mode = 2 };
+
+FIXTURE_SETUP(mtu_probe)
+{
+	const char *why = zc_tx_init(_metadata, &self->t, variant->path, AF_INET, SOCK_STREAM);
+
+	self->saved = -1;
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->t.zfd) TH_LOG("open " ZCOPY_DEVICE ": %s", strerror(errno));
+	ASSERT_EQ(0, zc_mtu_probing_read(&self->saved));
+	ASSERT_EQ(0, zc_mtu_probing_write(variant->mode));
+}
+
+FIXTURE_TEARDOWN(mtu_probe)
+{
+	zc_tx_fini(&self->t);
+	if (self->saved >= 0)
+		zc_mtu_probing_write(self->saved);
+}
+
+TEST_F(mtu_probe, rewrite_after_record)
+{
+	const size_t chunk = 16 * KB, total = 1 * MB;
+	struct zc_tx *t = &self->t;
+	long long probes;
+	size_t off;
+	char *buf;
+
+	buf = zc_map(total);
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, ZC_SEED(95), total);
+	probes = zc_tcpext("TCPMTUPSuccess") + zc_tcpext("TCPMTUPFail");
+	zc_tx_start(_metadata, t, true, 4 * MB, 0, false);
+	for (off = 0; off < total; off += chunk) {
+		struct zcopy_iovec iov = { (uintptr_t)buf + off, chunk };
+
+		ASSERT_EQ(0, zc_tx_sendv(t, &iov, 1, 0, off));
+	}
+	ASSERT_EQ(0, zc_collect(t->zfd, &t->log, 20000));
+	memset(buf, 0xee, total);
+	probes = zc_tcpext("TCPMTUPSuccess") + zc_tcpext("TCPMTUPFail") - probes;
+	if (variant->mode == 2)
+		EXPECT_LT(0, probes) TH_LOG("TCP sent no MTU probe: the test proves nothing");
+	ASSERT_EQ(0, zc_rx_release(&t->rx));
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, total);
+}
+
+/*
  * Records that cannot merge, read one at a time, then the rest at once:
  * over IPv6 loopback, UDP datagrams alternately within the MTU (copied:
  * LOOPBACK) and past it (fragmented: NOT_OFFLOADED).

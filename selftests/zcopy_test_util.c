@@ -282,6 +282,69 @@ bool zc_send_copies(size_t len)
 	return len < (size_t)zc_copy_below;
 }
 
+/* A number in a sysfs or procfs file. */
+static int zc_long_read(const char *path, long *val)
+{
+	char buf[32];
+	int fd, n;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = 0;
+	*val = strtol(buf, NULL, 0);
+	return 0;
+}
+
+static int zc_long_write(const char *path, long val)
+{
+	char buf[32];
+	int fd, n, ret = 0;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "%ld\n", val);
+	if (write(fd, buf, n) != n)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+#define ZC_MTU_PROBING	"/proc/sys/net/ipv4/tcp_mtu_probing"
+
+static long zc_mtu_probing = -1;
+
+int zc_mtu_probing_read(long *val)
+{
+	return zc_long_read(ZC_MTU_PROBING, val);
+}
+
+int zc_mtu_probing_write(long val)
+{
+	zc_mtu_probing = -1;
+	return zc_long_write(ZC_MTU_PROBING, val);
+}
+
+/* Whether TCP sockets on @net may send MTU probes. */
+static bool zc_tcp_may_probe(const struct zc_net *net)
+{
+	if (net->type != SOCK_STREAM)
+		return false;
+	if (zc_mtu_probing < 0 && zc_mtu_probing_read(&zc_mtu_probing))
+		zc_mtu_probing = 0;
+	return zc_mtu_probing;
+}
+
+bool zc_send_probe_copies(const struct zc_net *net)
+{
+	return zc_tcp_may_probe(net) && !zc_kernel_before(6, 5);
+}
+
 uint32_t zc_expected_flags_pages(const struct zc_net *net, size_t dgram,
 				 uint32_t npages)
 {
@@ -291,6 +354,14 @@ uint32_t zc_expected_flags_pages(const struct zc_net *net, size_t dgram,
 		return ZCOPY_COMPL_COPIED | ZCOPY_COPIED_FRAGS;
 	if (net->type == SOCK_DGRAM && dgram > zc_udp_mtu_payload(net))
 		return ZCOPY_COMPL_COPIED | ZCOPY_COPIED_NOT_OFFLOADED;
+	if (zc_send_probe_copies(net))
+		return ZCOPY_COMPL_COPIED | ZCOPY_COPIED_MTU_PROBING;
+	/*
+	 * Before 6.5 a probe copies the skbs it merges, where the record
+	 * cannot see it: their bytes count as zero-copy, whatever the path.
+	 */
+	if (zc_tcp_may_probe(net))
+		return 0;
 	switch (net->path) {
 	case ZC_NIC:
 		return ZCOPY_COMPL_ZEROCOPY;
@@ -835,8 +906,9 @@ int zc_check_ledger(const struct zcopy_stats *st, const struct zc_log *log,
 
 		zc += r->bytes - r->copied;
 		cp += r->copied;
-		/* The module's own copies (FRAGS) count as not offloaded. */
-		if (why == ZCOPY_COPIED_NOT_OFFLOADED || why == ZCOPY_COPIED_FRAGS)
+		/* The module's own copies at send count as not offloaded. */
+		if (why == ZCOPY_COPIED_NOT_OFFLOADED || why == ZCOPY_COPIED_FRAGS ||
+		    why == ZCOPY_COPIED_MTU_PROBING)
 			reason[0] += r->copied;
 		else if (why == ZCOPY_COPIED_LOOPBACK)
 			reason[1] += r->copied;
@@ -912,36 +984,18 @@ int zc_check_ledger(const struct zcopy_stats *st, const struct zc_log *log,
 
 static int zc_modparam_read(const char *mod, const char *name, long *val)
 {
-	char path[128], buf[32];
-	int fd, n;
+	char path[128];
 
 	snprintf(path, sizeof(path), "/sys/module/%s/parameters/%s", mod, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -EIO;
-	buf[n] = 0;
-	*val = strtol(buf, NULL, 0);
-	return 0;
+	return zc_long_read(path, val);
 }
 
 static int zc_modparam_write(const char *mod, const char *name, long val)
 {
-	char path[128], buf[32];
-	int fd, n, ret = 0;
+	char path[128];
 
 	snprintf(path, sizeof(path), "/sys/module/%s/parameters/%s", mod, name);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = snprintf(buf, sizeof(buf), "%ld\n", val);
-	if (write(fd, buf, n) != n)
-		ret = -errno;
-	close(fd);
-	return ret;
+	return zc_long_write(path, val);
 }
 
 int zc_param_read(const char *name, long *val)
@@ -963,6 +1017,32 @@ bool zc_kernel_before(int major, int minor)
 	if (uname(&u) || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
 		return false;
 	return ma < major || (ma == major && mi < minor);
+}
+
+long long zc_tcpext(const char *name)
+{
+	char names[4096], vals[4096];
+	long long v = -1;
+	FILE *f = fopen("/proc/net/netstat", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(names, sizeof(names), f) && fgets(vals, sizeof(vals), f)) {
+		char *sn, *sv, *n, *val;
+
+		if (strncmp(names, "TcpExt:", 7))
+			continue;
+		n = strtok_r(names, "\n ", &sn);
+		val = strtok_r(vals, "\n ", &sv);
+		while (n && val) {
+			if (!strcmp(n, name))
+				v = atoll(val);
+			n = strtok_r(NULL, "\n ", &sn);
+			val = strtok_r(NULL, "\n ", &sv);
+		}
+	}
+	fclose(f);
+	return v;
 }
 
 int zc_testmod_load(const char *params)

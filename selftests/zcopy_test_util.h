@@ -140,17 +140,19 @@ size_t zc_udp_mtu_payload(const struct zc_net *net);
 #define ZC_MAX_SKB_FRAGS	17
 
 /*
- * The record flags a send must get: TCP and UDP datagrams that fit the MTU
- * leave zero-copy through the NIC, are copied by loopback and by veth's
- * local delivery; bigger UDP datagrams are fragmented, so copied at send;
- * a datagram whose vectors span more pages than an skb has fragments is
- * copied by the module (FRAGS), whatever its size.
- */
-/*
  * Whether the module copies a send of @len bytes (shorter than its
  * copy_below parameter), read from sysfs and kept until zc_param_write().
  */
 bool zc_send_copies(size_t len);
+
+/*
+ * The record flags a send must get: TCP and UDP datagrams that fit the MTU
+ * leave zero-copy through the NIC, are copied by loopback and by veth's
+ * local delivery; bigger UDP datagrams are fragmented, so copied at send;
+ * a datagram whose vectors span more pages than an skb has fragments is
+ * copied by the module (FRAGS), whatever its size, and so is a TCP send
+ * where the sender may send MTU probes (MTU_PROBING).
+ */
 
 uint32_t zc_expected_flags_pages(const struct zc_net *net, size_t dgram,
 				 uint32_t npages);
@@ -338,7 +340,8 @@ int zc_collect(int zfd, struct zc_log *log, int timeout_ms);
 int zc_cmp_rec(const void *a, const void *b);
 
 #define ZC_COPIED_REASONS (ZCOPY_COPIED_NOT_OFFLOADED | ZCOPY_COPIED_LOOPBACK | \
-			   ZCOPY_COPIED_STACK | ZCOPY_COPIED_FRAGS | ZCOPY_COPIED_SMALL)
+			   ZCOPY_COPIED_STACK | ZCOPY_COPIED_FRAGS | ZCOPY_COPIED_SMALL | \
+			   ZCOPY_COPIED_MTU_PROBING)
 
 /* A record's own consistency: NULL or what is wrong. */
 const char *zc_rec_invalid(const struct zcopy_completion *r);
@@ -370,6 +373,19 @@ int zc_param_write(const char *name, long val);
 
 /* Whether the running kernel is older than @major.@minor. */
 bool zc_kernel_before(int major, int minor);
+
+/* net.ipv4.tcp_mtu_probing of the caller's netns: 0 or -errno. */
+int zc_mtu_probing_read(long *val);
+int zc_mtu_probing_write(long val);
+
+/*
+ * Whether the module copies TCP sends on @net because the socket may send
+ * MTU probes (ZCOPY_COPIED_MTU_PROBING: 6.5 on, with the sysctl set).
+ */
+bool zc_send_probe_copies(const struct zc_net *net);
+
+/* A TcpExt counter of /proc/net/netstat, or -1. */
+long long zc_tcpext(const char *name);
 
 /*
  * The selftests' own module (zcopy_testmod/): it holds up returns from a

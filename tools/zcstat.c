@@ -34,6 +34,7 @@ static const struct {
 	{ ZCOPY_FEAT_REGISTER, "register" },
 	{ ZCOPY_FEAT_SEND_BATCH, "send-batch" },
 	{ ZCOPY_FEAT_POOL_BATCH, "pool-batch" },
+	{ ZCOPY_FEAT_COPY_PROBING, "copy-probing" },
 };
 
 static void usage(FILE *f)

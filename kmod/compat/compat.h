@@ -135,6 +135,18 @@ static inline int zcopy_sendpages(struct socket *sock, struct bio_vec *bvec,
 }
 #endif
 
+/*
+ * 6.5 made TCP's MTU probe take the pages of the skbs it merges by
+ * reference (tcp_clone_payload()) and free those skbs, dropping their
+ * ubuf_info: a send can complete while the probe still carries its pages.
+ * Before, the probe copied them.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 5, 0)
+#define ZCOPY_TCP_PROBE_TAKES_PAGES	false
+#else
+#define ZCOPY_TCP_PROBE_TAKES_PAGES	true
+#endif
+
 /* 6.12 brought frags of device memory (net_iov), which have no page. */
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 12, 0)
 static inline bool skb_frag_is_net_iov(const skb_frag_t *frag)

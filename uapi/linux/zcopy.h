@@ -32,6 +32,7 @@
 #define ZCOPY_FEAT_REGISTER	(1ULL << 7)	/* ZCOPY_IOC_REGISTER, ZCOPY_SEND_FIXED */
 #define ZCOPY_FEAT_SEND_BATCH	(1ULL << 8)	/* ZCOPY_IOC_SEND_BATCH */
 #define ZCOPY_FEAT_POOL_BATCH	(1ULL << 9)	/* ZCOPY_IOC_POOL_SEND_BATCH */
+#define ZCOPY_FEAT_COPY_PROBING	(1ULL << 10)	/* ZCOPY_COPIED_MTU_PROBING */
 
 /*
  * What a mapping of /dev/zcopy is, by its offset:
@@ -303,6 +304,14 @@ struct zcopy_pool_send {
  * (MAX_SKB_FRAGS, 17), which the module then sends by copying. In the
  * ledger, the last is counted with tx_copied_not_offloaded.
  *
+ * ZCOPY_COPIED_MTU_PROBING: the module sent the pages by copying, because
+ * the TCP socket may send MTU probes (net.ipv4.tcp_mtu_probing is set, or
+ * the socket probes already). From Linux 6.5 a probe takes the pages of
+ * the sends it merges without holding the sends, which would complete
+ * while the probe still carries their pages. Counted with
+ * tx_copied_not_offloaded. Before 6.5 a probe copies, and sends leave
+ * zero-copy.
+ *
  * ZCOPY_COPIED_SMALL: the module copied the send itself, as write(2)
  * would, because it was shorter than the module parameter copy_below
  * (bytes; 0 never copies): below that size pinning the pages and waiting
@@ -316,6 +325,7 @@ struct zcopy_pool_send {
 #define ZCOPY_COPIED_STACK		(1U << 10)
 #define ZCOPY_COPIED_FRAGS		(1U << 11)
 #define ZCOPY_COPIED_SMALL		(1U << 12)
+#define ZCOPY_COPIED_MTU_PROBING	(1U << 13)
 
 /**
  * struct zcopy_completion - the stack has let go of sent pages
