@@ -254,13 +254,14 @@ static int zcopy_fixed_submit(struct zcopy_file *zf, struct zcopy_tx_args *ta,
 
 /*
  * Send @iov (checked and cut to one send's limits: @nr_pages pages, @ta->len
- * bytes) from the registered buffer at @index. With @copy (a short send, or
- * a batch's run of them) the bytes are copied from the buffer's pages, as
- * any short send is.
+ * bytes) from the registered buffer at @index. With @copy (why, from
+ * zcopy_send_copies(): a short send, or a batch's run of them, or a socket
+ * that may send MTU probes) the bytes are copied from the buffer's pages,
+ * as any such send is.
  */
 int zcopy_send_fixed(struct zcopy_file *zf, struct zcopy_tx_args *ta, u32 index,
 		     const struct zcopy_iovec *iov, unsigned int nr_iov,
-		     unsigned int nr_pages, bool copy)
+		     unsigned int nr_pages, u32 copy)
 {
 	struct bio_vec fast[ZCOPY_FAST_BVEC];
 	struct zcopy_fixed *buf;
@@ -279,7 +280,7 @@ int zcopy_send_fixed(struct zcopy_file *zf, struct zcopy_tx_args *ta, u32 index,
 		goto out_free_bvec;
 	if (copy) {
 		iov_iter_bvec(&from, ITER_SOURCE, ta->bvec, nr_pages, ta->len);
-		ret = zcopy_tx_copy(zf, &zcopy_send_ledger, ta, &from, true);
+		ret = zcopy_tx_copy(zf, &zcopy_send_ledger, ta, &from, copy, true);
 	} else {
 		ret = zcopy_fixed_submit(zf, ta, buf, nr_pages);
 	}

@@ -145,9 +145,9 @@ err_unpin:
 	return ret;
 }
 
-/* A short send: copied from the user's memory, as write(2) does; nothing pinned. */
+/* A send copied for the reason @why, from the user's memory as write(2) does; nothing pinned. */
 static int zcopy_send_copy(struct zcopy_file *zf, struct zcopy_tx_args *ta,
-			   const struct zcopy_iovec *iov, unsigned int nr_iov)
+			   const struct zcopy_iovec *iov, unsigned int nr_iov, u32 why)
 {
 	struct iovec fast[UIO_FASTIOV], *vec = fast;
 	struct iov_iter from;
@@ -164,7 +164,7 @@ static int zcopy_send_copy(struct zcopy_file *zf, struct zcopy_tx_args *ta,
 		vec[i].iov_len = iov[i].len;
 	}
 	iov_iter_init(&from, ITER_SOURCE, vec, nr_iov, ta->len);
-	ret = zcopy_tx_copy(zf, &zcopy_send_ledger, ta, &from, true);
+	ret = zcopy_tx_copy(zf, &zcopy_send_ledger, ta, &from, why, true);
 	if (vec != fast)
 		kfree(vec);
 	return ret;
@@ -235,6 +235,7 @@ struct zcopy_send_req {
 	unsigned int		nr_pages;
 	size_t			asked;		/* bytes @iov names */
 	size_t			len;		/* bytes one send takes of them */
+	u32			copy;		/* zcopy_send_copies() of them */
 };
 
 /* A send's results, adjacent in struct zcopy_send: bytes, seq and offset. */
@@ -311,6 +312,7 @@ static int zcopy_send_read(struct zcopy_send __user *uarg, struct zcopy_send_req
 			      &req->asked, &req->len, &req->nr_pages);
 	if (ret)
 		goto err_put;
+	req->copy = zcopy_send_copies(req->sock, req->len);
 	return 0;
 
 err_put:
@@ -319,17 +321,18 @@ err_put:
 }
 
 /*
- * Make @iov a send of @ta->flags: copied with @copy, else of its pages,
- * pinned now or, with ZCOPY_SEND_FIXED, the registered buffer @buf_index's.
+ * Make @iov a send of @ta->flags: copied if @copy says why
+ * (zcopy_send_copies()), else of its pages, pinned now or, with
+ * ZCOPY_SEND_FIXED, the registered buffer @buf_index's.
  */
 static int zcopy_send_make(struct zcopy_file *zf, struct zcopy_tx_args *ta, u32 buf_index,
-			   bool copy, const struct zcopy_iovec *iov, unsigned int nr_iov,
+			   u32 copy, const struct zcopy_iovec *iov, unsigned int nr_iov,
 			   unsigned int nr_pages)
 {
 	if (ta->flags & ZCOPY_SEND_FIXED)
 		return zcopy_send_fixed(zf, ta, buf_index, iov, nr_iov, nr_pages, copy);
 	if (copy)
-		return zcopy_send_copy(zf, ta, iov, nr_iov);
+		return zcopy_send_copy(zf, ta, iov, nr_iov, copy);
 	return zcopy_send_pinned(zf, ta, iov, nr_iov, nr_pages);
 }
 
@@ -346,8 +349,8 @@ static int zcopy_send(struct zcopy_file *zf, struct zcopy_send_req *req,
 	int ret;
 
 	*whole = false;
-	ret = zcopy_send_make(zf, &ta, args->buf_index, zcopy_send_copies(ta.len), req->iov,
-			      req->nr_iov, req->nr_pages);
+	ret = zcopy_send_make(zf, &ta, args->buf_index, req->copy, req->iov, req->nr_iov,
+			      req->nr_pages);
 	if (ret < 0)
 		return ret;
 	args->bytes = ta.bytes;
@@ -379,7 +382,7 @@ struct zcopy_send_run {
 	struct socket		*sock;		/* a reference, while @nr */
 	u32			flags;
 	u32			buf_index;	/* with ZCOPY_SEND_FIXED */
-	bool			copy;		/* or sent as pages */
+	u32			copy;		/* why copied, 0: sent as pages */
 	u32			first;		/* the batch entry of the first send */
 	unsigned int		nr;
 	unsigned int		nr_iov;
@@ -407,7 +410,7 @@ static bool zcopy_send_run_takes(const struct zcopy_send_run *run,
 {
 	return zcopy_send_runs(req) && req->sock == run->sock &&
 	       req->args.flags == run->flags && req->args.buf_index == run->buf_index &&
-	       zcopy_send_copies(req->len) == run->copy &&
+	       req->copy == run->copy &&
 	       run->nr < ZCOPY_RUN_SENDS &&
 	       run->nr_iov + req->nr_iov <= ZCOPY_RUN_VECS &&
 	       run->len + req->len <= ZCOPY_RUN_BYTES;
@@ -422,7 +425,7 @@ static void zcopy_send_run_add(struct zcopy_send_run *run, struct zcopy_send_req
 		req->sock = NULL;
 		run->flags = req->args.flags;
 		run->buf_index = req->args.buf_index;
-		run->copy = zcopy_send_copies(req->len);
+		run->copy = req->copy;
 		run->first = index;
 		run->nr_iov = 0;
 		run->nr_pages = 0;

@@ -578,10 +578,13 @@ static int zcopy_pool_send_record(struct zcopy_pool *pool, struct zcopy_tx_args 
 	return ret < 0 ? ret : 0;
 }
 
-/* A send shorter than copy_below: its bytes are copied; it holds nothing. */
+/*
+ * A send that zcopy_send_copies() copies, for the reason @why: its bytes
+ * are copied; it holds nothing.
+ */
 static int zcopy_pool_send_copy(struct zcopy_pool *pool, struct zcopy_tx_args *ta,
 				const struct zcopy_pool_seg *segs, unsigned int nr_segs,
-				unsigned int nr, bool record)
+				unsigned int nr, u32 why, bool record)
 {
 	struct zcopy_file *zf = pool->area.zf;
 	struct iov_iter from;
@@ -590,7 +593,7 @@ static int zcopy_pool_send_copy(struct zcopy_pool *pool, struct zcopy_tx_args *t
 
 	zcopy_pool_take(pool, segs, nr_segs, NULL, ta->bvec);
 	iov_iter_bvec(&from, ITER_SOURCE, ta->bvec, nr, ta->len);
-	ret = zcopy_tx_copy(zf, &zcopy_send_ledger, ta, &from, record);
+	ret = zcopy_tx_copy(zf, &zcopy_send_ledger, ta, &from, why, record);
 	for (i = 0; i < nr; i++)
 		put_page(ta->bvec[i].bv_page);
 	if (ret < 0)
@@ -604,7 +607,7 @@ struct zcopy_pool_req {
 	struct zcopy_pool_send	args;
 	struct socket		*sock;
 	struct zcopy_pool_seg	seg;	/* the bytes one send takes */
-	bool			copy;	/* shorter than copy_below */
+	u32			copy;	/* why copied (zcopy_send_copies()), or 0 */
 	bool			record;
 };
 
@@ -615,7 +618,7 @@ struct zcopy_pool_req {
  */
 static int zcopy_pool_send_segs(struct zcopy_pool *pool, struct zcopy_tx_args *ta,
 				const struct zcopy_pool_seg *segs, unsigned int nr_segs,
-				unsigned int nr_pages, bool copy, bool record)
+				unsigned int nr_pages, u32 copy, bool record)
 {
 	struct bio_vec fast[ZCOPY_FAST_BVEC];
 	int ret;
@@ -624,7 +627,7 @@ static int zcopy_pool_send_segs(struct zcopy_pool *pool, struct zcopy_tx_args *t
 	if (!ta->bvec)
 		return -ENOMEM;
 	if (copy)
-		ret = zcopy_pool_send_copy(pool, ta, segs, nr_segs, nr_pages, record);
+		ret = zcopy_pool_send_copy(pool, ta, segs, nr_segs, nr_pages, copy, record);
 	else if (record)
 		ret = zcopy_pool_send_record(pool, ta, segs, nr_segs, nr_pages);
 	else
@@ -702,10 +705,13 @@ static int zcopy_pool_send_read(struct zcopy_pool *pool, struct zcopy_pool_send 
 	req->seg.off = offset_in_page(off);
 	req->seg.len = len;
 	req->seg.nr = DIV_ROUND_UP(req->seg.off + len, PAGE_SIZE);
-	req->copy = zcopy_send_copies(len);
 	/* UDP always has a record: nothing else says when a datagram has left. */
 	req->record = (args->flags & ZCOPY_POOL_SEND_NOTIFY) ||
 		      req->sock->sk->sk_protocol == IPPROTO_UDP;
+	req->copy = zcopy_send_copies(req->sock, len);
+	/* Pages sent by reference are given for good: a probe may keep them too. */
+	if (!req->record && req->copy == ZCOPY_COPIED_MTU_PROBING)
+		req->copy = 0;
 	return 0;
 
 err_put:
@@ -758,7 +764,7 @@ long zcopy_ioctl_pool_send(struct zcopy_file *zf, struct zcopy_pool_send __user 
 struct zcopy_pool_run {
 	struct socket		*sock;		/* a reference, while @nr */
 	u32			flags;		/* ZCOPY_SEND_* and NOTIFY */
-	bool			copy;
+	u32			copy;		/* as zcopy_pool_req.copy */
 	bool			record;
 	u32			first;		/* the batch entry of the first send */
 	unsigned int		nr;

@@ -713,10 +713,40 @@ void zcopy_bvec_put(struct bio_vec *bvec, const struct bio_vec *fast)
 		kvfree(bvec);
 }
 
-/* Whether a send of @len bytes is copied rather than pinned. */
-bool zcopy_send_copies(size_t len)
+/*
+ * Whether TCP may build an MTU probe from this socket's queued skbs, which
+ * takes their pages but not their ubuf_info, and frees them (see compat.h):
+ * their sends would complete, and the pages go back to their owner, while
+ * the probe still carries them, to a receiver on this machine that keeps
+ * them, or on the wire again. A socket probes from connect() with
+ * net.ipv4.tcp_mtu_probing 2, and after a black hole with 1; with 0 it
+ * cannot start later.
+ */
+static bool zcopy_tcp_may_probe(const struct sock *sk)
 {
-	return len < READ_ONCE(copy_below);
+	if (!ZCOPY_TCP_PROBE_TAKES_PAGES || sk->sk_protocol != IPPROTO_TCP)
+		return false;
+	if (READ_ONCE(sock_net(sk)->ipv4.sysctl_tcp_mtu_probing))
+		return true;
+	/*
+	 * Set under the socket lock, at connect() or when a black hole is
+	 * found, and only while the sysctl is set; kept if it is cleared.
+	 */
+	return data_race(inet_csk(sk)->icsk_mtup.enabled != 0);
+}
+
+/*
+ * Why a send of @len bytes on @sock is copied rather than sent as pages
+ * that come back when the stack lets go of them: ZCOPY_COPIED_SMALL or
+ * ZCOPY_COPIED_MTU_PROBING, or 0 if it is not.
+ */
+u32 zcopy_send_copies(struct socket *sock, size_t len)
+{
+	if (len < READ_ONCE(copy_below))
+		return ZCOPY_COPIED_SMALL;
+	if (zcopy_tcp_may_probe(sock->sk))
+		return ZCOPY_COPIED_MTU_PROBING;
+	return 0;
 }
 
 /* How many of a run's sends @bytes reach, the last maybe in part. */
@@ -734,7 +764,8 @@ static unsigned int zcopy_run_reached(const struct zcopy_tx_args *args, size_t b
 /*
  * Send @args->len bytes from @from by copying them, as write(2) does: the
  * socket has its own copy when sock_sendmsg() returns, so the send is
- * complete at once, and its record (with @record) says ZCOPY_COPIED_SMALL.
+ * complete at once, and its record (with @record) says why (@why, from
+ * zcopy_send_copies()).
  * A run of sends (@args->lens) goes down in one sendmsg, as writev(2)
  * would, and has one record for the sends the bytes reached: theirs would
  * merge anyway (zcopy_tx_submit() takes runs of pinned sends alike). A
@@ -743,7 +774,7 @@ static unsigned int zcopy_run_reached(const struct zcopy_tx_args *args, size_t b
  * record to come.
  */
 int zcopy_tx_copy(struct zcopy_file *zf, const struct zcopy_tx_ledger *l,
-		  struct zcopy_tx_args *args, struct iov_iter *from, bool record)
+		  struct zcopy_tx_args *args, struct iov_iter *from, u32 why, bool record)
 {
 	struct msghdr msg = { .msg_flags = zcopy_msg_flags(args->sock, args->flags) };
 	struct zcopy_record *rec = NULL;
@@ -773,7 +804,7 @@ int zcopy_tx_copy(struct zcopy_file *zf, const struct zcopy_tx_ledger *l,
 	zcopy_count(zf, l->bytes, ret);
 	zcopy_count(zf, l->completions, sends);
 	zcopy_count(zf, l->copied, ret);
-	zcopy_count(zf, l->small, ret);
+	zcopy_count(zf, why == ZCOPY_COPIED_SMALL ? l->small : l->not_offloaded, ret);
 	zcopy_records_number(&zf->records, sends, ret, &args->seq, &args->offset);
 	rec->c.cookie = args->cookie;
 	rec->c.seq = args->seq;
@@ -781,7 +812,7 @@ int zcopy_tx_copy(struct zcopy_file *zf, const struct zcopy_tx_ledger *l,
 	rec->c.bytes = ret;
 	rec->c.copied = ret;
 	rec->c.sends = sends;
-	rec->c.flags = ZCOPY_COMPL_COPIED | ZCOPY_COPIED_SMALL;
+	rec->c.flags = ZCOPY_COMPL_COPIED | why;
 	zcopy_count(zf, ZC_RECORDS_QUEUED, zcopy_records_post(&zf->records, rec));
 	return ret;
 
@@ -851,32 +882,11 @@ static void zcopy_tx_trim(struct zcopy_tx *tx, const struct bio_vec *bvec, size_
 }
 
 /*
- * Whether TCP may build an MTU probe from this socket's queued skbs, which
- * takes their pages but not their ubuf_info, and frees them (see compat.h):
- * their sends would complete, and the pages go back to their owner, while
- * the probe still carries them, to a receiver on this machine that keeps
- * them, or on the wire again. A socket probes from connect() with
- * net.ipv4.tcp_mtu_probing 2, and after a black hole with 1; with 0 it
- * cannot start later.
- */
-static bool zcopy_tcp_may_probe(struct sock *sk)
-{
-	if (!ZCOPY_TCP_PROBE_TAKES_PAGES || sk->sk_protocol != IPPROTO_TCP)
-		return false;
-	if (READ_ONCE(sock_net(sk)->ipv4.sysctl_tcp_mtu_probing))
-		return true;
-	/*
-	 * Set under the socket lock, at connect() or when a black hole is
-	 * found, and only while the sysctl is set; kept if it is cleared.
-	 */
-	return data_race(inet_csk(sk)->icsk_mtup.enabled != 0);
-}
-
-/*
- * Hand the pages to the socket; returns bytes sent or an error. They are
- * sent by copying, and the record says why, in a datagram of more pieces
- * of pages than an skb holds (MAX_SKB_FRAGS), and on a TCP socket that
- * may send MTU probes.
+ * Hand the pages to the socket; returns bytes sent or an error. A datagram
+ * of more pieces of pages than an skb holds (MAX_SKB_FRAGS) is sent by
+ * copying them, and so is a send to a TCP socket that may send MTU probes
+ * (a forward's; other sources copy before they take their pages, but the
+ * socket may have started since). The record says why.
  */
 static int zcopy_tx_sendmsg(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 {

@@ -269,10 +269,11 @@ struct zcopy_tx;
  * @completions: sends whose pages the stack let go of
  * @zerocopy:	completed bytes that left without a copy
  * @copied:	completed bytes the stack copied, and of those, copied
- * @not_offloaded: ... at send time (or a datagram of too many pieces)
+ * @not_offloaded: ... at send time, or by the module: a datagram of too many
+ *		pieces, a socket that may send MTU probes
  * @loopback:	... on loopback
  * @stack:	... elsewhere in the stack
- * @small:	... by zcopy_tx_copy(), the send being short
+ * @small:	... by the module, the send being short
  */
 struct zcopy_tx_ledger {
 	enum zcopy_counter	sends;
@@ -401,9 +402,9 @@ void zcopy_send_exit(void);
 struct socket *zcopy_send_socket(int fd, bool take_error);
 int zcopy_msg_flags(struct socket *sock, u32 flags);
 unsigned int zcopy_send_max_pages(void);
-bool zcopy_send_copies(size_t len);
+u32 zcopy_send_copies(struct socket *sock, size_t len);
 int zcopy_tx_copy(struct zcopy_file *zf, const struct zcopy_tx_ledger *l,
-		  struct zcopy_tx_args *args, struct iov_iter *from, bool record);
+		  struct zcopy_tx_args *args, struct iov_iter *from, u32 why, bool record);
 size_t zcopy_send_limit(unsigned long first_offset, size_t len);
 
 /*
@@ -443,7 +444,7 @@ long zcopy_ioctl_unregister(struct zcopy_file *zf, struct zcopy_unregister __use
 void zcopy_fixed_close(struct zcopy_file *zf);
 int zcopy_send_fixed(struct zcopy_file *zf, struct zcopy_tx_args *ta, u32 index,
 		     const struct zcopy_iovec *iov, unsigned int nr_iov,
-		     unsigned int nr_pages, bool copy);
+		     unsigned int nr_pages, u32 copy);
 
 /* ---- pin.c, pool.c: the page sources of sends; receive.c ---- */
 

@@ -2357,22 +2357,30 @@ FIXTURE_TEARDOWN(pool_mtu_probe)
 		zc_mtu_probing_write(self->saved);
 }
 
-TEST_F(pool_mtu_probe, rewrite_after_record)
+TEST_F_TIMEOUT(pool_mtu_probe, rewrite_after_record, 120)
 {
 	const size_t ps = self->c.ps, npages = 256, chunk = 16 * 1024;
 	struct pt_conn_opts o = { .hold = true, .rcvbuf = 4 << 20 };
+	struct zcopy_stats st;
 	struct pt_conn *k;
+	long long probes;
 	size_t off;
 	uint8_t *p;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, npages);
 	zc_fill(p, ZC_SEED(12), npages * ps);
+	probes = zc_tcpext("TCPMTUPSuccess") + zc_tcpext("TCPMTUPFail");
 	k = pt_connect(_metadata, &self->c, ZC_VETH, AF_INET, SOCK_STREAM, &o);
 	for (off = 0; off < npages * ps; off += chunk)
 		ASSERT_EQ(0, pt_send(&self->c, k, p, off, chunk, NOTIFY, off, NULL, NULL));
 	pt_check_records(_metadata, &self->c);
 	memset(p, 0xee, npages * ps);
 	pt_check_data(_metadata, k);
+	st = pt_stats(_metadata, self->c.zfd, 0);
+	if (!zc_kernel_before(6, 5))
+		EXPECT_EQ(npages * ps, st.pool_send_copied_bytes);
+	EXPECT_LT(0, zc_tcpext("TCPMTUPSuccess") + zc_tcpext("TCPMTUPFail") - probes)
+		TH_LOG("TCP sent no MTU probe: the test proves nothing");
 }
 
 /* ---- Over each path: sends with and without records, concurrent writers ---- */

@@ -920,11 +920,12 @@ int zc_check_ledger(const struct zcopy_stats *st, const struct zc_log *log,
 			single = false;
 	}
 	/*
-	 * Short sends are copied, their pages never pinned; those from a
-	 * registered buffer were pinned once, before.
+	 * The module's copies (short sends, sends to a socket that may send
+	 * MTU probes) pin no pages; sends from a registered buffer were
+	 * pinned once, before.
 	 */
 	for (i = 0; i < log->nsent; i++)
-		if (log->sent[i].eflags != (ZCOPY_COMPL_COPIED | ZCOPY_COPIED_SMALL) &&
+		if (!(log->sent[i].eflags & (ZCOPY_COPIED_SMALL | ZCOPY_COPIED_MTU_PROBING)) &&
 		    !log->sent[i].fixed)
 			pages += log->sent[i].npages;
 
@@ -1424,15 +1425,23 @@ int zc_udp_pair(int family, bool connect_back, int *txs, int *rxs)
  * network is there or the machine is not zcopy's VM), and copy_below 0, so
  * that a send of any size takes the zero-copy paths the tests are about (a
  * test of the copy path sets its own). The module's copy_below comes back
- * when the test's main process exits; the harness's children _exit().
+ * when the test's main process exits. So does net.ipv4.tcp_mtu_probing,
+ * which is 0 for the tests but those that set it (their sends would be
+ * copied), should one of them die before it puts it back; the harness's
+ * children _exit().
  */
 static long zc_env_copy_below = -1;
+static long zc_env_mtu_probing = -1;
 static pid_t zc_env_pid;
 
 static void zc_env_restore(void)
 {
-	if (getpid() == zc_env_pid && zc_env_copy_below >= 0)
+	if (getpid() != zc_env_pid)
+		return;
+	if (zc_env_copy_below >= 0)
 		zc_param_write("copy_below", zc_env_copy_below);
+	if (zc_env_mtu_probing >= 0)
+		zc_mtu_probing_write(zc_env_mtu_probing);
 }
 
 static void __attribute__((constructor)) zc_env_setup(void)
@@ -1453,6 +1462,7 @@ static void __attribute__((constructor)) zc_env_setup(void)
 	if (zc_param_read("copy_below", &zc_env_copy_below) ||
 	    zc_param_write("copy_below", 0))
 		zc_env_copy_below = -1;
-	else
-		atexit(zc_env_restore);
+	if (zc_mtu_probing_read(&zc_env_mtu_probing) || zc_mtu_probing_write(0))
+		zc_env_mtu_probing = -1;
+	atexit(zc_env_restore);
 }

@@ -151,9 +151,9 @@ bool zc_send_copies(size_t len);
  * local delivery; bigger UDP datagrams are fragmented, so copied at send;
  * a datagram whose vectors span more pages than an skb has fragments is
  * copied by the module (FRAGS), whatever its size, and so is a TCP send
- * where the sender may send MTU probes (MTU_PROBING).
+ * where the sender may send MTU probes (MTU_PROBING, from 6.5; before,
+ * 0: a probe's copy does not show in the record). 0 means unchecked.
  */
-
 uint32_t zc_expected_flags_pages(const struct zc_net *net, size_t dgram,
 				 uint32_t npages);
 

@@ -270,12 +270,13 @@ struct zcopy_unregister {
  * @reserved:	must be zero
  *
  * The pages themselves are sent, never copied, except in a send shorter
- * than copy_below bytes (see ZCOPY_COPIED_SMALL), whose bytes are copied
- * and whose pages are not held at all. The application may write
- * to the pool at once: see ZCOPY_MMAP_POOL. TCP sends hand the pages over
- * by reference, so the receiver gets the very pages, unless
- * ZCOPY_POOL_SEND_NOTIFY asks for a completion record; UDP sends always
- * queue one. A page handed over by reference may be kept by a receiver
+ * than copy_below bytes (see ZCOPY_COPIED_SMALL), or one with a record
+ * to a TCP socket that may send MTU probes (ZCOPY_COPIED_MTU_PROBING),
+ * whose bytes are copied and whose pages are not held at all. The
+ * application may write to the pool at once: see ZCOPY_MMAP_POOL. TCP
+ * sends hand the pages over by reference, so the receiver gets the very
+ * pages, unless ZCOPY_POOL_SEND_NOTIFY asks for a completion record; UDP
+ * sends always queue one. A page handed over by reference may be kept by a receiver
  * for good, so it stays held (pool_pages_in_flight) and the next write to
  * it copies it. With records, reading them maps the pages they cover
  * writable again where the reader maps the pool: an application that
@@ -304,13 +305,17 @@ struct zcopy_pool_send {
  * (MAX_SKB_FRAGS, 17), which the module then sends by copying. In the
  * ledger, the last is counted with tx_copied_not_offloaded.
  *
- * ZCOPY_COPIED_MTU_PROBING: the module sent the pages by copying, because
- * the TCP socket may send MTU probes (net.ipv4.tcp_mtu_probing is set, or
- * the socket probes already). From Linux 6.5 a probe takes the pages of
- * the sends it merges without holding the sends, which would complete
- * while the probe still carries their pages. Counted with
- * tx_copied_not_offloaded. Before 6.5 a probe copies, and sends leave
- * zero-copy.
+ * ZCOPY_COPIED_MTU_PROBING: the module copied the send, because the TCP
+ * socket may send MTU probes: net.ipv4.tcp_mtu_probing is set, or was when
+ * the socket started probing, which it then keeps doing. From Linux 6.5 a
+ * probe takes the pages of the sends it merges without holding the sends,
+ * which would complete while the probe still carries their pages. The
+ * record is queued at once, but for a forward's; the bytes are counted with
+ * tx_copied_not_offloaded (fwd_copied_not_offloaded for a forward). Pool
+ * sends by reference give their pages for good and are not copied. Before
+ * 6.5 a probe copies, and sends leave zero-copy. Sends queued while the
+ * sysctl was 0 are not protected if it is set later: set it before
+ * connecting.
  *
  * ZCOPY_COPIED_SMALL: the module copied the send itself, as write(2)
  * would, because it was shorter than the module parameter copy_below
@@ -549,7 +554,8 @@ struct zcopy_forward {
  * @send_completions:	sends whose pages the stack let go of
  * @tx_zerocopy_bytes:	completed bytes that left without a copy
  * @tx_copied_bytes:	completed bytes the stack copied; by reason:
- * @tx_copied_not_offloaded: ... at send time (ZCOPY_COPIED_NOT_OFFLOADED)
+ * @tx_copied_not_offloaded: ... at send time (ZCOPY_COPIED_NOT_OFFLOADED,
+ *			_FRAGS, _MTU_PROBING)
  * @tx_copied_loopback:	... on loopback (ZCOPY_COPIED_LOOPBACK)
  * @tx_copied_stack:	... elsewhere in the stack (ZCOPY_COPIED_STACK)
  * @sends_in_flight:	sends not yet completed (now)
@@ -561,8 +567,9 @@ struct zcopy_forward {
  * @pool_sends:		sends from a pool that moved at least one byte
  * @pool_send_bytes:	bytes they sent
  * @pool_send_copied_bytes: of which sent from a copy: sends shorter than
- *			copy_below (with a record or without) only, since
- *			nothing but zcopy can hold a pool page
+ *			copy_below (with a record or without) and sends
+ *			with a record to a socket that may send MTU probes
+ *			only, since nothing but zcopy can hold a pool page
  * @cow_copies:		pool pages copied because written while held
  * @write_faults:	writes to pool pages that took a fault (the first
  *			touch of each page is one)
@@ -591,7 +598,8 @@ struct zcopy_forward {
  * @fwd_zerocopy_bytes:	completed bytes that left without a copy
  * @fwd_copied_bytes:	completed bytes the stack copied; by reason, as the
  *			tx_copied_* counters:
- * @fwd_copied_not_offloaded: ... at send time
+ * @fwd_copied_not_offloaded: ... at send time, or by the module
+ *			(ZCOPY_COPIED_MTU_PROBING)
  * @fwd_copied_loopback: ... on loopback
  * @fwd_copied_stack:	... elsewhere in the stack
  * @fwd_slots_held:	receive slots held by forwards in flight (now)
