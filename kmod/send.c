@@ -78,6 +78,26 @@ const struct zcopy_tx_ledger zcopy_send_ledger = {
 	.small		= ZC_TX_COPIED_SMALL,
 };
 
+/* Why the module itself copies a send's pages when it makes the send. */
+#define ZCOPY_COPIED_AT_SEND	(ZCOPY_COPIED_FRAGS | ZCOPY_COPIED_MTU_PROBING)
+
+/*
+ * The counter of @l that bytes copied for the ZCOPY_COPIED_* reason in
+ * @flags go to: the module's copies at send count as not offloaded, but
+ * for short sends, which have their own.
+ */
+static enum zcopy_counter zcopy_tx_copied_counter(const struct zcopy_tx_ledger *l,
+						  u32 flags)
+{
+	if (flags & ZCOPY_COPIED_SMALL)
+		return l->small;
+	if (flags & ZCOPY_COPIED_LOOPBACK)
+		return l->loopback;
+	if (flags & ZCOPY_COPIED_STACK)
+		return l->stack;
+	return l->not_offloaded;
+}
+
 /*
  * How @tx's bytes left: ZCOPY_COMPL_* and ZCOPY_COPIED_* flags, and in
  * *@copied how many the stack copied.
@@ -87,7 +107,7 @@ static u32 zcopy_tx_outcome(struct zcopy_tx *tx, u64 *copied)
 	u32 flags;
 
 	*copied = 0;
-	if (tx->why & (ZCOPY_COPIED_FRAGS | ZCOPY_COPIED_MTU_PROBING)) {
+	if (tx->why & ZCOPY_COPIED_AT_SEND) {
 		flags = ZCOPY_COMPL_COPIED | tx->why;
 		*copied = tx->bytes;
 	} else if (!tx->zc_used && !tx->zc_copied) {
@@ -117,13 +137,8 @@ static void zcopy_tx_post(struct zcopy_tx *tx)
 	zcopy_count(zf, l->completions, tx->sends);
 	zcopy_count(zf, l->zerocopy, tx->bytes - copied);
 	zcopy_count(zf, l->copied, copied);
-	if (flags & (ZCOPY_COPIED_NOT_OFFLOADED | ZCOPY_COPIED_FRAGS |
-		     ZCOPY_COPIED_MTU_PROBING))
-		zcopy_count(zf, l->not_offloaded, copied);
-	else if (flags & ZCOPY_COPIED_LOOPBACK)
-		zcopy_count(zf, l->loopback, copied);
-	else
-		zcopy_count(zf, l->stack, copied);
+	if (copied)
+		zcopy_count(zf, zcopy_tx_copied_counter(l, flags), copied);
 
 	if (!tx->rec)
 		return;
@@ -804,7 +819,7 @@ int zcopy_tx_copy(struct zcopy_file *zf, const struct zcopy_tx_ledger *l,
 	zcopy_count(zf, l->bytes, ret);
 	zcopy_count(zf, l->completions, sends);
 	zcopy_count(zf, l->copied, ret);
-	zcopy_count(zf, why == ZCOPY_COPIED_SMALL ? l->small : l->not_offloaded, ret);
+	zcopy_count(zf, zcopy_tx_copied_counter(l, why), ret);
 	zcopy_records_number(&zf->records, sends, ret, &args->seq, &args->offset);
 	rec->c.cookie = args->cookie;
 	rec->c.seq = args->seq;
@@ -903,7 +918,7 @@ static int zcopy_tx_sendmsg(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 	else if (zcopy_tcp_may_probe(sock->sk))
 		tx->why = ZCOPY_COPIED_MTU_PROBING;
 
-	if (tx->why & (ZCOPY_COPIED_FRAGS | ZCOPY_COPIED_MTU_PROBING)) {
+	if (tx->why & ZCOPY_COPIED_AT_SEND) {
 		msg.msg_flags &= ~MSG_ZEROCOPY;
 		msg.msg_ubuf = NULL;
 	} else {
