@@ -312,7 +312,7 @@ static int zcopy_send_read(struct zcopy_send __user *uarg, struct zcopy_send_req
 			      &req->asked, &req->len, &req->nr_pages);
 	if (ret)
 		goto err_put;
-	req->copy = zcopy_send_copies(req->sock, req->len);
+	req->copy = zcopy_send_copies(req->sock, req->len, args->flags);
 	return 0;
 
 err_put:

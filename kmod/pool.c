@@ -708,7 +708,7 @@ static int zcopy_pool_send_read(struct zcopy_pool *pool, struct zcopy_pool_send 
 	/* UDP always has a record: nothing else says when a datagram has left. */
 	req->record = (args->flags & ZCOPY_POOL_SEND_NOTIFY) ||
 		      req->sock->sk->sk_protocol == IPPROTO_UDP;
-	req->copy = zcopy_send_copies(req->sock, len);
+	req->copy = zcopy_send_copies(req->sock, len, args->flags);
 	/* Pages sent by reference are given for good: a probe may keep them too. */
 	if (!req->record && req->copy == ZCOPY_COPIED_MTU_PROBING)
 		req->copy = 0;

@@ -31,6 +31,7 @@
 #include <linux/rcupdate.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
+#include <linux/udp.h>
 #include <linux/uio.h>
 #include <net/sock.h>
 #include <net/tcp.h>
@@ -751,16 +752,35 @@ static bool zcopy_tcp_may_probe(const struct sock *sk)
 }
 
 /*
- * Why a send of @len bytes on @sock is copied rather than sent as pages
- * that come back when the stack lets go of them: ZCOPY_COPIED_SMALL or
- * ZCOPY_COPIED_MTU_PROBING, or 0 if it is not.
+ * Whether a send on @sk goes into a UDP datagram built over several sends:
+ * one is pending, or this send starts one (MSG_MORE, @more, or UDP_CORK).
+ * The datagram's skb would hold its first send's ubuf, and a later send
+ * with another ubuf is refused (-EINVAL from __ip_append_data()), which
+ * also drops the datagram built so far. Without UDP_SEGMENT the stack
+ * copies such sends anyway: their checksum is not offloaded.
  */
-u32 zcopy_send_copies(struct socket *sock, size_t len)
+static bool zcopy_udp_corks(const struct sock *sk, bool more)
+{
+	if (sk->sk_protocol != IPPROTO_UDP)
+		return false;
+	/* Read as udp_sendmsg() reads them, before it takes the socket lock. */
+	return more || udp_test_bit(CORK, sk) || READ_ONCE(udp_sk(sk)->pending);
+}
+
+/*
+ * Why a send of @len bytes with ZCOPY_SEND_* @flags on @sock is copied
+ * rather than sent as pages that come back when the stack lets go of them:
+ * ZCOPY_COPIED_SMALL, ZCOPY_COPIED_MTU_PROBING or, for a corked datagram,
+ * ZCOPY_COPIED_NOT_OFFLOADED; or 0 if it is not.
+ */
+u32 zcopy_send_copies(struct socket *sock, size_t len, u32 flags)
 {
 	if (len < READ_ONCE(copy_below))
 		return ZCOPY_COPIED_SMALL;
 	if (zcopy_tcp_may_probe(sock->sk))
 		return ZCOPY_COPIED_MTU_PROBING;
+	if (zcopy_udp_corks(sock->sk, flags & ZCOPY_SEND_MORE))
+		return ZCOPY_COPIED_NOT_OFFLOADED;
 	return 0;
 }
 
@@ -900,8 +920,8 @@ static void zcopy_tx_trim(struct zcopy_tx *tx, const struct bio_vec *bvec, size_
  * Hand the pages to the socket; returns bytes sent or an error. A datagram
  * of more pieces of pages than an skb holds (MAX_SKB_FRAGS) is sent by
  * copying them, and so is a send to a TCP socket that may send MTU probes
- * (a forward's; other sources copy before they take their pages, but the
- * socket may have started since). The record says why.
+ * or a corked datagram (a forward's; other sources copy before they take
+ * their pages, but the socket may have changed since). The record says why.
  */
 static int zcopy_tx_sendmsg(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 {
@@ -918,7 +938,9 @@ static int zcopy_tx_sendmsg(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 	else if (zcopy_tcp_may_probe(sock->sk))
 		tx->why = ZCOPY_COPIED_MTU_PROBING;
 
-	if (tx->why & ZCOPY_COPIED_AT_SEND) {
+	/* A corked datagram's pages are then copied: the record says so. */
+	if ((tx->why & ZCOPY_COPIED_AT_SEND) ||
+	    zcopy_udp_corks(sock->sk, msg.msg_flags & MSG_MORE)) {
 		msg.msg_flags &= ~MSG_ZEROCOPY;
 		msg.msg_ubuf = NULL;
 	} else {

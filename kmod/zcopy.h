@@ -402,7 +402,7 @@ void zcopy_send_exit(void);
 struct socket *zcopy_send_socket(int fd, bool take_error);
 int zcopy_msg_flags(struct socket *sock, u32 flags);
 unsigned int zcopy_send_max_pages(void);
-u32 zcopy_send_copies(struct socket *sock, size_t len);
+u32 zcopy_send_copies(struct socket *sock, size_t len, u32 flags);
 int zcopy_tx_copy(struct zcopy_file *zf, const struct zcopy_tx_ledger *l,
 		  struct zcopy_tx_args *args, struct iov_iter *from, u32 why, bool record);
 size_t zcopy_send_limit(unsigned long first_offset, size_t len);

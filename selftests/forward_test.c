@@ -1051,4 +1051,49 @@ TEST_F(fwd1, datagrams_in_and_out)
 	close(orx);
 }
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT	103
+#endif
+
+/*
+ * Two received datagrams forwarded as one (ZCOPY_SEND_MORE) to a UDP socket
+ * with UDP_SEGMENT: the stack would refuse the second piece's ubuf and drop
+ * the datagram built from the first. Corked forwards are copied.
+ */
+TEST_F(fwd1, corked_datagram_with_gso)
+{
+	static const size_t len[2] = { 300, 400 };
+	int utx, urx, otx, orx, i, gso = 1000;
+	struct zcopy_fwd_piece p[2];
+	struct zcopy_stats st;
+	uint8_t buf[2048];
+	struct zcopy_recv r;
+	uint64_t rel[2];
+
+	ASSERT_EQ(0, zc_udp_pair(AF_INET, true, &utx, &urx));
+	ASSERT_EQ(0, zc_udp_pair(AF_INET, true, &otx, &orx));
+	ASSERT_EQ(0, setsockopt(otx, IPPROTO_UDP, UDP_SEGMENT, &gso, sizeof(gso)));
+	for (i = 0; i < 2; i++) {
+		zc_fill(buf, ZC_SEED(60 + i), len[i]);
+		ASSERT_EQ(len[i], send(utx, buf, len[i], 0));
+		ASSERT_EQ(0, zc_recv(self->zfd, urx, self->d, FWD_DESC, 0, 5000, &r));
+		ASSERT_EQ(len[i], r.bytes);
+		rel[i] = self->d[0].offset;
+		p[i] = (struct zcopy_fwd_piece){ .offset = rel[i], .len = len[i] };
+	}
+	ASSERT_EQ(0, zc_forward(self->zfd, otx, &p[0], 1, ZCOPY_SEND_MORE, 0, NULL));
+	ASSERT_EQ(0, zc_forward(self->zfd, otx, &p[1], 1, 0, 0, NULL));
+	ASSERT_EQ(len[0] + len[1], recv(orx, buf, sizeof(buf), 0));
+	EXPECT_EQ(len[0], zc_check(buf, ZC_SEED(60), len[0]));
+	EXPECT_EQ(len[1], zc_check(buf + len[0], ZC_SEED(61), len[1]));
+	ASSERT_EQ(0, zc_poll_stats(self->zfd, 0, 5000, &st, fwd_idle));
+	EXPECT_EQ(len[0] + len[1], st.fwd_copied_not_offloaded);
+	EXPECT_EQ(0, st.fwd_zerocopy_bytes);
+	ASSERT_EQ(0, zc_release(self->zfd, rel, 2));
+	close(utx);
+	close(urx);
+	close(otx);
+	close(orx);
+}
+
 TEST_HARNESS_MAIN

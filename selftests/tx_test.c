@@ -793,6 +793,73 @@ TEST_F(tx, send_more_flag)
 	zc_unmap(buf, 16 * KB);
 }
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT	103
+#endif
+
+/*
+ * SEND_MORE on UDP with UDP_SEGMENT: the stack would give the corked
+ * datagram the first send's ubuf, then refuse the second send's (EINVAL)
+ * and drop the datagram built so far. Corked sends are copied, as the
+ * stack copies them without UDP_SEGMENT, so both arrive, in one datagram.
+ */
+TEST_F(tx, send_more_udp_gso)
+{
+	struct zc_tx *t = &self->t;
+	char *buf = zc_map(16 * KB);
+	struct zcopy_iovec a, b;
+	struct zcopy_stats st;
+	int gso = 1000;
+
+	if (!IS_UDP(t))
+		SKIP(return, "UDP only: TCP gives each skb its own ubuf");
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, ZC_SEED(48), 16 * KB);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_UDP, UDP_SEGMENT, &gso, sizeof(gso)));
+	a = (struct zcopy_iovec){ (uintptr_t)buf, 100 };
+	b = (struct zcopy_iovec){ (uintptr_t)buf + 5000, 200 };
+	ASSERT_EQ(0, zc_tx_sendv(t, &a, 1, ZCOPY_SEND_MORE, 1));
+	ASSERT_EQ(0, zc_tx_sendv(t, &b, 1, 0, 2));
+	ASSERT_EQ(1, t->ndg);
+	zc_tx_verify(_metadata, t);
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st));
+	EXPECT_EQ(300, st.tx_copied_not_offloaded);
+	EXPECT_EQ(0, st.tx_zerocopy_bytes);
+	EXPECT_EQ(0, st.pages_pinned_total);
+	zc_unmap(buf, 16 * KB);
+}
+
+/* As send_more_udp_gso, corked by UDP_CORK rather than by the first send. */
+TEST_F(tx, udp_cork_gso)
+{
+	struct zc_tx *t = &self->t;
+	char *buf = zc_map(16 * KB);
+	struct zcopy_iovec a, b;
+	struct zcopy_stats st;
+	int gso = 1000;
+
+	if (!IS_UDP(t))
+		SKIP(return, "UDP only");
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, ZC_SEED(49), 16 * KB);
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_UDP, UDP_SEGMENT, &gso, sizeof(gso)));
+	ASSERT_EQ(0, zc_tx_cork(t, true));
+	a = (struct zcopy_iovec){ (uintptr_t)buf, 100 };
+	b = (struct zcopy_iovec){ (uintptr_t)buf + 5000, 200 };
+	ASSERT_EQ(0, zc_tx_sendv(t, &a, 1, 0, 1));
+	ASSERT_EQ(0, zc_tx_sendv(t, &b, 1, 0, 2));
+	ASSERT_EQ(0, zc_tx_cork(t, false));
+	ASSERT_EQ(1, t->ndg);
+	zc_tx_verify(_metadata, t);
+	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st));
+	EXPECT_EQ(300, st.tx_copied_not_offloaded);
+	EXPECT_EQ(0, st.tx_zerocopy_bytes);
+	EXPECT_EQ(0, st.pages_pinned_total);
+	zc_unmap(buf, 16 * KB);
+}
+
 /*
  * ZCOPY_SEND_DONTWAIT on a blocking socket: a short send, then EAGAIN,
  * which takes no sequence number and leaves no record; blocking sends then

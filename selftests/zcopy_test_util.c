@@ -4,6 +4,7 @@
  */
 #include <libgen.h>
 #include <limits.h>
+#include <netinet/udp.h>
 #include <sys/utsname.h>
 
 #include "zcopy_test_util.h"
@@ -921,12 +922,12 @@ int zc_check_ledger(const struct zcopy_stats *st, const struct zc_log *log,
 	}
 	/*
 	 * The module's copies (short sends, sends to a socket that may send
-	 * MTU probes) pin no pages; sends from a registered buffer were
-	 * pinned once, before.
+	 * MTU probes, corked datagrams) pin no pages; sends from a registered
+	 * buffer were pinned once, before.
 	 */
 	for (i = 0; i < log->nsent; i++)
 		if (!(log->sent[i].eflags & (ZCOPY_COPIED_SMALL | ZCOPY_COPIED_MTU_PROBING)) &&
-		    !log->sent[i].fixed)
+		    !log->sent[i].fixed && !log->sent[i].unpinned)
 			pages += log->sent[i].npages;
 
 	if (st->sends != log->nsent)
@@ -1092,13 +1093,26 @@ void zc_tx_fini(struct zc_tx *t)
 	zc_wait_idle(-1, ZCOPY_STATS_MODULE, 5000, NULL);
 }
 
+/* The UDP datagram being built is complete: the receiver should get it. */
+static void zc_tx_end_dgram(struct zc_tx *t)
+{
+	if (t->ndg < ZC_RX_MAX_DGRAMS) {
+		t->dg[t->ndg].len = t->cork_len;
+		t->dg[t->ndg].hash = t->cork_hash;
+		t->ndg++;
+		t->cork_len = 0;
+	}
+}
+
 int zc_tx_send_once(struct zc_tx *t, int zfd, int sock, struct zc_log *log,
 		    const struct zcopy_iovec *iov, uint32_t n, uint32_t flags,
 		    uint64_t cookie, struct zcopy_send *out)
 {
-	bool udp = t->net.type == SOCK_DGRAM, more = flags & ZCOPY_SEND_MORE;
+	bool udp = t->net.type == SOCK_DGRAM, more = (flags & ZCOPY_SEND_MORE) || t->corked;
 	struct zcopy_send s = { 0 };
 	uint32_t ef, npages;
+	bool corked;
+	size_t len;
 	int ret;
 
 	if (udp && !more && t->ndg >= t->window &&
@@ -1112,13 +1126,19 @@ int zc_tx_send_once(struct zc_tx *t, int zfd, int sock, struct zc_log *log,
 		return ret;
 	if (out)
 		*out = s;
-	/* A corked datagram's flags depend on how the stack builds it. */
 	npages = zc_iov_pages(iov, n, s.bytes);
 	/* Whether the module copies a send depends on the length asked. */
-	ef = udp && (more || t->cork_len) ? 0 :
-	     zc_expected_flags_pages(&t->net, zc_iov_len(iov, n), npages);
+	len = zc_iov_len(iov, n);
+	corked = udp && (more || t->cork_len);
+	if (corked)
+		ef = ZCOPY_COMPL_COPIED | (zc_send_copies(len) ? ZCOPY_COPIED_SMALL :
+				       ZCOPY_COPIED_NOT_OFFLOADED);
+	else
+		ef = zc_expected_flags_pages(&t->net, len, npages);
 	zc_log_add(log, &s, ef, npages);
 	log->sent[log->nsent - 1].fixed = t->fixed >= 0;
+	/* The module copies a corked datagram's sends itself. */
+	log->sent[log->nsent - 1].unpinned = corked;
 	t->hash = zc_fnv_iov(t->hash, iov, n, s.bytes);
 	t->bytes += s.bytes;
 	if (udp) {
@@ -1126,13 +1146,22 @@ int zc_tx_send_once(struct zc_tx *t, int zfd, int sock, struct zc_log *log,
 			t->cork_hash = ZC_FNV_INIT;
 		t->cork_hash = zc_fnv_iov(t->cork_hash, iov, n, s.bytes);
 		t->cork_len += s.bytes;
-		if (!more && t->ndg < ZC_RX_MAX_DGRAMS) {
-			t->dg[t->ndg].len = t->cork_len;
-			t->dg[t->ndg].hash = t->cork_hash;
-			t->ndg++;
-			t->cork_len = 0;
-		}
+		if (!more)
+			zc_tx_end_dgram(t);
 	}
+	return 0;
+}
+
+int zc_tx_cork(struct zc_tx *t, bool on)
+{
+	int v = on;
+
+	if (setsockopt(t->sock, IPPROTO_UDP, UDP_CORK, &v, sizeof(v)))
+		return -errno;
+	t->corked = on;
+	/* Clearing UDP_CORK sends the datagram built so far. */
+	if (!on && t->cork_len)
+		zc_tx_end_dgram(t);
 	return 0;
 }
 

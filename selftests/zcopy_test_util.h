@@ -302,6 +302,7 @@ struct zc_sent {
 	uint32_t eflags;	/* the record flags it must get, 0: unknown */
 	uint32_t npages;	/* pages its iovecs span (of the bytes sent) */
 	bool fixed;		/* from a registered buffer: pinned before */
+	bool unpinned;		/* copied by the module: pinned nothing */
 };
 
 /* What one zcopy fd sent and the records read back from it. */
@@ -419,6 +420,7 @@ struct zc_tx {
 	size_t ndg;
 	uint64_t cork_len;	/* a UDP datagram being built with SEND_MORE */
 	uint64_t cork_hash;
+	bool corked;		/* UDP_CORK is set (zc_tx_cork()) */
 	unsigned int window;	/* datagrams sent ahead of the receiver */
 	int fixed;		/* >= 0: send from this registered buffer */
 };
@@ -433,6 +435,12 @@ void zc_tx_fini(struct zc_tx *t);
 int zc_tx_send_once(struct zc_tx *t, int zfd, int sock, struct zc_log *log,
 		    const struct zcopy_iovec *iov, uint32_t n, uint32_t flags,
 		    uint64_t cookie, struct zcopy_send *out);
+
+/*
+ * Set or clear UDP_CORK on t->sock: while set, sends build one datagram,
+ * which clearing it sends. 0 or -errno.
+ */
+int zc_tx_cork(struct zc_tx *t, bool on);
 
 /*
  * @n single-vector sends of @iov[i] on t->sock, with ZCOPY_SEND_* @flags[i]
