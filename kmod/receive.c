@@ -8,12 +8,12 @@
  * delivers) is taken by reference and mapped into a free slot of the area;
  * everything else is copied into pages of ours, mapped the same way, and
  * cleared past what was copied. Slots are mapped in batches with
- * vm_insert_pages(). A released slot's page is unmapped and dropped, unless
- * it is one of ours: that stays mapped, a spare that the next copy fills
- * in place, so that a stream that is all copies (any sender over a NIC
- * without header split) costs what read(2) costs, a copy into memory
- * already mapped. Should an insert fail, the area's ->fault maps the slot
- * on first touch: data taken from the socket is never lost.
+ * vm_insert_pages(). A released slot is unmapped, and its page dropped
+ * unless it is one of ours: that stays, a spare that a later copy fills if
+ * nothing else holds it by then, so that a stream that is all copies (any
+ * sender over a NIC without header split) does not allocate and clear a
+ * page for each. Should an insert fail, the area's ->fault maps
+ * the slot on first touch: data taken from the socket is never lost.
  *
  * The mappings are read-only, as TCP_ZEROCOPY_RECEIVE's are: the pages may
  * be shared with their sender, whose pool copies them on write.
@@ -50,9 +50,9 @@ MODULE_PARM_DESC(max_recv_pages, "Most pages in one receive area (default 65536)
  *		the application zapped is mapped again by ->fault)
  * @released:	given back while forwards held it: unmapped, and freed
  *		when the last of them lets go
- * @spare:	given back, with its page of ours kept, still mapped, for a
- *		later copy: read(2)'s buffer is not allocated, cleared,
- *		mapped and unmapped for each call either
+ * @spare:	given back, unmapped, with its page of ours kept for a later
+ *		copy (zcopy_rx_spare_alone()): read(2)'s buffer is not
+ *		allocated and cleared for each call either
  */
 struct zcopy_rx_slot {
 	struct page	*page;
@@ -258,7 +258,7 @@ struct zcopy_rx_ctx {
 	int			err;
 };
 
-/* Give back slot @idx, whose page is ours: it stays, mapped, for a later copy. */
+/* Give back slot @idx, unmapped, whose page is ours: it stays for a later copy. */
 static void zcopy_rx_spare_push(struct zcopy_rx_area *area, unsigned long idx)
 {
 	struct zcopy_rx_slot *slot = &area->slots[idx];
@@ -478,8 +478,22 @@ static void zcopy_rx_clear_tail(struct page *page, unsigned int len)
 }
 
 /*
- * A slot with a page of ours for copies to fill: a spare's, which is
- * already mapped, else a new page.
+ * Whether a copy may write into spare slot @idx's page: only if no one else
+ * holds it. While it was mapped, something may have taken it (vmsplice(),
+ * O_DIRECT, a MSG_ZEROCOPY send from the area), and a forward's skb, or an
+ * MTU probe made from one, may still carry it. From there it may be
+ * another receiver's mapped data, which must never change. A spare has no
+ * mapping (zcopy_rx_release() zapped it), so no one takes it meanwhile.
+ */
+static bool zcopy_rx_spare_alone(struct zcopy_rx_area *area, unsigned long idx)
+{
+	lockdep_assert_held(&area->lock);
+	return page_ref_count(area->slots[idx].page) == 1;
+}
+
+/*
+ * A slot with a page of ours for copies to fill: a spare's that we alone
+ * hold, else a new page.
  */
 static struct zcopy_rx_desc *zcopy_rx_push_ours(struct zcopy_rx_ctx *ctx)
 {
@@ -489,8 +503,13 @@ static struct zcopy_rx_desc *zcopy_rx_push_ours(struct zcopy_rx_ctx *ctx)
 
 	if (!zcopy_rx_room(ctx))
 		return NULL;
-	if (area->spares)
-		return zcopy_rx_fill(ctx, zcopy_rx_spare_pop(area), 0, ZCOPY_RX_COPIED);
+	while (area->spares) {
+		idx = zcopy_rx_spare_pop(area);
+		if (zcopy_rx_spare_alone(area, idx))
+			return zcopy_rx_fill(ctx, idx, 0, ZCOPY_RX_COPIED);
+		/* The others keep the page; the slot lets go of it. */
+		zcopy_rx_slot_empty(area, idx);
+	}
 	page = zcopy_rx_alloc_page();
 	if (!page) {
 		ctx->err = -ENOMEM;
@@ -623,11 +642,11 @@ static int zcopy_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
 #define ZCOPY_RX_MAP_BATCH	32
 
 /*
- * Map the slots just filled that are not mapped yet (a spare's page still
- * is), in runs of consecutive slots. Any other slot has no PTE (emptying
- * one zaps it under the area's lock), so an insert finds a page in place
- * only if that invariant broke: zap it and insert again. What still fails
- * (no memory for a page table) is mapped by ->fault on first touch.
+ * Map the slots just filled, in runs of consecutive slots. None has a PTE
+ * (releasing or emptying a slot zaps it under the area's lock), so an
+ * insert finds a page in place only if that invariant broke:
+ * zap it and insert again. What still fails (no memory for a page table)
+ * is mapped by ->fault on first touch.
  */
 static void zcopy_rx_map(struct zcopy_rx_area *area, struct vm_area_struct *vma,
 			 const struct zcopy_rx_desc *desc, unsigned int nr)
@@ -1022,10 +1041,10 @@ static bool zcopy_rx_keeps(const struct zcopy_rx_slot *slot)
 }
 
 /*
- * Give slots back, all or none. A page of ours stays where it is, mapped,
- * as a spare for a later copy; the others are unmapped, in runs of
- * consecutive slots, and dropped, or for a slot that a forward holds,
- * left to the forward's end. Sorts @offs.
+ * Give slots back, all or none: each is unmapped, in runs of consecutive
+ * slots. A page of ours stays in its slot as a spare for a later copy;
+ * the others are dropped, or for a slot that a forward holds, left to the
+ * forward's end. Sorts @offs.
  */
 static int zcopy_rx_release(struct zcopy_rx_area *area, u64 *offs, unsigned int n)
 {
@@ -1056,22 +1075,21 @@ static int zcopy_rx_release(struct zcopy_rx_area *area, u64 *offs, unsigned int 
 
 	for (i = 0; i < n; i += run) {
 		first = offs[i] >> PAGE_SHIFT;
-		if (zcopy_rx_keeps(&area->slots[first])) {
-			zcopy_rx_spare_push(area, first);
-			run = 1;
-			continue;
-		}
-		for (run = 1; i + run < n && offs[i + run] >> PAGE_SHIFT == first + run &&
-		     !zcopy_rx_keeps(&area->slots[first + run]); run++)
+		for (run = 1; i + run < n && offs[i + run] >> PAGE_SHIFT == first + run; run++)
 			;
 		zcopy_area_zap(&area->area, first, run);
-		for (idx = first; idx < first + run; idx++) {
-			area->slots[idx].mapped = false;
-			if (area->slots[idx].fwd)
-				area->slots[idx].released = true;
-			else
-				zcopy_rx_slot_free(area, idx);
-		}
+	}
+	/* Spares last first, so that copies take them in ascending runs. */
+	for (i = n; i-- > 0;) {
+		idx = offs[i] >> PAGE_SHIFT;
+		slot = &area->slots[idx];
+		slot->mapped = false;
+		if (zcopy_rx_keeps(slot))
+			zcopy_rx_spare_push(area, idx);
+		else if (slot->fwd)
+			slot->released = true;
+		else
+			zcopy_rx_slot_free(area, idx);
 	}
 out_unlock:
 	mutex_unlock(&area->lock);

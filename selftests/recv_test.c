@@ -390,6 +390,67 @@ TEST_F(rx, released_copied_slot_is_reused)
 	EXPECT_EQ(0, fd_stats(_metadata, self->zfd).rx_slots_used);
 }
 
+/*
+ * A spare's page that was taken from the mapping (vmsplice(), then splice()
+ * to another connection) and received there, mapped, is that receiver's
+ * data, which must never change: the next copy goes to another page.
+ */
+TEST_F(rx, spare_taken_elsewhere_is_not_rewritten)
+{
+	struct zcopy_rx_desc got[4] = { { 0 } };
+	struct zcopy_recv r = { 0 };
+	int pfd[2], cli2 = -1, srv2 = -1, zfd2;
+	uint8_t *area2, *seen;
+	struct iovec iov;
+	uint64_t off;
+	size_t ps = self->ps;
+
+	rx_start(_metadata, self, AF_INET, 4);
+	rx_send(_metadata, self, 0, 3000);
+	RX_ONCE(&self->rx, 4, ZCOPY_RECV_DONTWAIT, 0, 0);
+	ASSERT_EQ(1, self->rx.nslots);
+	off = self->rx.slots[0].area_off;
+
+	ASSERT_EQ(0, pipe(pfd));
+	iov = (struct iovec){ self->area + off, ps };
+	ASSERT_EQ((ssize_t)ps, vmsplice(pfd[1], &iov, 1, 0)) TH_LOG("vmsplice: %s", strerror(errno));
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &cli2, &srv2));
+	ASSERT_EQ((ssize_t)ps, splice(pfd[0], NULL, cli2, NULL, ps, 0));
+	ASSERT_EQ(0, rt_wait_readable(srv2, ps, 5000));
+	zfd2 = zc_open();
+	ASSERT_LE(0, zfd2);
+	area2 = rt_mmap_area(zfd2, 4, PROT_READ);
+	ASSERT_NE(MAP_FAILED, area2);
+	r.sockfd = srv2;
+	r.flags = ZCOPY_RECV_DONTWAIT;
+	r.desc = (uintptr_t)got;
+	r.desc_count = 4;
+	ASSERT_EQ(0, ioctl(zfd2, ZCOPY_IOC_RECV, &r)) TH_LOG("ZCOPY_IOC_RECV: %s", strerror(errno));
+	ASSERT_EQ(ps, r.bytes);
+	if (!(got[0].flags & ZCOPY_RX_MAPPED))
+		SKIP(goto out, "the spliced page was copied, not mapped (flags %#x)", got[0].flags);
+	seen = malloc(ps);
+	ASSERT_NE(NULL, seen);
+	memcpy(seen, area2 + got[0].offset, ps);
+
+	/* The slot goes back a spare; the next copy must not land in its page. */
+	ASSERT_EQ(0, rt_rx_release_all(&self->rx));
+	rx_send(_metadata, self, 3000, 2000);
+	RX_ONCE(&self->rx, 4, ZCOPY_RECV_DONTWAIT, 0, 0);
+	EXPECT_EQ(0, memcmp(seen, area2 + got[0].offset, ps))
+		TH_LOG("another receiver's mapped data changed under it");
+	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+	check_rx_ledger(_metadata, &self->rx);
+	free(seen);
+out:
+	munmap(area2, 4 * ps);
+	close(zfd2);
+	close(cli2);
+	close(srv2);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
 struct touch_state {
 	uint8_t *area;
 	size_t len;

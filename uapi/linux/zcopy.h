@@ -380,13 +380,12 @@ struct zcopy_completion {
  * the network delivered whole and page-aligned (a sender's page-reference
  * frag) is mapped as it is; anything else (headers, partial or compound
  * pages, ordinary send() data) is copied into pages of ours, mapped the
- * same way. Each slot stays mapped until released. A released slot's page
- * is unmapped then, unless it is one zcopy copied into: that one may stay,
- * with what it held, until a later receive copies into it again. As with
- * any buffer given back, a slot's bytes are the application's until it
- * releases the slot and no longer: read none of it after, and release no
- * slot that something else still reads (a vmsplice()d pipe, an O_DIRECT
- * write or a MSG_ZEROCOPY send from the area).
+ * same way. Each slot stays mapped until released, and is unmapped then.
+ * zcopy copies into a page of its own again only once nothing else holds
+ * it: one that something took from the area (a vmsplice()d pipe, an
+ * O_DIRECT write, a MSG_ZEROCOPY send, and wherever those took it) is left
+ * to them as it is. As with any buffer given back, a slot's bytes are the
+ * application's until it releases the slot and no longer.
  */
 struct zcopy_rx_desc {
 	__u64	offset;
@@ -520,9 +519,10 @@ struct zcopy_fwd_piece {
  * fwd_slots_held counts them. Releasing it meanwhile (ZCOPY_IOC_RELEASE,
  * or a receive's release list) succeeds and unmaps it at once, but the
  * slot is free for new data only once the stack has let go: it still
- * counts in rx_slots_used until then. No one ever writes to a page that
- * was received into the area: the NIC's are not reused while referenced,
- * and zcopy's own are new for each receive.
+ * counts in rx_slots_used until then. No one writes to a page that was
+ * received into the area while the stack holds it: the NIC's are not
+ * reused while referenced, and zcopy copies into its own only while
+ * nothing else holds them (see struct zcopy_rx_desc).
  *
  * Errors: EINVAL for a piece outside the area, of length 0, spanning two
  * slots or beyond its slot's data, or a nonzero pad; ENOENT for a piece
