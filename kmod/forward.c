@@ -7,9 +7,10 @@
  * A forward holds the slots its pieces lie in (zcopy_rx_hold()) from the
  * ioctl until the stack lets go of the last skb, so that a slot the
  * application gives back meanwhile is not filled again while its page is
- * on its way, and stays charged to the area. Received pages are never
- * written again, so nothing else needs guarding: the NIC does not reuse a
- * page someone holds, and zcopy's own copies are new for each receive.
+ * on its way, and stays charged to the area. Nothing writes to a received
+ * page while the stack holds it, so nothing else needs guarding: the NIC
+ * does not reuse a page someone holds, and zcopy copies into a page of its
+ * own again only once no one else does (zcopy_rx_spare_alone()).
  */
 
 #include <linux/net.h>

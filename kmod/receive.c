@@ -572,7 +572,7 @@ static size_t zcopy_rx_copy(struct zcopy_rx_ctx *ctx, const struct sk_buff *skb,
 		kaddr = kmap_local_page(page);
 		err = skb_copy_bits(skb, off + done, kaddr + ctx->bounce->len, n);
 		kunmap_local(kaddr);
-		/* A spare's page is mapped already: the user's view, too. */
+		/* The page may be mapped in user space: its view, too. */
 		flush_dcache_page(page);
 		if (err) {
 			/* EFAULT, on 6.12 from unreadable (devmem) frags too. */

@@ -797,67 +797,92 @@ TEST_F(tx, send_more_flag)
 #define UDP_SEGMENT	103
 #endif
 
+/* How a test builds one UDP datagram from two sends. */
+enum tx_cork {
+	TX_CORK_MORE,		/* the first send with ZCOPY_SEND_MORE */
+	TX_CORK_SOCKOPT,	/* both under UDP_CORK */
+	TX_CORK_FIXED,		/* as TX_CORK_MORE, from a registered buffer */
+	TX_CORK_USER,		/* the first a send(MSG_ZEROCOPY | MSG_MORE) of the user's */
+};
+
 /*
- * SEND_MORE on UDP with UDP_SEGMENT: the stack would give the corked
- * datagram the first send's ubuf, then refuse the second send's (EINVAL)
- * and drop the datagram built so far. Corked sends are copied, as the
- * stack copies them without UDP_SEGMENT, so both arrive, in one datagram.
+ * One datagram of two sends, 100 and 200 bytes, on a UDP socket with
+ * UDP_SEGMENT: the stack would give the datagram's skb the first send's
+ * ubuf, then refuse the second send's (EINVAL) and drop the datagram built
+ * so far; a ubuf of the user's (SO_ZEROCOPY) is on it even without GSO.
+ * The module copies a corked datagram's sends, as the stack copies them
+ * without UDP_SEGMENT: the datagram arrives whole, and nothing is pinned.
  */
-TEST_F(tx, send_more_udp_gso)
+static void tx_corked_datagram(struct __test_metadata *_metadata, struct zc_tx *t,
+			       enum tx_cork how)
 {
-	struct zc_tx *t = &self->t;
-	char *buf = zc_map(16 * KB);
+	size_t size = 16 * KB, pages = size / zc_page_size();
+	char *buf = zc_map(size);
 	struct zcopy_iovec a, b;
 	struct zcopy_stats st;
-	int gso = 1000;
+	int gso = 1000, one = 1, idx = -1;
 
 	if (!IS_UDP(t))
 		SKIP(return, "UDP only: TCP gives each skb its own ubuf");
 	ASSERT_NE(NULL, buf);
-	zc_fill(buf, ZC_SEED(48), 16 * KB);
+	zc_fill(buf, ZC_SEED(48 + how), size);
 	zc_tx_start(_metadata, t, false, 0, 0, false);
 	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_UDP, UDP_SEGMENT, &gso, sizeof(gso)));
 	a = (struct zcopy_iovec){ (uintptr_t)buf, 100 };
 	b = (struct zcopy_iovec){ (uintptr_t)buf + 5000, 200 };
-	ASSERT_EQ(0, zc_tx_sendv(t, &a, 1, ZCOPY_SEND_MORE, 1));
+	switch (how) {
+	case TX_CORK_MORE:
+		ASSERT_EQ(0, zc_tx_sendv(t, &a, 1, ZCOPY_SEND_MORE, 1));
+		break;
+	case TX_CORK_SOCKOPT:
+		ASSERT_EQ(0, zc_tx_cork(t, true));
+		ASSERT_EQ(0, zc_tx_sendv(t, &a, 1, 0, 1));
+		break;
+	case TX_CORK_FIXED:
+		idx = zc_register(t->zfd, buf, size);
+		ASSERT_LE(0, idx) TH_LOG("ZCOPY_IOC_REGISTER: %s", strerror(-idx));
+		t->fixed = idx;
+		ASSERT_EQ(0, zc_tx_sendv(t, &a, 1, ZCOPY_SEND_MORE, 1));
+		break;
+	case TX_CORK_USER:
+		ASSERT_EQ(0, setsockopt(t->sock, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)));
+		ASSERT_EQ(100, send(t->sock, buf, 100, MSG_ZEROCOPY | MSG_MORE));
+		zc_tx_add_sent(t, &a);
+		break;
+	}
 	ASSERT_EQ(0, zc_tx_sendv(t, &b, 1, 0, 2));
+	if (how == TX_CORK_SOCKOPT)
+		ASSERT_EQ(0, zc_tx_cork(t, false));
+	t->fixed = -1;
+	if (idx >= 0)
+		ASSERT_EQ(0, zc_unregister(t->zfd, idx));
 	ASSERT_EQ(1, t->ndg);
 	zc_tx_verify(_metadata, t);
 	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st));
-	EXPECT_EQ(300, st.tx_copied_not_offloaded);
+	EXPECT_EQ(how == TX_CORK_USER ? 200 : 300, st.tx_copied_not_offloaded);
 	EXPECT_EQ(0, st.tx_zerocopy_bytes);
-	EXPECT_EQ(0, st.pages_pinned_total);
-	zc_unmap(buf, 16 * KB);
+	EXPECT_EQ(idx >= 0 ? pages : 0, st.pages_pinned_total);
+	zc_unmap(buf, size);
 }
 
-/* As send_more_udp_gso, corked by UDP_CORK rather than by the first send. */
+TEST_F(tx, send_more_udp_gso)
+{
+	tx_corked_datagram(_metadata, &self->t, TX_CORK_MORE);
+}
+
 TEST_F(tx, udp_cork_gso)
 {
-	struct zc_tx *t = &self->t;
-	char *buf = zc_map(16 * KB);
-	struct zcopy_iovec a, b;
-	struct zcopy_stats st;
-	int gso = 1000;
+	tx_corked_datagram(_metadata, &self->t, TX_CORK_SOCKOPT);
+}
 
-	if (!IS_UDP(t))
-		SKIP(return, "UDP only");
-	ASSERT_NE(NULL, buf);
-	zc_fill(buf, ZC_SEED(49), 16 * KB);
-	zc_tx_start(_metadata, t, false, 0, 0, false);
-	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_UDP, UDP_SEGMENT, &gso, sizeof(gso)));
-	ASSERT_EQ(0, zc_tx_cork(t, true));
-	a = (struct zcopy_iovec){ (uintptr_t)buf, 100 };
-	b = (struct zcopy_iovec){ (uintptr_t)buf + 5000, 200 };
-	ASSERT_EQ(0, zc_tx_sendv(t, &a, 1, 0, 1));
-	ASSERT_EQ(0, zc_tx_sendv(t, &b, 1, 0, 2));
-	ASSERT_EQ(0, zc_tx_cork(t, false));
-	ASSERT_EQ(1, t->ndg);
-	zc_tx_verify(_metadata, t);
-	ASSERT_EQ(0, zc_stats(t->zfd, 0, &st));
-	EXPECT_EQ(300, st.tx_copied_not_offloaded);
-	EXPECT_EQ(0, st.tx_zerocopy_bytes);
-	EXPECT_EQ(0, st.pages_pinned_total);
-	zc_unmap(buf, 16 * KB);
+TEST_F(tx, send_more_udp_gso_fixed)
+{
+	tx_corked_datagram(_metadata, &self->t, TX_CORK_FIXED);
+}
+
+TEST_F(tx, udp_more_after_users_zerocopy)
+{
+	tx_corked_datagram(_metadata, &self->t, TX_CORK_USER);
 }
 
 /*

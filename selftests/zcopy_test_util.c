@@ -1152,6 +1152,18 @@ int zc_tx_send_once(struct zc_tx *t, int zfd, int sock, struct zc_log *log,
 	return 0;
 }
 
+void zc_tx_add_sent(struct zc_tx *t, const struct zcopy_iovec *iov)
+{
+	t->hash = zc_fnv_iov(t->hash, iov, 1, iov->len);
+	t->bytes += iov->len;
+	if (t->net.type != SOCK_DGRAM)
+		return;
+	if (!t->cork_len)
+		t->cork_hash = ZC_FNV_INIT;
+	t->cork_hash = zc_fnv_iov(t->cork_hash, iov, 1, iov->len);
+	t->cork_len += iov->len;
+}
+
 int zc_tx_cork(struct zc_tx *t, bool on)
 {
 	int v = on;

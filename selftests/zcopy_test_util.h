@@ -437,6 +437,12 @@ int zc_tx_send_once(struct zc_tx *t, int zfd, int sock, struct zc_log *log,
 		    uint64_t cookie, struct zcopy_send *out);
 
 /*
+ * @iov's bytes, which the test sent on t->sock itself, are in the stream;
+ * for UDP, with MSG_MORE: in the datagram being built.
+ */
+void zc_tx_add_sent(struct zc_tx *t, const struct zcopy_iovec *iov);
+
+/*
  * Set or clear UDP_CORK on t->sock: while set, sends build one datagram,
  * which clearing it sends. 0 or -errno.
  */

@@ -299,8 +299,9 @@ struct zcopy_pool_send {
  * zcopy_completion.flags: how the bytes left, and if the stack copied some,
  * why: at send time, because the route's device lacks scatter-gather (TCP),
  * or scatter-gather or checksum offload, or the datagram needs IP
- * fragmentation or is built over several sends (UDP: ZCOPY_SEND_MORE or
- * UDP_CORK, which the module copies itself, as the stack does unless
+ * fragmentation or is built over several sends (UDP: a send with
+ * ZCOPY_SEND_MORE or UDP_CORK, or one that adds to a datagram still being
+ * built; the module copies those itself, as the stack does unless
  * UDP_SEGMENT is set); on delivery over loopback; elsewhere on the way
  * (local delivery through a virtual device such as veth, a packet tap); or
  * because a datagram spans more pieces of pages than an skb holds
