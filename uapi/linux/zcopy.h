@@ -430,7 +430,10 @@ struct zcopy_rx_desc {
  * sockmap) are refused with EOPNOTSUPP, also when the layer takes over
  * while the receive waits. Data the kernel cannot copy (the unreadable
  * frags of devmem TCP) fails with EFAULT and stays queued; what came
- * before it is received first.
+ * before it is received first. Arrays this call cannot read or write fail
+ * with EFAULT before any data is taken, but for one that another thread
+ * unmaps while the receive runs: then the data is taken, and its slots
+ * stay held, unreported, until the file is closed.
  */
 struct zcopy_recv {
 	__s32	sockfd;
