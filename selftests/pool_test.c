@@ -2648,6 +2648,53 @@ TEST_F(pool_path, udp_always_records_and_rearm)
 	records_then_no_fault(_metadata, &self->c, k, 0);
 }
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT	103
+#endif
+
+/*
+ * One datagram of two pool sends, the first with ZCOPY_SEND_MORE, on a UDP
+ * socket with UDP_SEGMENT: the module copies a corked datagram's sends
+ * (see tx_test's send_more_udp_gso), so the stack neither refuses the
+ * second nor drops the first; nothing stays held.
+ */
+TEST_F(pool_path, udp_corked_datagram_copied)
+{
+	const size_t ps = self->c.ps, len[2] = { 100, 200 };
+	const uint64_t off[2] = { 0, ps };
+	struct pt_conn *k = pt_connect(_metadata, &self->c, variant->path, variant->family,
+				       SOCK_DGRAM, NULL);
+	struct zcopy_stats st0, st;
+	uint8_t *p, whole[300];
+	int gso = 1000, i;
+
+	p = pt_map_pool(_metadata, &self->c, self->c.zfd, 2);
+	zc_fill(p, ZC_SEED(32), 2 * ps);
+	ASSERT_EQ(0, setsockopt(k->sock, IPPROTO_UDP, UDP_SEGMENT, &gso, sizeof(gso)));
+	st0 = pt_stats(_metadata, self->c.zfd, 0);
+	for (i = 0; i < 2; i++) {
+		struct zcopy_pool_send s = { 0 };
+		struct zcopy_send as;
+		int ret;
+
+		ret = zc_pool_send(self->c.zfd, k->sock, off[i], len[i],
+				   i ? 0 : ZCOPY_SEND_MORE, i, &s);
+		ASSERT_EQ(0, ret) TH_LOG("pool send %d: %s", i, strerror(-ret));
+		ASSERT_EQ(len[i], s.bytes);
+		as = (struct zcopy_send){ .cookie = i, .bytes = s.bytes, .seq = s.seq,
+					  .offset = s.stream_offset };
+		zc_log_add(&self->c.log, &as, ZCOPY_COMPL_COPIED | ZCOPY_COPIED_NOT_OFFLOADED, 1);
+		memcpy(whole + (i ? len[0] : 0), p + off[i], len[i]);
+	}
+	pt_account(k, whole, sizeof(whole));
+	pt_check_data(_metadata, k);
+	pt_check_records(_metadata, &self->c);
+	st = pt_stats(_metadata, self->c.zfd, 0);
+	EXPECT_EQ(sizeof(whole), DELTA(st, st0, pool_send_copied_bytes));
+	EXPECT_EQ(sizeof(whole), DELTA(st, st0, tx_copied_not_offloaded));
+	EXPECT_EQ(0, st.pool_pages_in_flight);
+}
+
 struct cw_shared {
 	uint8_t *pool;
 	size_t ps;
