@@ -200,7 +200,7 @@ static vm_fault_t zcopy_pool_pfn_mkwrite(struct vm_fault *vmf)
 
 	mutex_lock(&pool->lock);
 	if (pte_pfn(vmf->orig_pte) != page_to_pfn(pool->slots[idx])) {
-		/* Not the slot's page: inserts and copies exclude this, but retry afresh. */
+		/* Not the slot's page: a copy replaced it since the fault; retry afresh. */
 		zcopy_area_zap(&pool->area, idx, 1);
 		ret = VM_FAULT_NOPAGE;
 	} else {

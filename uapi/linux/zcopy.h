@@ -39,7 +39,7 @@
  *
  * ZCOPY_MMAP_POOL: the file's send pool, zeroed pages shared by the
  * application and the kernel. The first such mmap (MAP_SHARED, not
- * PROT_EXEC) creates it with the mapping's size, up to the module's
+ * PROT_EXEC, of a file opened O_RDWR) creates it with the mapping's size, up to the module's
  * max_pool_pages, charged to RLIMIT_MEMLOCK and to the caller's memory
  * cgroup; later ones map it again, no larger. The pool lives until the
  * file is closed and its last mapping is gone. Pool mappings are not
@@ -572,10 +572,14 @@ struct zcopy_forward {
  * @pool_pages:		pages in pools (now)
  * @pool_sends:		sends from a pool that moved at least one byte
  * @pool_send_bytes:	bytes they sent
- * @pool_send_copied_bytes: of which sent from a copy: sends shorter than
- *			copy_below (with a record or without) and sends
- *			with a record to a socket that may send MTU probes
- *			only, since nothing but zcopy can hold a pool page
+ * @pool_send_copied_bytes: of which sent from a copy that zcopy made
+ *			before taking the pages: sends shorter than
+ *			copy_below (with a record or without), sends with
+ *			a record to a socket that may send MTU probes, and
+ *			sends into a corked UDP datagram. Copies made later
+ *			(by the stack, or by zcopy at the send because the
+ *			socket started probing or corking since) count in
+ *			tx_copied_* only
  * @cow_copies:		pool pages copied because written while held
  * @write_faults:	writes to pool pages that took a fault (the first
  *			touch of each page is one)
