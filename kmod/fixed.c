@@ -257,8 +257,7 @@ static int zcopy_fixed_submit(struct zcopy_file *zf, struct zcopy_tx_args *ta,
  * bytes) from the registered buffer at @index. With @copy (why, from
  * zcopy_send_copies(): a short send, or a batch's run of them, a socket
  * that may send MTU probes, a corked datagram) the bytes are copied from
- * the buffer's pages,
- * as any such send is.
+ * the buffer's pages, as any such send is.
  */
 int zcopy_send_fixed(struct zcopy_file *zf, struct zcopy_tx_args *ta, u32 index,
 		     const struct zcopy_iovec *iov, unsigned int nr_iov,

@@ -12,8 +12,8 @@
  * unless it is one of ours: that stays, a spare that a later copy fills if
  * nothing else holds it by then, so that a stream that is all copies (any
  * sender over a NIC without header split) does not allocate and clear a
- * page for each. Should an insert fail, the area's ->fault maps
- * the slot on first touch: data taken from the socket is never lost.
+ * page for each. Should an insert fail, the area's ->fault maps the slot
+ * on first touch: data taken from the socket is never lost.
  *
  * The mappings are read-only, as TCP_ZEROCOPY_RECEIVE's are: the pages may
  * be shared with their sender, whose pool copies them on write.
@@ -644,9 +644,9 @@ static int zcopy_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
 /*
  * Map the slots just filled, in runs of consecutive slots. None has a PTE
  * (releasing or emptying a slot zaps it under the area's lock), so an
- * insert finds a page in place only if that invariant broke:
- * zap it and insert again. What still fails (no memory for a page table)
- * is mapped by ->fault on first touch.
+ * insert finds a page in place only if that invariant broke: zap it and
+ * insert again. What still fails (no memory for a page table) is mapped
+ * by ->fault on first touch.
  */
 static void zcopy_rx_map(struct zcopy_rx_area *area, struct vm_area_struct *vma,
 			 const struct zcopy_rx_desc *desc, unsigned int nr)
@@ -1079,7 +1079,7 @@ static int zcopy_rx_release(struct zcopy_rx_area *area, u64 *offs, unsigned int 
 			;
 		zcopy_area_zap(&area->area, first, run);
 	}
-	/* Spares last first, so that copies take them in ascending runs. */
+	/* In descending order: copies then take the spares in ascending runs. */
 	for (i = n; i-- > 0;) {
 		idx = offs[i] >> PAGE_SHIFT;
 		slot = &area->slots[idx];
