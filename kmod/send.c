@@ -753,7 +753,7 @@ static bool zcopy_tcp_may_probe(const struct sock *sk)
 
 /*
  * Whether a send on @sk goes into a UDP datagram built over several sends:
- * one is pending, or this send starts one (MSG_MORE, @more, or UDP_CORK).
+ * one is pending, or this send starts one (@more for MSG_MORE, or UDP_CORK).
  * The datagram's skb would hold its first send's ubuf, and a later send
  * with another ubuf is refused (-EINVAL from __ip_append_data()), which
  * also drops the datagram built so far. Without UDP_SEGMENT the stack
@@ -938,7 +938,7 @@ static int zcopy_tx_sendmsg(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 	else if (zcopy_tcp_may_probe(sock->sk))
 		tx->why = ZCOPY_COPIED_MTU_PROBING;
 
-	/* A corked datagram's pages are then copied: the record says so. */
+	/* Without a ubuf the stack copies them: see zcopy_tx_outcome(). */
 	if ((tx->why & ZCOPY_COPIED_AT_SEND) ||
 	    zcopy_udp_corks(sock->sk, msg.msg_flags & MSG_MORE)) {
 		msg.msg_flags &= ~MSG_ZEROCOPY;
