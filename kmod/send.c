@@ -80,7 +80,8 @@ const struct zcopy_tx_ledger zcopy_send_ledger = {
 };
 
 /* Why the module itself copies a send's pages when it makes the send. */
-#define ZCOPY_COPIED_AT_SEND	(ZCOPY_COPIED_FRAGS | ZCOPY_COPIED_MTU_PROBING)
+#define ZCOPY_COPIED_AT_SEND	(ZCOPY_COPIED_FRAGS | ZCOPY_COPIED_MTU_PROBING | \
+				 ZCOPY_COPIED_NOT_OFFLOADED)
 
 /*
  * The counter of @l that bytes copied for the ZCOPY_COPIED_* reason in
@@ -768,20 +769,29 @@ static bool zcopy_udp_corks(const struct sock *sk, bool more)
 }
 
 /*
+ * Why a send on @sk, with MSG_MORE if @more, must be copied whatever its
+ * length: ZCOPY_COPIED_MTU_PROBING or, for a corked datagram,
+ * ZCOPY_COPIED_NOT_OFFLOADED; or 0.
+ */
+static u32 zcopy_sock_copies(const struct sock *sk, bool more)
+{
+	if (zcopy_tcp_may_probe(sk))
+		return ZCOPY_COPIED_MTU_PROBING;
+	if (zcopy_udp_corks(sk, more))
+		return ZCOPY_COPIED_NOT_OFFLOADED;
+	return 0;
+}
+
+/*
  * Why a send of @len bytes with ZCOPY_SEND_* @flags on @sock is copied
  * rather than sent as pages that come back when the stack lets go of them:
- * ZCOPY_COPIED_SMALL, ZCOPY_COPIED_MTU_PROBING or, for a corked datagram,
- * ZCOPY_COPIED_NOT_OFFLOADED; or 0 if it is not.
+ * ZCOPY_COPIED_SMALL, or zcopy_sock_copies()'s reason; 0 if it is not.
  */
 u32 zcopy_send_copies(struct socket *sock, size_t len, u32 flags)
 {
 	if (len < READ_ONCE(copy_below))
 		return ZCOPY_COPIED_SMALL;
-	if (zcopy_tcp_may_probe(sock->sk))
-		return ZCOPY_COPIED_MTU_PROBING;
-	if (zcopy_udp_corks(sock->sk, flags & ZCOPY_SEND_MORE))
-		return ZCOPY_COPIED_NOT_OFFLOADED;
-	return 0;
+	return zcopy_sock_copies(sock->sk, flags & ZCOPY_SEND_MORE);
 }
 
 /* How many of a run's sends @bytes reach, the last maybe in part. */
@@ -919,9 +929,9 @@ static void zcopy_tx_trim(struct zcopy_tx *tx, const struct bio_vec *bvec, size_
 /*
  * Hand the pages to the socket; returns bytes sent or an error. A datagram
  * of more pieces of pages than an skb holds (MAX_SKB_FRAGS) is sent by
- * copying them, and so is a send to a TCP socket that may send MTU probes
- * or a corked datagram (a forward's; other sources copy before they take
- * their pages, but the socket may have changed since). The record says why.
+ * copying them, and so is a send that zcopy_sock_copies() copies (a
+ * forward's; other sources copy before they take their pages, but the
+ * socket may have changed since). The record says why.
  */
 static int zcopy_tx_sendmsg(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 {
@@ -931,16 +941,17 @@ static int zcopy_tx_sendmsg(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 		.msg_ubuf = &tx->ubuf,
 	};
 	struct ubuf_info *joined = NULL;
+	u32 copy;
 	int ret;
 
 	if (sock->type == SOCK_DGRAM && tx->nr_pages > MAX_SKB_FRAGS)
-		tx->why = ZCOPY_COPIED_FRAGS;
-	else if (zcopy_tcp_may_probe(sock->sk))
-		tx->why = ZCOPY_COPIED_MTU_PROBING;
+		copy = ZCOPY_COPIED_FRAGS;
+	else
+		copy = zcopy_sock_copies(sock->sk, msg.msg_flags & MSG_MORE);
 
-	/* Without a ubuf the stack copies them: see zcopy_tx_outcome(). */
-	if ((tx->why & ZCOPY_COPIED_AT_SEND) ||
-	    zcopy_udp_corks(sock->sk, msg.msg_flags & MSG_MORE)) {
+	/* Without a ubuf the stack copies the pages; the record says why. */
+	if (copy) {
+		tx->why = copy;
 		msg.msg_flags &= ~MSG_ZEROCOPY;
 		msg.msg_ubuf = NULL;
 	} else {

@@ -270,7 +270,7 @@ struct zcopy_tx;
  * @zerocopy:	completed bytes that left without a copy
  * @copied:	completed bytes the stack copied, and of those, copied
  * @not_offloaded: ... at send time, or by the module: a datagram of too many
- *		pieces, a socket that may send MTU probes
+ *		pieces, a socket that may send MTU probes, a corked datagram
  * @loopback:	... on loopback
  * @stack:	... elsewhere in the stack
  * @small:	... by the module, the send being short

@@ -236,7 +236,7 @@ const struct zc_counter zc_counters[] = {
 	COUNTER(send_completions, "sends the stack let go of", 0),
 	COUNTER(tx_zerocopy_bytes, "bytes sent without a copy", 0),
 	COUNTER(tx_copied_bytes, "bytes the stack copied", 0),
-	COUNTER(tx_copied_not_offloaded, "  at send: no offload, FRAGS, MTU probes", 0),
+	COUNTER(tx_copied_not_offloaded, "  at send: no offload, FRAGS, probes, cork", 0),
 	COUNTER(tx_copied_loopback, "  delivered over loopback", 0),
 	COUNTER(tx_copied_stack, "  elsewhere on the way", 0),
 	COUNTER(sends_in_flight, "sends in flight (now)", 1),
