@@ -1051,10 +1051,6 @@ TEST_F(fwd1, datagrams_in_and_out)
 	close(orx);
 }
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT	103
-#endif
-
 /*
  * Two received datagrams forwarded as one (ZCOPY_SEND_MORE) to a UDP socket
  * with UDP_SEGMENT: the stack would refuse the second piece's ubuf and drop

@@ -2648,10 +2648,6 @@ TEST_F(pool_path, udp_always_records_and_rearm)
 	records_then_no_fault(_metadata, &self->c, k, 0);
 }
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT	103
-#endif
-
 /*
  * One datagram of two pool sends, the first with ZCOPY_SEND_MORE, on a UDP
  * socket with UDP_SEGMENT: the module copies a corked datagram's sends

@@ -793,10 +793,6 @@ TEST_F(tx, send_more_flag)
 	zc_unmap(buf, 16 * KB);
 }
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT	103
-#endif
-
 /* How a test builds one UDP datagram from two sends. */
 enum tx_cork {
 	TX_CORK_MORE,		/* the first send with ZCOPY_SEND_MORE */

@@ -1104,6 +1104,20 @@ static void zc_tx_end_dgram(struct zc_tx *t)
 	}
 }
 
+/* @bytes of @iov are in the stream, and for UDP in the datagram being built. */
+static void zc_tx_account(struct zc_tx *t, const struct zcopy_iovec *iov, uint32_t n,
+			  uint64_t bytes)
+{
+	t->hash = zc_fnv_iov(t->hash, iov, n, bytes);
+	t->bytes += bytes;
+	if (t->net.type != SOCK_DGRAM)
+		return;
+	if (!t->cork_len)
+		t->cork_hash = ZC_FNV_INIT;
+	t->cork_hash = zc_fnv_iov(t->cork_hash, iov, n, bytes);
+	t->cork_len += bytes;
+}
+
 int zc_tx_send_once(struct zc_tx *t, int zfd, int sock, struct zc_log *log,
 		    const struct zcopy_iovec *iov, uint32_t n, uint32_t flags,
 		    uint64_t cookie, struct zcopy_send *out)
@@ -1139,29 +1153,15 @@ int zc_tx_send_once(struct zc_tx *t, int zfd, int sock, struct zc_log *log,
 	log->sent[log->nsent - 1].fixed = t->fixed >= 0;
 	/* The module copies a corked datagram's sends itself. */
 	log->sent[log->nsent - 1].unpinned = corked;
-	t->hash = zc_fnv_iov(t->hash, iov, n, s.bytes);
-	t->bytes += s.bytes;
-	if (udp) {
-		if (!t->cork_len)
-			t->cork_hash = ZC_FNV_INIT;
-		t->cork_hash = zc_fnv_iov(t->cork_hash, iov, n, s.bytes);
-		t->cork_len += s.bytes;
-		if (!more)
-			zc_tx_end_dgram(t);
-	}
+	zc_tx_account(t, iov, n, s.bytes);
+	if (udp && !more)
+		zc_tx_end_dgram(t);
 	return 0;
 }
 
 void zc_tx_add_sent(struct zc_tx *t, const struct zcopy_iovec *iov)
 {
-	t->hash = zc_fnv_iov(t->hash, iov, 1, iov->len);
-	t->bytes += iov->len;
-	if (t->net.type != SOCK_DGRAM)
-		return;
-	if (!t->cork_len)
-		t->cork_hash = ZC_FNV_INIT;
-	t->cork_hash = zc_fnv_iov(t->cork_hash, iov, 1, iov->len);
-	t->cork_len += iov->len;
+	zc_tx_account(t, iov, 1, iov->len);
 }
 
 int zc_tx_cork(struct zc_tx *t, bool on)

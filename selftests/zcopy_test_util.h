@@ -43,6 +43,11 @@
 
 #define ZC_U64(x)	((unsigned long long)(x))
 
+/* UDP GSO's socket option (linux/udp.h), for C libraries without it. */
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT	103
+#endif
+
 /* ---- time, checksums, PRNG ---- */
 
 int64_t zc_now_ms(void);
