@@ -25,6 +25,9 @@
  * owner reads the record, in one batch (zcopy_pool_rearm(), from read(2)):
  * an application that rewrites only buffers whose record it has read takes
  * neither a fault nor a copy. No completion path touches an mm or waits.
+ * A page is written in place only while the pool alone holds it, though:
+ * the stack may keep one past the send's completion (see
+ * zcopy_slot_shared()), and a write to it copies as if it were held.
  *
  * Lock order: mmap_lock, pool->lock, i_mmap_rwsem, PTE lock.
  */
@@ -101,6 +104,23 @@ static bool zcopy_slot_held(struct zcopy_pool *pool, unsigned long idx)
 	return pool->sending[idx] || test_bit(idx, pool->given);
 }
 
+/*
+ * Whether slot @idx's page may have readers besides the pool, which a
+ * write in place would change: while a send holds it, and while anyone
+ * else has a reference. The stack can keep a page after the last skb of
+ * its send let go: from 6.5 a TCP MTU probe takes the pages of the skbs it
+ * merges, but not their ubuf_info, and frees them (see compat.h), and the
+ * send completes while the probe, or a receiver on this machine, still has
+ * the pages. Nobody can take a new reference meanwhile: the mapping is
+ * VM_PFNMAP, and sends take theirs under the pool lock. A send that
+ * copies holds its references only while it runs, and a write then copies
+ * too, as anonymous memory's COW does for a page with extra references.
+ */
+static bool zcopy_slot_shared(struct zcopy_pool *pool, unsigned long idx)
+{
+	return zcopy_slot_held(pool, idx) || page_ref_count(pool->slots[idx]) != 1;
+}
+
 /* Count slot @idx held, when it was not (@was_held) and is now, or back. */
 static void zcopy_pool_account(struct zcopy_pool *pool, unsigned long idx, bool was_held)
 {
@@ -123,13 +143,15 @@ static pgprot_t zcopy_pool_prot(struct vm_area_struct *vma, bool write)
 }
 
 /*
- * Give held slot @idx a copy of its page; the send keeps the original.
- * The slot is zapped before the copy is made: a write through another
- * mapping of the pool faults from then on, and waits for our lock.
+ * Give shared slot @idx a copy of its page; the send, or whoever else has
+ * it, keeps the original. The slot is zapped before the copy is made: a
+ * write through another mapping of the pool faults from then on, and
+ * waits for our lock.
  */
 static struct page *zcopy_pool_cow(struct zcopy_pool *pool, unsigned long idx)
 {
 	struct page *old = pool->slots[idx], *new;
+	bool was_held;
 
 	lockdep_assert_held(&pool->lock);
 	new = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT);
@@ -138,18 +160,19 @@ static struct page *zcopy_pool_cow(struct zcopy_pool *pool, unsigned long idx)
 	zcopy_area_zap(&pool->area, idx, 1);
 	copy_highpage(new, old);
 
+	was_held = zcopy_slot_held(pool, idx);
 	pool->slots[idx] = new;
 	pool->sending[idx] = 0;
 	__clear_bit(idx, pool->given);
 	__clear_bit(idx, pool->rearm);
-	zcopy_pool_account(pool, idx, true);
+	zcopy_pool_account(pool, idx, was_held);
 	put_page(old);
 	zcopy_count(pool->area.zf, ZC_COW_COPIES, 1);
 	return new;
 }
 
 /*
- * Map slot @idx's page at @vmf's address, writable when @write: a held
+ * Map slot @idx's page at @vmf's address, writable when @write: a shared
  * page gets its copy first.
  */
 static vm_fault_t zcopy_pool_insert(struct zcopy_pool *pool, struct vm_fault *vmf,
@@ -158,7 +181,7 @@ static vm_fault_t zcopy_pool_insert(struct zcopy_pool *pool, struct vm_fault *vm
 	struct page *page = pool->slots[idx];
 
 	lockdep_assert_held(&pool->lock);
-	if (write && zcopy_slot_held(pool, idx)) {
+	if (write && zcopy_slot_shared(pool, idx)) {
 		page = zcopy_pool_cow(pool, idx);
 		if (!page)
 			return VM_FAULT_OOM;
@@ -233,7 +256,7 @@ static int zcopy_pool_access(struct vm_area_struct *vma, unsigned long addr,
 
 	mutex_lock(&pool->lock);
 	page = pool->slots[idx];
-	if (write && zcopy_slot_held(pool, idx)) {
+	if (write && zcopy_slot_shared(pool, idx)) {
 		page = zcopy_pool_cow(pool, idx);
 		if (!page) {
 			mutex_unlock(&pool->lock);
@@ -360,7 +383,8 @@ static struct zcopy_pool *zcopy_file_pool(struct zcopy_file *zf)
  * and will write to them next. One batch under one lock, in the caller's
  * own address space: each run of such slots is zapped there (the caller
  * may have read them since, mapping them read-only) and inserted
- * writable. A slot held again is left to fault as usual.
+ * writable. A slot held again, or whose page the stack still has, is left
+ * to fault as usual.
  */
 void zcopy_pool_rearm(struct zcopy_file *zf)
 {
@@ -384,7 +408,7 @@ void zcopy_pool_rearm(struct zcopy_file *zf)
 		addr = vma->vm_start + (start << PAGE_SHIFT);
 		zap_vma_ptes(vma, addr, (idx - start) << PAGE_SHIFT);
 		for (; start < idx; start++, addr += PAGE_SIZE) {
-			if (zcopy_slot_held(pool, start))
+			if (zcopy_slot_shared(pool, start))
 				continue;
 			if (vmf_insert_pfn_prot(vma, addr, page_to_pfn(pool->slots[start]),
 						prot) == VM_FAULT_NOPAGE)

@@ -2383,6 +2383,121 @@ TEST_F_TIMEOUT(pool_mtu_probe, rewrite_after_record, 120)
 		TH_LOG("TCP sent no MTU probe: the test proves nothing");
 }
 
+/*
+ * Sends that the module did not copy, made while the sysctl was 0, still
+ * queued when it is set to 1 and a black hole makes TCP turn probing on
+ * (after tcp_retries1 timeouts, 0 here). From 6.5 the probes
+ * then take pages of those sends, which complete while the receiver, which
+ * reads nothing yet, keeps the probes' pages: the pool must not map them
+ * writable again, and a write must copy. The black hole is netem dropping
+ * every packet: TCP sees its segments sent, and times out.
+ */
+FIXTURE(pool_probe_later)
+{
+	struct pt_ctx c;
+	long saved_probing;	/* >= 0: restore at teardown */
+	long saved_retries1;	/* >= 0: restore at teardown */
+	bool black_hole;	/* veth0's netem drops everything */
+};
+
+FIXTURE_SETUP(pool_probe_later)
+{
+	const char *why = pt_setup(_metadata, &self->c);
+
+	self->saved_probing = -1;
+	self->saved_retries1 = -1;
+	self->black_hole = false;
+	if (why)
+		SKIP(return, "%s", why);
+	if (zc_path_missing(ZC_VETH))
+		SKIP(return, "%s", zc_path_missing(ZC_VETH));
+	ASSERT_EQ(0, zc_mtu_probing_read(&self->saved_probing));
+	ASSERT_EQ(0, zc_ipv4_sysctl_read("tcp_retries1", &self->saved_retries1));
+	ASSERT_EQ(0, zc_mtu_probing_write(0));
+}
+
+/* Drop every packet that leaves over @dev, or no longer: 0 or the failing status. */
+static int pt_black_hole(const char *dev, bool on)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), on ? "/usr/bin/tc qdisc replace dev %s root netem loss 100%%" :
+		 "/usr/bin/tc qdisc del dev %s root", dev);
+	return system(cmd);
+}
+
+FIXTURE_TEARDOWN(pool_probe_later)
+{
+	if (self->black_hole)
+		pt_black_hole(zc_path_dev(ZC_VETH), false);
+	pt_teardown(_metadata, &self->c);
+	if (self->saved_probing >= 0)
+		zc_mtu_probing_write(self->saved_probing);
+	if (self->saved_retries1 >= 0)
+		zc_ipv4_sysctl_write("tcp_retries1", self->saved_retries1);
+}
+
+static unsigned int pt_snd_mss(struct __test_metadata *_metadata, int sock)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	EXPECT_EQ(0, getsockopt(sock, IPPROTO_TCP, TCP_INFO, &ti, &len));
+	return ti.tcpi_snd_mss;
+}
+
+TEST_F_TIMEOUT(pool_probe_later, write_after_record_copies, 120)
+{
+	const size_t ps = self->c.ps, npages = 256, chunk = 16 * 1024;
+	struct pt_conn_opts o = { .hold = true, .rcvbuf = 4 << 20, .sndbuf = 4 << 20 };
+	struct zcopy_stats st0, st;
+	unsigned int mss;
+	long long probes;
+	struct pt_conn *k;
+	int64_t end;
+	size_t off;
+	uint8_t *p;
+
+	p = pt_map_pool(_metadata, &self->c, self->c.zfd, npages);
+	zc_fill(p, ZC_SEED(13), npages * ps);
+	probes = zc_tcpext("TCPMTUPSuccess") + zc_tcpext("TCPMTUPFail");
+	k = pt_connect(_metadata, &self->c, ZC_VETH, AF_INET, SOCK_STREAM, &o);
+	mss = pt_snd_mss(_metadata, k->sock);
+	ASSERT_EQ(0, pt_black_hole(zc_path_dev(ZC_VETH), true));
+	self->black_hole = true;
+
+	st0 = pt_stats(_metadata, self->c.zfd, 0);
+	for (off = 0; off < npages * ps; off += chunk)
+		ASSERT_EQ(0, pt_send(&self->c, k, p, off, chunk, NOTIFY, off, NULL, NULL));
+	st = pt_stats(_metadata, self->c.zfd, 0);
+	ASSERT_EQ(0, DELTA(st, st0, pool_send_copied_bytes))
+		TH_LOG("sends made before the socket could probe were copied");
+	/* A send whose skbs a probe took completes as if sent uncopied. */
+	for (off = 0; off < self->c.log.nsent; off++)
+		self->c.log.sent[off].eflags = 0;
+
+	ASSERT_EQ(0, zc_ipv4_sysctl_write("tcp_retries1", 0));
+	ASSERT_EQ(0, zc_mtu_probing_write(1));
+	/* Probing starts at the search's low end, below the MSS so far. */
+	end = zc_now_ms() + 10000;
+	while (pt_snd_mss(_metadata, k->sock) >= mss && zc_now_ms() < end)
+		zc_sleep_ms(20);
+	ASSERT_GT(mss, pt_snd_mss(_metadata, k->sock)) TH_LOG("no black hole found in 10 s");
+	ASSERT_EQ(0, pt_black_hole(zc_path_dev(ZC_VETH), false));
+	self->black_hole = false;
+
+	pt_check_records(_metadata, &self->c);
+	memset(p, 0xee, npages * ps);
+	pt_check_data(_metadata, k);
+	EXPECT_LT(0, zc_tcpext("TCPMTUPSuccess") + zc_tcpext("TCPMTUPFail") - probes)
+		TH_LOG("TCP sent no MTU probe: the test proves nothing");
+	st = pt_stats(_metadata, self->c.zfd, 0);
+	/* Before 6.5 the probes copied, and every page could be rewritten in place. */
+	if (!zc_kernel_before(6, 5))
+		EXPECT_LT(0, DELTA(st, st0, cow_copies))
+			TH_LOG("no page that a probe kept was written: the test proves nothing");
+}
+
 /* ---- Over each path: sends with and without records, concurrent writers ---- */
 
 FIXTURE(pool_path)

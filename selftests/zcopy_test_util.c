@@ -331,6 +331,22 @@ int zc_mtu_probing_write(long val)
 	return zc_long_write(ZC_MTU_PROBING, val);
 }
 
+int zc_ipv4_sysctl_read(const char *name, long *val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/%s", name);
+	return zc_long_read(path, val);
+}
+
+int zc_ipv4_sysctl_write(const char *name, long val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/%s", name);
+	return zc_long_write(path, val);
+}
+
 /* Whether TCP sockets on @net may send MTU probes. */
 static bool zc_tcp_may_probe(const struct zc_net *net)
 {

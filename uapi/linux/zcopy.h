@@ -61,7 +61,10 @@
  * completion record until the stack has let go of it (the record), by a
  * send by reference for good, as the receiver may keep the very page.
  * Any write to a held page, by any of the ways above, lands in a fresh
- * copy mapped at the same address: the page in flight never changes.
+ * copy mapped at the same address: the page in flight never changes. So
+ * does a write to a page the stack still has after the record came: from
+ * Linux 6.5 a TCP MTU probe can keep the pages of the sends it merged
+ * (see ZCOPY_COPIED_MTU_PROBING), and the write is counted in cow_copies.
  */
 #define ZCOPY_MMAP_POOL		0x00000000ULL
 
@@ -317,7 +320,10 @@ struct zcopy_pool_send {
  * tx_copied_not_offloaded (fwd_copied_not_offloaded for a forward). Pool
  * sends by reference give their pages for good and are not copied. Before
  * 6.5 a probe copies, and sends leave zero-copy. Sends queued while the
- * sysctl was 0 are not protected if it is set later: set it before
+ * sysctl was 0 are not copied if it is set later, and may be probed: the
+ * pool then copies a page on the write after the record (see
+ * ZCOPY_MMAP_POOL), but pinned and registered memory is the application's
+ * own, and a write after the record reaches the probe. Set it before
  * connecting.
  *
  * ZCOPY_COPIED_SMALL: the module copied the send itself, as write(2)
@@ -580,7 +586,8 @@ struct zcopy_forward {
  *			(by the stack, or by zcopy at the send because the
  *			socket started probing or corking since) count in
  *			tx_copied_* only
- * @cow_copies:		pool pages copied because written while held
+ * @cow_copies:		pool pages copied because written while held, or
+ *			while the stack still had them
  * @write_faults:	writes to pool pages that took a fault (the first
  *			touch of each page is one)
  * @pages_rearmed:	pool pages mapped writable again when their records
