@@ -737,7 +737,9 @@ void zcopy_bvec_put(struct bio_vec *bvec, const struct bio_vec *fast)
  * the probe still carries them, to a receiver on this machine that keeps
  * them, or on the wire again. A socket probes from connect() with
  * net.ipv4.tcp_mtu_probing 2, and after a black hole with 1; with 0 it
- * cannot start later.
+ * cannot start until the sysctl is set. Sends made before then are not
+ * copied: a pool page the stack keeps past its record is copied on write
+ * (zcopy_slot_shared()), but the application's own memory is its own.
  */
 static bool zcopy_tcp_may_probe(const struct sock *sk)
 {

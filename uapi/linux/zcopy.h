@@ -140,7 +140,12 @@ struct zcopy_iovec {
  * A send shorter than copy_below bytes is copied instead, whatever memory
  * it names, and its record (ZCOPY_COPIED_SMALL) is queued at once.
  * On success the ioctl returns 0; when nothing was sent, it fails with the
- * socket's error (EAGAIN, EPIPE, ...) and no record follows.
+ * socket's error (EAGAIN, EPIPE, ...) and no record follows. One case
+ * fails after sending: the results cannot be written back because another
+ * thread unmapped or write-protected this struct while the call ran (it is
+ * checked writable first). The call then fails with EFAULT, and the
+ * record still comes, for a seq the application did not learn. The same
+ * holds for ZCOPY_IOC_POOL_SEND and ZCOPY_IOC_FORWARD.
  */
 struct zcopy_send {
 	__s32	sockfd;
@@ -284,7 +289,7 @@ struct zcopy_unregister {
  * it copies it. With records, reading them maps the pages they cover
  * writable again where the reader maps the pool: an application that
  * rewrites only pages whose record it has read takes neither a copy nor
- * a fault.
+ * a fault, unless the stack still has a page (see ZCOPY_MMAP_POOL).
  */
 struct zcopy_pool_send {
 	__s32	sockfd;
