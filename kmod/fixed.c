@@ -41,10 +41,15 @@ struct zcopy_fixed {
 	struct page		*pages[];
 };
 
+/*
+ * In process context: a buffer may have max_fd_pages pages to unpin, too
+ * many for where the stack lets go of a send (zcopy_fixed_release_atomic()).
+ */
 static void zcopy_fixed_free(struct kref *ref)
 {
 	struct zcopy_fixed *buf = container_of(ref, struct zcopy_fixed, ref);
 
+	might_sleep();
 	unpin_user_pages(buf->pages, buf->nr_pages);
 	zcopy_file_uncharge(buf->zf, buf->nr_pages);
 	zcopy_count_pinned(buf->zf, -(long)buf->nr_pages);
@@ -196,18 +201,37 @@ static void zcopy_fixed_trim(struct zcopy_tx *tx, unsigned int keep)
 {
 }
 
+/*
+ * Where the stack let go of the send, with bottom halves off: drop its
+ * reference to the buffer, unless it is the last, which unpins the whole
+ * buffer (an unregistered one, or one of a closed file). That is left to
+ * the worker, as io_uring unmaps its buffers in task context, and the
+ * send's record comes after it: the pages are free when it says so.
+ * Nobody takes a reference once the count is down to ours.
+ */
+static bool zcopy_fixed_release_atomic(struct zcopy_tx *tx)
+{
+	struct zcopy_fixed_tx *ftx = tx->priv;
+
+	if (!refcount_dec_not_one(&ftx->buf->ref.refcount))
+		return false;
+	ftx->buf = NULL;
+	return true;
+}
+
 static void zcopy_fixed_release(struct zcopy_tx *tx, bool sent)
 {
 	struct zcopy_fixed_tx *ftx = tx->priv;
 
-	zcopy_fixed_put(ftx->buf);
+	if (ftx->buf)
+		zcopy_fixed_put(ftx->buf);
 }
 
 static const struct zcopy_tx_ops zcopy_fixed_ops = {
 	.ledger		= &zcopy_send_ledger,
 	.trim		= zcopy_fixed_trim,
 	.release	= zcopy_fixed_release,
-	.atomic		= true,
+	.release_atomic	= zcopy_fixed_release_atomic,
 };
 
 /*

@@ -14,9 +14,9 @@
  * tap). After the last reference, the source releases the pages, and the
  * send counts how they left and queues the record, if it has one: there
  * and then, with bottom halves off, as MSG_ZEROCOPY completes, for a
- * source whose release does not sleep (pinned pages, a registered
- * buffer); else from a work item, one for all the sends that completed
- * meanwhile, as an ACK frees many skbs at once.
+ * source whose release does not sleep (pinned pages, a registered buffer
+ * but for its last reference); else from a work item, one for all the
+ * sends that completed meanwhile, as an ACK frees many skbs at once.
  */
 
 #include <linux/bottom_half.h>
@@ -234,14 +234,20 @@ static bool zcopy_tx_can_disable_bh(void)
 	return !in_hardirq() && !in_nmi() && !irqs_disabled();
 }
 
-/* Whether releasing @head's chain may sleep: a source's release would. */
+/*
+ * Whether releasing @head's chain, with bottom halves off, must wait for
+ * the worker: a source's release may sleep, or would do too much there.
+ */
 static bool zcopy_tx_release_sleeps(struct zcopy_tx *head)
 {
 	struct zcopy_tx *tx;
 
-	for (tx = head; tx; tx = tx->next)
-		if (!tx->ops->atomic && !tx->dropped)
+	for (tx = head; tx; tx = tx->next) {
+		if (tx->dropped)
+			continue;
+		if (tx->ops->release_atomic ? !tx->ops->release_atomic(tx) : !tx->ops->atomic)
 			return true;
+	}
 	return false;
 }
 

@@ -299,11 +299,16 @@ extern const struct zcopy_tx_ledger zcopy_send_ledger;
  *		bottom halves off if @atomic
  * @atomic:	@release neither sleeps nor takes a lock that a softirq may
  *		not: it runs where the stack lets go, without the worker
+ * @release_atomic: for a source whose release is light but for a last
+ *		reference, asked instead of @atomic, once, with bottom halves
+ *		off: let go of what may be let go of there, and say whether
+ *		@release may run there too (else it runs from the worker)
  */
 struct zcopy_tx_ops {
 	const struct zcopy_tx_ledger	*ledger;
 	void	(*trim)(struct zcopy_tx *tx, unsigned int keep);
 	void	(*release)(struct zcopy_tx *tx, bool sent);
+	bool	(*release_atomic)(struct zcopy_tx *tx);
 	bool	atomic;
 };
 

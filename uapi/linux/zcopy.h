@@ -243,7 +243,8 @@ struct zcopy_register {
  * @reserved:	must be zero
  *
  * The index is free at once; the pages stay pinned until the sends in
- * flight from the buffer have completed.
+ * flight from the buffer have completed, and are unpinned before the last
+ * of their records is queued.
  */
 struct zcopy_unregister {
 	__u32	index;
