@@ -113,8 +113,10 @@ static bool zcopy_slot_held(struct zcopy_pool *pool, unsigned long idx)
  * send completes while the probe, or a receiver on this machine, still has
  * the pages. Nobody can take a new reference meanwhile: the mapping is
  * VM_PFNMAP, and sends take theirs under the pool lock. A send that
- * copies holds its references only while it runs, and a write then copies
- * too, as anonymous memory's COW does for a page with extra references.
+ * copies holds its references only while it runs, zapping nothing: a
+ * write that faults meanwhile copies too, as anonymous memory's COW does
+ * for a page with extra references, and one through a writable PTE lands
+ * in place, as under write(2).
  */
 static bool zcopy_slot_shared(struct zcopy_pool *pool, unsigned long idx)
 {

@@ -237,6 +237,8 @@ static bool zcopy_tx_can_disable_bh(void)
 /*
  * Whether releasing @head's chain, with bottom halves off, must wait for
  * the worker: a source's release may sleep, or would do too much there.
+ * Asking may let go of part of a send (->release_atomic()): the caller
+ * releases the chain or defers it at once.
  */
 static bool zcopy_tx_release_sleeps(struct zcopy_tx *head)
 {

@@ -300,9 +300,10 @@ extern const struct zcopy_tx_ledger zcopy_send_ledger;
  * @atomic:	@release neither sleeps nor takes a lock that a softirq may
  *		not: it runs where the stack lets go, without the worker
  * @release_atomic: for a source whose release is light but for a last
- *		reference, asked instead of @atomic, once, with bottom halves
- *		off: let go of what may be let go of there, and say whether
- *		@release may run there too (else it runs from the worker)
+ *		reference, asked instead of @atomic, at most once, with bottom
+ *		halves off: let go of what may be let go of there, and say
+ *		whether @release may run there too (else it runs from the
+ *		worker). @release runs either way, asked or not.
  */
 struct zcopy_tx_ops {
 	const struct zcopy_tx_ledger	*ledger;
