@@ -379,33 +379,14 @@ static struct zcopy_pool *zcopy_file_pool(struct zcopy_file *zf)
 	return area ? zcopy_pool(area) : NULL;
 }
 
-/*
- * Map writable, where the caller last mapped the pool, the slots that
- * completed sends have let go of: the caller has just read their records
- * and will write to them next. One batch under one lock, in the caller's
- * own address space: each run of such slots is zapped there (the caller
- * may have read them since, mapping them read-only) and inserted
- * writable. A slot held again, or whose page the stack still has, is left
- * to fault as usual.
- */
-void zcopy_pool_rearm(struct zcopy_file *zf)
+/* Map writable at @vma, a writable mapping of @pool, the slots to re-arm. */
+static unsigned long zcopy_pool_rearm_vma(struct zcopy_pool *pool, struct vm_area_struct *vma)
 {
-	struct zcopy_pool *pool = zcopy_file_pool(zf);
-	struct mm_struct *mm = current->mm;
-	unsigned long start, end, idx, addr, n = 0;
-	struct vm_area_struct *vma;
-	pgprot_t prot;
+	unsigned long start, idx, addr, n = 0;
+	unsigned long end = min(vma_pages(vma), pool->area.nr_pages);
+	pgprot_t prot = zcopy_pool_prot(vma, true);
 
-	if (!pool || !mm || bitmap_empty(pool->rearm, pool->area.nr_pages))
-		return;
-
-	mmap_read_lock(mm);
-	mutex_lock(&pool->lock);
-	vma = zcopy_area_vma(&pool->area, mm);
-	if (!vma || !(vma->vm_flags & VM_WRITE))
-		goto out_unlock;
-	prot = zcopy_pool_prot(vma, true);
-	end = min(vma_pages(vma), pool->area.nr_pages);
+	lockdep_assert_held(&pool->lock);
 	for_each_set_bitrange(start, idx, pool->rearm, end) {
 		addr = vma->vm_start + (start << PAGE_SHIFT);
 		zap_vma_ptes(vma, addr, (idx - start) << PAGE_SHIFT);
@@ -417,9 +398,36 @@ void zcopy_pool_rearm(struct zcopy_file *zf)
 				n++;
 		}
 	}
+	return n;
+}
+
+/*
+ * Map writable, where the caller last mapped the pool, the slots that
+ * completed sends have let go of: the caller has just read their records
+ * and will write to them next. One batch under one lock, in the caller's
+ * own address space: each run of such slots is zapped there (the caller
+ * may have read them since, mapping them read-only) and inserted
+ * writable. A slot held again, or whose page the stack still has, is left
+ * to fault as usual; so is every slot for a caller with no writable
+ * mapping of the pool, which gives up the batch all the same, so as not
+ * to look for its mapping again at each read.
+ */
+void zcopy_pool_rearm(struct zcopy_file *zf)
+{
+	struct zcopy_pool *pool = zcopy_file_pool(zf);
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+
+	if (!pool || !mm || bitmap_empty(pool->rearm, pool->area.nr_pages))
+		return;
+
+	mmap_read_lock(mm);
+	/* Before the pool lock: finding it may walk every VMA of @mm. */
+	vma = zcopy_area_vma(&pool->area, mm);
+	mutex_lock(&pool->lock);
+	if (vma && (vma->vm_flags & VM_WRITE))
+		zcopy_count(zf, ZC_PAGES_REARMED, zcopy_pool_rearm_vma(pool, vma));
 	bitmap_zero(pool->rearm, pool->area.nr_pages);
-	zcopy_count(zf, ZC_PAGES_REARMED, n);
-out_unlock:
 	mutex_unlock(&pool->lock);
 	mmap_read_unlock(mm);
 }

@@ -1276,6 +1276,54 @@ TEST_F(pool, fork_child_has_no_pool)
 	pt_check_data(_metadata, k);
 }
 
+/*
+ * Records read by a process with no mapping of the pool (here a child,
+ * which inherits none) map nothing there, and their pages are not mapped
+ * writable at the owner's next read either: that one re-arms what its own
+ * records cover.
+ */
+TEST_F(pool, records_read_elsewhere_rearm_nothing)
+{
+	const size_t ps = self->c.ps, n = 4;
+	struct zcopy_completion r[8];
+	struct zcopy_stats st0, st1;
+	struct pt_conn *k;
+	int status;
+	uint8_t *p;
+	pid_t pid;
+
+	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n + 1);
+	zc_fill(p, ZC_SEED(14), (n + 1) * ps);
+	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, NULL);
+	ASSERT_EQ(0, zc_pool_send(self->c.zfd, k->sock, 0, n * ps, NOTIFY, 0, NULL));
+	pt_account(k, p, n * ps);
+	ASSERT_EQ(0, zc_wait_idle(self->c.zfd, 0, 5000, &st0));
+	ASSERT_LT(0, st0.records_queued);
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(read(self->c.zfd, r, sizeof(r)) > 0 ? 0 : 1);
+	status = zc_wait_child(pid, 10000);
+	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status)) TH_LOG("child status %#x", status);
+	st1 = pt_stats(_metadata, self->c.zfd, 0);
+	EXPECT_EQ(0, st1.records_queued);
+	EXPECT_EQ(0, DELTA(st1, st0, pages_rearmed)) TH_LOG("re-armed in a child with no pool");
+
+	ASSERT_EQ(0, zc_pool_send(self->c.zfd, k->sock, n * ps, ps, NOTIFY, 1, NULL));
+	pt_account(k, p + n * ps, ps);
+	ASSERT_EQ(0, zc_wait_idle(self->c.zfd, 0, 5000, &st0));
+	ASSERT_EQ(sizeof(r[0]), read(self->c.zfd, r, sizeof(r)));
+	st1 = pt_stats(_metadata, self->c.zfd, 0);
+	/* 0 if the stack had yet to drop the page's last skb reference. */
+	EXPECT_GE(1, DELTA(st1, st0, pages_rearmed))
+		TH_LOG("the owner's read re-armed %llu pages, its record covers 1",
+		       ZC_U64(DELTA(st1, st0, pages_rearmed)));
+	pt_check_data(_metadata, k);
+}
+
 /* What a page-checking receiver found. */
 struct rw_check {
 	int64_t pages;		/* pages received */
