@@ -179,9 +179,11 @@ static const struct file_operations zcopy_fops = {
 /*
  * Who may open the device is the administrator's choice, made by a udev rule
  * (the package's gives 0666, as anyone may use MSG_ZEROCOPY). Any caller is
- * safe: it sends only on sockets it holds and pins only its own memory, and
- * every page held for it is charged to its user's RLIMIT_MEMLOCK
- * (CAP_IPC_LOCK exempt) and to its memory cgroup.
+ * safe: it sends only on sockets it holds and pins only its own memory.
+ * Every page pinned for it, and every page of its pool and receive area,
+ * is charged to its user's RLIMIT_MEMLOCK (CAP_IPC_LOCK exempt); those and
+ * the rest it makes the module allocate (records, a pool page's copy
+ * made by a write while the page is held) to its memory cgroup.
  */
 static struct miscdevice zcopy_misc = {
 	.minor	= MISC_DYNAMIC_MINOR,

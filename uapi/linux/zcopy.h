@@ -39,7 +39,8 @@
  *
  * ZCOPY_MMAP_POOL: the file's send pool, zeroed pages shared by the
  * application and the kernel. The first such mmap (MAP_SHARED, not
- * PROT_EXEC, of a file opened O_RDWR) creates it with the mapping's size, up to the module's
+ * PROT_EXEC; PROT_WRITE needs the file opened O_RDWR, as for any shared
+ * mapping) creates it with the mapping's size, up to the module's
  * max_pool_pages, charged to RLIMIT_MEMLOCK and to the caller's memory
  * cgroup; later ones map it again, no larger. The pool lives until the
  * file is closed and its last mapping is gone. Pool mappings are not
@@ -360,11 +361,12 @@ struct zcopy_pool_send {
  * @__pad:	zero
  *
  * Read from the zcopy fd with read(2), whole records only, in order of
- * @seq; the fd polls readable while records wait. Records of consecutive
- * sends with the same flags are merged, in whatever order the sends
- * complete, as long as neither has been read. Records are never dropped:
- * a send that could not be given one fails with ENOSPC (read the records
- * waiting, then retry).
+ * @seq among those waiting (a send that completes late is read after the
+ * records of later sends read before); the fd polls readable while
+ * records wait. Records of consecutive sends with the same flags are
+ * merged, in whatever order the sends complete, as long as neither has
+ * been read. Records are never dropped: a send that could not be given
+ * one fails with ENOSPC (read the records waiting, then retry).
  */
 struct zcopy_completion {
 	__u64	cookie;
@@ -561,7 +563,11 @@ struct zcopy_forward {
 };
 
 /* zcopy_stats.flags */
-#define ZCOPY_STATS_MODULE	(1U << 0)	/* totals of the module, not the fd */
+/*
+ * Totals of the module, not the fd: of every user's sends and receives,
+ * readable by anyone who may open the device, as /proc/net/netstat is.
+ */
+#define ZCOPY_STATS_MODULE	(1U << 0)
 
 /**
  * struct zcopy_stats - the ledger (ZCOPY_IOC_STATS)
