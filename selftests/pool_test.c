@@ -2417,7 +2417,7 @@ TEST_F_TIMEOUT(pool_mtu_probe, rewrite_after_record, 120)
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, npages);
 	zc_fill(p, ZC_SEED(12), npages * ps);
-	probes = zc_tcpext("TCPMTUPSuccess") + zc_tcpext("TCPMTUPFail");
+	probes = zc_tcp_mtu_probes();
 	k = pt_connect(_metadata, &self->c, ZC_VETH, AF_INET, SOCK_STREAM, &o);
 	for (off = 0; off < npages * ps; off += chunk)
 		ASSERT_EQ(0, pt_send(&self->c, k, p, off, chunk, NOTIFY, off, NULL, NULL));
@@ -2427,7 +2427,7 @@ TEST_F_TIMEOUT(pool_mtu_probe, rewrite_after_record, 120)
 	st = pt_stats(_metadata, self->c.zfd, 0);
 	if (!zc_kernel_before(6, 5))
 		EXPECT_EQ(npages * ps, st.pool_send_copied_bytes);
-	EXPECT_LT(0, zc_tcpext("TCPMTUPSuccess") + zc_tcpext("TCPMTUPFail") - probes)
+	EXPECT_LT(0, zc_tcp_mtu_probes() - probes)
 		TH_LOG("TCP sent no MTU probe: the test proves nothing");
 }
 
@@ -2508,7 +2508,7 @@ TEST_F_TIMEOUT(pool_probe_later, write_after_record_copies, 120)
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, npages);
 	zc_fill(p, ZC_SEED(13), npages * ps);
-	probes = zc_tcpext("TCPMTUPSuccess") + zc_tcpext("TCPMTUPFail");
+	probes = zc_tcp_mtu_probes();
 	k = pt_connect(_metadata, &self->c, ZC_VETH, AF_INET, SOCK_STREAM, &o);
 	mss = pt_snd_mss(_metadata, k->sock);
 	ASSERT_EQ(0, pt_black_hole(zc_path_dev(ZC_VETH), true));
@@ -2537,7 +2537,7 @@ TEST_F_TIMEOUT(pool_probe_later, write_after_record_copies, 120)
 	pt_check_records(_metadata, &self->c);
 	memset(p, 0xee, npages * ps);
 	pt_check_data(_metadata, k);
-	EXPECT_LT(0, zc_tcpext("TCPMTUPSuccess") + zc_tcpext("TCPMTUPFail") - probes)
+	EXPECT_LT(0, zc_tcp_mtu_probes() - probes)
 		TH_LOG("TCP sent no MTU probe: the test proves nothing");
 	st = pt_stats(_metadata, self->c.zfd, 0);
 	/* Before 6.5 the probes copied, and every page could be rewritten in place. */

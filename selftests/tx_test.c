@@ -1997,11 +1997,6 @@ FIXTURE_TEARDOWN(mtu_probe)
 #define MTU_PROBE_SENDS	64
 #define MTU_PROBE_CHUNK	(16 * KB)
 
-static long long mtu_probes(void)
-{
-	return zc_tcpext("TCPMTUPSuccess") + zc_tcpext("TCPMTUPFail");
-}
-
 TEST_F_TIMEOUT(mtu_probe, rewrite_after_record, 120)
 {
 	const size_t total = MTU_PROBE_SENDS * MTU_PROBE_CHUNK;
@@ -2020,7 +2015,7 @@ TEST_F_TIMEOUT(mtu_probe, rewrite_after_record, 120)
 	for (i = 0; i < MTU_PROBE_SENDS; i++)
 		iov[i] = (struct zcopy_iovec){ (uintptr_t)buf + i * MTU_PROBE_CHUNK,
 					       MTU_PROBE_CHUNK };
-	probes = mtu_probes();
+	probes = zc_tcp_mtu_probes();
 	zc_tx_start(_metadata, t, true, 4 * MB, 0, false);
 	if (variant->cleared)
 		ASSERT_EQ(0, zc_mtu_probing_write(0));
@@ -2053,7 +2048,7 @@ TEST_F_TIMEOUT(mtu_probe, rewrite_after_record, 120)
 	zc_tx_verify(_metadata, t);
 	/* Counted once the receiver has everything: probes ended by then. */
 	if (variant->mode == 2)
-		EXPECT_LT(0, mtu_probes() - probes)
+		EXPECT_LT(0, zc_tcp_mtu_probes() - probes)
 			TH_LOG("TCP sent no MTU probe: the test proves nothing");
 	zc_unmap(buf, total);
 }

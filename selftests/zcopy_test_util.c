@@ -1063,6 +1063,11 @@ long long zc_tcpext(const char *name)
 	return v;
 }
 
+long long zc_tcp_mtu_probes(void)
+{
+	return zc_tcpext("TCPMTUPSuccess") + zc_tcpext("TCPMTUPFail");
+}
+
 int zc_testmod_load(const char *params)
 {
 	int fd, ret;

@@ -397,6 +397,9 @@ bool zc_send_probe_copies(const struct zc_net *net);
 /* A TcpExt counter of /proc/net/netstat, or -1. */
 long long zc_tcpext(const char *name);
 
+/* MTU probes that TCP has sent and seen end, so far (TcpExt). */
+long long zc_tcp_mtu_probes(void);
+
 /*
  * The selftests' own module (zcopy_testmod/): it holds up returns from a
  * function (its parameter "symbol"), to open a race window wide, or makes
