@@ -316,21 +316,6 @@ static int zc_long_write(const char *path, long val)
 	return ret;
 }
 
-#define ZC_MTU_PROBING	"/proc/sys/net/ipv4/tcp_mtu_probing"
-
-static long zc_mtu_probing = -1;
-
-int zc_mtu_probing_read(long *val)
-{
-	return zc_long_read(ZC_MTU_PROBING, val);
-}
-
-int zc_mtu_probing_write(long val)
-{
-	zc_mtu_probing = -1;
-	return zc_long_write(ZC_MTU_PROBING, val);
-}
-
 int zc_ipv4_sysctl_read(const char *name, long *val)
 {
 	char path[128];
@@ -345,6 +330,19 @@ int zc_ipv4_sysctl_write(const char *name, long val)
 
 	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/%s", name);
 	return zc_long_write(path, val);
+}
+
+static long zc_mtu_probing = -1;
+
+int zc_mtu_probing_read(long *val)
+{
+	return zc_ipv4_sysctl_read("tcp_mtu_probing", val);
+}
+
+int zc_mtu_probing_write(long val)
+{
+	zc_mtu_probing = -1;
+	return zc_ipv4_sysctl_write("tcp_mtu_probing", val);
 }
 
 /* Whether TCP sockets on @net may send MTU probes. */

@@ -384,7 +384,7 @@ bool zc_kernel_before(int major, int minor);
 int zc_mtu_probing_read(long *val);
 int zc_mtu_probing_write(long val);
 
-/* Another net.ipv4 sysctl of the caller's netns, by its name: 0 or -errno. */
+/* A net.ipv4 sysctl of the caller's netns, by its name: 0 or -errno. */
 int zc_ipv4_sysctl_read(const char *name, long *val);
 int zc_ipv4_sysctl_write(const char *name, long val);
 
