@@ -143,23 +143,30 @@ long zcopy_ioctl_register(struct zcopy_file *zf, struct zcopy_register __user *u
 	buf = zcopy_fixed_pin(zf, args.addr, args.len);
 	if (IS_ERR(buf))
 		return PTR_ERR(buf);
+	/*
+	 * The table's reference; the first stays ours until the index is
+	 * written back, so that @buf is not freed and its address not reused
+	 * meanwhile.
+	 */
+	kref_get(&buf->ref);
 	ret = xa_alloc(&zf->fixed, &index, buf, XA_LIMIT(0, ZCOPY_MAX_REGISTERED - 1),
 		       GFP_KERNEL_ACCOUNT);
 	if (ret) {
 		zcopy_fixed_put(buf);
-		return ret == -EBUSY ? -ENOSPC : ret;
-	}
-	/*
-	 * Writable a moment ago; if no longer, the caller has lost the index
-	 * and the buffer goes again, as if never registered: unless another
-	 * thread, guessing the index, has unregistered it meanwhile.
-	 */
-	if (put_user(index, &uarg->index)) {
+		ret = ret == -EBUSY ? -ENOSPC : ret;
+	} else if (put_user(index, &uarg->index)) {
+		/*
+		 * Writable a moment ago; if no longer, the caller has lost the
+		 * index and the buffer goes again, as if never registered:
+		 * unless another thread, guessing the index, has unregistered
+		 * it meanwhile (and maybe registered another buffer there).
+		 */
 		if (xa_cmpxchg(&zf->fixed, index, buf, NULL, 0) == buf)
 			zcopy_fixed_put(buf);
-		return -EFAULT;
+		ret = -EFAULT;
 	}
-	return 0;
+	zcopy_fixed_put(buf);
+	return ret;
 }
 
 long zcopy_ioctl_unregister(struct zcopy_file *zf, struct zcopy_unregister __user *uarg)

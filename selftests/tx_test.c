@@ -11,6 +11,7 @@
  */
 #include <net/if.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -1267,6 +1268,146 @@ TEST(records_in_order_after_read_efault)
 	close(r.zfd);
 	free(junk);
 	zc_unmap(buf, 64 * KB);
+}
+
+struct lost_index {
+	int zfd;
+	struct zcopy_register *r;
+	int err;
+	int done;	/* an eventfd, written when the call returns */
+};
+
+static void *lost_index_main(void *arg)
+{
+	struct lost_index *l = arg;
+
+	l->err = ioctl(l->zfd, ZCOPY_IOC_REGISTER, l->r) ? errno : 0;
+	eventfd_write(l->done, 1);
+	return NULL;
+}
+
+/*
+ * The page of the next fault on @uffd; 0 if @done is written first, or
+ * nothing comes within 10 s.
+ */
+static uintptr_t uffd_next_fault(int uffd, int done)
+{
+	struct pollfd p[2] = { { .fd = uffd, .events = POLLIN },
+			       { .fd = done, .events = POLLIN } };
+	struct uffd_msg msg;
+
+	if (poll(p, 2, 10000) < 1 || !(p[0].revents & POLLIN) ||
+	    read(uffd, &msg, sizeof(msg)) != sizeof(msg) || msg.event != UFFD_EVENT_PAGEFAULT)
+		return 0;
+	return msg.arg.pagefault.address & ~(uintptr_t)(zc_page_size() - 1);
+}
+
+/*
+ * One round of register_lost_index_spares_next: 1 if the buffer that @zfd
+ * registered at index 0 while another REGISTER was failing is gone, 0 if
+ * not; -1 if the other REGISTER's pin could not wait on userfaultfd.
+ */
+static int lost_index_round(struct __test_metadata *_metadata, int zfd, char *mem)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct zcopy_unregister u = { .index = 0 };
+	struct zcopy_register next = { .addr = (uintptr_t)mem, .len = zc_page_size() };
+	struct uffdio_register reg;
+	size_t ps = zc_page_size();
+	struct uffdio_copy copy;
+	struct lost_index l;
+	pthread_t th;
+	int uffd, lost;
+	char *two;
+
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	ASSERT_LE(0, uffd);
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	/* The argument on the first page, the buffer (never touched) on the second. */
+	two = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, two);
+	l = (struct lost_index){ .zfd = zfd, .r = (struct zcopy_register *)two,
+				 .done = eventfd(0, EFD_CLOEXEC) };
+	ASSERT_LE(0, l.done);
+	*l.r = (struct zcopy_register){ .addr = (uintptr_t)two + ps, .len = ps };
+	reg = (struct uffdio_register){ .range = { (uintptr_t)two, 2 * ps },
+					.mode = UFFDIO_REGISTER_MODE_MISSING };
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	ASSERT_EQ(0, pthread_create(&th, NULL, lost_index_main, &l));
+
+	/*
+	 * Pinning the buffer: the argument's page goes, to fault again. On 6.1
+	 * a long-term pin may not let go of mmap_lock, so it cannot wait on
+	 * userfaultfd: it fails at once.
+	 */
+	if (!uffd_next_fault(uffd, l.done)) {
+		pthread_join(th, NULL);
+		ASSERT_EQ(EFAULT, l.err) TH_LOG("REGISTER neither pinned nor failed");
+		lost = -1;
+		goto out;
+	}
+	ASSERT_EQ(0, madvise(two, ps, MADV_DONTNEED));
+	copy = (struct uffdio_copy){ .dst = (uintptr_t)two + ps, .src = (uintptr_t)mem,
+				     .len = ps };
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_COPY, &copy));
+
+	/* Writing the index back: it is unregistered, and taken again. */
+	ASSERT_EQ((uintptr_t)two, uffd_next_fault(uffd, l.done)) TH_LOG("no index written back");
+	ASSERT_EQ(0, ioctl(zfd, ZCOPY_IOC_UNREGISTER, &u));
+	ASSERT_EQ(0, ioctl(zfd, ZCOPY_IOC_REGISTER, &next));
+	ASSERT_EQ(0, next.index);
+	ASSERT_EQ(0, munmap(two, ps));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_WAKE, &reg.range));
+	pthread_join(th, NULL);
+	EXPECT_EQ(EFAULT, l.err);
+
+	lost = ioctl(zfd, ZCOPY_IOC_UNREGISTER, &u) != 0;
+out:
+	close(uffd);
+	close(l.done);
+	munmap(two, 2 * ps);
+	return lost;
+}
+
+/*
+ * A REGISTER that cannot write its index back drops its buffer, and only
+ * its buffer: not the one registered at the same index meanwhile, even at
+ * the same address. The index's place is a page under userfaultfd, zapped
+ * while the buffer is pinned; the write-back waits there while this
+ * thread unregisters index 0 and registers anew (on the same CPU, so that
+ * the slab hands out the memory just freed), then the page goes and the
+ * write-back fails.
+ */
+TEST(register_lost_index_spares_next)
+{
+	struct zcopy_stats st;
+	int zfd, i, ret, lost = 0;
+	char *mem;
+
+	zfd = zc_open();
+	if (zfd < 0 && errno == ENOENT)
+		SKIP(return, ZCOPY_DEVICE " is missing: zcopy.ko is not loaded");
+	ASSERT_LE(0, zfd);
+	i = syscall(__NR_userfaultfd, O_CLOEXEC);
+	if (i < 0)
+		SKIP(return, "no userfaultfd: %s", strerror(errno));
+	close(i);
+	ASSERT_EQ(0, zc_pin_cpu(sched_getcpu()));
+	mem = zc_map(zc_page_size());
+	ASSERT_NE(NULL, mem);
+	memset(mem, 0x5a, zc_page_size());
+	for (i = 0; i < 8; i++) {
+		ret = lost_index_round(_metadata, zfd, mem);
+		if (ret < 0)
+			SKIP(goto out, "a long-term pin cannot wait on userfaultfd here");
+		lost += ret;
+	}
+	EXPECT_EQ(0, lost) TH_LOG("%d of %d rounds lost the new buffer", lost, i);
+	ASSERT_EQ(0, zc_stats(zfd, 0, &st));
+	EXPECT_EQ(0, st.pages_pinned);
+out:
+	zc_unmap(mem, zc_page_size());
+	close(zfd);
 }
 
 /*
