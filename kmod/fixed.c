@@ -80,7 +80,8 @@ static struct zcopy_fixed *zcopy_fixed_pin(struct zcopy_file *zf, u64 uaddr, u64
 {
 	unsigned long nr = DIV_ROUND_UP(offset_in_page(uaddr) + len, PAGE_SIZE);
 	struct zcopy_fixed *buf;
-	int ret, done;
+	long done;
+	int ret;
 
 	ret = zcopy_file_charge(zf, nr);
 	if (ret)
@@ -95,7 +96,7 @@ static struct zcopy_fixed *zcopy_fixed_pin(struct zcopy_file *zf, u64 uaddr, u64
 		goto err_free_buf;
 	}
 	/* The pages must stay the ones the application writes: see compat.h. */
-	done = pin_user_pages_fast(uaddr & PAGE_MASK, nr, ZCOPY_FOLL_LONGTERM_READ, buf->pages);
+	done = zcopy_pin_longterm_read(uaddr & PAGE_MASK, nr, buf->pages);
 	if (done != nr) {
 		if (done > 0)
 			unpin_user_pages(buf->pages, done);

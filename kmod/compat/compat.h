@@ -71,15 +71,50 @@ static inline bool zcopy_tcp_links_ubufs(void)
  * 6.2 made a read-only long-term pin of memory shared copy-on-write unshare
  * it first ("mm/gup: reliable R/O long-term pinning in COW mappings").
  * Before, such a pin keeps the shared page (the zero page, a private file
- * mapping's page cache) while the next write gets a new one: a pin meant
- * to follow what the application writes is made writable there, as
- * io_uring pins its fixed buffers.
+ * mapping's page cache) while the next write gets a new one: there, a pin
+ * meant to follow what the application writes is made writable in a
+ * copy-on-write mapping, as io_uring pins its fixed buffers. A shared
+ * mapping's pages are the ones written either way: pinned read-only.
+ *
+ * zcopy_pin_longterm_read() pins @nr pages from @start, long-term, to
+ * follow what the application writes there: the number pinned, or an
+ * -errno if none, as pin_user_pages_fast().
  */
 #include <linux/mm.h>
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0)
-#define ZCOPY_FOLL_LONGTERM_READ	(FOLL_LONGTERM | FOLL_WRITE)
+static inline long zcopy_pin_longterm_read(unsigned long start, unsigned long nr,
+					   struct page **pages)
+{
+	unsigned long addr = start, done = 0, n;
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	unsigned int flags;
+	long ret = -EFAULT;
+
+	mmap_read_lock(mm);
+	while (done < nr) {
+		vma = vma_lookup(mm, addr);
+		if (!vma) {
+			ret = -EFAULT;
+			break;
+		}
+		n = min(nr - done, (vma->vm_end - addr) >> PAGE_SHIFT);
+		flags = FOLL_LONGTERM | (is_cow_mapping(vma->vm_flags) ? FOLL_WRITE : 0);
+		ret = pin_user_pages(addr, n, flags, pages + done, NULL);
+		if (ret <= 0)
+			break;
+		done += ret;
+		addr += ret << PAGE_SHIFT;
+	}
+	mmap_read_unlock(mm);
+	return done ? done : ret;
+}
 #else
-#define ZCOPY_FOLL_LONGTERM_READ	FOLL_LONGTERM
+static inline long zcopy_pin_longterm_read(unsigned long start, unsigned long nr,
+					   struct page **pages)
+{
+	return pin_user_pages_fast(start, nr, FOLL_LONGTERM, pages);
+}
 #endif
 
 /* 6.3 made vma->vm_flags read-only, to be changed through these. */

@@ -213,12 +213,12 @@ struct zcopy_send_batch {
  *
  * The buffer's pages are pinned read-only and long-term, so that sends
  * carry what the application writes there later. On kernels before 6.2
- * they are pinned writable, as io_uring pins its fixed buffers there (a
- * read-only pin of memory shared copy-on-write would keep a page the
- * application's next write replaces), and memory the caller cannot write
- * fails with EFAULT. They stay pinned until it is unregistered
- * (ZCOPY_IOC_UNREGISTER) or the file closed
- * and every send from it has completed; they count in the file's pinned
+ * the pages of a private mapping are pinned writable, as io_uring pins its
+ * fixed buffers there (a read-only pin of memory shared copy-on-write
+ * would keep a page the application's next write replaces), and a private
+ * mapping the caller cannot write fails with EFAULT. They stay pinned
+ * until it is unregistered (ZCOPY_IOC_UNREGISTER) or the file closed and
+ * every send from it has completed; they count in the file's pinned
  * pages (max_fd_pages: ENOBUFS) and in RLIMIT_MEMLOCK (ENOBUFS). A send from
  * it (ZCOPY_SEND_FIXED) pins nothing, so costs less than one from plain
  * memory: registered buffers are for memory sent from again and again, as
