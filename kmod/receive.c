@@ -1261,6 +1261,12 @@ static int zcopy_recv(struct zcopy_file *zf, struct zcopy_rx_area *area,
 		ret = zcopy_rx_tcp(&ctx, sock, args->max_bytes ?: SIZE_MAX, timeo);
 	else
 		ret = zcopy_rx_udp(&ctx, sock, args->max_bytes ?: SIZE_MAX, timeo);
+	/*
+	 * Restarted, the call would release its list again: ENOENT, or the
+	 * slots that another thread has received into meanwhile.
+	 */
+	if (ret == -ERESTARTSYS && args->release_count)
+		ret = -EINTR;
 	if (ret)
 		goto out_put;
 

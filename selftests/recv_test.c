@@ -1614,6 +1614,46 @@ TEST_F(rx, signal_interrupts_receive)
 }
 
 /*
+ * A receive that has released its release list and is then interrupted
+ * fails with EINTR, even under SA_RESTART: restarted, it would release
+ * the same slots again (ENOENT), or another thread's, received into them
+ * meanwhile. The slot stays released.
+ */
+TEST_F(rx, signal_after_release_eintr)
+{
+	struct sigaction sa = { .sa_handler = rt_nop_handler, .sa_flags = SA_RESTART };
+	struct zcopy_rx_desc d[4];
+	struct zcopy_recv r;
+	uint64_t slot;
+	pid_t pid;
+	int ret;
+
+	rx_start(_metadata, self, AF_INET, 4);
+	rx_send(_metadata, self, 0, 10);
+	RX_ONCE(&self->rx, 4, 0, 1000, 0);
+	ASSERT_EQ(1, self->rx.nslots);
+	slot = self->rx.slots[0].area_off;
+	sigemptyset(&sa.sa_mask);
+	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
+	pid = later(300, LATER_SIGNAL, -1, 0, 0);
+	ASSERT_LT(0, pid);
+	/* Blocking without a timeout: a signal restarts what may restart. */
+	r = (struct zcopy_recv){ .sockfd = self->srv, .desc = (uintptr_t)d, .desc_count = 4,
+				 .release = (uintptr_t)&slot, .release_count = 1 };
+	ret = zc_recv_args(self->zfd, &r);
+	later_done(_metadata, pid);
+	signal(SIGUSR1, SIG_DFL);
+	EXPECT_EQ(-EINTR, ret) TH_LOG("%s", errno_str(-ret));
+	rt_rx_forget(&self->rx, 1);
+	EXPECT_EQ(-ENOENT, zc_release(self->zfd, &slot, 1)) TH_LOG("the slot was not released");
+	rx_send(_metadata, self, 10, 10);
+	RX_ONCE(&self->rx, 4, 0, 1000, 0);
+	EXPECT_EQ(10, self->rx.last_bytes);
+	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+	check_rx_ledger(_metadata, &self->rx);
+}
+
+/*
  * Urgent data (MSG_OOB) in the stream: recv() without SO_OOBINLINE reads
  * past the urgent byte; so must ZCOPY_IOC_RECV, and not stop at it with a
  * false end of stream.
