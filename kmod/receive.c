@@ -711,9 +711,12 @@ static int zcopy_rx_wait_tcp(struct sock *sk, long *timeo)
 			return -EOPNOTSUPP;
 		if (!skb_queue_empty(&sk->sk_receive_queue))
 			return 0;
+		/* The peer's FIN before an error that came after it (an RST). */
+		if (sock_flag(sk, SOCK_DONE))
+			return 1;
 		if (sk->sk_err)
 			return sock_error(sk);
-		if (sock_flag(sk, SOCK_DONE) || (sk->sk_shutdown & RCV_SHUTDOWN))
+		if (sk->sk_shutdown & RCV_SHUTDOWN)
 			return 1;
 		if (sk->sk_state == TCP_CLOSE)
 			return -ENOTCONN;
@@ -721,7 +724,9 @@ static int zcopy_rx_wait_tcp(struct sock *sk, long *timeo)
 			return -EAGAIN;
 		if (signal_pending(current))
 			return sock_intr_errno(*timeo);
-		sk_wait_data(sk, timeo, NULL);
+		/* Disconnected meanwhile (connect(AF_UNSPEC)): not our stream. */
+		if (sk_wait_data(sk, timeo, NULL) < 0)
+			return -EPIPE;
 	}
 }
 
@@ -788,6 +793,11 @@ static int zcopy_rx_tcp(struct zcopy_rx_ctx *ctx, struct socket *sock,
 	lock_sock(sk);
 	if (sk->sk_state == TCP_LISTEN) {
 		ret = -ENOTCONN;
+		goto out_release;
+	}
+	/* Under repair (TCP_REPAIR) the queue is only peeked at. */
+	if (tcp_sk(sk)->repair) {
+		ret = -EPERM;
 		goto out_release;
 	}
 	if (READ_ONCE(ctx->area->used) == ctx->area->area.nr_pages) {

@@ -1558,6 +1558,52 @@ TEST_F(rx, reset_like_recv)
 	}
 }
 
+/*
+ * The peer's FIN, then its RST: recv() reads the data, then the end of the
+ * stream, not the error that came after the FIN. So must ZCOPY_IOC_RECV,
+ * on a twin connection.
+ */
+TEST_F(rx, fin_then_reset_like_recv)
+{
+	struct linger lin = { 1, 0 };
+	long ra[TWIN_MAX], rb[TWIN_MAX];
+	char sa_str[128], sb_str[128];
+	int ca, sa, na, nb, i;
+	uint64_t bytes;
+
+	rx_start(_metadata, self, AF_INET, 8);
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &ca, &sa));
+	rx_send(_metadata, self, 0, 3000);
+	ASSERT_EQ(0, rt_write_pattern(ca, 0, 3000));
+	ASSERT_EQ(0, shutdown(ca, SHUT_WR));
+	ASSERT_EQ(0, shutdown(self->cli, SHUT_WR));
+	zc_sleep_ms(100);
+	ASSERT_EQ(0, setsockopt(ca, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)));
+	ASSERT_EQ(0, setsockopt(self->cli, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)));
+	close(ca);
+	close(self->cli);
+	self->cli = -1;
+	zc_sleep_ms(100);
+
+	na = recv_results(sa, ra, &bytes);
+	nb = zc_results(&self->rx, rb);
+	ASSERT_FALSE(self->rx.bad) TH_LOG("%s", self->rx.msg);
+	results_str(sa_str, sizeof(sa_str), ra, na);
+	results_str(sb_str, sizeof(sb_str), rb, nb);
+	TH_LOG("recv() gives %s; ZCOPY_IOC_RECV %s", sa_str, sb_str);
+	EXPECT_TRUE(na == 2 && ra[0] == 3000 && ra[1] == 0) TH_LOG("recv() itself");
+	EXPECT_EQ(na, nb);
+	for (i = 0; i < na && i < nb; i++) {
+		long a = ra[i], b = rb[i];
+
+		EXPECT_EQ(a, b) TH_LOG("result %d", i);
+	}
+	EXPECT_EQ(bytes, self->rx.off);
+	close(sa);
+	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+	check_rx_ledger(_metadata, &self->rx);
+}
+
 TEST_F(rx, reset_wakes_blocked_receive)
 {
 	struct linger lin = { 1, 0 };
@@ -1648,6 +1694,97 @@ TEST_F(rx, signal_after_release_eintr)
 	EXPECT_EQ(-ENOENT, zc_release(self->zfd, &slot, 1)) TH_LOG("the slot was not released");
 	rx_send(_metadata, self, 10, 10);
 	RX_ONCE(&self->rx, 4, 0, 1000, 0);
+	EXPECT_EQ(10, self->rx.last_bytes);
+	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+	check_rx_ledger(_metadata, &self->rx);
+}
+
+struct rx_waiter {
+	int zfd, sock, ret;
+	struct zcopy_rx_desc d[4];
+	struct zcopy_recv r;
+};
+
+static void *rx_waiter_main(void *arg)
+{
+	struct rx_waiter *w = arg;
+
+	zc_pin_cpu(0);
+	w->ret = zc_recv(w->zfd, w->sock, w->d, 4, 0, 5000, &w->r);
+	return NULL;
+}
+
+/*
+ * A receive waiting on a socket that another thread disconnects
+ * (connect(AF_UNSPEC)) and connects elsewhere fails with EPIPE, as recv(2)
+ * does: the new connection's data is not its stream. zcopy_testmod holds
+ * the waiter where it wakes (wait_woken()) on one CPU, while this thread
+ * connects again and the new peer sends on the other.
+ */
+TEST_F(rx, disconnect_while_waiting_epipe)
+{
+	struct sockaddr_storage ss = { .ss_family = AF_UNSPEC };
+	struct rx_waiter w = { 0 };
+	int lfd, peer, ret;
+	pthread_t th;
+	long held = 0;
+	socklen_t sl;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		SKIP(return, "one CPU: the held waiter would hold this thread too");
+	rx_start(_metadata, self, AF_INET, 4);
+	lfd = zc_bind(AF_INET, SOCK_STREAM, zc_lo_ip(AF_INET), 0);
+	ASSERT_LE(0, lfd);
+	ret = zc_testmod_load("symbol=wait_woken delay_ms=500");
+	if (ret == -ENOENT)
+		SKIP(return, "no " ZC_TESTMOD_KO);
+	ASSERT_EQ(0, ret) TH_LOG("load zcopy_testmod: %s", strerror(-ret));
+	ASSERT_EQ(0, zc_testmod_write("tgid", getpid()));
+	ASSERT_EQ(0, zc_pin_cpu(1));
+	w.zfd = self->zfd;
+	w.sock = self->srv;
+	ASSERT_EQ(0, pthread_create(&th, NULL, rx_waiter_main, &w));
+	zc_sleep_ms(200);
+	ASSERT_EQ(0, zc_testmod_write("armed", 1));
+
+	ASSERT_EQ(0, connect(self->srv, (struct sockaddr *)&ss, sizeof(ss)));
+	ASSERT_EQ(0, fcntl(self->srv, F_SETFL, O_NONBLOCK));
+	sl = zc_sockaddr(AF_INET, zc_lo_ip(AF_INET), zc_port(lfd), &ss);
+	ret = connect(self->srv, (struct sockaddr *)&ss, sl);
+	ASSERT_TRUE(!ret || errno == EINPROGRESS) TH_LOG("connect again: %s", strerror(errno));
+	peer = zc_accept(lfd, 5000);
+	ASSERT_LE(0, peer);
+	ASSERT_EQ(10, write(peer, "0123456789", 10));
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, zc_testmod_read("held", &held));
+	EXPECT_EQ(0, zc_testmod_unload());
+	EXPECT_EQ(1, held) TH_LOG("the waiter was not held where it woke");
+	EXPECT_EQ(-EPIPE, w.ret) TH_LOG("got %s, %llu bytes", errno_str(-w.ret),
+				       ZC_U64(w.r.bytes));
+	close(peer);
+	close(lfd);
+}
+
+/*
+ * Under TCP_REPAIR the queue is only peeked at: EPERM, as recv(2) says,
+ * and the data stays for after.
+ */
+TEST_F(rx, repair_eperm)
+{
+	int on = TCP_REPAIR_ON, off = TCP_REPAIR_OFF;
+	struct zcopy_rx_desc d[4];
+	struct zcopy_recv r;
+	char c;
+
+	rx_start(_metadata, self, AF_INET, 4);
+	rx_send(_metadata, self, 0, 10);
+	ASSERT_EQ(0, rt_wait_readable(self->srv, 10, 5000));
+	ASSERT_EQ(0, setsockopt(self->srv, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)));
+	EXPECT_EQ(-1, recv(self->srv, &c, 1, MSG_DONTWAIT));
+	EXPECT_EQ(EPERM, errno) TH_LOG("recv() itself: %s", strerror(errno));
+	EXPECT_EQ(-EPERM, zc_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
+	ASSERT_EQ(0, setsockopt(self->srv, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)));
+	RX_ONCE(&self->rx, 4, ZCOPY_RECV_DONTWAIT, 0, 0);
 	EXPECT_EQ(10, self->rx.last_bytes);
 	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
 	check_rx_ledger(_metadata, &self->rx);

@@ -431,10 +431,12 @@ struct zcopy_rx_desc {
  *
  * Like recv(2): blocks until data arrives (unless ZCOPY_RECV_DONTWAIT or
  * O_NONBLOCK on the socket: EAGAIN), returns 0 bytes at the end of the
- * stream, and fails with the connection's error. The slots in @release
- * stay released whatever the receive then returns, and a receive that
- * released some is not restarted after a signal: EINTR. A receive with no
- * free slot fails with ENOSPC. TCP data is split into slots as described for
+ * stream, and fails with the connection's error; with EPIPE if the socket
+ * is disconnected (connect(2) to AF_UNSPEC) while the receive waits, with
+ * EPERM under TCP_REPAIR. The slots in @release stay released whatever
+ * the receive then returns, and a receive that released some is not
+ * restarted after a signal: EINTR. A receive with no free slot fails with
+ * ENOSPC. TCP data is split into slots as described for
  * struct zcopy_rx_desc; urgent data is skipped (read inline with
  * SO_OOBINLINE), as recv(2) does: an urgent byte alone is no data, and
  * the receive waits on. UDP gets the datagram at the head of the queue,
