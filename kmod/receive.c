@@ -447,13 +447,14 @@ static enum zcopy_rx_cause zcopy_rx_can_map(const struct zcopy_rx_piece *p,
 
 	if (!frag)
 		return ZCOPY_RX_LINEAR;
+	/* A page that no alignment would make mappable says so first. */
 	if (skb_frag_is_net_iov(frag))
 		return ZCOPY_RX_FOREIGN;
-	if (off != p->start || skb_frag_off(frag))
-		return ZCOPY_RX_UNALIGNED;
 	page = skb_frag_page(frag);
 	if (PageCompound(page) || page->mapping || PageSlab(page) || page_has_type(page))
 		return ZCOPY_RX_FOREIGN;
+	if (off != p->start || skb_frag_off(frag))
+		return ZCOPY_RX_UNALIGNED;
 	if (skb_frag_size(frag) != PAGE_SIZE)
 		return ZCOPY_RX_PARTIAL;
 	if (left < PAGE_SIZE)
