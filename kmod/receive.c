@@ -695,10 +695,14 @@ static struct vm_area_struct *zcopy_rx_vma(struct zcopy_rx_area *area)
  * in TCP) or a BPF sockmap redirects it. TCP checks under the socket lock,
  * and again after every wait, which drops the lock: such a layer may have
  * taken the socket over meanwhile, and would parse skbs that we then free.
+ * Nor with UDP_GRO: datagrams may come merged, their boundaries in a
+ * control message (UDP_GRO's gso_size) that a receive cannot return.
  */
 static bool zcopy_rx_queue_is_ours(struct sock *sk, bool tcp)
 {
-	return !(tcp && inet_csk_has_ulp(sk)) && !rcu_access_pointer(__sk_user_data(sk));
+	if (tcp ? inet_csk_has_ulp(sk) : udp_test_bit(GRO_ENABLED, sk))
+		return false;
+	return !rcu_access_pointer(__sk_user_data(sk));
 }
 
 /*

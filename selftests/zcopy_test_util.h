@@ -43,9 +43,12 @@
 
 #define ZC_U64(x)	((unsigned long long)(x))
 
-/* UDP GSO's socket option (linux/udp.h), for C libraries without it. */
+/* UDP GSO's and GRO's socket options (linux/udp.h), for C libraries without them. */
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT	103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO		104
 #endif
 
 /* ---- time, checksums, PRNG ---- */

@@ -446,12 +446,14 @@ struct zcopy_rx_desc {
  * @max_bytes fails with EMSGSIZE and stays queued; 0 bytes once shut down
  * for reading. Sockets whose data belongs to an upper layer (kTLS, a BPF
  * sockmap) are refused with EOPNOTSUPP, also when the layer takes over
- * while the receive waits. Data the kernel cannot copy (the unreadable
- * frags of devmem TCP) fails with EFAULT and stays queued; what came
- * before it is received first. Arrays this call cannot read or write fail
- * with EFAULT before any data is taken, but for one that another thread
- * unmaps while the receive runs: then the data is taken, and its slots
- * stay held, unreported, until the file is closed.
+ * while the receive waits; so are UDP sockets with UDP_GRO, whose
+ * datagrams may come merged (their boundaries in a control message).
+ * Data the kernel cannot copy (the unreadable frags of devmem TCP) fails
+ * with EFAULT and stays queued; what came before it is received first.
+ * Arrays this call cannot read or write fail with EFAULT before any data
+ * is taken, but for one that another thread unmaps while the receive
+ * runs: then the data is taken, and its slots stay held, unreported,
+ * until the file is closed.
  */
 struct zcopy_recv {
 	__s32	sockfd;
