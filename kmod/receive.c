@@ -401,6 +401,11 @@ static void zcopy_rx_walk_next(struct zcopy_rx_walk *w)
 		w->frag++;
 		return;
 	}
+	/* A frag list's own frag list comes next: we do not walk it. */
+	if (w->skb != w->head && skb_has_frag_list(w->skb)) {
+		w->rest = true;
+		return;
+	}
 	next = w->skb == w->head ? skb_shinfo(w->head)->frag_list : w->skb->next;
 	if (next) {
 		w->skb = next;
