@@ -1613,8 +1613,13 @@ TEST_F(rx, fin_then_reset_like_recv)
 TEST_F(rx, write_data_copied_as_foreign)
 {
 	struct zcopy_stats st;
+	long order0 = 0;
 	int i;
 
+	/* Where that is off, the page frag is a page of its own. */
+	zc_sysctl_read("net/core/high_order_alloc_disable", &order0);
+	if (order0)
+		SKIP(return, "net.core.high_order_alloc_disable is set");
 	rx_start(_metadata, self, AF_INET, 32);
 	for (i = 0; i < 32; i++)
 		rx_send(_metadata, self, i * 1000, 1000);
@@ -1706,8 +1711,19 @@ TEST_F(rx, signal_after_release_eintr)
 	slot = self->rx.slots[0].area_off;
 	sigemptyset(&sa.sa_mask);
 	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
-	pid = later(300, LATER_SIGNAL, -1, 0, 0);
-	ASSERT_LT(0, pid);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		pid_t parent = getppid();
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* Once the receive waits (or, without its stack to read, soon). */
+		if (zc_wait_task_in(parent, parent, "sk_wait_data", 10000))
+			zc_sleep_ms(300);
+		_exit(kill(parent, SIGUSR1) ? 1 : 0);
+	}
 	/* Blocking without a timeout: a signal restarts what may restart. */
 	r = (struct zcopy_recv){ .sockfd = self->srv, .desc = (uintptr_t)d, .desc_count = 4,
 				 .release = (uintptr_t)&slot, .release_count = 1 };
@@ -1726,6 +1742,7 @@ TEST_F(rx, signal_after_release_eintr)
 
 struct rx_waiter {
 	int zfd, sock, ret;
+	pid_t tid;
 	struct zcopy_rx_desc d[4];
 	struct zcopy_recv r;
 };
@@ -1735,6 +1752,7 @@ static void *rx_waiter_main(void *arg)
 	struct rx_waiter *w = arg;
 
 	zc_pin_cpu(0);
+	__atomic_store_n(&w->tid, gettid(), __ATOMIC_RELEASE);
 	w->ret = zc_recv(w->zfd, w->sock, w->d, 4, 0, 5000, &w->r);
 	return NULL;
 }
@@ -1769,7 +1787,11 @@ TEST_F(rx, disconnect_while_waiting_epipe)
 	w.zfd = self->zfd;
 	w.sock = self->srv;
 	ASSERT_EQ(0, pthread_create(&th, NULL, rx_waiter_main, &w));
-	zc_sleep_ms(200);
+	while (!__atomic_load_n(&w.tid, __ATOMIC_ACQUIRE))
+		zc_sleep_ms(1);
+	/* Waiting for data, not yet about to (it would see the reset). */
+	if (zc_wait_task_in(getpid(), w.tid, "sk_wait_data", 10000))
+		zc_sleep_ms(300);
 	ASSERT_EQ(0, zc_testmod_write("armed", 1));
 
 	ASSERT_EQ(0, connect(self->srv, (struct sockaddr *)&ss, sizeof(ss)));

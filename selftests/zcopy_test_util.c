@@ -122,6 +122,31 @@ int zc_pin_cpu(int cpu)
 	return sched_setaffinity(0, sizeof(set), &set);
 }
 
+int zc_wait_task_in(pid_t pid, pid_t tid, const char *fn, int timeout_ms)
+{
+	int64_t end = zc_now_ms() + timeout_ms;
+	char path[64], buf[4096];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stack", pid, tid);
+	for (;;) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n < 0)
+			return -errno;
+		buf[n] = '\0';
+		if (strstr(buf, fn))
+			return 0;
+		if (zc_now_ms() > end)
+			return -ETIMEDOUT;
+		zc_sleep_ms(10);
+	}
+}
+
 int zc_wait_child(pid_t pid, int timeout_ms)
 {
 	int64_t deadline = zc_now_ms() + timeout_ms;
@@ -316,12 +341,20 @@ static int zc_long_write(const char *path, long val)
 	return ret;
 }
 
+int zc_sysctl_read(const char *name, long *val)
+{
+	char path[160];
+
+	snprintf(path, sizeof(path), "/proc/sys/%s", name);
+	return zc_long_read(path, val);
+}
+
 int zc_ipv4_sysctl_read(const char *name, long *val)
 {
 	char path[128];
 
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/%s", name);
-	return zc_long_read(path, val);
+	snprintf(path, sizeof(path), "net/ipv4/%s", name);
+	return zc_sysctl_read(path, val);
 }
 
 int zc_ipv4_sysctl_write(const char *name, long val)

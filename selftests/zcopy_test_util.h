@@ -94,6 +94,13 @@ int zc_pin_cpu(int cpu);
 /* waitpid() for up to @timeout_ms, then SIGKILL; the exit status or -1. */
 int zc_wait_child(pid_t pid, int timeout_ms);
 
+/*
+ * Wait up to @timeout_ms for thread @tid of process @pid to sleep in the
+ * kernel function @fn (its /proc stack, root only): 0, -ETIMEDOUT, or
+ * -errno if the stack cannot be read.
+ */
+int zc_wait_task_in(pid_t pid, pid_t tid, const char *fn, int timeout_ms);
+
 /* ---- the test network ---- */
 
 enum zc_path {
@@ -386,6 +393,9 @@ bool zc_kernel_before(int major, int minor);
 /* net.ipv4.tcp_mtu_probing of the caller's netns: 0 or -errno. */
 int zc_mtu_probing_read(long *val);
 int zc_mtu_probing_write(long val);
+
+/* A sysctl by its path under /proc/sys ("net/core/..."): 0 or -errno. */
+int zc_sysctl_read(const char *name, long *val);
 
 /* A net.ipv4 sysctl of the caller's netns, by its name: 0 or -errno. */
 int zc_ipv4_sysctl_read(const char *name, long *val);

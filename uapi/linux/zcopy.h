@@ -433,27 +433,28 @@ struct zcopy_rx_desc {
  * O_NONBLOCK on the socket: EAGAIN), returns 0 bytes at the end of the
  * stream, and fails with the connection's error; with EPIPE if the socket
  * is disconnected (connect(2) to AF_UNSPEC) while the receive waits, with
- * EPERM under TCP_REPAIR. The slots in @release stay released whatever
- * the receive then returns, and a receive that released some is not
- * restarted after a signal: EINTR. A receive with no free slot fails with
- * ENOSPC. TCP data is split into slots as described for
- * struct zcopy_rx_desc; urgent data is skipped (read inline with
- * SO_OOBINLINE), as recv(2) does: an urgent byte alone is no data, and
- * the receive waits on. UDP gets the datagram at the head of the queue,
- * whole, whatever SO_PEEK_OFF says (which it moves back by the datagram's
- * length, as recv(2) does), copied, its last descriptor flagged
- * ZCOPY_RX_EOR; one that does not fit in @desc_count free slots or
+ * EPERM under TCP_REPAIR. The slots in @release stay released whatever the
+ * receive then returns, and a receive that released some is not restarted
+ * after a signal, even a stop and continue (SIGSTOP, a ptrace attach, the
+ * freezer): EINTR, as signal(7) lists for other interfaces that cannot
+ * restart. A receive with no free slot fails with ENOSPC. TCP data is
+ * split into slots as described for struct zcopy_rx_desc; urgent data is
+ * skipped (read inline with SO_OOBINLINE), as recv(2) does: an urgent byte
+ * alone is no data, and the receive waits on. UDP gets the datagram at the
+ * head of the queue, whole, whatever SO_PEEK_OFF says (which it moves back
+ * by the datagram's length, as recv(2) does), copied, its last descriptor
+ * flagged ZCOPY_RX_EOR; one that does not fit in @desc_count free slots or
  * @max_bytes fails with EMSGSIZE and stays queued; 0 bytes once shut down
  * for reading. Sockets whose data belongs to an upper layer (kTLS, a BPF
  * sockmap) are refused with EOPNOTSUPP, also when the layer takes over
  * while the receive waits; so are UDP sockets with UDP_GRO, whose
- * datagrams may come merged (their boundaries in a control message).
- * Data the kernel cannot copy (the unreadable frags of devmem TCP) fails
- * with EFAULT and stays queued; what came before it is received first.
- * Arrays this call cannot read or write fail with EFAULT before any data
- * is taken, but for one that another thread unmaps while the receive
- * runs: then the data is taken, and its slots stay held, unreported,
- * until the file is closed.
+ * datagrams may come merged (their boundaries in a control message). Data
+ * the kernel cannot copy (the unreadable frags of devmem TCP) fails with
+ * EFAULT and stays queued; what came before it is received first. Arrays
+ * this call cannot read or write fail with EFAULT before any data is
+ * taken, but for one that another thread unmaps while the receive runs:
+ * then the data is taken, and its slots stay held, unreported, until the
+ * file is closed.
  */
 struct zcopy_recv {
 	__s32	sockfd;
