@@ -1506,13 +1506,53 @@ static void results_str(char *buf, size_t len, const long *res, int n)
 		o += snprintf(buf + o, len - o, "%s%ld", i ? ", " : "", res[i]);
 }
 
+/*
+ * recv()'s results on @sa (into @ra, the bytes it read in @bytes) and
+ * ZCOPY_IOC_RECV's on the fixture's socket, each until the end of the
+ * stream or an error, logged; with @same, they must agree. recv()'s count.
+ */
+static int twin_results(struct __test_metadata *_metadata, rx_self *self, int sa,
+			const char *what, bool same, long *ra, uint64_t *bytes)
+{
+	char sa_str[128], sb_str[128];
+	long rb[TWIN_MAX];
+	int na, nb, i;
+
+	na = recv_results(sa, ra, bytes);
+	nb = zc_results(&self->rx, rb);
+	ASSERT_FALSE(self->rx.bad) TH_LOG("%s", self->rx.msg);
+	results_str(sa_str, sizeof(sa_str), ra, na);
+	results_str(sb_str, sizeof(sb_str), rb, nb);
+	TH_LOG("%s: recv() gives %s; ZCOPY_IOC_RECV %s", what, sa_str, sb_str);
+	if (same) {
+		EXPECT_EQ(na, nb) TH_LOG("%s", what);
+		for (i = 0; i < na && i < nb; i++) {
+			long a = ra[i], b = rb[i];
+
+			EXPECT_EQ(a, b) TH_LOG("%s: result %d", what, i);
+		}
+	}
+	return na;
+}
+
+/* The twins' peers, @ca and the fixture's, close with an RST. */
+static void twin_reset(struct __test_metadata *_metadata, rx_self *self, int ca)
+{
+	struct linger lin = { 1, 0 };
+
+	ASSERT_EQ(0, setsockopt(ca, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)));
+	ASSERT_EQ(0, setsockopt(self->cli, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)));
+	close(ca);
+	close(self->cli);
+	self->cli = -1;
+	zc_sleep_ms(100);
+}
+
 /* A peer's RST: the same results as recv() on a twin connection. */
 TEST_F(rx, reset_like_recv)
 {
-	struct linger lin = { 1, 0 };
-	long ra[TWIN_MAX], rb[TWIN_MAX];
-	char sa_str[128], sb_str[128];
-	int ca, sa, with, na, nb, i;
+	long ra[TWIN_MAX];
+	int ca, sa, with;
 	uint64_t bytes;
 
 	for (with = 0; with < 2; with++) {
@@ -1523,27 +1563,10 @@ TEST_F(rx, reset_like_recv)
 			ASSERT_EQ(0, rt_write_pattern(ca, 0, 3000));
 			ASSERT_EQ(0, rt_wait_readable(sa, 3000, 5000));
 		}
-		ASSERT_EQ(0, setsockopt(ca, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)));
-		ASSERT_EQ(0, setsockopt(self->cli, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)));
-		close(ca);
-		close(self->cli);
-		self->cli = -1;
-		zc_sleep_ms(100);
+		twin_reset(_metadata, self, ca);
 
-		na = recv_results(sa, ra, &bytes);
-		nb = zc_results(&self->rx, rb);
-		ASSERT_FALSE(self->rx.bad) TH_LOG("%s", self->rx.msg);
-		results_str(sa_str, sizeof(sa_str), ra, na);
-		results_str(sb_str, sizeof(sb_str), rb, nb);
-		TH_LOG("%s data: recv() gives %s; ZCOPY_IOC_RECV %s", with ? "with" : "no",
-		       sa_str, sb_str);
+		twin_results(_metadata, self, sa, with ? "with data" : "no data", true, ra, &bytes);
 		EXPECT_EQ(-ECONNRESET, ra[with]) TH_LOG("recv() itself");
-		EXPECT_EQ(na, nb);
-		for (i = 0; i < na && i < nb; i++) {
-			long a = ra[i], b = rb[i];
-
-			EXPECT_EQ(a, b) TH_LOG("result %d", i);
-		}
 		EXPECT_EQ(bytes, self->rx.off);
 		close(sa);
 		EXPECT_EQ(0, rt_rx_release_all(&self->rx));
@@ -1565,11 +1588,9 @@ TEST_F(rx, reset_like_recv)
  */
 TEST_F(rx, fin_then_reset_like_recv)
 {
-	struct linger lin = { 1, 0 };
-	long ra[TWIN_MAX], rb[TWIN_MAX];
-	char sa_str[128], sb_str[128];
-	int ca, sa, na, nb, i;
+	long ra[TWIN_MAX];
 	uint64_t bytes;
+	int ca, sa, na;
 
 	rx_start(_metadata, self, AF_INET, 8);
 	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &ca, &sa));
@@ -1578,26 +1599,10 @@ TEST_F(rx, fin_then_reset_like_recv)
 	ASSERT_EQ(0, shutdown(ca, SHUT_WR));
 	ASSERT_EQ(0, shutdown(self->cli, SHUT_WR));
 	zc_sleep_ms(100);
-	ASSERT_EQ(0, setsockopt(ca, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)));
-	ASSERT_EQ(0, setsockopt(self->cli, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)));
-	close(ca);
-	close(self->cli);
-	self->cli = -1;
-	zc_sleep_ms(100);
+	twin_reset(_metadata, self, ca);
 
-	na = recv_results(sa, ra, &bytes);
-	nb = zc_results(&self->rx, rb);
-	ASSERT_FALSE(self->rx.bad) TH_LOG("%s", self->rx.msg);
-	results_str(sa_str, sizeof(sa_str), ra, na);
-	results_str(sb_str, sizeof(sb_str), rb, nb);
-	TH_LOG("recv() gives %s; ZCOPY_IOC_RECV %s", sa_str, sb_str);
+	na = twin_results(_metadata, self, sa, "FIN then RST", true, ra, &bytes);
 	EXPECT_TRUE(na == 2 && ra[0] == 3000 && ra[1] == 0) TH_LOG("recv() itself");
-	EXPECT_EQ(na, nb);
-	for (i = 0; i < na && i < nb; i++) {
-		long a = ra[i], b = rb[i];
-
-		EXPECT_EQ(a, b) TH_LOG("result %d", i);
-	}
 	EXPECT_EQ(bytes, self->rx.off);
 	close(sa);
 	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
@@ -1844,10 +1849,9 @@ TEST_F(rx, repair_eperm)
  */
 TEST_F(rx, urgent_data_like_recv)
 {
-	long ra[TWIN_MAX], rb[TWIN_MAX];
-	char sa_str[128], sb_str[128];
-	int ca, sa, na, nb, k;
+	long ra[TWIN_MAX];
 	uint64_t bytes;
+	int ca, sa, k;
 
 	rx_start(_metadata, self, AF_INET, 8);
 	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &ca, &sa));
@@ -1860,12 +1864,7 @@ TEST_F(rx, urgent_data_like_recv)
 		ASSERT_EQ(0, shutdown(c, SHUT_WR));
 	}
 	zc_sleep_ms(100);
-	na = recv_results(sa, ra, &bytes);
-	nb = zc_results(&self->rx, rb);
-	ASSERT_FALSE(self->rx.bad) TH_LOG("%s", self->rx.msg);
-	results_str(sa_str, sizeof(sa_str), ra, na);
-	results_str(sb_str, sizeof(sb_str), rb, nb);
-	TH_LOG("recv() gives %s; ZCOPY_IOC_RECV %s", sa_str, sb_str);
+	twin_results(_metadata, self, sa, "urgent data", false, ra, &bytes);
 	EXPECT_EQ(2000, bytes) TH_LOG("recv() itself");
 	EXPECT_EQ(2000, self->rx.off)
 		TH_LOG("ZCOPY_IOC_RECV reported the end of the stream after %llu of 2000 bytes",
