@@ -39,6 +39,8 @@ static const struct zcopy_tx_ledger zcopy_fwd_ledger = {
 	.not_offloaded	= ZC_FWD_COPIED_NOT_OFFLOADED,
 	.loopback	= ZC_FWD_COPIED_LOOPBACK,
 	.stack		= ZC_FWD_COPIED_STACK,
+	/* Forwards are not copied for being short; were they, counted here. */
+	.small		= ZC_FWD_COPIED_NOT_OFFLOADED,
 };
 
 /* Let go of the slots of pieces [@from, tx->nr_pages). */

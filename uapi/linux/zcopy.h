@@ -323,15 +323,15 @@ struct zcopy_pool_send {
  * the socket started probing, which it then keeps doing. From Linux 6.5 a
  * probe takes the pages of the sends it merges without holding the sends,
  * which would complete while the probe still carries their pages. The
- * record is queued at once, but for a forward's; the bytes are counted with
- * tx_copied_not_offloaded (fwd_copied_not_offloaded for a forward). Pool
- * sends by reference give their pages for good and are not copied. Before
- * 6.5 a probe copies, and sends leave zero-copy. Sends queued while the
- * sysctl was 0 are not copied if it is set later, and may be probed: the
- * pool then copies a page on the write after the record (see
- * ZCOPY_MMAP_POOL), but pinned and registered memory is the application's
- * own, and a write after the record reaches the probe. Set it before
- * connecting.
+ * record is queued at once, a forward's (ZCOPY_FORWARD_NOTIFY) too; the
+ * bytes are counted with tx_copied_not_offloaded (fwd_copied_not_offloaded
+ * for a forward). Pool sends by reference give their pages for good and
+ * are not copied. Before 6.5 a probe copies, and sends leave zero-copy.
+ * Sends queued while the sysctl was 0 are not copied if it is set later,
+ * and may be probed: the pool then copies a page on the write after the
+ * record (see ZCOPY_MMAP_POOL), but pinned and registered memory is the
+ * application's own, and a write after the record reaches the probe. Set
+ * it before connecting.
  *
  * ZCOPY_COPIED_SMALL: the module copied the send itself, as write(2)
  * would, because it was shorter than the module parameter copy_below
@@ -541,12 +541,15 @@ struct zcopy_fwd_piece {
  * signal); a datagram is sent whole or not at all.
  *
  * A slot stays held while the stack holds its page: zcopy_stats
- * fwd_slots_held counts them. Releasing it meanwhile (ZCOPY_IOC_RELEASE,
- * or a receive's release list) succeeds and unmaps it at once, but the
- * slot is free for new data only once the stack has let go: it still
- * counts in rx_slots_used until then. No one writes to a page that was
- * received into the area while the stack holds it: the NIC's are not
- * reused while referenced, and zcopy copies into its own only while
+ * fwd_slots_held counts them. (From Linux 6.5, an MTU probe of a socket
+ * that began probing after the forward was queued may still carry the page
+ * when the forward completes, as for ZCOPY_COPIED_MTU_PROBING; the page is
+ * not written meanwhile either, as below.) Releasing it meanwhile
+ * (ZCOPY_IOC_RELEASE, or a receive's release list) succeeds and unmaps it
+ * at once, but the slot is free for new data only once the stack has let
+ * go: it still counts in rx_slots_used until then. No one writes to a page
+ * that was received into the area while the stack holds it: the NIC's are
+ * not reused while referenced, and zcopy copies into its own only while
  * nothing else holds them (see struct zcopy_rx_desc).
  *
  * Errors: EINVAL for a piece outside the area, of length 0, spanning two
