@@ -45,6 +45,20 @@ static uint64_t fwd_pattern_hash(uint64_t len)
 	return h;
 }
 
+/* Open the device for a forward test: NULL, or why the test is skipped. */
+static const char *fwd_open(struct __test_metadata *_metadata, int *zfd)
+{
+	*zfd = zc_open();
+	if (*zfd < 0 && errno == ENOENT)
+		return ZCOPY_DEVICE " is missing: zcopy.ko is not loaded";
+	EXPECT_LE(0, *zfd) TH_LOG("open " ZCOPY_DEVICE ": %s", strerror(errno));
+	if (*zfd < 0)
+		return "the device cannot be opened";
+	if (!(zc_features(*zfd) & ZCOPY_FEAT_FORWARD))
+		return "the module lacks ZCOPY_FEAT_FORWARD";
+	return NULL;
+}
+
 /* ---- fwd: sender -> proxy (us) -> receiver, across the test network ---- */
 
 FIXTURE(fwd)
@@ -114,13 +128,9 @@ FIXTURE_SETUP(fwd)
 	self->rx_started = false;
 	self->ps = zc_page_size();
 	signal(SIGPIPE, SIG_IGN);
-	self->zfd = zc_open();
-	if (self->zfd < 0 && errno == ENOENT)
-		SKIP(return, ZCOPY_DEVICE " is missing: zcopy.ko is not loaded");
-	ASSERT_LE(0, self->zfd);
-	if (!(zc_features(self->zfd) & ZCOPY_FEAT_FORWARD))
-		SKIP(return, "the module lacks ZCOPY_FEAT_FORWARD");
-	why = zc_path_missing(variant->in_path) ?: zc_path_missing(variant->out_path);
+	why = fwd_open(_metadata, &self->zfd);
+	if (!why)
+		why = zc_path_missing(variant->in_path) ?: zc_path_missing(variant->out_path);
 	if (why)
 		SKIP(return, "%s", why);
 	self->res = mmap(NULL, sizeof(*self->res), PROT_READ | PROT_WRITE,
@@ -315,35 +325,42 @@ FIXTURE(fwd1)
 
 FIXTURE_SETUP(fwd1)
 {
+	const char *why;
+
 	self->zfd = -1;
 	self->cli = self->srv = self->ocli = self->osrv = -1;
 	self->area = NULL;
 	self->nd = 0;
 	self->ps = zc_page_size();
 	signal(SIGPIPE, SIG_IGN);
-	self->zfd = zc_open();
-	if (self->zfd < 0 && errno == ENOENT)
-		SKIP(return, ZCOPY_DEVICE " is missing: zcopy.ko is not loaded");
-	ASSERT_LE(0, self->zfd);
-	if (!(zc_features(self->zfd) & ZCOPY_FEAT_FORWARD))
-		SKIP(return, "the module lacks ZCOPY_FEAT_FORWARD");
+	why = fwd_open(_metadata, &self->zfd);
+	if (why)
+		SKIP(return, "%s", why);
 	self->area = rt_mmap_area(self->zfd, RX_SLOTS_FWD1, PROT_READ);
 	ASSERT_NE(MAP_FAILED, self->area);
 	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &self->cli, &self->srv));
 	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &self->ocli, &self->osrv));
 }
 
-FIXTURE_TEARDOWN(fwd1)
+/* Close the sockets of @fds (-1: none), unmap @area of RX_SLOTS_FWD1 slots, close @zfd. */
+static void fwd1_close(const int *fds, int n, uint8_t *area, int zfd)
 {
-	int fds[] = { self->cli, self->srv, self->ocli, self->osrv }, i;
+	int i;
 
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < n; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-	if (self->area && self->area != MAP_FAILED)
-		munmap(self->area, RX_SLOTS_FWD1 * self->ps);
-	if (self->zfd >= 0)
-		close(self->zfd);
+	if (area && area != MAP_FAILED)
+		munmap(area, RX_SLOTS_FWD1 * zc_page_size());
+	if (zfd >= 0)
+		close(zfd);
+}
+
+FIXTURE_TEARDOWN(fwd1)
+{
+	int fds[] = { self->cli, self->srv, self->ocli, self->osrv };
+
+	fwd1_close(fds, 4, self->area, self->zfd);
 }
 
 typedef FIXTURE_DATA(fwd1) fwd1_self;
@@ -1090,6 +1107,134 @@ TEST_F(fwd1, corked_datagram_with_gso)
 	close(urx);
 	close(otx);
 	close(orx);
+}
+
+/* ---- fwd_probe: a socket that starts MTU probing after the forward ---- */
+
+/*
+ * Forwards queued while tcp_mtu_probing was 0, over veth to a receiver
+ * that reads nothing yet, then sysctl 1, tcp_retries1 0 and a black hole
+ * (netem dropping everything) until TCP probes. From 6.5 the probes take
+ * the forwarded pages without the forwards, which complete while the
+ * receiver holds the probes' skbs. The slots are then released and the
+ * area takes new data into pages of zcopy's own: the receiver must still
+ * read the bytes forwarded, not the new ones.
+ */
+FIXTURE(fwd_probe)
+{
+	int zfd;
+	size_t ps;
+	uint8_t *area;
+	int cli, srv, out;
+	struct zc_rx rx;
+	bool rx_started;
+	struct zc_probe_env env;
+};
+
+FIXTURE_SETUP(fwd_probe)
+{
+	const char *why;
+
+	self->cli = self->srv = self->out = -1;
+	self->area = NULL;
+	self->rx_started = false;
+	self->env = (struct zc_probe_env){ .saved_probing = -1, .saved_retries1 = -1 };
+	self->ps = zc_page_size();
+	signal(SIGPIPE, SIG_IGN);
+	why = fwd_open(_metadata, &self->zfd);
+	if (why)
+		SKIP(return, "%s", why);
+	if (zc_path_missing(ZC_VETH))
+		SKIP(return, "%s", zc_path_missing(ZC_VETH));
+	ASSERT_EQ(0, zc_probe_env_init(&self->env));
+	self->area = rt_mmap_area(self->zfd, RX_SLOTS_FWD1, PROT_READ);
+	ASSERT_NE(MAP_FAILED, self->area);
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 0, &self->cli, &self->srv));
+}
+
+FIXTURE_TEARDOWN(fwd_probe)
+{
+	int fds[] = { self->cli, self->srv, self->out };
+
+	zc_probe_env_restore(&self->env);
+	if (self->rx_started)
+		zc_rx_free(&self->rx);
+	fwd1_close(fds, 3, self->area, self->zfd);
+}
+
+/* Pattern bytes [@off, @off + @len) written on cli, received into the area. */
+static int fwd_probe_take(FIXTURE_DATA(fwd_probe) * self, uint64_t off, size_t len,
+			  struct zcopy_rx_desc *d, uint32_t *nd)
+{
+	struct zcopy_recv r;
+	uint64_t got = 0;
+	int ret;
+
+	ret = rt_write_pattern(self->cli, off, len);
+	while (!ret && got < len) {
+		ret = zc_recv(self->zfd, self->srv, d + *nd, FWD_DESC - *nd, 0, 5000, &r);
+		if (!ret && !r.bytes)
+			ret = -ENODATA;
+		*nd += r.desc_count;
+		got += r.bytes;
+	}
+	return ret;
+}
+
+TEST_F_TIMEOUT(fwd_probe, released_slots_not_rewritten, 120)
+{
+	struct zc_net net = { ZC_VETH, AF_INET, SOCK_STREAM };
+	struct zc_rx_opts ro = { .rcvbuf = 4 << 20, .hold = true };
+	struct zcopy_fwd_piece p[FWD_DESC];
+	struct zcopy_rx_desc d[FWD_DESC];
+	size_t n = 24 * self->ps;
+	uint64_t rel[FWD_DESC];
+	struct zcopy_stats st;
+	long long probes;
+	uint32_t nd = 0, i;
+	unsigned int mss;
+	int ret;
+
+	probes = zc_tcp_mtu_probes();
+	ret = zc_rx_start(&self->rx, &net, &ro);
+	ASSERT_EQ(0, ret) TH_LOG("receiver over veth: %s", strerror(-ret));
+	self->rx_started = true;
+	self->out = zc_connect(&net, self->rx.port, 4 << 20, false);
+	ASSERT_LE(0, self->out) TH_LOG("connect: %s", strerror(-self->out));
+	mss = zc_tcp_snd_mss(self->out);
+
+	ASSERT_EQ(0, fwd_probe_take(self, 0, n, d, &nd));
+	for (i = 0; i < nd; i++) {
+		ASSERT_TRUE(d[i].flags & ZCOPY_RX_COPIED) TH_LOG("send() data, copied into ours");
+		p[i] = (struct zcopy_fwd_piece){ .offset = d[i].offset, .len = d[i].len };
+		rel[i] = d[i].offset;
+	}
+	ASSERT_EQ(0, zc_probe_env_black_hole(&self->env, true));
+	ASSERT_EQ(0, zc_forward(self->zfd, self->out, p, nd, 0, 0, NULL));
+
+	ASSERT_EQ(0, zc_probe_env_arm(&self->env));
+	ASSERT_EQ(0, zc_tcp_wait_mss_below(self->out, mss, 10000))
+		TH_LOG("no black hole found in 10 s");
+	ASSERT_EQ(0, zc_probe_env_black_hole(&self->env, false));
+
+	/* Forwards done, slots released: new data comes into the area. */
+	ASSERT_EQ(0, zc_poll_stats(self->zfd, 0, 10000, &st, fwd_idle));
+	ASSERT_EQ(0, zc_release(self->zfd, rel, nd));
+	nd = 0;
+	ASSERT_EQ(0, fwd_probe_take(self, n, n, d, &nd));
+	for (i = 0; i < nd; i++)
+		rel[i] = d[i].offset;
+
+	ASSERT_EQ(0, zc_rx_release(&self->rx));
+	shutdown(self->out, SHUT_WR);
+	ret = zc_rx_finish(&self->rx, 0, 30000);
+	ASSERT_EQ(0, ret) TH_LOG("the receiver: %s", strerror(-ret));
+	EXPECT_EQ(n, self->rx.sh->bytes);
+	EXPECT_EQ(fwd_pattern_hash(n), self->rx.sh->hash)
+		TH_LOG("the receiver read bytes written after the forward");
+	EXPECT_LT(0, zc_tcp_mtu_probes() - probes)
+		TH_LOG("TCP sent no MTU probe: the test proves nothing");
+	EXPECT_EQ(0, zc_release(self->zfd, rel, nd));
 }
 
 TEST_HARNESS_MAIN

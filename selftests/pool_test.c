@@ -2443,55 +2443,25 @@ TEST_F_TIMEOUT(pool_mtu_probe, rewrite_after_record, 120)
 FIXTURE(pool_probe_later)
 {
 	struct pt_ctx c;
-	long saved_probing;	/* >= 0: restore at teardown */
-	long saved_retries1;	/* >= 0: restore at teardown */
-	bool black_hole;	/* veth0's netem drops everything */
+	struct zc_probe_env env;
 };
 
 FIXTURE_SETUP(pool_probe_later)
 {
 	const char *why = pt_setup(_metadata, &self->c);
 
-	self->saved_probing = -1;
-	self->saved_retries1 = -1;
-	self->black_hole = false;
+	self->env = (struct zc_probe_env){ .saved_probing = -1, .saved_retries1 = -1 };
 	if (why)
 		SKIP(return, "%s", why);
 	if (zc_path_missing(ZC_VETH))
 		SKIP(return, "%s", zc_path_missing(ZC_VETH));
-	ASSERT_EQ(0, zc_mtu_probing_read(&self->saved_probing));
-	ASSERT_EQ(0, zc_ipv4_sysctl_read("tcp_retries1", &self->saved_retries1));
-	ASSERT_EQ(0, zc_mtu_probing_write(0));
-}
-
-/* Drop every packet that leaves over @dev, or no longer: 0 or the failing status. */
-static int pt_black_hole(const char *dev, bool on)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), on ? "/usr/bin/tc qdisc replace dev %s root netem loss 100%%" :
-		 "/usr/bin/tc qdisc del dev %s root", dev);
-	return system(cmd);
+	ASSERT_EQ(0, zc_probe_env_init(&self->env));
 }
 
 FIXTURE_TEARDOWN(pool_probe_later)
 {
-	if (self->black_hole)
-		pt_black_hole(zc_path_dev(ZC_VETH), false);
+	zc_probe_env_restore(&self->env);
 	pt_teardown(_metadata, &self->c);
-	if (self->saved_probing >= 0)
-		zc_mtu_probing_write(self->saved_probing);
-	if (self->saved_retries1 >= 0)
-		zc_ipv4_sysctl_write("tcp_retries1", self->saved_retries1);
-}
-
-static unsigned int pt_snd_mss(struct __test_metadata *_metadata, int sock)
-{
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
-
-	EXPECT_EQ(0, getsockopt(sock, IPPROTO_TCP, TCP_INFO, &ti, &len));
-	return ti.tcpi_snd_mss;
 }
 
 TEST_F_TIMEOUT(pool_probe_later, write_after_record_copies, 120)
@@ -2502,7 +2472,6 @@ TEST_F_TIMEOUT(pool_probe_later, write_after_record_copies, 120)
 	unsigned int mss;
 	long long probes;
 	struct pt_conn *k;
-	int64_t end;
 	size_t off;
 	uint8_t *p;
 
@@ -2510,9 +2479,8 @@ TEST_F_TIMEOUT(pool_probe_later, write_after_record_copies, 120)
 	zc_fill(p, ZC_SEED(13), npages * ps);
 	probes = zc_tcp_mtu_probes();
 	k = pt_connect(_metadata, &self->c, ZC_VETH, AF_INET, SOCK_STREAM, &o);
-	mss = pt_snd_mss(_metadata, k->sock);
-	ASSERT_EQ(0, pt_black_hole(zc_path_dev(ZC_VETH), true));
-	self->black_hole = true;
+	mss = zc_tcp_snd_mss(k->sock);
+	ASSERT_EQ(0, zc_probe_env_black_hole(&self->env, true));
 
 	st0 = pt_stats(_metadata, self->c.zfd, 0);
 	for (off = 0; off < npages * ps; off += chunk)
@@ -2524,15 +2492,10 @@ TEST_F_TIMEOUT(pool_probe_later, write_after_record_copies, 120)
 	for (off = 0; off < self->c.log.nsent; off++)
 		self->c.log.sent[off].eflags = 0;
 
-	ASSERT_EQ(0, zc_ipv4_sysctl_write("tcp_retries1", 0));
-	ASSERT_EQ(0, zc_mtu_probing_write(1));
-	/* Probing starts at the search's low end, below the MSS so far. */
-	end = zc_now_ms() + 10000;
-	while (pt_snd_mss(_metadata, k->sock) >= mss && zc_now_ms() < end)
-		zc_sleep_ms(20);
-	ASSERT_GT(mss, pt_snd_mss(_metadata, k->sock)) TH_LOG("no black hole found in 10 s");
-	ASSERT_EQ(0, pt_black_hole(zc_path_dev(ZC_VETH), false));
-	self->black_hole = false;
+	ASSERT_EQ(0, zc_probe_env_arm(&self->env));
+	ASSERT_EQ(0, zc_tcp_wait_mss_below(k->sock, mss, 10000))
+		TH_LOG("no black hole found in 10 s");
+	ASSERT_EQ(0, zc_probe_env_black_hole(&self->env, false));
 
 	pt_check_records(_metadata, &self->c);
 	memset(p, 0xee, npages * ps);

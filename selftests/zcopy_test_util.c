@@ -4,6 +4,7 @@
  */
 #include <libgen.h>
 #include <limits.h>
+#include <netinet/tcp.h>
 #include <netinet/udp.h>
 #include <sys/utsname.h>
 
@@ -1097,6 +1098,70 @@ long long zc_tcpext(const char *name)
 long long zc_tcp_mtu_probes(void)
 {
 	return zc_tcpext("TCPMTUPSuccess") + zc_tcpext("TCPMTUPFail");
+}
+
+unsigned int zc_tcp_snd_mss(int sock)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (getsockopt(sock, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		return 0;
+	return ti.tcpi_snd_mss;
+}
+
+int zc_tcp_wait_mss_below(int sock, unsigned int mss, int timeout_ms)
+{
+	int64_t end = zc_now_ms() + timeout_ms;
+
+	while (zc_tcp_snd_mss(sock) >= mss) {
+		if (zc_now_ms() > end)
+			return -ETIMEDOUT;
+		zc_sleep_ms(20);
+	}
+	return 0;
+}
+
+int zc_black_hole(const char *dev, bool on)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), on ? "/usr/bin/tc qdisc replace dev %s root netem loss 100%%" :
+		 "/usr/bin/tc qdisc del dev %s root", dev);
+	return system(cmd);
+}
+
+int zc_probe_env_init(struct zc_probe_env *e)
+{
+	*e = (struct zc_probe_env){ .saved_probing = -1, .saved_retries1 = -1 };
+	return zc_mtu_probing_read(&e->saved_probing) ?:
+	       zc_ipv4_sysctl_read("tcp_retries1", &e->saved_retries1) ?:
+	       zc_mtu_probing_write(0);
+}
+
+int zc_probe_env_black_hole(struct zc_probe_env *e, bool on)
+{
+	int ret = zc_black_hole(zc_path_dev(ZC_VETH), on);
+
+	if (!ret)
+		e->black_hole = on;
+	return ret;
+}
+
+int zc_probe_env_arm(struct zc_probe_env *e)
+{
+	return zc_ipv4_sysctl_write("tcp_retries1", 0) ?: zc_mtu_probing_write(1);
+}
+
+void zc_probe_env_restore(struct zc_probe_env *e)
+{
+	if (e->black_hole)
+		zc_probe_env_black_hole(e, false);
+	if (e->saved_probing >= 0)
+		zc_mtu_probing_write(e->saved_probing);
+	if (e->saved_retries1 >= 0)
+		zc_ipv4_sysctl_write("tcp_retries1", e->saved_retries1);
+	e->saved_probing = e->saved_retries1 = -1;
 }
 
 int zc_testmod_load(const char *params)

@@ -413,6 +413,45 @@ long long zc_tcpext(const char *name);
 /* MTU probes that TCP has sent and seen end, so far (TcpExt). */
 long long zc_tcp_mtu_probes(void);
 
+/* The MSS that TCP sends with on @sock now (TCP_INFO), 0 if unknown. */
+unsigned int zc_tcp_snd_mss(int sock);
+
+/*
+ * Wait up to @timeout_ms for TCP to send below @mss on @sock, as it does
+ * once it probes for the path's MTU (the search starts low): 0 or
+ * -ETIMEDOUT.
+ */
+int zc_tcp_wait_mss_below(int sock, unsigned int mss, int timeout_ms);
+
+/*
+ * Drop every packet that leaves over @dev (netem), or no longer: 0 or
+ * tc's failing status. TCP sees its segments sent, and times out.
+ */
+int zc_black_hole(const char *dev, bool on);
+
+/*
+ * What a test of a socket that starts MTU probing late changes, to be put
+ * back: tcp_mtu_probing (0 until the test arms it), tcp_retries1, and a
+ * black hole on veth0.
+ */
+struct zc_probe_env {
+	long saved_probing;	/* >= 0: restore */
+	long saved_retries1;	/* >= 0: restore */
+	bool black_hole;
+};
+
+/* Save both sysctls and set tcp_mtu_probing to 0: 0 or -errno. */
+int zc_probe_env_init(struct zc_probe_env *e);
+
+/* Drop everything that leaves over veth0, or no longer: 0 or failed. */
+int zc_probe_env_black_hole(struct zc_probe_env *e, bool on);
+
+/* Let TCP probe after its first timeout: 0 or -errno. */
+int zc_probe_env_arm(struct zc_probe_env *e);
+
+/* Put back what was changed. */
+void zc_probe_env_restore(struct zc_probe_env *e);
+
 /*
  * The selftests' own module (zcopy_testmod/): it holds up returns from a
  * function (its parameter "symbol"), to open a race window wide, or makes
