@@ -1179,6 +1179,22 @@ static void *efault_reader_main(void *arg)
 }
 
 /*
+ * The page of the next fault on @uffd; 0 if @done (an eventfd, or -1) is
+ * written first, or nothing comes within 10 s.
+ */
+static uintptr_t uffd_next_fault(int uffd, int done)
+{
+	struct pollfd p[2] = { { .fd = uffd, .events = POLLIN },
+			       { .fd = done, .events = POLLIN } };
+	struct uffd_msg msg;
+
+	if (poll(p, 2, 10000) < 1 || !(p[0].revents & POLLIN) ||
+	    read(uffd, &msg, sizeof(msg)) != sizeof(msg) || msg.event != UFFD_EVENT_PAGEFAULT)
+		return 0;
+	return msg.arg.pagefault.address & ~(uintptr_t)(zc_page_size() - 1);
+}
+
+/*
  * A read() that fails to copy its second record puts that record back,
  * in order of sequence among those completed meanwhile. The second
  * record's place is a page under userfaultfd: the read waits there while
@@ -1195,9 +1211,7 @@ TEST(records_in_order_after_read_efault)
 	size_t ps = zc_page_size();
 	int a[2], b[2], i, uffd;
 	char *buf, *junk, *two;
-	struct uffd_msg msg;
 	struct zcopy_stats st;
-	struct pollfd p;
 	pthread_t th;
 	ssize_t n;
 
@@ -1241,10 +1255,8 @@ TEST(records_in_order_after_read_efault)
 	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
 	r.buf = two + ps - sizeof(rec[0]);
 	ASSERT_EQ(0, pthread_create(&th, NULL, efault_reader_main, &r));
-	p = (struct pollfd){ .fd = uffd, .events = POLLIN };
-	ASSERT_EQ(1, poll(&p, 1, 10000)) TH_LOG("the read did not reach its second record");
-	ASSERT_EQ(sizeof(msg), read(uffd, &msg, sizeof(msg)));
-	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+	ASSERT_EQ((uintptr_t)two + ps, uffd_next_fault(uffd, -1))
+		TH_LOG("the read did not reach its second record");
 
 	/* Sends 0 and 2 complete while the second record is out. */
 	ASSERT_EQ(0, held_pair_drain(r.zfd, a, junk, &st));
@@ -1284,22 +1296,6 @@ static void *lost_index_main(void *arg)
 	l->err = ioctl(l->zfd, ZCOPY_IOC_REGISTER, l->r) ? errno : 0;
 	eventfd_write(l->done, 1);
 	return NULL;
-}
-
-/*
- * The page of the next fault on @uffd; 0 if @done is written first, or
- * nothing comes within 10 s.
- */
-static uintptr_t uffd_next_fault(int uffd, int done)
-{
-	struct pollfd p[2] = { { .fd = uffd, .events = POLLIN },
-			       { .fd = done, .events = POLLIN } };
-	struct uffd_msg msg;
-
-	if (poll(p, 2, 10000) < 1 || !(p[0].revents & POLLIN) ||
-	    read(uffd, &msg, sizeof(msg)) != sizeof(msg) || msg.event != UFFD_EVENT_PAGEFAULT)
-		return 0;
-	return msg.arg.pagefault.address & ~(uintptr_t)(zc_page_size() - 1);
 }
 
 /*
