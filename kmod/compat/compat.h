@@ -94,10 +94,8 @@ static inline long zcopy_pin_longterm_read(unsigned long start, unsigned long nr
 	mmap_read_lock(mm);
 	while (done < nr) {
 		vma = vma_lookup(mm, addr);
-		if (!vma) {
-			ret = -EFAULT;
+		if (!vma)
 			break;
-		}
 		n = min(nr - done, (vma->vm_end - addr) >> PAGE_SHIFT);
 		flags = FOLL_LONGTERM | (is_cow_mapping(vma->vm_flags) ? FOLL_WRITE : 0);
 		ret = pin_user_pages(addr, n, flags, pages + done, NULL);
