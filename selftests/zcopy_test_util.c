@@ -1122,15 +1122,6 @@ int zc_tcp_wait_mss_below(int sock, unsigned int mss, int timeout_ms)
 	return 0;
 }
 
-int zc_black_hole(const char *dev, bool on)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), on ? "/usr/bin/tc qdisc replace dev %s root netem loss 100%%" :
-		 "/usr/bin/tc qdisc del dev %s root", dev);
-	return system(cmd);
-}
-
 int zc_probe_env_init(struct zc_probe_env *e)
 {
 	*e = (struct zc_probe_env){ .saved_probing = -1, .saved_retries1 = -1 };
@@ -1141,7 +1132,13 @@ int zc_probe_env_init(struct zc_probe_env *e)
 
 int zc_probe_env_black_hole(struct zc_probe_env *e, bool on)
 {
-	int ret = zc_black_hole(zc_path_dev(ZC_VETH), on);
+	const char *dev = zc_path_dev(ZC_VETH);
+	char cmd[128];
+	int ret;
+
+	snprintf(cmd, sizeof(cmd), on ? "/usr/bin/tc qdisc replace dev %s root netem loss 100%%" :
+		 "/usr/bin/tc qdisc del dev %s root", dev);
+	ret = system(cmd);
 
 	if (!ret)
 		e->black_hole = on;

@@ -424,12 +424,6 @@ unsigned int zc_tcp_snd_mss(int sock);
 int zc_tcp_wait_mss_below(int sock, unsigned int mss, int timeout_ms);
 
 /*
- * Drop every packet that leaves over @dev (netem), or no longer: 0 or
- * tc's failing status. TCP sees its segments sent, and times out.
- */
-int zc_black_hole(const char *dev, bool on);
-
-/*
  * What a test of a socket that starts MTU probing late changes, to be put
  * back: tcp_mtu_probing (0 until the test arms it), tcp_retries1, and a
  * black hole on veth0.
@@ -443,7 +437,10 @@ struct zc_probe_env {
 /* Save both sysctls and set tcp_mtu_probing to 0: 0 or -errno. */
 int zc_probe_env_init(struct zc_probe_env *e);
 
-/* Drop everything that leaves over veth0, or no longer: 0 or failed. */
+/*
+ * Drop every packet that leaves over veth0 (netem), or no longer: 0 or
+ * tc's failing status. TCP sees its segments sent, and times out.
+ */
 int zc_probe_env_black_hole(struct zc_probe_env *e, bool on);
 
 /* Let TCP probe after its first timeout: 0 or -errno. */
