@@ -110,11 +110,6 @@ int pt_send(struct pt_ctx *c, struct pt_conn *k, uint8_t *base, uint64_t off,
 	    uint64_t len, uint32_t flags, uint64_t cookie, const void *expect,
 	    unsigned int *nsends);
 
-
-/* ---- teardown ---- */
-
-
-
 /* ---- what tests assert through: only with the kselftest harness ---- */
 #ifdef __KSELFTEST_HARNESS_H
 

@@ -264,13 +264,6 @@ int rt_rx_recheck(struct rt_rx *rx, const uint8_t *area)
 	return 0;
 }
 
-
-
-
-
-
-
-
 int rt_write_pattern(int sock, uint64_t off, size_t len)
 {
 	uint8_t *buf = malloc(len ? len : 1);

@@ -168,7 +168,6 @@ int rt_get_mtu(const char *dev);
 
 /* ---- signals ---- */
 
-
 void rt_sig_handler(int sig, siginfo_t *si, void *uc);
 
 /*
@@ -188,6 +187,5 @@ void rt_catch(int sig);
 
 /* The module's ledger, or zeroes if it cannot be read. */
 struct zcopy_stats rt_module_stats(int zfd);
-
 
 #endif /* RECV_TEST_UTIL_H */

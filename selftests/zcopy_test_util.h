@@ -549,9 +549,6 @@ int zc_tx_send_buf(struct zc_tx *t, const void *buf, size_t len);
 unsigned int zc_tx_fill(struct zc_tx *t, char *buf, size_t size, size_t chunk,
 			unsigned int max_sends, int *err);
 
-
-
-
 /* ---- what tests assert through: only with the kselftest harness ---- */
 #ifdef __KSELFTEST_HARNESS_H
 
