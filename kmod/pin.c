@@ -500,6 +500,21 @@ static int zcopy_send_run_each(struct zcopy_file *zf, struct zcopy_send_run *run
 }
 
 /*
+ * Whether @run, which sent nothing (TCP fails a send only when it queued
+ * none of it), may have been refused for one of its sends: a fault in
+ * that send's memory, whether copied or pinned, or its pin or charge.
+ */
+static bool zcopy_send_run_refused_one(const struct zcopy_send_run *run, int ret)
+{
+	if (run->nr < 2)
+		return false;
+	if (ret == -EFAULT)
+		return true;
+	return (ret == -ENOBUFS || ret == -ENOMEM) &&
+	       (!run->copy || (run->flags & ZCOPY_SEND_FIXED));
+}
+
+/*
  * Send @run and write each send's results back to its entry of @sends:
  * *@done moves past the sends made, and *@whole says whether all of them
  * were made whole. The run is empty after.
@@ -515,12 +530,7 @@ static int zcopy_send_run_flush(struct zcopy_file *zf, struct zcopy_send_run *ru
 	*whole = false;
 	ret = zcopy_send_make(zf, &ta, run->buf_index, run->copy, run->iov, run->nr_iov,
 			      run->nr_pages);
-	/*
-	 * Nothing sent (TCP fails a send only when it queued none of it): a
-	 * refusal maybe of one send only.
-	 */
-	if ((!run->copy || (run->flags & ZCOPY_SEND_FIXED)) && run->nr > 1 &&
-	    (ret == -EFAULT || ret == -ENOBUFS || ret == -ENOMEM)) {
+	if (zcopy_send_run_refused_one(run, ret)) {
 		ret = zcopy_send_run_each(zf, run, sends, done, whole);
 		goto out;
 	}

@@ -34,11 +34,14 @@ FIXTURE(bad)
 	char *buf;
 	struct zcopy_iovec iov;
 	struct zcopy_send s;
+	long saved_copy_below;	/* -1: not changed */
 };
 
 FIXTURE_SETUP(bad)
 {
 	const char *why = zc_tx_init(_metadata, &self->t, ZC_LOOPBACK, AF_INET, SOCK_STREAM);
+
+	self->saved_copy_below = -1;
 
 	if (why)
 		SKIP(return, "%s", why);
@@ -58,6 +61,8 @@ FIXTURE_SETUP(bad)
 
 FIXTURE_TEARDOWN(bad)
 {
+	if (self->saved_copy_below >= 0)
+		zc_param_write("copy_below", self->saved_copy_below);
 	zc_tx_fini(&self->t);
 	zc_unmap(self->buf, 64 * KB);
 }
@@ -586,16 +591,17 @@ TEST_F(bad, batch_stops_at_reset_socket_keeps_its_error)
 
 /*
  * Three sends of @flags (from registered buffer @idx with ZCOPY_SEND_FIXED)
- * that a batch would make one run of, the second of which, @refused bytes
- * at @bad, is refused with EFAULT: the batch makes the first and ends
- * before the second, which sent first says EFAULT; the third then goes.
+ * that a batch would make one run of, the first and third of @len bytes,
+ * the second of which, @refused bytes at @bad, is refused with EFAULT: the
+ * batch makes the first and ends before the second, which sent first says
+ * EFAULT; the third then goes.
  */
 static void batch_second_refused(struct __test_metadata *_metadata, struct zc_tx *t,
-				 char *buf, uint32_t flags, uint32_t idx, uintptr_t bad,
-				 size_t refused)
+				 char *buf, size_t len, uint32_t flags, uint32_t idx,
+				 uintptr_t bad, size_t refused)
 {
 	struct zcopy_iovec iov[3] = {
-		{ (uintptr_t)buf, 5000 }, { bad, refused }, { (uintptr_t)buf + 5000, 5000 },
+		{ (uintptr_t)buf, len }, { bad, refused }, { (uintptr_t)buf + len, len },
 	};
 	struct zcopy_send s[3];
 	unsigned int i;
@@ -605,7 +611,7 @@ static void batch_second_refused(struct __test_metadata *_metadata, struct zc_tx
 					    .iov = (uintptr_t)&iov[i], .iov_count = 1,
 					    .buf_index = idx, .cookie = i };
 	ASSERT_EQ(1, zc_send_batch(t->zfd, s, 3));
-	EXPECT_EQ(5000, s[0].bytes);
+	EXPECT_EQ(len, s[0].bytes);
 	EXPECT_EQ(0, s[1].bytes) TH_LOG("the refused entry was written to");
 	EXPECT_EQ(0, s[2].bytes) TH_LOG("an entry after the refused one was written to");
 	zc_tx_log_sent(t, &iov[0], &s[0]);
@@ -613,7 +619,7 @@ static void batch_second_refused(struct __test_metadata *_metadata, struct zc_tx
 	EXPECT_EQ(-EFAULT, zc_send_batch(t->zfd, &s[1], 2)) TH_LOG("the refused one first");
 	ASSERT_EQ(1, zc_send_batch(t->zfd, &s[2], 1));
 	EXPECT_EQ(1, s[2].seq);
-	EXPECT_EQ(5000, s[2].offset);
+	EXPECT_EQ(len, s[2].offset);
 	zc_tx_log_sent(t, &iov[2], &s[2]);
 }
 
@@ -629,7 +635,25 @@ TEST_F(bad, batch_stops_at_unpinnable_entry)
 	hole = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, hole);
 	ASSERT_EQ(0, munmap(hole, ps));
-	batch_second_refused(_metadata, &self->t, self->buf, 0, 0, (uintptr_t)hole, ps);
+	batch_second_refused(_metadata, &self->t, self->buf, 5000, 0, 0, (uintptr_t)hole, ps);
+	zc_tx_verify(_metadata, &self->t);
+}
+
+/*
+ * Copied sends in a row go as one sendmsg, whose copy fails whole at a
+ * fault: the second naming unmapped memory still refuses only its own.
+ */
+TEST_F(bad, batch_copied_stops_at_unmapped_entry)
+{
+	size_t ps = zc_page_size();
+	char *hole;
+
+	ASSERT_EQ(0, zc_param_read("copy_below", &self->saved_copy_below));
+	ASSERT_EQ(0, zc_param_write("copy_below", 2048));
+	hole = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, hole);
+	ASSERT_EQ(0, munmap(hole, ps));
+	batch_second_refused(_metadata, &self->t, self->buf, 1000, 0, 0, (uintptr_t)hole, 1000);
 	zc_tx_verify(_metadata, &self->t);
 }
 
@@ -644,7 +668,7 @@ TEST_F(bad, batch_fixed_stops_at_entry_outside)
 
 	idx = zc_register(t->zfd, self->buf, 32 * KB);
 	ASSERT_LE(0, idx) TH_LOG("ZCOPY_IOC_REGISTER: %s", strerror(-idx));
-	batch_second_refused(_metadata, t, self->buf, ZCOPY_SEND_FIXED, idx,
+	batch_second_refused(_metadata, t, self->buf, 5000, ZCOPY_SEND_FIXED, idx,
 			     (uintptr_t)self->buf + 30 * KB, 5000);
 	ASSERT_EQ(0, zc_unregister(t->zfd, idx));
 	zc_tx_verify(_metadata, t);

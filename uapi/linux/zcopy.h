@@ -186,7 +186,9 @@ struct zcopy_send {
  * TCP socket with the same flags (and registered buffer), all copied
  * (shorter than the module's copy_below) or none, up to 64 KiB, are sent
  * together, as writev(2) sends its vectors; their records come merged, and
- * their pages are let go of together. Results that cannot be written back
+ * their pages are let go of together. As writev(2), copied entries sent
+ * together may stop short before an entry whose memory faults: the entry
+ * where they stopped counts, short. Results that cannot be written back
  * (the array unmapped by another thread meanwhile) end the batch before
  * that entry, as sendmmsg(2) does with a msg_len it cannot write: the
  * entry, and the rest of its run, were sent but are not counted.
