@@ -208,6 +208,8 @@ int zc_forward(int zfd, int sock, const struct zcopy_fwd_piece *pieces, uint32_t
 int zc_forward_all(int zfd, int sock, struct zcopy_fwd_piece *pieces, uint32_t n,
 		   uint32_t flags, uint64_t *calls)
 {
+	for (; n && !pieces->len; n--)
+		pieces++;
 	while (n) {
 		struct zcopy_forward f;
 		uint64_t left;
@@ -219,8 +221,10 @@ int zc_forward_all(int zfd, int sock, struct zcopy_fwd_piece *pieces, uint32_t n
 			return ret;
 		if (calls)
 			(*calls)++;
-		for (left = f.bytes; n && left >= pieces->len; n--, pieces++)
+		for (left = f.bytes; n && left >= pieces->len; n--, pieces++) {
 			left -= pieces->len;
+			pieces->len = 0;
+		}
 		if (n && left) {
 			pieces->offset += left;
 			pieces->len -= left;
@@ -367,12 +371,17 @@ size_t zc_check(const void *buf, uint64_t off, size_t len)
 	return len;
 }
 
+/*
+ * Any 8 bytes decode to some word, and so to an offset: for each possible
+ * alignment, the word after the first aligned one must follow it too,
+ * which 8 bytes that are not that word's do with a chance of 2^-64.
+ */
 int zc_locate(const void *buf, size_t len, uint64_t *off)
 {
 	const uint8_t *p = buf;
 	unsigned int r;
 
-	if (len < 15)
+	if (len < ZC_LOCATE_MIN)
 		return -1;
 	for (r = 0; r < 8; r++) {
 		size_t lead = (8 - r) & 7;
@@ -380,7 +389,7 @@ int zc_locate(const void *buf, size_t len, uint64_t *off)
 
 		memcpy(&w, p + lead, 8);
 		start = zc_unword(le64toh(w)) * 8 - lead;
-		if ((start & 7) == r && zc_check(p, start, lead + 8) == lead + 8) {
+		if ((start & 7) == r && zc_check(p, start, lead + 16) == lead + 16) {
 			*off = start;
 			return 0;
 		}

@@ -59,6 +59,8 @@ int zc_pool_send_batch(int zfd, struct zcopy_pool_send *sends, uint32_t n);
  * Up to @n completion records, waiting up to @timeout_ms for the first
  * (-1: for ever, 0: not at all): how many were read, 0 if none came, or
  * -errno. Reading them maps the pool pages they cover writable again.
+ * Where other threads read records from @zfd too, it should be O_NONBLOCK:
+ * a blocking read after the wait can outlast @timeout_ms if they took them.
  */
 int zc_read_records(int zfd, struct zcopy_completion *rec, unsigned int n, int timeout_ms);
 
@@ -84,9 +86,12 @@ int zc_forward(int zfd, int sock, const struct zcopy_fwd_piece *pieces, uint32_t
 	       uint32_t flags, uint64_t cookie, struct zcopy_forward *out);
 
 /*
- * Forward every byte of @pieces (@n; stepped past what each call sent, so
- * changed), however short each call, retrying after EINTR; *@calls (may be
- * NULL) counts the ioctls that sent. 0 or -errno.
+ * Forward every byte of @pieces (@n), however short each call, retrying
+ * after EINTR; *@calls (may be NULL) counts the ioctls that sent. 0 or
+ * -errno. What each call sent is taken off @pieces (a piece sent whole
+ * gets len 0, one sent in part a later offset), so that after an error
+ * they hold what was not sent, and a call with the same @pieces resumes:
+ * leading pieces of len 0 are skipped.
  */
 int zc_forward_all(int zfd, int sock, struct zcopy_fwd_piece *pieces, uint32_t n,
 		   uint32_t flags, uint64_t *calls);
@@ -114,9 +119,11 @@ void zc_fill(void *buf, uint64_t off, size_t len);
 /* How many bytes of @buf, from the first, are pattern bytes from @off on. */
 size_t zc_check(const void *buf, uint64_t off, size_t len);
 /*
- * Where in the pattern @buf (@len >= 15 bytes) lies, judged by its first
- * aligned word: 0 with *@off set, or -1 if it is not pattern data.
+ * Where in the pattern @buf (@len >= ZC_LOCATE_MIN bytes) lies, judged by
+ * its first two aligned words: 0 with *@off set, or -1 if it is not
+ * pattern data.
  */
+#define ZC_LOCATE_MIN	23
 int zc_locate(const void *buf, size_t len, uint64_t *off);
 
 /* A distinct stretch of the pattern for each @seed: zc_fill(buf, ZC_SEED(s), len). */
