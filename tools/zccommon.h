@@ -30,6 +30,7 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define ZC_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define ZC_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Exit statuses: 1 for what went wrong at run time, 2 for bad arguments. */
 #define ZC_EXIT_RUNTIME	1

@@ -43,6 +43,7 @@ static const char * const method_names[] = {
 #define RX_DESC		256
 #define UDP_RCVBUF	(8 << 20)
 #define UDP_TIMEOUT_S	5
+#define MAX_GAPS	64		/* UDP --verify: losses remembered */
 
 struct opts {
 	struct sockaddr_storage addr;
@@ -65,7 +66,11 @@ struct receiver {
 	uint64_t pos;		/* stream offset of the next byte */
 	uint64_t bytes, hash;
 	uint64_t recv_calls, mapped, copied;
-	uint64_t datagrams, lost, reordered;
+	/* UDP --verify: stream bytes not received before the furthest end */
+	uint64_t datagrams, reordered, lost;
+	uint64_t high;		/* the end of the furthest datagram */
+	struct gap { uint64_t start, end; } gaps[MAX_GAPS];
+	unsigned int ngaps;	/* the latest, in stream order */
 	const char *end;	/* how the stream ended */
 	struct zc_progress progress;
 };
@@ -86,7 +91,8 @@ static void usage(FILE *f)
 		"  -v, --verify              check every byte against zcsend's pattern at its\n"
 		"                            stream offset; exit 1 at the first mismatch,\n"
 		"                            saying where (UDP: each datagram is placed by\n"
-		"                            its content, and lost bytes are counted)\n"
+		"                            its content; lost bytes and datagrams out of\n"
+		"                            order, late or twice, are counted)\n"
 		"  -o, --output PATH         write the data to PATH (- for stdout; the\n"
 		"                            report then goes to stderr)\n"
 		"  -k, --checksum            print the FNV-1a 64 of the stream received\n"
@@ -116,23 +122,81 @@ static _Noreturn void bad_byte(const uint8_t *p, uint64_t off)
 }
 
 /*
- * A datagram's place in the stream, from its content: what was lost before
- * it, or that it came out of order. One that is not pattern data at all is
- * checked where it should have been, and fails there.
+ * Make room for a gap at @i (gaps[@i] on move up): @i, or MAX_GAPS when it
+ * would be the oldest of too many. The oldest is forgotten: it stays lost.
+ */
+static unsigned int gap_insert(struct receiver *r, unsigned int i)
+{
+	if (r->ngaps == MAX_GAPS) {
+		if (!i)
+			return MAX_GAPS;
+		memmove(&r->gaps[0], &r->gaps[1], --r->ngaps * sizeof(r->gaps[0]));
+		i--;
+	}
+	memmove(&r->gaps[i + 1], &r->gaps[i], (r->ngaps - i) * sizeof(r->gaps[0]));
+	r->ngaps++;
+	return i;
+}
+
+/* Bytes [@start, @end) came: what of them was missing is no longer lost. */
+static void gaps_fill(struct receiver *r, uint64_t start, uint64_t end)
+{
+	unsigned int i = 0;
+
+	while (i < r->ngaps) {
+		struct gap *g = &r->gaps[i];
+		uint64_t lo = ZC_MAX(g->start, start), hi = ZC_MIN(g->end, end);
+
+		if (lo >= hi) {
+			i++;
+			continue;
+		}
+		r->lost -= hi - lo;
+		if (lo > g->start && hi < g->end) {
+			uint64_t g_end = g->end;
+
+			g->end = lo;
+			i = gap_insert(r, i + 1);
+			if (i < MAX_GAPS)
+				r->gaps[i] = (struct gap){ hi, g_end };
+			return;
+		}
+		if (lo > g->start) {
+			g->end = lo;
+		} else if (hi < g->end) {
+			g->start = hi;
+		} else {
+			memmove(g, g + 1, (--r->ngaps - i) * sizeof(*g));
+			continue;
+		}
+		i++;
+	}
+}
+
+/*
+ * A datagram's place in the stream, from its content, and what it says of
+ * those before it: one past the furthest end opens a gap of lost bytes;
+ * one before that end came late, or twice (a buffer reused too early shows
+ * as one): reordered. One that is not pattern data at all is checked where
+ * it should have been, and fails there.
  */
 static void place_datagram(struct receiver *r, const void *data, size_t len)
 {
 	uint64_t off;
+	unsigned int i;
 
-	if (zc_check(data, r->pos, ZC_MIN(len, 16)) == ZC_MIN(len, 16))
-		return;
-	if (zc_locate(data, len, &off))
-		return;
-	if (off > r->pos)
-		r->lost += off - r->pos;
-	else
+	if (zc_check(data, r->pos, ZC_MIN(len, 16)) != ZC_MIN(len, 16) &&
+	    !zc_locate(data, len, &off))
+		r->pos = off;
+	if (r->pos > r->high) {
+		r->lost += r->pos - r->high;
+		i = gap_insert(r, r->ngaps);
+		if (i < MAX_GAPS)
+			r->gaps[i] = (struct gap){ r->high, r->pos };
+	} else if (r->pos < r->high) {
 		r->reordered++;
-	r->pos = off;
+		gaps_fill(r, r->pos, r->pos + len);
+	}
 }
 
 /* Bytes of the stream, in order; @dgram: they start a datagram. */
@@ -153,6 +217,8 @@ static void consume(struct receiver *r, const void *data, size_t len, int dgram)
 		zc_fail(r->o->output);
 	r->pos += len;
 	r->bytes += len;
+	if (r->pos > r->high)
+		r->high = r->pos;
 	zc_progress(&r->progress, r->bytes);
 }
 
@@ -323,12 +389,12 @@ static void method_zcopy_recv(struct receiver *r)
 
 		int ret = zc_recv_args(zfd, &rv);
 
-		errno = -ret;
 		if (ret) {
-			if (errno != EINTR && errno != EAGAIN)
+			errno = -ret;
+			if (ret != -EINTR && ret != -EAGAIN)
 				zc_fail("ZCOPY_IOC_RECV");
 			area_release(zfd, held, &nheld);
-			if (errno == EAGAIN && r->timeout_ms > 0) {
+			if (ret == -EAGAIN && r->timeout_ms > 0) {
 				timed_out(r);
 				break;
 			}

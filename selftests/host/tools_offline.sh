@@ -103,7 +103,8 @@ check_pair() {
 	result "$name"
 }
 
-tap_plan 57
+plan=60
+tap_plan $plan
 
 # ---- build ----
 if make -s -C "$root/tools" >"$tmp/log" 2>&1 && [ -x "$bin/zcsend" ] && [ -x "$bin/zcrecv" ]; then
@@ -245,6 +246,29 @@ udp_pair "UDP IPv4 write -> read" 127.0.0.1 "--method write"
 udp_pair "UDP IPv6 write -> read" ::1 "--method write"
 udp_pair "UDP IPv4 msg_zerocopy (8K datagrams) -> read" 127.0.0.1 "--method msg_zerocopy --msg-size 8K"
 
+# udp_order NAME ORDER EXPR: 1001-byte datagrams of the pattern sent in
+# ORDER (their indexes), then EXPR over the receiver's JSON report.
+transfer 127.0.0.1 "--bytes 10010" "--output $tmp/stream"
+udp_order() {
+	python3 -c 'import sys
+d = open(sys.argv[1], "rb").read()
+sys.stdout.buffer.write(b"".join(d[i * 1001:(i + 1) * 1001] for i in map(int, sys.argv[2].split(","))))' \
+		"$tmp/stream" "$2" >"$tmp/dgrams"
+	send_in=$tmp/dgrams transfer 127.0.0.1 "--udp - --msg-size 1001 --json" \
+		"--udp --verify --json --timeout 3"
+	send_in=
+	status=1
+	[ "$send_rc" -eq 0 ] && [ "$recv_rc" -eq 0 ] &&
+		json "$tmp/recv.out" "j['verified'] is True and $3" >>"$tmp/log" && status=0
+	result "$1"
+}
+udp_order "UDP --verify: two datagrams swapped: one reordered, nothing lost" 0,1,3,2,4,5 \
+	"j['bytes'] == 6006 and j['reordered'] == 1 and j['lost_bytes'] == 0"
+udp_order "UDP --verify: one lost, one sent twice: its bytes lost, one reordered" 0,1,2,4,5,4,6 \
+	"j['bytes'] == 7007 and j['reordered'] == 1 and j['lost_bytes'] == 1001"
+udp_order "UDP --verify: three lost, one of them late: two lost" 0,2,4,6,3,7 \
+	"j['reordered'] == 1 and j['lost_bytes'] == 2002"
+
 # ---- JSON: one object with the documented keys ----
 transfer 127.0.0.1 "--bytes 1M --json" "--json --checksum"
 for side in send recv; do
@@ -330,5 +354,5 @@ else
 	done
 fi
 
-[ "$tap_n" -eq 57 ] || echo "# planned 57 tests, ran $tap_n"
+[ "$tap_n" -eq $plan ] || echo "# planned $plan tests, ran $tap_n"
 tap_done
