@@ -109,6 +109,8 @@ struct sender {
 	uint64_t next_id;		/* MSG_ZEROCOPY: the next send's id */
 	/* what the report says besides the common part */
 	uint64_t send_calls, completions, completions_copied;
+	/* a record missing or failed, or a receiver that did not close */
+	unsigned int problems;
 };
 
 static void usage(FILE *f)
@@ -149,7 +151,8 @@ static void usage(FILE *f)
 		"  or zcopy completion records read), completions_copied (of which say the\n"
 		"  stack copied)\n"
 		"\n"
-		"Exit status: 0 done, 1 run-time error, 2 bad arguments.\n");
+		"Exit status: 0 done, 1 run-time error (also: a completion record missing\n"
+		"or failed, or a receiver that did not close), 2 bad arguments.\n");
 }
 
 /* ---- the source ---- */
@@ -571,9 +574,11 @@ static int zc_reap_queued(struct sender *s)
 		if (n < 0)
 			zc_fail("read of completion records");
 		for (i = 0; i < n / sizeof(recs[0]); i++) {
-			if (recs[i].status)
+			if (recs[i].status) {
 				fprintf(stderr, "%s: completion record with status %d\n",
 					zc_prog, recs[i].status);
+				s->problems++;
+			}
 			ring_complete(s, recs[i].offset, recs[i].offset + recs[i].bytes);
 			s->completions++;
 			if (recs[i].copied)
@@ -649,8 +654,8 @@ static void pool_sent(struct sender *s, struct slot *sl, const struct zcopy_pool
 		slot_wait_for(s, sl, ps->stream_offset, ps->stream_offset + ps->bytes);
 	else if (ps->seq != ZCOPY_NO_SEQ)
 		s->expected += ps->bytes;	/* UDP: a record to read */
-	/* without --notify the buffer is rewritten at once: keep up */
-	if (!s->o->notify)
+	/* UDP without --notify: the buffer is rewritten at once, keep up */
+	if (!s->o->notify && s->completed < s->expected)
 		zc_reap_queued(s);
 }
 
@@ -779,6 +784,25 @@ static void pool_map(struct sender *s)
 		s->slots[i].buf = pool + (size_t)i * s->slot_size;
 }
 
+/* Wait for @sl's records: a fatal error after DRAIN_TIMEOUT_MS without any. */
+static void slot_reclaim(struct sender *s, struct slot *sl, void (*reap)(struct sender *, int))
+{
+	uint64_t completed = s->completed;
+	double deadline = zc_now() + DRAIN_TIMEOUT_MS / 1000.0;
+
+	while (slot_busy(sl)) {
+		if (s->completed != completed) {
+			completed = s->completed;
+			deadline = zc_now() + DRAIN_TIMEOUT_MS / 1000.0;
+		} else if (zc_now() >= deadline) {
+			zc_die(ZC_EXIT_RUNTIME, "no completion record for %d s (%llu bytes in flight)",
+			       DRAIN_TIMEOUT_MS / 1000,
+			       (unsigned long long)(s->expected - s->completed));
+		}
+		reap(s, 1000);
+	}
+}
+
 /* The zero-copy methods: fill a free buffer, send it, wait for it to come back. */
 static void method_ring(struct sender *s, void (*send_slot)(struct sender *, struct slot *,
 							    size_t),
@@ -797,8 +821,7 @@ static void method_ring(struct sender *s, void (*send_slot)(struct sender *, str
 		 */
 		if (slot_busy(sl))
 			reap(s, 0);
-		while (slot_busy(sl))
-			reap(s, DRAIN_TIMEOUT_MS);
+		slot_reclaim(s, sl, reap);
 		n = produce(s, sl->buf, s->o->msg_size);
 		if (!n)
 			break;
@@ -809,10 +832,12 @@ static void method_ring(struct sender *s, void (*send_slot)(struct sender *, str
 	deadline = zc_now() + DRAIN_TIMEOUT_MS / 1000.0;
 	while (s->completed < s->expected && zc_now() < deadline)
 		reap(s, 100);
-	if (s->completed < s->expected)
+	if (s->completed < s->expected) {
 		fprintf(stderr, "%s: %llu of %llu completions still missing\n", zc_prog,
 			(unsigned long long)(s->expected - s->completed),
 			(unsigned long long)s->expected);
+		s->problems++;
+	}
 }
 
 static void ring_setup(struct sender *s)
@@ -951,6 +976,7 @@ static void finish(struct sender *s)
 
 		if (wait_fd(s->sock, POLLIN, DRAIN_TIMEOUT_MS)) {
 			fprintf(stderr, "%s: the receiver did not close\n", zc_prog);
+			s->problems++;
 			return;
 		}
 		n = read(s->sock, buf, sizeof(buf));
@@ -1186,5 +1212,5 @@ int main(int argc, char **argv)
 	report.checksum = s.hash;
 	print_report(&s, &report);
 	close(s.sock);
-	return 0;
+	return s.problems ? ZC_EXIT_RUNTIME : 0;
 }
