@@ -324,6 +324,11 @@ static struct zcopy_area *zcopy_pool_create(struct zcopy_file *zf, unsigned long
 	if (!pool->sending || !pool->given || !pool->rearm)
 		goto err_free_maps;
 	for (i = 0; i < nr; i++) {
+		/* Up to max_pool_pages, under the caller's mmap_lock: */
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			goto err_free_pages;
+		}
 		pool->slots[i] = alloc_page(GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT);
 		if (!pool->slots[i])
 			goto err_free_pages;

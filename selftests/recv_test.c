@@ -394,6 +394,45 @@ TEST_F(rx, released_copied_slot_is_reused)
 }
 
 /*
+ * Advice that only drops or reads pages works on part of the area, and the
+ * slot reads the same after it; advice that changes the mapping's flags
+ * would split it, and fails with EINVAL on part of it.
+ */
+TEST_F(rx, partial_advice)
+{
+	static const struct {
+		int how;
+		const char *name;
+		int err;
+	} advice[] = {
+		{ MADV_COLD, "MADV_COLD", 0 },
+		{ MADV_PAGEOUT, "MADV_PAGEOUT", 0 },
+		{ MADV_WILLNEED, "MADV_WILLNEED", 0 },
+		{ MADV_DONTNEED, "MADV_DONTNEED (faulted back in)", 0 },
+		{ MADV_RANDOM, "MADV_RANDOM (a flag of the mapping)", EINVAL },
+		{ MADV_SEQUENTIAL, "MADV_SEQUENTIAL (a flag of the mapping)", EINVAL },
+	};
+	struct rt_slot *slot;
+	unsigned int i;
+	int err;
+
+	rx_start(_metadata, self, AF_INET, 4);
+	rx_send(_metadata, self, 0, 3000);
+	RX_ONCE(&self->rx, 4, ZCOPY_RECV_DONTWAIT, 0, 0);
+	ASSERT_EQ(1, self->rx.nslots);
+	slot = &self->rx.slots[0];
+	for (i = 0; i < ARRAY_SIZE(advice); i++) {
+		err = madvise(self->area + slot->area_off, self->ps, advice[i].how) ? errno : 0;
+		EXPECT_EQ(advice[i].err, err) TH_LOG("%s: %s", advice[i].name, errno_str(err));
+		EXPECT_EQ(slot->len, zc_check(self->area + slot->area_off, slot->stream_off,
+					      slot->len)) TH_LOG("after %s", advice[i].name);
+	}
+	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+	check_rx_ledger(_metadata, &self->rx);
+	EXPECT_EQ(0, fd_stats(_metadata, self->zfd).rx_slots_used);
+}
+
+/*
  * A spare's page that was taken from the mapping (vmsplice(), then splice()
  * to another connection) and received there, mapped, is that receiver's
  * data, which must never change: the next copy goes to another page.

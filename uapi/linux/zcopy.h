@@ -45,8 +45,9 @@
  * cgroup; later ones map it again, no larger. The pool lives until the
  * file is closed and its last mapping is gone. Pool mappings are not
  * inherited by fork() (as MADV_DONTFORK; MADV_DOFORK fails with EINVAL),
- * and each is used whole: munmap(), mprotect(), madvise() or mremap() of
- * part of one fails with EINVAL.
+ * and each is used whole: munmap(), mprotect(), mremap(), or madvise()
+ * with advice that changes the mapping's flags, of part of one fails with
+ * EINVAL.
  *
  * Only zcopy ever holds a pool page: nothing else can take a reference to
  * one. Whatever would pin or reference the pages behind a pool address
@@ -76,7 +77,9 @@
  * by the first such mmap up to max_recv_pages and charged to
  * RLIMIT_MEMLOCK, and not inherited by fork() (unless the application asks
  * with MADV_DOFORK: the child then sees the same slots). One mapping at a
- * time otherwise, used whole, as the pool's.
+ * time otherwise, used whole, as the pool's; advice that only drops or
+ * reads pages (MADV_DONTNEED, MADV_COLD, MADV_PAGEOUT, MADV_WILLNEED)
+ * works on part of it, as on any shared mapping.
  */
 #define ZCOPY_MMAP_RECV		0x40000000ULL
 
