@@ -11,6 +11,7 @@
  */
 
 #include <linux/module.h>
+#include <linux/overflow.h>
 #include <linux/poll.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -102,15 +103,21 @@ void zcopy_records_number(struct zcopy_records *r, unsigned int sends, u64 bytes
 	spin_unlock_bh(&r->lock);
 }
 
-/* Merge @next into @prev when it is the next send and left the same way. */
+/*
+ * Merge @next into @prev when it is the next send and left the same way,
+ * and their sends still fit the record's count.
+ */
 static bool zcopy_record_merge(struct zcopy_completion *prev,
 			       const struct zcopy_completion *next)
 {
+	u32 sends;
+
 	if (prev->seq + prev->sends != next->seq ||
 	    prev->offset + prev->bytes != next->offset ||
-	    prev->flags != next->flags || prev->status != next->status)
+	    prev->flags != next->flags || prev->status != next->status ||
+	    check_add_overflow(prev->sends, next->sends, &sends))
 		return false;
-	prev->sends += next->sends;
+	prev->sends = sends;
 	prev->bytes += next->bytes;
 	prev->copied += next->copied;
 	return true;
