@@ -50,21 +50,29 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Set by SIGALRM (--kill-after) or by a SIGTERM or SIGINT for zctime. */
-static sig_atomic_t stop_child;
+/*
+ * SIGALRM (--kill-after), or a SIGTERM or SIGINT for zctime, stops the
+ * child; SIGCHLD says it ended. All four stay blocked in zctime, which
+ * takes them when it looks, so that none comes between a look and a wait.
+ */
+static sigset_t watched;
+static bool stopped;
 
-static void on_stop(int sig)
+/* Take the signals pending, waiting for one up to @ms (-1: for ever). */
+static void take_signals(pid_t pid, int ms)
 {
-	(void)sig;
-	stop_child = 1;
-}
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000L };
+	int sig;
 
-static void stop_if_asked(pid_t pid)
-{
-	if (stop_child == 1) {
-		kill(pid, SIGTERM);
-		stop_child = 2;
-	}
+	do {
+		sig = ms < 0 ? sigwaitinfo(&watched, NULL) : sigtimedwait(&watched, NULL, &ts);
+		if (sig > 0 && sig != SIGCHLD && !stopped) {
+			kill(pid, SIGTERM);
+			stopped = true;
+		}
+		ts.tv_nsec = 0;
+		ms = 0;
+	} while (sig > 0);
 }
 
 /* A pseudo-terminal for the child's stdout: returns the master's fd. */
@@ -111,11 +119,8 @@ static void copy_pty(int master, pid_t pid)
 	int r;
 
 	for (;;) {
+		take_signals(pid, 0);
 		r = poll(&p, 1, 100);
-		if (r < 0 && errno == EINTR) {
-			stop_if_asked(pid);
-			continue;
-		}
 		if (r > 0) {
 			n = read(master, buf, sizeof(buf));
 			if (n <= 0 || write(STDOUT_FILENO, buf, n) != n)
@@ -132,8 +137,8 @@ static void copy_pty(int master, pid_t pid)
 
 int main(int argc, char **argv)
 {
-	struct sigaction sa = { .sa_handler = on_stop };
 	unsigned int kill_after = 0;
+	sigset_t unwatched;
 	int master = -1;
 	char *slave = NULL;
 	bool pty = false;
@@ -173,6 +178,12 @@ int main(int argc, char **argv)
 
 	if (pty)
 		master = open_pty(&slave);
+	sigemptyset(&watched);
+	sigaddset(&watched, SIGALRM);
+	sigaddset(&watched, SIGTERM);
+	sigaddset(&watched, SIGINT);
+	sigaddset(&watched, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &watched, &unwatched);
 	fflush(stdout);
 	start = now();
 	pid = fork();
@@ -181,28 +192,26 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!pid) {
+		sigprocmask(SIG_SETMASK, &unwatched, NULL);
 		if (pty)
 			use_pty(slave, master);
 		execvp(argv[i], argv + i);
 		fprintf(stderr, "zctime: %s: %s\n", argv[i], strerror(errno));
 		_exit(127);
 	}
-	sigaction(SIGALRM, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
 	if (kill_after)
 		alarm(kill_after);
 	if (pty)
 		copy_pty(master, pid);
 	for (;;) {
-		w = wait4(pid, &status, 0, &ru);
+		w = wait4(pid, &status, WNOHANG, &ru);
 		if (w == pid)
 			break;
-		if (w < 0 && errno != EINTR) {
+		if (w < 0) {
 			perror("zctime: wait4");
 			return 1;
 		}
-		stop_if_asked(pid);
+		take_signals(pid, -1);
 	}
 	end = now();
 
@@ -214,8 +223,8 @@ int main(int argc, char **argv)
 		"\"status\": %d, \"killed\": %s}\n",
 		argv[i], end - start, tv(&ru.ru_utime), tv(&ru.ru_stime),
 		ru.ru_minflt + ru.ru_majflt, ru.ru_nvcsw, ru.ru_nivcsw, code,
-		stop_child ? "true" : "false");
-	if (stop_child && code == 128 + SIGTERM)
+		stopped ? "true" : "false");
+	if (stopped && code == 128 + SIGTERM)
 		return 0;
 	return code;
 }
