@@ -943,6 +943,68 @@ TEST_F(fwd1, slot_forwards_capped)
 	EXPECT_EQ(0, zc_release(self->zfd, &rel, 1));
 }
 
+/*
+ * zc_forward_all() that stops at EAGAIN (ZCOPY_SEND_DONTWAIT, a full send
+ * buffer) leaves in the pieces what it did not send: those sent emptied,
+ * from the first, the rest adding up to what the ledger says did not go.
+ * Called again with the same pieces as the receiver reads, it resumes, and
+ * the receiver gets every byte once, in order.
+ */
+TEST_F(fwd1, forward_all_resumes_after_eagain)
+{
+	size_t n = 32 * self->ps, left = 0, got = 0;
+	struct zcopy_fwd_piece p[FWD_DESC];
+	struct pollfd pfd = { .events = POLLOUT };
+	uint64_t rel[FWD_DESC];
+	struct zcopy_stats st;
+	bool sent = true;
+	uint8_t *buf;
+	ssize_t r;
+	int i, ret, rounds;
+
+	buf = malloc(n);
+	ASSERT_NE(NULL, buf);
+	close(self->ocli);
+	close(self->osrv);
+	ASSERT_EQ(0, zc_tcp_pair(AF_INET, 4096, &self->ocli, &self->osrv));
+	ASSERT_EQ(0, zc_set_buf(self->ocli, SO_SNDBUF, 8 * self->ps));
+	pfd.fd = self->ocli;
+	ASSERT_EQ(0, fwd1_take(self, 0, n));
+	for (i = 0; i < self->nd; i++) {
+		p[i] = (struct zcopy_fwd_piece){ .offset = self->d[i].offset, .len = self->d[i].len };
+		rel[i] = self->d[i].offset;
+	}
+	ret = zc_forward_all(self->zfd, self->ocli, p, self->nd, ZCOPY_SEND_DONTWAIT, NULL);
+	ASSERT_EQ(-EAGAIN, ret) TH_LOG("%s: the send buffer took %zu bytes",
+				       ret ? strerror(-ret) : "all sent", n);
+	for (i = 0; i < self->nd; i++) {
+		if (p[i].len)
+			sent = false;
+		else
+			EXPECT_TRUE(sent) TH_LOG("piece %d emptied after one left", i);
+		left += p[i].len;
+	}
+	st = fwd1_stats(self->zfd);
+	EXPECT_EQ(n, st.fwd_bytes + left);
+	EXPECT_LT(0, left);
+
+	for (rounds = 0; ret == -EAGAIN && rounds < 1000; rounds++) {
+		while ((r = recv(self->osrv, buf + got, n - got, MSG_DONTWAIT)) > 0)
+			got += r;
+		poll(&pfd, 1, 1000);
+		ret = zc_forward_all(self->zfd, self->ocli, p, self->nd, ZCOPY_SEND_DONTWAIT,
+				     NULL);
+	}
+	EXPECT_EQ(0, ret) TH_LOG("%s after %d rounds", strerror(-ret), rounds);
+	EXPECT_EQ(got, zc_check(buf, 0, got));
+	EXPECT_EQ(0, fwd1_expect(self->osrv, got, n - got));
+	st = fwd1_stats(self->zfd);
+	EXPECT_EQ(n, st.fwd_bytes);
+	ASSERT_EQ(0, zc_poll_stats(self->zfd, 0, 5000, &st, fwd_idle));
+	EXPECT_EQ(0, zc_release(self->zfd, rel, self->nd));
+	free(buf);
+}
+
 /* The socket forwarded to, closed with the pages in flight: they still leave. */
 TEST_F(fwd1, close_out_socket_in_flight)
 {
