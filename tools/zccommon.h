@@ -110,6 +110,7 @@ struct zc_report {
 	uint64_t bytes;
 	double start, end;
 	double cpu_start, cpu_end;	/* CLOCK_PROCESS_CPUTIME_ID */
+	double busy_start, busy_end;	/* the machine's busy CPU time, or -1 */
 	struct rusage ru_start, ru_end;
 	int checksum_on;
 	uint64_t checksum;
@@ -140,9 +141,11 @@ uint64_t zc_report_delta(const struct zc_report *r, size_t i);
 	"  tool method proto (\"tcp\", \"udp\") family (\"ipv4\", \"ipv6\") bytes seconds\n" \
 	"  mb_per_s cpu_user_s cpu_sys_s (getrusage(), split at ticks) cpu_s\n" \
 	"  (CLOCK_PROCESS_CPUTIME_ID, exact) cpu_s_per_gib (of cpu_s) page_faults\n" \
-	"  (the process's, over the run) ctx_switches ctx_preempted (its\n" \
-	"  voluntary and involuntary context switches, over the run)\n" \
-	"  checksum (16 hex digits,\n" \
+	"  (the process's, over the run) busy_s (the machine's busy CPU time\n" \
+	"  over the run, all processes, softirqs and kernel workers: from\n" \
+	"  /proc/timer_list, else /proc/stat; null if neither can be read)\n" \
+	"  ctx_switches ctx_preempted (its voluntary and involuntary context\n" \
+	"  switches, over the run) checksum (16 hex digits,\n" \
 	"  or null without --checksum) zcopy (null without /dev/zcopy, else the\n" \
 	"  module-wide ledger's growth over the run: each counter of zcstat that\n" \
 	"  only grows, by its name)\n"

@@ -30,7 +30,7 @@ result() {
 }
 
 # The JSON keys the tools' --help documents.
-common_keys="tool method proto family bytes seconds mb_per_s cpu_user_s cpu_sys_s cpu_s cpu_s_per_gib page_faults ctx_switches ctx_preempted checksum zcopy"
+common_keys="tool method proto family bytes seconds mb_per_s cpu_user_s cpu_sys_s cpu_s cpu_s_per_gib page_faults busy_s ctx_switches ctx_preempted checksum zcopy"
 send_keys="$common_keys send_calls completions completions_copied"
 recv_keys="$common_keys recv_calls mapped_bytes copied_bytes verified datagrams lost_bytes reordered end"
 proxy_keys="$common_keys up_bytes down_bytes calls"
