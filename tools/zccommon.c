@@ -260,11 +260,12 @@ static double zc_cpu_now(void)
 }
 
 /*
- * The machine's busy CPU time so far, in seconds, or -1 if unknown: the
- * time since boot of each CPU less its tickless idle and iowait clocks
- * (/proc/timer_list, to the nanosecond), else /proc/stat's ticks. So that
+ * The machine's busy CPU time so far, in seconds, or -1 if unknown, so that
  * work charged to no process of ours (softirqs, the kernel's workers)
- * counts over exactly the span the process measures itself.
+ * counts over exactly the span the process measures itself. With one CPU,
+ * which is running this, the time since boot less its tickless idle and
+ * iowait clocks (/proc/timer_list, to the nanosecond); else /proc/stat's
+ * ticks, as another CPU's idle clock leaves out the idle it is in.
  */
 static double zc_busy_now(void)
 {
@@ -286,8 +287,8 @@ static double zc_busy_now(void)
 			}
 		}
 		fclose(f);
-		if (now && cpus)
-			return ((double)now * cpus - (double)idle) / 1e9;
+		if (now && cpus == 1)
+			return ((double)now - (double)idle) / 1e9;
 	}
 	f = fopen("/proc/stat", "r");
 	if (!f)

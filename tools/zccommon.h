@@ -142,8 +142,8 @@ uint64_t zc_report_delta(const struct zc_report *r, size_t i);
 	"  mb_per_s cpu_user_s cpu_sys_s (getrusage(), split at ticks) cpu_s\n" \
 	"  (CLOCK_PROCESS_CPUTIME_ID, exact) cpu_s_per_gib (of cpu_s) page_faults\n" \
 	"  (the process's, over the run) busy_s (the machine's busy CPU time\n" \
-	"  over the run, all processes, softirqs and kernel workers: from\n" \
-	"  /proc/timer_list, else /proc/stat; null if neither can be read)\n" \
+	"  over the run, all processes, softirqs and kernel workers: with one\n" \
+	"  CPU from /proc/timer_list, else /proc/stat; null if unknown)\n" \
 	"  ctx_switches ctx_preempted (its voluntary and involuntary context\n" \
 	"  switches, over the run) checksum (16 hex digits,\n" \
 	"  or null without --checksum) zcopy (null without /dev/zcopy, else the\n" \
