@@ -224,7 +224,7 @@ timeout 20 zcrecv --listen "127.0.0.1:$port" --method zcopy-recv --timeout 2 \
 	>"$tmp/recv.out" 2>"$tmp/recv.err" &
 pid=$!
 until_listening "$tmp/recv.err" $pid
-sleep 30 | nc 127.0.0.1 $port &
+sleep 8 2>/dev/null | nc 127.0.0.1 $port 2>/dev/null &
 ncpid=$!
 wait $pid
 rc=$?

@@ -195,7 +195,6 @@ static void place_datagram(struct receiver *r, const void *data, size_t len)
 			r->gaps[i] = (struct gap){ r->high, r->pos };
 	} else if (r->pos < r->high) {
 		r->reordered++;
-		gaps_fill(r, r->pos, r->pos + len);
 	}
 }
 
@@ -207,6 +206,12 @@ static void consume(struct receiver *r, const void *data, size_t len, int dgram)
 
 		if (dgram)
 			place_datagram(r, data, len);
+		/*
+		 * Late bytes fill what they can of the gaps, in every piece
+		 * of a datagram (zcopy-recv's descriptors, one per page).
+		 */
+		if (r->pos < r->high)
+			gaps_fill(r, r->pos, r->pos + len);
 		bad = zc_check(data, r->pos, len);
 		if (bad < len)
 			bad_byte((const uint8_t *)data + bad, r->pos + bad);

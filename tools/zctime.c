@@ -178,6 +178,8 @@ int main(int argc, char **argv)
 
 	if (pty)
 		master = open_pty(&slave);
+	/* Ignored, SIGCHLD would never come: the child would be reaped unseen. */
+	signal(SIGCHLD, SIG_DFL);
 	sigemptyset(&watched);
 	sigaddset(&watched, SIGALRM);
 	sigaddset(&watched, SIGTERM);

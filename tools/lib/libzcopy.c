@@ -389,7 +389,7 @@ int zc_locate(const void *buf, size_t len, uint64_t *off)
 
 		memcpy(&w, p + lead, 8);
 		start = zc_unword(le64toh(w)) * 8 - lead;
-		if ((start & 7) == r && zc_check(p, start, lead + 16) == lead + 16) {
+		if (zc_check(p, start, lead + 16) == lead + 16) {
 			*off = start;
 			return 0;
 		}

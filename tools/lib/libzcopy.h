@@ -91,7 +91,7 @@ int zc_forward(int zfd, int sock, const struct zcopy_fwd_piece *pieces, uint32_t
  * -errno. What each call sent is taken off @pieces (a piece sent whole
  * gets len 0, one sent in part a later offset), so that after an error
  * they hold what was not sent, and a call with the same @pieces resumes:
- * leading pieces of len 0 are skipped.
+ * leading pieces of len 0 are skipped (all of them empty: 0, no call).
  */
 int zc_forward_all(int zfd, int sock, struct zcopy_fwd_piece *pieces, uint32_t n,
 		   uint32_t flags, uint64_t *calls);

@@ -46,8 +46,8 @@
  * file is closed and its last mapping is gone. Pool mappings are not
  * inherited by fork() (as MADV_DONTFORK; MADV_DOFORK fails with EINVAL),
  * and each is used whole: munmap(), mprotect(), mremap(), or madvise()
- * with advice that changes the mapping's flags, of part of one fails with
- * EINVAL.
+ * with advice that would change the mapping's flags, of part of one fails
+ * with EINVAL.
  *
  * Only zcopy ever holds a pool page: nothing else can take a reference to
  * one. Whatever would pin or reference the pages behind a pool address
