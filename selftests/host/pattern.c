@@ -62,41 +62,40 @@ static bool fill_check(void)
 	return true;
 }
 
+/* zc_locate() finds @len bytes of the pattern from @off where they are. */
+static bool locate_at(uint64_t off, size_t len)
+{
+	static uint8_t buf[MAX_LEN];
+	uint64_t got = 0;
+
+	zc_fill(buf, off, len);
+	if (!zc_locate(buf, len, &got) && got == off)
+		return true;
+	printf("# %zu bytes at %llu: located at %llu\n", len, (unsigned long long)off,
+	       (unsigned long long)got);
+	return false;
+}
+
 /* Datagrams of @len at offsets @len apart, as zcsend --udp sends them. */
 static bool locate_stream(size_t len)
 {
-	static uint8_t buf[MAX_LEN];
-	uint64_t off, got;
 	int i;
 
-	for (i = 0; i < ROUNDS; i++) {
-		off = (uint64_t)i * len;
-		zc_fill(buf, off, len);
-		if (zc_locate(buf, len, &got) || got != off) {
-			printf("# %zu bytes at %llu: located at %llu\n", len,
-			       (unsigned long long)off, (unsigned long long)got);
+	for (i = 0; i < ROUNDS; i++)
+		if (!locate_at((uint64_t)i * len, len))
 			return false;
-		}
-	}
 	return true;
 }
 
 static bool locate_any(void)
 {
-	static uint8_t buf[MAX_LEN];
-	uint64_t s = 2, off, got;
-	size_t len;
+	uint64_t s = 2, off;
 	int i;
 
 	for (i = 0; i < ROUNDS; i++) {
 		off = rnd(&s) >> (rnd(&s) & 63) >> 3;
-		len = ZC_LOCATE_MIN + rnd(&s) % 64;
-		zc_fill(buf, off, len);
-		if (zc_locate(buf, len, &got) || got != off) {
-			printf("# %zu bytes at %llu: located at %llu\n", len,
-			       (unsigned long long)off, (unsigned long long)got);
+		if (!locate_at(off, ZC_LOCATE_MIN + rnd(&s) % 64))
 			return false;
-		}
 	}
 	return true;
 }
