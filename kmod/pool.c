@@ -324,7 +324,7 @@ static struct zcopy_area *zcopy_pool_create(struct zcopy_file *zf, unsigned long
 	if (!pool->sending || !pool->given || !pool->rearm)
 		goto err_free_maps;
 	for (i = 0; i < nr; i++) {
-		/* Up to max_pool_pages, under the caller's mmap_lock: */
+		/* Up to max_pool_pages under the caller's mmap_lock: a killed caller stops. */
 		if (fatal_signal_pending(current)) {
 			ret = -EINTR;
 			goto err_free_pages;
