@@ -419,9 +419,10 @@ void zc_report_ledger_text(const struct zc_report *r)
 	printf("  sent        %llu bytes in %llu sends, %llu sends completed\n",
 	       ZC_ULL(d.send_bytes), ZC_ULL(d.sends), ZC_ULL(d.send_completions));
 	printf("  zero-copied %llu bytes\n", ZC_ULL(d.tx_zerocopy_bytes));
-	printf("  copied      %llu bytes: not offloaded %llu, loopback %llu, stack %llu\n",
+	printf("  copied      %llu bytes: not offloaded %llu, loopback %llu, stack %llu, small %llu\n",
 	       ZC_ULL(d.tx_copied_bytes), ZC_ULL(d.tx_copied_not_offloaded),
-	       ZC_ULL(d.tx_copied_loopback), ZC_ULL(d.tx_copied_stack));
+	       ZC_ULL(d.tx_copied_loopback), ZC_ULL(d.tx_copied_stack),
+	       ZC_ULL(d.tx_copied_small));
 	printf("  pinned      %llu pages\n", ZC_ULL(d.pages_pinned_total));
 	printf("  pool        %llu bytes in %llu sends, %llu bytes sent from a copy\n",
 	       ZC_ULL(d.pool_send_bytes), ZC_ULL(d.pool_sends), ZC_ULL(d.pool_send_copied_bytes));

@@ -56,6 +56,7 @@ enum source { SRC_PATTERN, SRC_STAMP, SRC_FILE, SRC_STDIN };
 #define DRAIN_TIMEOUT_MS	30000
 #define CONNECT_RETRY_MS	5000
 #define RING_BYTES		(4 << 20)
+#define MIN_RING		4
 #define MAX_RING		1024
 
 struct opts {
@@ -847,8 +848,8 @@ static void ring_setup(struct sender *s)
 	s->nslots = s->o->ring;
 	if (!s->nslots)
 		s->nslots = ZC_MIN(MAX_RING, (RING_BYTES + s->slot_size - 1) / s->slot_size);
-	if (s->nslots < 4)
-		s->nslots = 4;
+	if (s->nslots < MIN_RING)
+		s->nslots = MIN_RING;
 	s->slots = calloc(s->nslots, sizeof(*s->slots));
 	if (!s->slots)
 		zc_fail("calloc");
@@ -1062,6 +1063,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'r':
 			o->ring = count_arg("--ring", optarg, MAX_RING);
+			if (o->ring < MIN_RING)
+				zc_die(ZC_EXIT_USAGE, "--ring must be %u to %u", MIN_RING, MAX_RING);
 			break;
 		case 'n':
 			o->notify = 1;

@@ -103,7 +103,7 @@ check_pair() {
 	result "$name"
 }
 
-plan=60
+plan=61
 tap_plan $plan
 
 # ---- build ----
@@ -154,6 +154,7 @@ usage_error "zcsend splice over UDP" "$bin/zcsend" --connect 127.0.0.1:9 --udp -
 usage_error "zcsend UDP datagram too large" "$bin/zcsend" --connect 127.0.0.1:9 --udp --msg-size 64K
 usage_error "zcsend --notify without zcopy-pool" "$bin/zcsend" --connect 127.0.0.1:9 --notify
 usage_error "zcsend unknown option" "$bin/zcsend" --connect 127.0.0.1:9 --frobnicate
+usage_error "zcsend --ring below 4" "$bin/zcsend" --connect 127.0.0.1:9 --method zcopy --ring 3
 usage_error "zcrecv unknown method" "$bin/zcrecv" --listen 0 --method telepathy
 usage_error "zcrecv without --listen" "$bin/zcrecv" --verify
 usage_error "zcrecv tcp_zerocopy over UDP" "$bin/zcrecv" --listen 0 --udp --method tcp_zerocopy
