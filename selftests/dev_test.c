@@ -47,6 +47,42 @@ TEST_F(dev, info_reports_abi)
 	EXPECT_EQ(0, self->info.__pad);
 }
 
+/*
+ * Every feature of the uapi, on every kernel: the other tests skip what a
+ * module does not offer, so a bit lost would turn their failures into skips.
+ */
+TEST_F(dev, info_offers_every_feature)
+{
+	static const struct {
+		uint64_t bit;
+		const char *name;
+	} feat[] = {
+		{ ZCOPY_FEAT_SEND, "SEND" },
+		{ ZCOPY_FEAT_STATS, "STATS" },
+		{ ZCOPY_FEAT_POOL, "POOL" },
+		{ ZCOPY_FEAT_RECV, "RECV" },
+		{ ZCOPY_FEAT_RX_CAUSES, "RX_CAUSES" },
+		{ ZCOPY_FEAT_FORWARD, "FORWARD" },
+		{ ZCOPY_FEAT_COPY_SMALL, "COPY_SMALL" },
+		{ ZCOPY_FEAT_REGISTER, "REGISTER" },
+		{ ZCOPY_FEAT_SEND_BATCH, "SEND_BATCH" },
+		{ ZCOPY_FEAT_POOL_BATCH, "POOL_BATCH" },
+		{ ZCOPY_FEAT_COPY_PROBING, "COPY_PROBING" },
+	};
+	uint64_t all = 0;
+	unsigned int i;
+
+	ASSERT_EQ(0, ioctl(self->fd, ZCOPY_IOC_INFO, &self->info));
+	for (i = 0; i < ARRAY_SIZE(feat); i++) {
+		EXPECT_TRUE(self->info.features & feat[i].bit)
+			TH_LOG("ZCOPY_FEAT_%s missing", feat[i].name);
+		all |= feat[i].bit;
+	}
+	EXPECT_EQ(0, self->info.features & ~all)
+		TH_LOG("features %#llx not in this test's table",
+		       (unsigned long long)(self->info.features & ~all));
+}
+
 TEST_F(dev, info_is_repeatable)
 {
 	struct zcopy_info again = { 0 };

@@ -376,7 +376,7 @@ void __noreturn rt_tx_main(const struct rt_tx_args *a, struct rt_tx_res *res)
 		uint64_t pos = a->pool ? (off / ps) % a->pool_pages * ps : 0;
 
 		/* With records: the chunk's bytes of one ring ago have come back. */
-		while (a->notify && off > a->pool_pages * ps &&
+		while (a->notify && off >= a->pool_pages * ps &&
 		       res->rec_bytes < off - a->pool_pages * ps + len)
 			rt_tx_records(zfd, res);
 		zc_fill(buf + pos, off, len);
@@ -503,7 +503,8 @@ struct zcopy_stats rt_module_stats(int zfd)
 {
 	struct zcopy_stats st;
 
+	/* Counters no ledger reaches: a failed read fails the comparisons. */
 	if (zc_stats(zfd, ZCOPY_STATS_MODULE, &st))
-		memset(&st, 0, sizeof(st));
+		memset(&st, 0xff, sizeof(st));
 	return st;
 }

@@ -185,7 +185,7 @@ void rt_nop_handler(int sig);
 /* A handler for @sig that interrupts system calls (no SA_RESTART). */
 void rt_catch(int sig);
 
-/* The module's ledger, or zeroes if it cannot be read. */
+/* The module's ledger, or all ones if it cannot be read. */
 struct zcopy_stats rt_module_stats(int zfd);
 
 #endif /* RECV_TEST_UTIL_H */

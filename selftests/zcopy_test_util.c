@@ -1340,8 +1340,11 @@ int zc_tx_send_batch(struct zc_tx *t, const struct zcopy_iovec *iov, const uint3
 				.cookie = first + i,
 			};
 		ret = zc_send_batch(t->zfd, s, k);
-		if (ret < 0)
+		if (ret <= 0) {
+			if (!ret)	/* the ABI says at least one, or an error */
+				ret = -EPROTO;
 			break;
+		}
 		for (i = 0; i < (uint32_t)ret; i++)
 			zc_tx_log_sent(t, &w[first + i], &s[i]);
 		/* A short entry goes on from where it stopped; UDP never is. */

@@ -575,8 +575,12 @@ static inline void zc_expect_module_idle(struct __test_metadata *_metadata, int 
 	EXPECT_EQ(0, st->pool_pages) TH_LOG("leak: %llu pool pages", ZC_U64(st->pool_pages));
 	EXPECT_EQ(0, st->rx_slots_used) TH_LOG("leak: %llu receive slots",
 					       ZC_U64(st->rx_slots_used));
+	EXPECT_EQ(0, st->fwd_slots_held) TH_LOG("leak: %llu receive slots held by forwards",
+						ZC_U64(st->fwd_slots_held));
 	EXPECT_EQ(st->sends, st->send_completions);
 	EXPECT_EQ(st->send_bytes, st->tx_zerocopy_bytes + st->tx_copied_bytes);
+	EXPECT_EQ(st->fwd_sends, st->fwd_completions);
+	EXPECT_EQ(st->fwd_bytes, st->fwd_zerocopy_bytes + st->fwd_copied_bytes);
 }
 
 /*
