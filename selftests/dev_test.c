@@ -15,6 +15,7 @@
 #include <linux/zcopy.h>
 
 #include "kselftest_harness.h"
+#include "libzcopy.h"
 
 FIXTURE(dev)
 {
@@ -53,33 +54,17 @@ TEST_F(dev, info_reports_abi)
  */
 TEST_F(dev, info_offers_every_feature)
 {
-	static const struct {
-		uint64_t bit;
-		const char *name;
-	} feat[] = {
-		{ ZCOPY_FEAT_SEND, "SEND" },
-		{ ZCOPY_FEAT_STATS, "STATS" },
-		{ ZCOPY_FEAT_POOL, "POOL" },
-		{ ZCOPY_FEAT_RECV, "RECV" },
-		{ ZCOPY_FEAT_RX_CAUSES, "RX_CAUSES" },
-		{ ZCOPY_FEAT_FORWARD, "FORWARD" },
-		{ ZCOPY_FEAT_COPY_SMALL, "COPY_SMALL" },
-		{ ZCOPY_FEAT_REGISTER, "REGISTER" },
-		{ ZCOPY_FEAT_SEND_BATCH, "SEND_BATCH" },
-		{ ZCOPY_FEAT_POOL_BATCH, "POOL_BATCH" },
-		{ ZCOPY_FEAT_COPY_PROBING, "COPY_PROBING" },
-	};
 	uint64_t all = 0;
-	unsigned int i;
+	size_t i;
 
 	ASSERT_EQ(0, ioctl(self->fd, ZCOPY_IOC_INFO, &self->info));
-	for (i = 0; i < ARRAY_SIZE(feat); i++) {
-		EXPECT_TRUE(self->info.features & feat[i].bit)
-			TH_LOG("ZCOPY_FEAT_%s missing", feat[i].name);
-		all |= feat[i].bit;
+	for (i = 0; i < zc_nr_features; i++) {
+		EXPECT_TRUE(self->info.features & zc_feature_names[i].bit)
+			TH_LOG("feature %s missing", zc_feature_names[i].name);
+		all |= zc_feature_names[i].bit;
 	}
 	EXPECT_EQ(0, self->info.features & ~all)
-		TH_LOG("features %#llx not in this test's table",
+		TH_LOG("features %#llx not in libzcopy's table",
 		       (unsigned long long)(self->info.features & ~all));
 }
 

@@ -18,25 +18,6 @@
 
 #include "lib/libzcopy.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
-static const struct {
-	__u64 bit;
-	const char *name;
-} features[] = {
-	{ ZCOPY_FEAT_SEND, "send" },
-	{ ZCOPY_FEAT_STATS, "stats" },
-	{ ZCOPY_FEAT_POOL, "pool" },
-	{ ZCOPY_FEAT_RECV, "recv" },
-	{ ZCOPY_FEAT_RX_CAUSES, "rx-causes" },
-	{ ZCOPY_FEAT_FORWARD, "forward" },
-	{ ZCOPY_FEAT_COPY_SMALL, "copy-small" },
-	{ ZCOPY_FEAT_REGISTER, "register" },
-	{ ZCOPY_FEAT_SEND_BATCH, "send-batch" },
-	{ ZCOPY_FEAT_POOL_BATCH, "pool-batch" },
-	{ ZCOPY_FEAT_COPY_PROBING, "copy-probing" },
-};
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -56,9 +37,9 @@ static void print_json(const struct zcopy_info *info, const struct zcopy_stats *
 
 	printf("{\"abi_version\": %u, \"page_size\": %u, \"features\": [",
 	       info->abi_version, info->page_size);
-	for (i = 0; i < ARRAY_SIZE(features); i++) {
-		if (info->features & features[i].bit) {
-			printf("%s\"%s\"", sep, features[i].name);
+	for (i = 0; i < zc_nr_features; i++) {
+		if (info->features & zc_feature_names[i].bit) {
+			printf("%s\"%s\"", sep, zc_feature_names[i].name);
 			sep = ", ";
 		}
 	}
@@ -75,9 +56,9 @@ static void print_text(const struct zcopy_info *info, const struct zcopy_stats *
 
 	printf("zcopy ABI %u (zcstat speaks %u), page size %u, features:",
 	       info->abi_version, ZCOPY_ABI_VERSION, info->page_size);
-	for (i = 0; i < ARRAY_SIZE(features); i++)
-		if (info->features & features[i].bit)
-			printf(" %s", features[i].name);
+	for (i = 0; i < zc_nr_features; i++)
+		if (info->features & zc_feature_names[i].bit)
+			printf(" %s", zc_feature_names[i].name);
 	printf("\n");
 	for (i = 0; i < zc_nr_counters; i++)
 		printf("  %-26s %14llu  %s\n", zc_counters[i].name,

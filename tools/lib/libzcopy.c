@@ -282,6 +282,22 @@ const struct zc_counter zc_counters[] = {
 
 const size_t zc_nr_counters = ARRAY_SIZE(zc_counters);
 
+const struct zc_feature zc_feature_names[] = {
+	{ ZCOPY_FEAT_SEND, "send" },
+	{ ZCOPY_FEAT_STATS, "stats" },
+	{ ZCOPY_FEAT_POOL, "pool" },
+	{ ZCOPY_FEAT_RECV, "recv" },
+	{ ZCOPY_FEAT_RX_CAUSES, "rx-causes" },
+	{ ZCOPY_FEAT_FORWARD, "forward" },
+	{ ZCOPY_FEAT_COPY_SMALL, "copy-small" },
+	{ ZCOPY_FEAT_REGISTER, "register" },
+	{ ZCOPY_FEAT_SEND_BATCH, "send-batch" },
+	{ ZCOPY_FEAT_POOL_BATCH, "pool-batch" },
+	{ ZCOPY_FEAT_COPY_PROBING, "copy-probing" },
+};
+
+const size_t zc_nr_features = ARRAY_SIZE(zc_feature_names);
+
 uint64_t zc_counter_get(const struct zcopy_stats *st, size_t i)
 {
 	uint64_t v;

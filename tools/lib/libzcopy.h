@@ -96,6 +96,17 @@ int zc_forward(int zfd, int sock, const struct zcopy_fwd_piece *pieces, uint32_t
 int zc_forward_all(int zfd, int sock, struct zcopy_fwd_piece *pieces, uint32_t n,
 		   uint32_t flags, uint64_t *calls);
 
+/* ---- the features, by name ---- */
+
+struct zc_feature {
+	uint64_t bit;		/* ZCOPY_FEAT_* */
+	const char *name;	/* as zcstat prints it */
+};
+
+/* Every ZCOPY_FEAT_* of <linux/zcopy.h>, in bit order. */
+extern const struct zc_feature zc_feature_names[];
+extern const size_t zc_nr_features;
+
 /* ---- the ledger's counters, in the order of struct zcopy_stats ---- */
 
 struct zc_counter {
