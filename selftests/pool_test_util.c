@@ -130,30 +130,40 @@ int pt_send(struct pt_ctx *c, struct pt_conn *k, uint8_t *base, uint64_t off,
 	    uint64_t len, uint32_t flags, uint64_t cookie, const void *expect,
 	    unsigned int *nsends)
 {
-	const uint8_t *want = expect ? expect : base + off;
+	const uint8_t *want = expect;
+	uint8_t *before = NULL;
 	uint64_t done = 0;
+	int ret = 0;
 
 	if (k->net.type == SOCK_DGRAM && k->ndg >= k->window &&
 	    zc_rx_wait_for(&k->rx, k->ndg - k->window + 1, 10000))
 		return -ETIMEDOUT;
+	/* What the pool held before the send, not what a send may have left there. */
+	if (!want) {
+		before = malloc(len);
+		if (!before)
+			return -ENOMEM;
+		memcpy(before, base + off, len);
+		want = before;
+	}
 	while (done < len) {
 		uint64_t where = (flags & ZCOPY_POOL_SEND_ADDR) ?
 				 (uint64_t)(uintptr_t)(base + off + done) : off + done;
 		struct zcopy_pool_send s = { 0 };
-		int ret;
 
 		ret = zc_pool_send(c->zfd, k->sock, where, len - done, flags, cookie, &s);
 		if (ret)
-			return ret;
+			break;
 		s.flags = flags;
 		s.len = len - done;
 		s.cookie = cookie;
 		ret = pt_sent(c, k, &s, off + done, want + done);
 		if (ret)
-			return ret;
+			break;
 		if (nsends)
 			(*nsends)++;
 		done += s.bytes;
 	}
-	return 0;
+	free(before);
+	return ret;
 }

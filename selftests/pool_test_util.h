@@ -102,8 +102,8 @@ int pt_sent(struct pt_ctx *c, struct pt_conn *k, const struct zcopy_pool_send *s
  * Send bytes [@off, @off + @len) of the pool of c->zfd on @k, all of them
  * (TCP: in as many sends as it takes; UDP: one datagram), by offset, or
  * by address in the mapping at @base with ZCOPY_POOL_SEND_ADDR in @flags.
- * @expect is what the pool holds there (NULL: read it from @base): the
- * receiver must get exactly that. Sends with a record are logged in
+ * @expect is what the pool holds there (NULL: what @base holds there
+ * before the send): the receiver must get exactly that. Sends with a record are logged in
  * c->log. 0 or -errno; *@nsends (may be NULL) counts the ioctls.
  */
 int pt_send(struct pt_ctx *c, struct pt_conn *k, uint8_t *base, uint64_t off,

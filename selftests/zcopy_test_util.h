@@ -133,12 +133,10 @@ const char *zc_local_ip(enum zc_path path, int family);
 socklen_t zc_sockaddr(int family, const char *ip, uint16_t port,
 		      struct sockaddr_storage *ss);
 
-bool zc_netns_exists(const char *name);
-
 /* Move the calling (single-threaded) process into netns @name. */
 int zc_enter_netns(const char *name);
 
-/* Why a path cannot be tested here, or NULL. */
+/* Why a path cannot be tested here (not zcopy's VM), or NULL. */
 const char *zc_path_missing(enum zc_path path);
 
 int zc_path_mtu(enum zc_path path);
@@ -218,6 +216,11 @@ int rt_wait_readable(int sock, int bytes, int timeout_ms);
 
 #define ZC_RX_MAX_DGRAMS	4096
 #define ZC_RX_BUF		(256 * 1024)
+/*
+ * A datagram the sender sent after the last it meant to is on its way
+ * when that one arrives: this long catches it on every path we run.
+ */
+#define ZC_RX_LINGER_MS		100
 
 struct zc_dgram {
 	uint32_t len;
@@ -254,7 +257,8 @@ void zc_rx_stream(int s, struct zc_rx_shared *sh, char *buf);
 
 /*
  * Datagrams until the test closes the control pipe and as many arrived as
- * it says it sent; a datagram missing for 3 s ends it too.
+ * it says it sent, then for ZC_RX_LINGER_MS more, so that one sent too
+ * many is counted; a datagram missing for 3 s ends it too.
  */
 void zc_rx_dgrams(int fd, int ctl, bool eof, struct zc_rx_shared *sh,
 		  char *buf);
