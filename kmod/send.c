@@ -779,15 +779,29 @@ static bool zcopy_udp_corks(const struct sock *sk, bool more)
 }
 
 /*
+ * Whether a send on @sk is the first of a TCP socket connected with
+ * TCP_FASTOPEN_CONNECT, which goes in the SYN: tcp_send_syn_data() copies
+ * the bytes into the SYN's skb and still gives it the send's ubuf_info,
+ * whose completion would then say zero-copy.
+ */
+static bool zcopy_tcp_fastopens(const struct sock *sk)
+{
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return false;
+	/* Cleared under the socket lock by that send: one send too many copied at worst. */
+	return data_race(inet_test_bit(DEFER_CONNECT, sk));
+}
+
+/*
  * Why a send on @sk, with MSG_MORE if @more, must be copied whatever its
- * length: ZCOPY_COPIED_MTU_PROBING or, for a corked datagram,
- * ZCOPY_COPIED_NOT_OFFLOADED; or 0.
+ * length: ZCOPY_COPIED_MTU_PROBING or, for a corked datagram or data in a
+ * SYN, ZCOPY_COPIED_NOT_OFFLOADED; or 0.
  */
 static u32 zcopy_sock_copies(const struct sock *sk, bool more)
 {
 	if (zcopy_tcp_may_probe(sk))
 		return ZCOPY_COPIED_MTU_PROBING;
-	if (zcopy_udp_corks(sk, more))
+	if (zcopy_udp_corks(sk, more) || zcopy_tcp_fastopens(sk))
 		return ZCOPY_COPIED_NOT_OFFLOADED;
 	return 0;
 }

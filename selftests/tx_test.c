@@ -34,6 +34,7 @@ FIXTURE(tx)
 {
 	struct zc_tx t;
 	long saved_copy_below;	/* >= 0: restore at teardown */
+	long saved_fastopen;	/* net.ipv4.tcp_fastopen, likewise */
 };
 
 FIXTURE_VARIANT(tx)
@@ -68,6 +69,7 @@ FIXTURE_SETUP(tx)
 				     variant->family, variant->type);
 
 	self->saved_copy_below = -1;
+	self->saved_fastopen = -1;
 	if (why)
 		SKIP(return, "%s", why);
 	ASSERT_LE(0, self->t.zfd) TH_LOG("open " ZCOPY_DEVICE ": %s", strerror(errno));
@@ -78,6 +80,8 @@ FIXTURE_TEARDOWN(tx)
 	zc_tx_fini(&self->t);
 	if (self->saved_copy_below >= 0)
 		zc_param_write("copy_below", self->saved_copy_below);
+	if (self->saved_fastopen >= 0)
+		zc_ipv4_sysctl_write("tcp_fastopen", self->saved_fastopen);
 }
 
 #define IS_UDP(t)	((t)->net.type == SOCK_DGRAM)
@@ -151,6 +155,55 @@ TEST_F(tx, short_sends_copied)
 	EXPECT_EQ(small, st.tx_copied_small);
 	EXPECT_EQ(zc_pages_spanned((uintptr_t)buf + off - 8192, 8192), st.pages_pinned_total);
 	zc_unmap(buf, 32 * KB);
+}
+
+/*
+ * A socket connected with TCP_FASTOPEN_CONNECT sends its first bytes in
+ * the SYN, which TCP copies there while it keeps the send's pages as if it
+ * took them: the module copies that send itself, and its record says so
+ * (COPIED, NOT_OFFLOADED), not zero-copy. The next send is as any other.
+ * The client's sysctl puts data in a SYN without a cookie; the server,
+ * without fast open, takes it when the client sends it again.
+ */
+TEST_F(tx, fastopen_first_send_copied)
+{
+	struct zc_tx *t = &self->t;
+	struct sockaddr_storage ss;
+	struct zcopy_iovec iov;
+	struct zc_sent *first;
+	int one = 1, ret;
+	char *buf;
+	socklen_t sl;
+
+	if (IS_UDP(t))
+		SKIP(return, "TCP only");
+	ASSERT_EQ(0, zc_ipv4_sysctl_read("tcp_fastopen", &self->saved_fastopen));
+	/* TFO_CLIENT_ENABLE | TFO_CLIENT_NO_COOKIE */
+	ASSERT_EQ(0, zc_ipv4_sysctl_write("tcp_fastopen", 0x1 | 0x4));
+	buf = zc_map(16 * KB);
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, ZC_SEED(88), 16 * KB);
+	ret = zc_rx_start(&t->rx, &t->net, NULL);
+	ASSERT_EQ(0, ret) TH_LOG("receiver: %s", strerror(-ret));
+	t->sock = socket(t->net.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ASSERT_LE(0, t->sock);
+	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one)));
+	sl = zc_sockaddr(t->net.family, zc_peer_ip(&t->net), t->rx.port, &ss);
+	/* Deferred: nothing leaves until the first send. */
+	ASSERT_EQ(0, connect(t->sock, (struct sockaddr *)&ss, sl)) TH_LOG("%s", strerror(errno));
+
+	iov = (struct zcopy_iovec){ (uintptr_t)buf, 8 * KB };
+	ret = zc_tx_send_once(t, t->zfd, t->sock, &t->log, &iov, 1, 0, 0, NULL);
+	ASSERT_EQ(0, ret) TH_LOG("the first send: %s", strerror(-ret));
+	first = &t->log.sent[t->log.nsent - 1];
+	first->eflags = ZCOPY_COMPL_COPIED | ZCOPY_COPIED_NOT_OFFLOADED;
+	first->unpinned = true;
+	iov.base += first->bytes;
+	iov.len = 16 * KB - first->bytes;
+	ret = zc_tx_send_once(t, t->zfd, t->sock, &t->log, &iov, 1, 0, 1, NULL);
+	ASSERT_EQ(0, ret) TH_LOG("the second send: %s", strerror(-ret));
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, 16 * KB);
 }
 
 /* UDP: a datagram of the largest size and one of the rest. */

@@ -180,6 +180,21 @@ static inline int zcopy_sendpages(struct socket *sock, struct bio_vec *bvec,
 #define ZCOPY_TCP_PROBE_TAKES_PAGES	true
 #endif
 
+/*
+ * 6.6 moved inet_sock's flags into one word, read with inet_test_bit().
+ * Only the flag zcopy reads is backported.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 6, 0)
+#include <net/inet_sock.h>
+
+#define inet_test_bit(nr, sk)	zcopy_inet_test_##nr(sk)
+
+static inline bool zcopy_inet_test_DEFER_CONNECT(const struct sock *sk)
+{
+	return inet_sk(sk)->defer_connect;
+}
+#endif
+
 /* 6.12 brought frags of device memory (net_iov), which have no page. */
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 12, 0)
 static inline bool skb_frag_is_net_iov(const skb_frag_t *frag)

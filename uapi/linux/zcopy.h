@@ -317,7 +317,9 @@ struct zcopy_pool_send {
  * fragmentation or is built over several sends (UDP: a send with
  * ZCOPY_SEND_MORE or UDP_CORK, or one that adds to a datagram still being
  * built; the module copies those itself, as the stack does unless
- * UDP_SEGMENT is set); on delivery over loopback; elsewhere on the way
+ * UDP_SEGMENT is set), or the send is a TCP socket's first, which
+ * TCP_FASTOPEN_CONNECT puts in the SYN (the stack copies it there; the
+ * module copies it itself); on delivery over loopback; elsewhere on the way
  * (local delivery through a virtual device such as veth, a packet tap); or
  * because a datagram spans more pieces of pages than an skb holds
  * (MAX_SKB_FRAGS, 17), which the module then sends by copying. In the
