@@ -740,23 +740,27 @@ static int zcopy_rx_wait_tcp(struct sock *sk, long *timeo)
 	}
 }
 
-/*
- * tcp_read_sock() stops at urgent data. Do at the urgent mark what
- * tcp_recvmsg() does: skip the urgent byte, or with SO_OOBINLINE read it
- * as data; either way the urgent data is then gone. True when there is
- * more to read.
- */
-static bool zcopy_rx_pass_urgent(struct sock *sk)
+/* Whether the next byte to read is urgent data, where tcp_read_sock() stops. */
+static bool zcopy_rx_at_urgent(struct sock *sk)
 {
 	struct tcp_sock *tp = tcp_sk(sk);
 
-	if (!READ_ONCE(tp->urg_data) || tp->urg_seq != tp->copied_seq)
-		return false;
+	return READ_ONCE(tp->urg_data) && tp->urg_seq == tp->copied_seq;
+}
+
+/*
+ * Do at the urgent mark what tcp_recvmsg() does: skip the urgent byte, or
+ * with SO_OOBINLINE read it as data; either way the urgent data is then
+ * gone.
+ */
+static void zcopy_rx_pass_urgent(struct sock *sk)
+{
+	struct tcp_sock *tp = tcp_sk(sk);
+
 	if (!sock_flag(sk, SOCK_URGINLINE))
 		WRITE_ONCE(tp->copied_seq, tp->copied_seq + 1);
 	WRITE_ONCE(tp->urg_data, 0);
 	tcp_fast_path_check(sk);
-	return true;
 }
 
 /* Take what the queue holds into the area: bytes taken, or an error. */
@@ -778,9 +782,6 @@ static int zcopy_rx_read_tcp(struct zcopy_rx_ctx *ctx, struct sock *sk,
 		ret = -ENOSPC;
 	} else {
 		ret = tcp_read_sock(sk, rd, zcopy_rx_actor);
-		/* Stopped at the urgent mark with nothing read: step past it. */
-		if (!ret && !ctx->nr_desc && !ctx->err && zcopy_rx_pass_urgent(sk))
-			ret = tcp_read_sock(sk, rd, zcopy_rx_actor);
 		/* As tcp_recvmsg(): what is taken comes off SO_PEEK_OFF. */
 		if (ret > 0)
 			sk_peek_offset_bwd(sk, ret);
@@ -818,11 +819,25 @@ static int zcopy_rx_tcp(struct zcopy_rx_ctx *ctx, struct socket *sock,
 	 * Until something is taken: an urgent byte stepped over leaves
 	 * nothing to read, which is no end of the stream.
 	 */
-	do {
+	for (;;) {
 		ret = zcopy_rx_wait_tcp(sk, &timeo);
 		if (!ret)
 			ret = zcopy_rx_read_tcp(ctx, sk, &rd);
-	} while (!ret && !ctx->nr_desc && !ctx->err);
+		if (ret || ctx->nr_desc || ctx->err)
+			break;
+		if (!zcopy_rx_at_urgent(sk))
+			continue;
+		/*
+		 * Stopped at the mark with nothing read. A pending signal
+		 * first, as tcp_recvmsg(): it may be SIGURG, whose handler
+		 * reads the byte with MSG_OOB before the byte is skipped.
+		 */
+		if (signal_pending(current)) {
+			ret = timeo ? sock_intr_errno(timeo) : -EAGAIN;
+			break;
+		}
+		zcopy_rx_pass_urgent(sk);
+	}
 out_release:
 	release_sock(sk);
 	/* End of stream, or what was taken even if something then failed. */
@@ -932,10 +947,7 @@ static int zcopy_rx_udp_take(struct zcopy_rx_ctx *ctx, struct sock *sk,
 	void *kaddr;
 	int ret;
 
-	if (nr > ctx->max_desc || len > max_bytes) {
-		ret = -EMSGSIZE;
-		goto out_consume;
-	}
+	/* As recv(2), a corrupt datagram is dropped, whatever its size. */
 	if (!udp_skb_csum_unnecessary(skb) && __udp_lib_checksum_complete(skb)) {
 		if (zcopy_rx_udp_unlink(sk, skb)) {
 			atomic_inc(&sk->sk_drops);
@@ -943,6 +955,10 @@ static int zcopy_rx_udp_take(struct zcopy_rx_ctx *ctx, struct sock *sk,
 			zcopy_rx_udp_mib(sk, skb, UDP_MIB_INERRORS);
 		}
 		ret = -ENOENT;
+		goto out_consume;
+	}
+	if (nr > ctx->max_desc || len > max_bytes) {
+		ret = -EMSGSIZE;
 		goto out_consume;
 	}
 
@@ -1029,6 +1045,8 @@ static int zcopy_rx_udp(struct zcopy_rx_ctx *ctx, struct socket *sock,
 		ret = zcopy_rx_udp_take(ctx, sock->sk, skb, max_bytes);
 		if (ret != -ENOENT)
 			return ret;
+		/* As udp_recvmsg(): a stream of bad datagrams must not hold the CPU. */
+		cond_resched();
 	}
 }
 

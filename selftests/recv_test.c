@@ -18,7 +18,9 @@
 #include <linux/capability.h>
 #include <pthread.h>
 #include <linux/tls.h>
+#include <netinet/ip.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -2003,6 +2005,60 @@ TEST_F(rx, lone_urgent_byte_is_not_end_of_stream)
 	check_rx_ledger(_metadata, &self->rx);
 }
 
+static int rx_sigurgs;
+
+static void rx_on_sigurg(int sig)
+{
+	__atomic_add_fetch(&rx_sigurgs, 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * A receive waiting when urgent data comes, with SIGURG on its way to the
+ * socket's owner: as recv(2), it returns EINTR at the mark, taking
+ * nothing, so that the signal's handler can still read the urgent byte
+ * with MSG_OOB. It skipped the byte first, and MSG_OOB found none (EINVAL).
+ */
+TEST_F(rx, urgent_mark_lets_sigurg_read_it)
+{
+	struct sigaction sa = { .sa_handler = rx_on_sigurg }, old;
+	int ret, status;
+	pid_t pid;
+	char c = 0;
+
+	rx_start(_metadata, self, AF_INET, 4);
+	ASSERT_EQ(0, fcntl(self->srv, F_SETOWN, getpid()));
+	/* No SA_RESTART: the interrupted receive returns. */
+	ASSERT_EQ(0, sigaction(SIGURG, &sa, &old));
+	__atomic_store_n(&rx_sigurgs, 0, __ATOMIC_SEQ_CST);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (zc_wait_task_in(getppid(), getppid(), "sk_wait_data", 10000))
+			zc_sleep_ms(300);
+		_exit(send(self->cli, "!", 1, MSG_OOB) == 1 ? 0 : 1);
+	}
+	ret = rt_rx_once(&self->rx, 4, 0, 5000, 0, false);
+	EXPECT_EQ(-EINTR, ret) TH_LOG("%s, %llu bytes", errno_str(-ret),
+				      ZC_U64(ret ? 0 : self->rx.last_bytes));
+	EXPECT_EQ(1, __atomic_load_n(&rx_sigurgs, __ATOMIC_SEQ_CST));
+	EXPECT_EQ(1, recv(self->srv, &c, 1, MSG_OOB | MSG_DONTWAIT))
+		TH_LOG("MSG_OOB after the receive: %s", strerror(errno));
+	EXPECT_EQ('!', c);
+	status = zc_wait_child(pid, 10000);
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status)) TH_LOG("the sender: %#x", status);
+	sigaction(SIGURG, &old, NULL);
+
+	/* The byte read out of band, the stream goes on (FIONREAD stops at the mark). */
+	ASSERT_EQ(0, rt_write_pattern(self->cli, 0, 100));
+	RX_ONCE(&self->rx, 4, 0, 2000, 0);
+	EXPECT_EQ(100, self->rx.last_bytes);
+	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+	check_rx_ledger(_metadata, &self->rx);
+}
+
 /* ---- UDP: one datagram per receive, copied ---- */
 
 /* UDP over loopback: cli sends to srv (bound, not connected); a @pages area. */
@@ -2064,6 +2120,78 @@ TEST_F(rx, udp_gro_eopnotsupp)
 	EXPECT_EQ(-EOPNOTSUPP, ret) TH_LOG("%s, %llu bytes", errno_str(-ret), ZC_U64(r.bytes));
 	ASSERT_EQ(0, setsockopt(self->srv, IPPROTO_UDP, UDP_GRO, &off, sizeof(off)));
 	RX_ONCE(&self->rx, 4, 0, 2000, 0);
+	EXPECT_EQ(100, self->rx.last_bytes);
+	check_rx_ledger(_metadata, &self->rx);
+	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+}
+
+/* The Internet checksum of @len bytes at @p, from @sum. */
+static uint32_t csum_add(uint32_t sum, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		sum += b[i] << 8 | b[i + 1];
+	if (len & 1)
+		sum += b[len - 1] << 8;
+	return sum;
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+/*
+ * A datagram with a bad checksum is dropped, as recv(2) drops it, even one
+ * too big for the receive, which would fail with EMSGSIZE and leave it
+ * queued: the next datagram is received. The bad one is made by hand, on
+ * a raw socket, with its checksum one off.
+ */
+TEST_F(rx, udp_bad_checksum_dropped_whatever_its_size)
+{
+	size_t len = 2 * self->ps, total = sizeof(struct iphdr) + sizeof(struct udphdr) + len;
+	struct sockaddr_in dst;
+	socklen_t sl = sizeof(dst);
+	struct udphdr *uh;
+	struct iphdr *ip;
+	uint64_t sent = 0;
+	uint8_t *pkt;
+	uint32_t sum;
+	int raw;
+
+	udp_start(_metadata, self, AF_INET, 4);
+	ASSERT_EQ(0, getsockname(self->srv, (struct sockaddr *)&dst, &sl));
+	raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+	if (raw < 0)
+		SKIP(return, "no raw socket: %s", strerror(errno));
+	pkt = calloc(1, total);
+	ASSERT_NE(NULL, pkt);
+	ip = (struct iphdr *)pkt;
+	uh = (struct udphdr *)(ip + 1);
+	*ip = (struct iphdr){
+		.version = 4, .ihl = 5, .ttl = 64, .protocol = IPPROTO_UDP,
+		.tot_len = htons(total), .saddr = dst.sin_addr.s_addr,
+		.daddr = dst.sin_addr.s_addr,
+	};
+	*uh = (struct udphdr){ .source = htons(9), .dest = dst.sin_port,
+			       .len = htons(sizeof(*uh) + len) };
+	zc_fill(uh + 1, 0, len);
+	/* The pseudo-header, then the datagram. */
+	sum = csum_add(0, &ip->saddr, 8) + IPPROTO_UDP + sizeof(*uh) + len;
+	sum = csum_add(sum, uh, sizeof(*uh) + len);
+	uh->check = htons(csum_fold(sum) ^ 1);
+	ASSERT_EQ((ssize_t)total, sendto(raw, pkt, total, 0, (struct sockaddr *)&dst, sizeof(dst)))
+		TH_LOG("the bad datagram: %s", strerror(errno));
+	close(raw);
+	free(pkt);
+	udp_send(_metadata, self->cli, &sent, 100);
+
+	/* One descriptor: the bad datagram would need two. */
+	RX_ONCE(&self->rx, 1, 0, 2000, 0);
 	EXPECT_EQ(100, self->rx.last_bytes);
 	check_rx_ledger(_metadata, &self->rx);
 	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
