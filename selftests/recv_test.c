@@ -2703,7 +2703,7 @@ typedef FIXTURE_DATA(mapped) mapped_self;
 /* lo with a 15-page MSS, then a loopback IPv4 connection and its receiver. */
 static void mp_connect(struct __test_metadata *_metadata, mapped_self *self)
 {
-	int mtu = rt_get_mtu("lo"), ret;
+	int mtu = zc_dev_mtu("lo"), ret;
 
 	ASSERT_LT(0, mtu);
 	self->lo_mtu = mtu;
@@ -3420,7 +3420,7 @@ TEST_F_TIMEOUT(e2e, stream_checked_byte_by_byte, 300)
 	int ret, status;
 
 	if (variant->page_mtu) {
-		int mtu = rt_get_mtu(zc_path_dev(variant->path));
+		int mtu = zc_dev_mtu(zc_path_dev(variant->path));
 
 		ASSERT_LT(0, mtu);
 		self->mtu = mtu;

@@ -422,23 +422,6 @@ int rt_set_mtu(const char *netns, const char *dev, int mtu)
 	return system(cmd);
 }
 
-int rt_get_mtu(const char *dev)
-{
-	char file[128], buf[32];
-	int fd, n;
-
-	snprintf(file, sizeof(file), "/sys/class/net/%s/mtu", dev);
-	fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	return atoi(buf);
-}
-
 void rt_sig_handler(int sig, siginfo_t *si, void *uc)
 {
 	__atomic_store_n(&rt_sig_no, sig, __ATOMIC_SEQ_CST);

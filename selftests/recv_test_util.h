@@ -163,9 +163,6 @@ pid_t rt_tx_start(const struct rt_tx_args *a, struct rt_tx_res *res);
 /* `/usr/bin/ip [-n NETNS] link set DEV mtu MTU`: 0 or the failing status. */
 int rt_set_mtu(const char *netns, const char *dev, int mtu);
 
-/* The MTU of @dev in the init netns, or -1. */
-int rt_get_mtu(const char *dev);
-
 /* ---- signals ---- */
 
 void rt_sig_handler(int sig, siginfo_t *si, void *uc);

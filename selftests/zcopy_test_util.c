@@ -277,8 +277,7 @@ const char *zc_path_missing(enum zc_path path)
 	return "not zcopy's VM: no test network (setup_net.sh)";
 }
 
-/* @dev's MTU here, or -1. */
-static int zc_dev_mtu(const char *dev)
+int zc_dev_mtu(const char *dev)
 {
 	char file[128], buf[32];
 	int fd, n;

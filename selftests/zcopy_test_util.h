@@ -139,6 +139,9 @@ int zc_enter_netns(const char *name);
 /* Why a path cannot be tested here (not zcopy's VM), or NULL. */
 const char *zc_path_missing(enum zc_path path);
 
+/* @dev's MTU here, or -1. */
+int zc_dev_mtu(const char *dev);
+
 int zc_path_mtu(enum zc_path path);
 
 size_t zc_ip_hdr(int family);
