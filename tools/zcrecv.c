@@ -12,7 +12,8 @@
  * receive area: ZCOPY_IOC_RECV, each call giving back the slots of the
  * previous one).
  *
- * TCP: one connection is accepted and read to its end. UDP: datagrams are
+ * TCP: one connection is accepted and read to its end; --timeout bounds
+ * the wait for it, as for data. UDP: datagrams are
  * read until an empty one (zcsend sends three at the end) or, once data
  * has come, until --timeout seconds pass without any.
  */
@@ -98,7 +99,8 @@ static void usage(FILE *f)
 		"  -k, --checksum            print the FNV-1a 64 of the stream received\n"
 		"  -e, --expect-checksum HEX exit 1 unless the checksum is HEX\n"
 		"  -t, --timeout SECS        fail (TCP) or end (UDP, once data came) after\n"
-		"                            SECS without data (default: TCP never, UDP %d)\n"
+		"                            SECS without data, or (TCP) without a\n"
+		"                            connection (default: TCP never, UDP %d)\n"
 		"  -j, --json                one JSON object at the end, instead of text\n"
 		"  -h, --help                this text\n"
 		"\n"
@@ -227,18 +229,24 @@ static void consume(struct receiver *r, const void *data, size_t len, int dgram)
 	zc_progress(&r->progress, r->bytes);
 }
 
-/* Wait for data: 0, or -1 when the timeout passed. */
-static int wait_data(struct receiver *r)
+/* Wait until @fd is readable: 0, or -1 when @timeout_ms passed. */
+static int wait_ready(int fd, int timeout_ms)
 {
-	struct pollfd pfd = { .fd = r->sock, .events = POLLIN };
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	int n;
 
 	do {
-		n = poll(&pfd, 1, r->timeout_ms);
+		n = poll(&pfd, 1, timeout_ms);
 	} while (n < 0 && errno == EINTR);
 	if (n < 0)
 		zc_fail("poll");
 	return n ? 0 : -1;
+}
+
+/* Wait for data: 0, or -1 when the timeout passed. */
+static int wait_data(struct receiver *r)
+{
+	return wait_ready(r->sock, r->timeout_ms);
 }
 
 /* Nothing came for --timeout: the end of a UDP stream, a failure for TCP. */
@@ -479,6 +487,9 @@ static int open_stream(const struct opts *o, int *family)
 	if (listen(lfd, 1))
 		zc_fail("listen");
 	announce(lfd);
+	/* --timeout covers the wait for the connection too: a sender may fail before it. */
+	if (o->timeout_s && wait_ready(lfd, o->timeout_s * 1000))
+		zc_die(ZC_EXIT_RUNTIME, "no connection for %d s", o->timeout_s);
 	do {
 		fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
 	} while (fd < 0 && errno == EINTR);

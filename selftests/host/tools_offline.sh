@@ -103,7 +103,7 @@ check_pair() {
 	result "$name"
 }
 
-plan=61
+plan=62
 tap_plan $plan
 
 # ---- build ----
@@ -162,6 +162,19 @@ usage_error "zcrecv bad timeout" "$bin/zcrecv" --listen 0 --timeout soon
 usage_error "zcproxy without UPSTREAM" "$bin/zcproxy" 0
 usage_error "zcproxy unknown method" "$bin/zcproxy" --method teleport 0 127.0.0.1:9
 usage_error "zcproxy bad upstream" "$bin/zcproxy" 0 127.0.0.1
+
+# ---- a TCP receiver's --timeout covers the wait for its connection ----
+# The bench and scripts/profile rely on it when a sender fails before it
+# connects; `timeout` only stops a receiver that would wait for ever.
+status=1
+if start_recv 127.0.0.1 --timeout 1 --json; then
+	wait $recv_pid
+	recv_rc=$?
+	cat "$tmp/recv.err" >"$tmp/log"
+	echo "zcrecv -> $recv_rc" >>"$tmp/log"
+	[ $recv_rc -eq 1 ] && grep -q "^zcrecv: no connection for 1 s" "$tmp/recv.err" && status=0
+fi
+result "zcrecv --timeout without a connection fails with status 1"
 
 # proxy_pair NAME METHOD: zcsend -> zcproxy --method METHOD -> zcrecv over
 # loopback, $SIZE verified at the end, both checksums and the proxy agreeing.
