@@ -384,26 +384,67 @@ static struct zcopy_pool *zcopy_file_pool(struct zcopy_file *zf)
 	return area ? zcopy_pool(area) : NULL;
 }
 
-/* Map writable at @vma, a writable mapping of @pool, the slots to re-arm. */
+/* One run of slots to re-arm, from slot @first at @addr. */
+struct zcopy_rearm_run {
+	struct zcopy_pool	*pool;
+	struct vm_area_struct	*vma;
+	unsigned long		first;
+	unsigned long		addr;
+	pgprot_t		prot;
+	unsigned long		mapped;
+};
+
+/*
+ * apply_to_page_range()'s step, under the PTE lock: map one slot's page
+ * writable, as vmf_insert_pfn_prot() would (a special PTE), unless a PTE
+ * is there already or the page may have other readers.
+ */
+static int zcopy_pool_rearm_pte(pte_t *pte, unsigned long addr, void *data)
+{
+	struct zcopy_rearm_run *run = data;
+	unsigned long idx = run->first + ((addr - run->addr) >> PAGE_SHIFT);
+	struct zcopy_pool *pool = run->pool;
+
+	if (!pte_none(ptep_get(pte)) || zcopy_slot_shared(pool, idx))
+		return 0;
+	set_pte_at(run->vma->vm_mm, addr, pte,
+		   pte_mkspecial(pfn_pte(page_to_pfn(pool->slots[idx]), run->prot)));
+	update_mmu_cache(run->vma, addr, pte);
+	run->mapped++;
+	return 0;
+}
+
+/*
+ * Map writable at @vma, a writable mapping of @pool, the slots to re-arm:
+ * each run of them zapped, then filled in one walk of the page tables.
+ * Not through vmf_insert_pfn_prot() page by page: on x86 each would look
+ * up the page's memory type (track_pfn_insert(), a walk of the iomem
+ * resources), which for the pool's pages, RAM it allocated itself and
+ * never changed, is write-back, as the VMA's protection already says; the
+ * same reasoning as i915's remap_io_sg(). A page table that cannot be
+ * allocated leaves the rest of its run to fault.
+ */
 static unsigned long zcopy_pool_rearm_vma(struct zcopy_pool *pool, struct vm_area_struct *vma)
 {
-	unsigned long start, idx, addr, n = 0;
+	unsigned long start, idx;
 	unsigned long end = min(vma_pages(vma), pool->area.nr_pages);
-	pgprot_t prot = zcopy_pool_prot(vma, true);
+	struct zcopy_rearm_run run = {
+		.pool = pool,
+		.vma = vma,
+		.prot = zcopy_pool_prot(vma, true),
+	};
 
 	lockdep_assert_held(&pool->lock);
+	mmap_assert_locked(vma->vm_mm);
 	for_each_set_bitrange(start, idx, pool->rearm, end) {
-		addr = vma->vm_start + (start << PAGE_SHIFT);
-		zap_vma_ptes(vma, addr, (idx - start) << PAGE_SHIFT);
-		for (; start < idx; start++, addr += PAGE_SIZE) {
-			if (zcopy_slot_shared(pool, start))
-				continue;
-			if (vmf_insert_pfn_prot(vma, addr, page_to_pfn(pool->slots[start]),
-						prot) == VM_FAULT_NOPAGE)
-				n++;
-		}
+		run.first = start;
+		run.addr = vma->vm_start + (start << PAGE_SHIFT);
+		/* The caller may have read some since, mapping them read-only. */
+		zap_vma_ptes(vma, run.addr, (idx - start) << PAGE_SHIFT);
+		apply_to_page_range(vma->vm_mm, run.addr, (idx - start) << PAGE_SHIFT,
+				    zcopy_pool_rearm_pte, &run);
 	}
-	return n;
+	return run.mapped;
 }
 
 /*
