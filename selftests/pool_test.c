@@ -1324,6 +1324,39 @@ TEST_F(pool, records_read_elsewhere_rearm_nothing)
 	pt_check_data(_metadata, k);
 }
 
+/*
+ * Pages read between their send and their record are mapped read-only by
+ * then; reading the record maps them writable all the same, with the
+ * pages not read, and the write after takes no fault.
+ */
+TEST_F(pool, rearm_maps_pages_read_since)
+{
+	const size_t ps = self->c.ps, n = 4;
+	struct zcopy_stats st0, st1, st2;
+	struct pt_conn *k;
+	uint64_t sum = 0;
+	uint8_t *p;
+	size_t i;
+
+	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
+	zc_fill(p, ZC_SEED(15), n * ps);
+	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, NULL);
+	st0 = pt_stats(_metadata, self->c.zfd, 0);
+	ASSERT_EQ(0, pt_send(&self->c, k, p, 0, n * ps, NOTIFY, 15, NULL, NULL));
+	/* Pages 1 and 2 read: a read fault maps each read-only. */
+	for (i = ps; i < 3 * ps; i += 64)
+		sum += p[i];
+	pt_check_records(_metadata, &self->c);
+	st1 = pt_stats(_metadata, self->c.zfd, 0);
+	EXPECT_EQ(n, DELTA(st1, st0, pages_rearmed)) TH_LOG("read since: sum %llu", ZC_U64(sum));
+	zc_fill(p, ZC_SEED(151), n * ps);
+	st2 = pt_stats(_metadata, self->c.zfd, 0);
+	EXPECT_EQ(0, DELTA(st2, st1, write_faults)) TH_LOG("a re-armed page faulted");
+	EXPECT_EQ(0, DELTA(st2, st1, cow_copies));
+	EXPECT_TRUE(zc_check_all(p, ZC_SEED(151), n * ps));
+	pt_check_data(_metadata, k);
+}
+
 /* What a page-checking receiver found. */
 struct rw_check {
 	int64_t pages;		/* pages received */
