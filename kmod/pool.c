@@ -24,7 +24,7 @@
  * The pages of a completed send are mapped writable again when their
  * owner reads the record, in one batch (zcopy_pool_rearm(), from read(2)):
  * an application that rewrites only buffers whose record it has read takes
- * neither a fault nor a copy. No completion path touches an mm or waits:
+ * neither a fault nor a copy. No completion path touches an mm or sleeps:
  * a send with a record lets go of its slots under the slot lock alone,
  * where the stack lets go of it.
  * A page is written in place only while the pool alone holds it, though:
@@ -58,9 +58,9 @@ MODULE_PARM_DESC(max_pool_pages, "Most pages in one pool (default 65536)");
  * @area:	what it shares with a receive area
  * @lock:	orders every insertion of a PTE against every zap; held to
  *		make a slot held, or to give it a copy of its page
+ * @rearming:	zcopy_pool_rearm()'s own, under @lock: the slots it maps
  * @slot_lock:	protects what follows and @slots' entries, which a
  *		completed send reads and lets go of without @lock, in softirq
- * @rearming:	zcopy_pool_rearm()'s own, under @lock: the slots it maps
  * @held:	slots held now (pool_pages_in_flight)
  * @sending:	per slot, the sends that hold its page: those with a record
  *		until they complete, those by reference while being made
@@ -72,8 +72,8 @@ MODULE_PARM_DESC(max_pool_pages, "Most pages in one pool (default 65536)");
 struct zcopy_pool {
 	struct zcopy_area	area;
 	struct mutex		lock;		/* see above */
-	spinlock_t		slot_lock;	/* see above */
 	unsigned long		*rearming;
+	spinlock_t		slot_lock;	/* see above */
 	unsigned long		held;
 	unsigned int		*sending;
 	unsigned long		*given;
@@ -427,8 +427,8 @@ struct zcopy_rearm_run {
 
 /*
  * apply_to_page_range()'s step, under the PTE lock: map one slot's page
- * writable, as vmf_insert_pfn_prot() would (a special PTE), unless the
- * slot is not one to map or a PTE is there already.
+ * writable, as vmf_insert_pfn_prot() would (a special PTE), unless a PTE
+ * is there already.
  */
 static int zcopy_pool_rearm_pte(pte_t *pte, unsigned long addr, void *data)
 {
@@ -436,8 +436,6 @@ static int zcopy_pool_rearm_pte(pte_t *pte, unsigned long addr, void *data)
 	unsigned long idx = run->first + ((addr - run->addr) >> PAGE_SHIFT);
 	struct zcopy_pool *pool = run->pool;
 
-	if (!test_bit(idx, pool->rearming))
-		return 0;
 	if (!pte_none(ptep_get(pte))) {
 		run->stale = true;
 		return 0;
@@ -483,16 +481,18 @@ static unsigned long zcopy_pool_rearm_vma(struct zcopy_pool *pool, struct vm_are
 			continue;
 		zap_vma_ptes(vma, run.addr, len);
 		run.mapped = mapped;
-		run.stale = false;
 		apply_to_page_range(vma->vm_mm, run.addr, len, zcopy_pool_rearm_pte, &run);
+		run.stale = false;
 	}
 	return run.mapped;
 }
 
 /*
- * Take the slots to re-arm, less those shared (zcopy_slot_shared()), into
- * @pool->rearming: whether there are any. Those left out are not shared
- * any less later on: a slot held again comes back when its send lets go.
+ * Move the slots to re-arm that are not shared (zcopy_slot_shared()) into
+ * @pool->rearming: whether there are any. A slot held again leaves too:
+ * it comes back when its send lets go. One whose page the stack still has
+ * stays for the next read: a send is released, and its record posted,
+ * before the stack drops its skbs' page references.
  */
 static bool zcopy_pool_take_rearm(struct zcopy_pool *pool)
 {
@@ -502,12 +502,14 @@ static bool zcopy_pool_take_rearm(struct zcopy_pool *pool)
 	lockdep_assert_held(&pool->lock);
 	spin_lock_bh(&pool->slot_lock);
 	for_each_set_bit(idx, pool->rearm, nr) {
-		if (zcopy_slot_shared(pool, idx))
-			continue;
-		__set_bit(idx, pool->rearming);
-		any = true;
+		if (zcopy_slot_held(pool, idx)) {
+			__clear_bit(idx, pool->rearm);
+		} else if (page_ref_count(pool->slots[idx]) == 1) {
+			__clear_bit(idx, pool->rearm);
+			__set_bit(idx, pool->rearming);
+			any = true;
+		}
 	}
-	bitmap_zero(pool->rearm, nr);
 	spin_unlock_bh(&pool->slot_lock);
 	return any;
 }
@@ -516,19 +518,19 @@ static bool zcopy_pool_take_rearm(struct zcopy_pool *pool)
  * Map writable, where the caller last mapped the pool, the slots that
  * completed sends have let go of: the caller has just read their records
  * and will write to them next. One batch under one lock, in the caller's
- * own address space: each run of such slots is zapped there (the caller
- * may have read them since, mapping them read-only) and inserted
- * writable. A slot held again, or whose page the stack still has, is left
- * to fault as usual; so is every slot for a caller with no writable
- * mapping of the pool, which gives up the batch all the same, so as not
- * to look for its mapping again at each read. Under @pool->lock a slot
- * taken here stays unshared until it is mapped.
+ * own address space (zcopy_pool_rearm_vma()). A slot held again, or whose
+ * page the stack still has, is left to fault as usual; so is every slot
+ * for a caller with no writable mapping of the pool, which gives up the
+ * batch all the same, so as not to look for its mapping again at each
+ * read. Under @pool->lock a slot taken here stays unshared until it is
+ * mapped: only a send or a copy, which take that lock, make one shared.
  */
 void zcopy_pool_rearm(struct zcopy_file *zf)
 {
 	struct zcopy_pool *pool = zcopy_file_pool(zf);
 	struct mm_struct *mm = current->mm;
 	struct vm_area_struct *vma;
+	unsigned long start, end;
 
 	/* A hint: a send that lets go meanwhile is seen at the next read. */
 	if (!pool || !mm || data_race(bitmap_empty(pool->rearm, pool->area.nr_pages)))
@@ -541,7 +543,8 @@ void zcopy_pool_rearm(struct zcopy_file *zf)
 	if (zcopy_pool_take_rearm(pool)) {
 		if (vma && (vma->vm_flags & VM_WRITE))
 			zcopy_count(zf, ZC_PAGES_REARMED, zcopy_pool_rearm_vma(pool, vma));
-		bitmap_zero(pool->rearming, pool->area.nr_pages);
+		for_each_set_bitrange(start, end, pool->rearming, pool->area.nr_pages)
+			bitmap_clear(pool->rearming, start, end - start);
 	}
 	mutex_unlock(&pool->lock);
 	mmap_read_unlock(mm);

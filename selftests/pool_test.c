@@ -1345,7 +1345,7 @@ TEST_F(pool, rearm_maps_pages_read_since)
 	ASSERT_EQ(0, pt_send(&self->c, k, p, 0, n * ps, NOTIFY, 15, NULL, NULL));
 	/* Pages 1 and 2 read: a read fault maps each read-only. */
 	for (i = ps; i < 3 * ps; i += 64)
-		sum += p[i];
+		sum += __atomic_load_n(&p[i], __ATOMIC_RELAXED);
 	pt_check_records(_metadata, &self->c);
 	st1 = pt_stats(_metadata, self->c.zfd, 0);
 	EXPECT_EQ(n, DELTA(st1, st0, pages_rearmed)) TH_LOG("read since: sum %llu", ZC_U64(sum));
