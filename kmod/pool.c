@@ -24,15 +24,12 @@
  * The pages of a completed send are mapped writable again when their
  * owner reads the record, in one batch (zcopy_pool_rearm(), from read(2)):
  * an application that rewrites only buffers whose record it has read takes
- * neither a fault nor a copy. No completion path touches an mm or sleeps:
- * a send with a record lets go of its slots under the slot lock alone,
- * where the stack lets go of it.
+ * neither a fault nor a copy. No completion path touches an mm or waits.
  * A page is written in place only while the pool alone holds it, though:
  * the stack may keep one past the send's completion (see
  * zcopy_slot_shared()), and a write to it copies as if it were held.
  *
- * Lock order: mmap_lock, pool->lock, i_mmap_rwsem, PTE lock; pool->lock,
- * pool->slot_lock.
+ * Lock order: mmap_lock, pool->lock, i_mmap_rwsem, PTE lock.
  */
 
 #include <linux/bitmap.h>
@@ -56,11 +53,8 @@ MODULE_PARM_DESC(max_pool_pages, "Most pages in one pool (default 65536)");
 /**
  * struct zcopy_pool - the pages of a send pool
  * @area:	what it shares with a receive area
- * @lock:	orders every insertion of a PTE against every zap; held to
- *		make a slot held, or to give it a copy of its page
- * @rearming:	zcopy_pool_rearm()'s own, under @lock: the slots it maps
- * @slot_lock:	protects what follows and @slots' entries, which a
- *		completed send reads and lets go of without @lock, in softirq
+ * @lock:	protects everything below, and orders every insertion of a
+ *		PTE against every zap
  * @held:	slots held now (pool_pages_in_flight)
  * @sending:	per slot, the sends that hold its page: those with a record
  *		until they complete, those by reference while being made
@@ -72,8 +66,6 @@ MODULE_PARM_DESC(max_pool_pages, "Most pages in one pool (default 65536)");
 struct zcopy_pool {
 	struct zcopy_area	area;
 	struct mutex		lock;		/* see above */
-	unsigned long		*rearming;
-	spinlock_t		slot_lock;	/* see above */
 	unsigned long		held;
 	unsigned int		*sending;
 	unsigned long		*given;
@@ -108,7 +100,7 @@ static struct zcopy_pool *zcopy_pool(struct zcopy_area *area)
 /* Does a send hold slot @idx's page? */
 static bool zcopy_slot_held(struct zcopy_pool *pool, unsigned long idx)
 {
-	lockdep_assert_held(&pool->slot_lock);
+	lockdep_assert_held(&pool->lock);
 	return pool->sending[idx] || test_bit(idx, pool->given);
 }
 
@@ -124,24 +116,11 @@ static bool zcopy_slot_held(struct zcopy_pool *pool, unsigned long idx)
  * copies holds its references only while it runs, zapping nothing: a
  * write that faults meanwhile copies too, as anonymous memory's COW does
  * for a page with extra references, and one through a writable PTE lands
- * in place, as under write(2). Under @lock a slot that is not shared stays
- * so: only a send or a copy, which take @lock, can make it shared again.
+ * in place, as under write(2).
  */
 static bool zcopy_slot_shared(struct zcopy_pool *pool, unsigned long idx)
 {
 	return zcopy_slot_held(pool, idx) || page_ref_count(pool->slots[idx]) != 1;
-}
-
-/* zcopy_slot_shared(), for one who holds @lock alone. */
-static bool zcopy_slot_shared_now(struct zcopy_pool *pool, unsigned long idx)
-{
-	bool shared;
-
-	lockdep_assert_held(&pool->lock);
-	spin_lock_bh(&pool->slot_lock);
-	shared = zcopy_slot_shared(pool, idx);
-	spin_unlock_bh(&pool->slot_lock);
-	return shared;
 }
 
 /* Count slot @idx held, when it was not (@was_held) and is now, or back. */
@@ -183,14 +162,12 @@ static struct page *zcopy_pool_cow(struct zcopy_pool *pool, unsigned long idx)
 	zcopy_area_zap(&pool->area, idx, 1);
 	copy_highpage(new, old);
 
-	spin_lock_bh(&pool->slot_lock);
 	was_held = zcopy_slot_held(pool, idx);
 	pool->slots[idx] = new;
 	pool->sending[idx] = 0;
 	__clear_bit(idx, pool->given);
 	__clear_bit(idx, pool->rearm);
 	zcopy_pool_account(pool, idx, was_held);
-	spin_unlock_bh(&pool->slot_lock);
 	put_page(old);
 	zcopy_count(pool->area.zf, ZC_COW_COPIES, 1);
 	return new;
@@ -206,7 +183,7 @@ static vm_fault_t zcopy_pool_insert(struct zcopy_pool *pool, struct vm_fault *vm
 	struct page *page = pool->slots[idx];
 
 	lockdep_assert_held(&pool->lock);
-	if (write && zcopy_slot_shared_now(pool, idx)) {
+	if (write && zcopy_slot_shared(pool, idx)) {
 		page = zcopy_pool_cow(pool, idx);
 		if (!page)
 			return VM_FAULT_OOM;
@@ -281,7 +258,7 @@ static int zcopy_pool_access(struct vm_area_struct *vma, unsigned long addr,
 
 	mutex_lock(&pool->lock);
 	page = pool->slots[idx];
-	if (write && zcopy_slot_shared_now(pool, idx)) {
+	if (write && zcopy_slot_shared(pool, idx)) {
 		page = zcopy_pool_cow(pool, idx);
 		if (!page) {
 			mutex_unlock(&pool->lock);
@@ -317,7 +294,6 @@ static void zcopy_pool_free(struct zcopy_area *area)
 	for (i = 0; i < area->nr_pages; i++)
 		put_page(pool->slots[i]);
 	zcopy_area_destroy(area);
-	bitmap_free(pool->rearming);
 	bitmap_free(pool->rearm);
 	bitmap_free(pool->given);
 	kvfree(pool->sending);
@@ -345,8 +321,7 @@ static struct zcopy_area *zcopy_pool_create(struct zcopy_file *zf, unsigned long
 	pool->sending = kvcalloc(nr, sizeof(*pool->sending), GFP_KERNEL_ACCOUNT);
 	pool->given = bitmap_zalloc(nr, GFP_KERNEL_ACCOUNT);
 	pool->rearm = bitmap_zalloc(nr, GFP_KERNEL_ACCOUNT);
-	pool->rearming = bitmap_zalloc(nr, GFP_KERNEL_ACCOUNT);
-	if (!pool->sending || !pool->given || !pool->rearm || !pool->rearming)
+	if (!pool->sending || !pool->given || !pool->rearm)
 		goto err_free_maps;
 	for (i = 0; i < nr; i++) {
 		/* Up to max_pool_pages under the caller's mmap_lock: a killed caller stops. */
@@ -359,7 +334,6 @@ static struct zcopy_area *zcopy_pool_create(struct zcopy_file *zf, unsigned long
 			goto err_free_pages;
 	}
 	mutex_init(&pool->lock);
-	spin_lock_init(&pool->slot_lock);
 	zcopy_count(zf, ZC_POOL_PAGES, nr);
 	return &pool->area;
 
@@ -367,7 +341,6 @@ err_free_pages:
 	while (i--)
 		put_page(pool->slots[i]);
 err_free_maps:
-	bitmap_free(pool->rearming);
 	bitmap_free(pool->rearm);
 	bitmap_free(pool->given);
 	kvfree(pool->sending);
@@ -427,31 +400,36 @@ struct zcopy_rearm_run {
 
 /*
  * apply_to_page_range()'s step, under the PTE lock: map one slot's page
- * writable, as vmf_insert_pfn_prot() would (a special PTE), unless a PTE
- * is there already.
+ * writable, as vmf_insert_pfn_prot() would (a special PTE), unless the
+ * page may have other readers or a PTE is there already: one the caller
+ * made since by a read (read-only) is stale; one by a write is done.
  */
 static int zcopy_pool_rearm_pte(pte_t *pte, unsigned long addr, void *data)
 {
 	struct zcopy_rearm_run *run = data;
 	unsigned long idx = run->first + ((addr - run->addr) >> PAGE_SHIFT);
 	struct zcopy_pool *pool = run->pool;
+	unsigned long pfn = page_to_pfn(pool->slots[idx]);
+	pte_t old = ptep_get(pte);
 
-	if (!pte_none(ptep_get(pte))) {
-		run->stale = true;
+	if (zcopy_slot_shared(pool, idx))
+		return 0;
+	if (!pte_none(old)) {
+		if (!pte_write(old) || pte_pfn(old) != pfn)
+			run->stale = true;
 		return 0;
 	}
-	set_pte_at(run->vma->vm_mm, addr, pte,
-		   pte_mkspecial(pfn_pte(page_to_pfn(pool->slots[idx]), run->prot)));
+	set_pte_at(run->vma->vm_mm, addr, pte, pte_mkspecial(pfn_pte(pfn, run->prot)));
 	update_mmu_cache(run->vma, addr, pte);
 	run->mapped++;
 	return 0;
 }
 
 /*
- * Map writable at @vma, a writable mapping of @pool, the slots to re-arm
- * (@pool->rearming): each run of them filled in one walk of the page
- * tables, and, if the caller has read some since, mapping them read-only,
- * zapped and filled again.
+ * Map writable at @vma, a writable mapping of @pool, the slots to re-arm:
+ * each run of them filled in one walk of the page tables, and, if the
+ * caller has mapped some since (a read maps one read-only), zapped and
+ * filled again.
  * Not through vmf_insert_pfn_prot() page by page: on x86 each would look
  * up the page's memory type (track_pfn_insert(), a walk of the iomem
  * resources), which for the pool's pages, RAM it allocated itself and
@@ -471,7 +449,7 @@ static unsigned long zcopy_pool_rearm_vma(struct zcopy_pool *pool, struct vm_are
 
 	lockdep_assert_held(&pool->lock);
 	mmap_assert_locked(vma->vm_mm);
-	for_each_set_bitrange(start, idx, pool->rearming, end) {
+	for_each_set_bitrange(start, idx, pool->rearm, end) {
 		run.first = start;
 		run.addr = vma->vm_start + (start << PAGE_SHIFT);
 		len = (idx - start) << PAGE_SHIFT;
@@ -488,33 +466,6 @@ static unsigned long zcopy_pool_rearm_vma(struct zcopy_pool *pool, struct vm_are
 }
 
 /*
- * Move the slots to re-arm that are not shared (zcopy_slot_shared()) into
- * @pool->rearming: whether there are any. A slot held again leaves too:
- * it comes back when its send lets go. One whose page the stack still has
- * stays for the next read: a send is released, and its record posted,
- * before the stack drops its skbs' page references.
- */
-static bool zcopy_pool_take_rearm(struct zcopy_pool *pool)
-{
-	unsigned long idx, nr = pool->area.nr_pages;
-	bool any = false;
-
-	lockdep_assert_held(&pool->lock);
-	spin_lock_bh(&pool->slot_lock);
-	for_each_set_bit(idx, pool->rearm, nr) {
-		if (zcopy_slot_held(pool, idx)) {
-			__clear_bit(idx, pool->rearm);
-		} else if (page_ref_count(pool->slots[idx]) == 1) {
-			__clear_bit(idx, pool->rearm);
-			__set_bit(idx, pool->rearming);
-			any = true;
-		}
-	}
-	spin_unlock_bh(&pool->slot_lock);
-	return any;
-}
-
-/*
  * Map writable, where the caller last mapped the pool, the slots that
  * completed sends have let go of: the caller has just read their records
  * and will write to them next. One batch under one lock, in the caller's
@@ -522,30 +473,24 @@ static bool zcopy_pool_take_rearm(struct zcopy_pool *pool)
  * page the stack still has, is left to fault as usual; so is every slot
  * for a caller with no writable mapping of the pool, which gives up the
  * batch all the same, so as not to look for its mapping again at each
- * read. Under @pool->lock a slot taken here stays unshared until it is
- * mapped: only a send or a copy, which take that lock, make one shared.
+ * read.
  */
 void zcopy_pool_rearm(struct zcopy_file *zf)
 {
 	struct zcopy_pool *pool = zcopy_file_pool(zf);
 	struct mm_struct *mm = current->mm;
 	struct vm_area_struct *vma;
-	unsigned long start, end;
 
-	/* A hint: a send that lets go meanwhile is seen at the next read. */
-	if (!pool || !mm || data_race(bitmap_empty(pool->rearm, pool->area.nr_pages)))
+	if (!pool || !mm || bitmap_empty(pool->rearm, pool->area.nr_pages))
 		return;
 
 	mmap_read_lock(mm);
 	/* Before the pool lock: finding it may walk every VMA of @mm. */
 	vma = zcopy_area_vma(&pool->area, mm);
 	mutex_lock(&pool->lock);
-	if (zcopy_pool_take_rearm(pool)) {
-		if (vma && (vma->vm_flags & VM_WRITE))
-			zcopy_count(zf, ZC_PAGES_REARMED, zcopy_pool_rearm_vma(pool, vma));
-		for_each_set_bitrange(start, end, pool->rearming, pool->area.nr_pages)
-			bitmap_clear(pool->rearming, start, end - start);
-	}
+	if (vma && (vma->vm_flags & VM_WRITE))
+		zcopy_count(zf, ZC_PAGES_REARMED, zcopy_pool_rearm_vma(pool, vma));
+	bitmap_zero(pool->rearm, pool->area.nr_pages);
 	mutex_unlock(&pool->lock);
 	mmap_read_unlock(mm);
 }
@@ -558,7 +503,7 @@ static void zcopy_pool_tx_put(struct zcopy_tx *tx, unsigned int from, bool sent)
 	unsigned long idx;
 	unsigned int i;
 
-	spin_lock_bh(&pool->slot_lock);
+	mutex_lock(&pool->lock);
 	for (i = from; i < tx->nr_pages; i++) {
 		idx = ptx->slots[i];
 		/* A copy has taken the slot since: the send's page is its own. */
@@ -569,7 +514,7 @@ static void zcopy_pool_tx_put(struct zcopy_tx *tx, unsigned int from, bool sent)
 		if (sent && !zcopy_slot_held(pool, idx))
 			__set_bit(idx, pool->rearm);
 	}
-	spin_unlock_bh(&pool->slot_lock);
+	mutex_unlock(&pool->lock);
 	for (i = from; i < tx->nr_pages; i++)
 		put_page(tx->pages[i]);
 	tx->nr_pages = from;
@@ -589,7 +534,6 @@ static const struct zcopy_tx_ops zcopy_pool_tx_ops = {
 	.ledger		= &zcopy_send_ledger,
 	.trim		= zcopy_pool_tx_trim,
 	.release	= zcopy_pool_tx_release,
-	.atomic		= true,
 };
 
 /*
@@ -617,7 +561,6 @@ static void zcopy_pool_take(struct zcopy_pool *pool, const struct zcopy_pool_seg
 			end = max(end, segs[e].first + segs[e].nr);
 		zcopy_area_zap(&pool->area, idx, end - idx);
 	}
-	spin_lock_bh(&pool->slot_lock);
 	for (s = 0; s < nr_segs; s++) {
 		off = segs[s].off;
 		len = segs[s].len;
@@ -636,7 +579,6 @@ static void zcopy_pool_take(struct zcopy_pool *pool, const struct zcopy_pool_seg
 			len -= seg;
 		}
 	}
-	spin_unlock_bh(&pool->slot_lock);
 	mutex_unlock(&pool->lock);
 }
 
@@ -685,7 +627,6 @@ static int zcopy_pool_send_by_ref(struct zcopy_pool *pool, struct zcopy_tx_args 
 	ret = zcopy_sendpages(ta->sock, bvec, nr, ta->len, zcopy_msg_flags(ta->sock, ta->flags));
 
 	mutex_lock(&pool->lock);
-	spin_lock_bh(&pool->slot_lock);
 	for (i = 0, sent = max(ret, 0); i < nr; i++) {
 		idx = slots[i];
 		if (pool->slots[idx] == bvec[i].bv_page) {
@@ -696,7 +637,6 @@ static int zcopy_pool_send_by_ref(struct zcopy_pool *pool, struct zcopy_tx_args 
 		}
 		sent -= min_t(size_t, sent, bvec[i].bv_len);
 	}
-	spin_unlock_bh(&pool->slot_lock);
 	mutex_unlock(&pool->lock);
 
 	for (i = 0; i < nr; i++)
