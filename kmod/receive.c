@@ -740,12 +740,17 @@ static int zcopy_rx_wait_tcp(struct sock *sk, long *timeo)
 	}
 }
 
-/* Whether the next byte to read is urgent data, where tcp_read_sock() stops. */
+/*
+ * Whether the next byte to read is urgent data, where tcp_read_sock()
+ * stops, and has come: an urgent pointer can come before its byte
+ * (TCP_URG_NOTYET), and there is then nothing to step over yet.
+ */
 static bool zcopy_rx_at_urgent(struct sock *sk)
 {
 	struct tcp_sock *tp = tcp_sk(sk);
 
-	return READ_ONCE(tp->urg_data) && tp->urg_seq == tp->copied_seq;
+	return READ_ONCE(tp->urg_data) && tp->urg_seq == tp->copied_seq &&
+	       before(tp->copied_seq, tp->rcv_nxt);
 }
 
 /*
@@ -763,9 +768,14 @@ static void zcopy_rx_pass_urgent(struct sock *sk)
 	tcp_fast_path_check(sk);
 }
 
-/* Take what the queue holds into the area: bytes taken, or an error. */
+/*
+ * Take what the queue holds into the area: bytes taken, or an error.
+ * @pass_urgent: first step over the urgent byte there, where nothing can
+ * fail before tcp_read_sock() frees an skb that the step used up; one left
+ * queued would be taken by tcp_recvmsg() for a sequence number bug.
+ */
 static int zcopy_rx_read_tcp(struct zcopy_rx_ctx *ctx, struct sock *sk,
-			     read_descriptor_t *rd)
+			     read_descriptor_t *rd, bool pass_urgent)
 {
 	struct zcopy_rx_area *area = ctx->area;
 	struct vm_area_struct *vma;
@@ -781,6 +791,8 @@ static int zcopy_rx_read_tcp(struct zcopy_rx_ctx *ctx, struct sock *sk,
 	if (area->used == area->area.nr_pages) {
 		ret = -ENOSPC;
 	} else {
+		if (pass_urgent)
+			zcopy_rx_pass_urgent(sk);
 		ret = tcp_read_sock(sk, rd, zcopy_rx_actor);
 		/* As tcp_recvmsg(): what is taken comes off SO_PEEK_OFF. */
 		if (ret > 0)
@@ -799,6 +811,7 @@ static int zcopy_rx_tcp(struct zcopy_rx_ctx *ctx, struct socket *sock,
 {
 	read_descriptor_t rd = { .arg.data = ctx, .count = max_bytes };
 	struct sock *sk = sock->sk;
+	bool pass_urgent = false;
 	int ret;
 
 	lock_sock(sk);
@@ -822,9 +835,10 @@ static int zcopy_rx_tcp(struct zcopy_rx_ctx *ctx, struct socket *sock,
 	for (;;) {
 		ret = zcopy_rx_wait_tcp(sk, &timeo);
 		if (!ret)
-			ret = zcopy_rx_read_tcp(ctx, sk, &rd);
+			ret = zcopy_rx_read_tcp(ctx, sk, &rd, pass_urgent);
 		if (ret || ctx->nr_desc || ctx->err)
 			break;
+		pass_urgent = false;
 		if (!zcopy_rx_at_urgent(sk))
 			continue;
 		/*
@@ -836,7 +850,7 @@ static int zcopy_rx_tcp(struct zcopy_rx_ctx *ctx, struct socket *sock,
 			ret = timeo ? sock_intr_errno(timeo) : -EAGAIN;
 			break;
 		}
-		zcopy_rx_pass_urgent(sk);
+		pass_urgent = true;
 	}
 out_release:
 	release_sock(sk);
