@@ -365,10 +365,13 @@ static int zcopy_pool_attach(struct zcopy_area *area, struct vm_area_struct *vma
 	return 0;
 }
 
-/* Shared and not executable, or no pool is made. */
+/*
+ * Shared and not executable, or no pool is made. A MAP_SHARED mapping of
+ * a file opened O_RDONLY is VM_MAYSHARE only: a pool that stays read-only.
+ */
 int zcopy_pool_mmap(struct zcopy_file *zf, struct vm_area_struct *vma)
 {
-	if (!(vma->vm_flags & VM_SHARED))
+	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
 	if (vma->vm_flags & VM_EXEC)
 		return -EPERM;

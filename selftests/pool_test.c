@@ -215,6 +215,35 @@ TEST_F(pool, mmap_private_einval)
 	EXPECT_EQ(0, st.pool_pages) TH_LOG("a refused mmap creates no pool");
 }
 
+/*
+ * What a pool mapping needs is MAP_SHARED, not write access: a file opened
+ * O_RDONLY maps its pool PROT_READ (the kernel makes that mapping
+ * VM_MAYSHARE, without VM_SHARED), and can never make it writable. Such a
+ * mapping failed with EINVAL.
+ */
+TEST_F(pool, mmap_read_only_file)
+{
+	const size_t len = 4 * self->c.ps;
+	int fd = open(ZCOPY_DEVICE, O_RDONLY | O_CLOEXEC);
+	struct zcopy_stats st;
+	uint8_t *p;
+
+	ASSERT_LE(0, fd) TH_LOG("open " ZCOPY_DEVICE " O_RDONLY: %s", strerror(errno));
+	EXPECT_EQ(MAP_FAILED, pt_mmap_raw(fd, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+					  ZCOPY_MMAP_POOL));
+	EXPECT_EQ(EACCES, errno) TH_LOG("PROT_WRITE: %s", errno_name(errno));
+	p = pt_mmap_raw(fd, len, PROT_READ, MAP_SHARED, ZCOPY_MMAP_POOL);
+	ASSERT_NE(MAP_FAILED, p) TH_LOG("PROT_READ: %s", errno_name(errno));
+	pt_track(_metadata, &self->c, p, len);
+	EXPECT_EQ(0, p[0] | p[len - 1]) TH_LOG("a new pool is zeroed");
+	EXPECT_EQ(-1, mprotect(p, len, PROT_READ | PROT_WRITE));
+	EXPECT_EQ(EACCES, errno) TH_LOG("mprotect(PROT_WRITE): %s", errno_name(errno));
+	st = pt_stats(_metadata, fd, 0);
+	EXPECT_EQ(4, st.pool_pages);
+	EXPECT_EQ(0, st.write_faults);
+	close(fd);
+}
+
 TEST_F(pool, mmap_exec_eperm)
 {
 	const size_t len = 4 * self->c.ps;
