@@ -20,6 +20,7 @@
  */
 
 #include <linux/bottom_half.h>
+#include <linux/bvec.h>
 #include <linux/file.h>
 #include <linux/irqflags.h>
 #include <linux/llist.h>
@@ -951,6 +952,65 @@ static void zcopy_tx_trim(struct zcopy_tx *tx, const struct bio_vec *bvec, size_
 }
 
 /*
+ * msghdr.sg_from_iter for every send with a ubuf: fill @skb's frags from
+ * @from, a bvec of pages that the send holds until the stack lets go of
+ * the ubuf. As for io_uring's registered buffers, an skb that starts
+ * empty takes them without a reference each (SKBFL_MANAGED_FRAG_REFS),
+ * which spares iov_iter_get_pages() and a get_page() and put_page() per
+ * page; every path that keeps a frag past the skb's ubuf (skb_split(),
+ * skb_segment(), a copy, an MTU probe) takes its own first. An skb that
+ * already holds pages by reference (bytes of a write() that TCP appends
+ * to) takes one for each of these too. Bytes that follow on from the last
+ * frag's, as short sends from one page do, extend it.
+ */
+int zcopy_sg_from_iter(struct sk_buff *skb, struct iov_iter *from, size_t length)
+{
+	struct skb_shared_info *shinfo = skb_shinfo(skb);
+	int frag = shinfo->nr_frags;
+	unsigned long truesize = 0;
+	struct bvec_iter bi;
+	size_t copied = 0;
+	bool refs;
+
+	if (!frag)
+		shinfo->flags |= SKBFL_MANAGED_FRAG_REFS;
+	refs = !skb_zcopy_managed(skb);
+
+	bi.bi_size = min(iov_iter_count(from), length);
+	bi.bi_bvec_done = from->iov_offset;
+	bi.bi_idx = 0;
+	while (bi.bi_size) {
+		struct bio_vec v = mp_bvec_iter_bvec(from->bvec, bi);
+		skb_frag_t *last = frag ? &shinfo->frags[frag - 1] : NULL;
+
+		if (last && skb_frag_page(last) == v.bv_page &&
+		    skb_frag_off(last) + skb_frag_size(last) == v.bv_offset) {
+			skb_frag_size_add(last, v.bv_len);
+		} else if (frag < MAX_SKB_FRAGS) {
+			if (refs)
+				get_page(v.bv_page);
+			__skb_fill_page_desc_noacc(shinfo, frag++, v.bv_page, v.bv_offset,
+						   v.bv_len);
+		} else {
+			break;
+		}
+		copied += v.bv_len;
+		truesize += PAGE_ALIGN(v.bv_len + v.bv_offset);
+		bvec_iter_advance_single(from->bvec, &bi, v.bv_len);
+	}
+	shinfo->nr_frags = frag;
+	from->bvec += bi.bi_idx;
+	from->nr_segs -= bi.bi_idx;
+	from->count -= copied;
+	from->iov_offset = bi.bi_bvec_done;
+
+	skb->data_len += copied;
+	skb->len += copied;
+	skb->truesize += truesize;
+	return bi.bi_size ? -EMSGSIZE : 0;
+}
+
+/*
  * Hand the pages to the socket; returns bytes sent or an error. A datagram
  * of more pieces of pages than an skb holds (MAX_SKB_FRAGS) is sent by
  * copying them, and so is a send that zcopy_sock_copies() copies (a
@@ -963,6 +1023,7 @@ static int zcopy_tx_sendmsg(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 	struct msghdr msg = {
 		.msg_flags = MSG_ZEROCOPY | zcopy_msg_flags(sock, args->flags),
 		.msg_ubuf = &tx->ubuf,
+		.sg_from_iter = ZCOPY_SG_FROM_ITER,
 	};
 	struct ubuf_info *joined = NULL;
 	u32 copy;

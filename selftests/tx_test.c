@@ -439,6 +439,42 @@ TEST_F(tx, same_buffer_twice)
 	zc_unmap(buf, 16 * KB);
 }
 
+/*
+ * write()s between sends on one TCP socket, corked, so that the two share
+ * skbs both ways: a send that TCP appends to an skb of copied bytes takes
+ * a reference to each page it adds, and a write() appended to an skb of a
+ * send's makes that skb take them for the pages it has. The stream
+ * arrives as written, and every page is let go of.
+ */
+TEST_F(tx, writes_between_sends)
+{
+	struct zc_tx *t = &self->t;
+	char *buf = zc_map(64 * KB);
+	char small[1000];
+	struct zcopy_iovec w = { (uintptr_t)small, sizeof(small) };
+	int on = 1, off = 0;
+	unsigned int i;
+
+	if (IS_UDP(t))
+		SKIP(return, "each datagram is an skb of its own");
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, ZC_SEED(41), 64 * KB);
+	zc_fill(small, ZC_SEED(42), sizeof(small));
+	zc_tx_start(_metadata, t, false, 0, 0, false);
+	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)));
+	for (i = 0; i < 8; i++) {
+		struct zcopy_iovec iov = { (uintptr_t)buf + i * 8 * KB + i * 100, 5000 };
+
+		ASSERT_EQ(0, zc_tx_sendv(t, &iov, 1, 0, i));
+		ASSERT_EQ(sizeof(small), write(t->sock, small, sizeof(small)));
+		t->hash = zc_fnv_iov(t->hash, &w, 1, sizeof(small));
+		t->bytes += sizeof(small);
+	}
+	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_CORK, &off, sizeof(off)));
+	zc_tx_verify(_metadata, t);
+	zc_unmap(buf, 64 * KB);
+}
+
 /* Pages are pinned for reading: a read-only file mapping is fine. */
 TEST_F(tx, readonly_file_mapping)
 {

@@ -195,6 +195,38 @@ static inline bool zcopy_inet_test_DEFER_CONNECT(const struct sock *sk)
 }
 #endif
 
+/*
+ * 6.11 made __zerocopy_sg_from_iter() charge the socket for what
+ * msghdr.sg_from_iter adds to an skb, and dropped the callback's socket
+ * argument. Before, the callback charges, as the core does after it since.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 11, 0)
+#include <net/sock.h>
+
+int zcopy_sg_from_iter(struct sk_buff *skb, struct iov_iter *from, size_t length);
+
+static inline int zcopy_sg_from_iter_charged(struct sock *sk, struct sk_buff *skb,
+					     struct iov_iter *from, size_t length)
+{
+	unsigned long truesize = skb->truesize;
+	int ret = zcopy_sg_from_iter(skb, from, length);
+
+	truesize = skb->truesize - truesize;
+	if (sk && sk->sk_type == SOCK_STREAM) {
+		sk_wmem_queued_add(sk, truesize);
+		if (!skb_zcopy_pure(skb))
+			sk_mem_charge(sk, truesize);
+	} else {
+		refcount_add(truesize, &skb->sk->sk_wmem_alloc);
+	}
+	return ret;
+}
+
+#define ZCOPY_SG_FROM_ITER	zcopy_sg_from_iter_charged
+#else
+#define ZCOPY_SG_FROM_ITER	zcopy_sg_from_iter
+#endif
+
 /* 6.12 brought frags of device memory (net_iov), which have no page. */
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 12, 0)
 static inline bool skb_frag_is_net_iov(const skb_frag_t *frag)
