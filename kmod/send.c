@@ -957,11 +957,14 @@ static void zcopy_tx_trim(struct zcopy_tx *tx, const struct bio_vec *bvec, size_
  * the ubuf. As for io_uring's registered buffers, an skb that starts
  * empty takes them without a reference each (SKBFL_MANAGED_FRAG_REFS),
  * which spares iov_iter_get_pages() and a get_page() and put_page() per
- * page; every path that keeps a frag past the skb's ubuf (skb_split(),
- * skb_segment(), a copy, an MTU probe) takes its own first. An skb that
- * already holds pages by reference (bytes of a write() that TCP appends
- * to) takes one for each of these too. Bytes that follow on from the last
- * frag's, as short sends from one page do, extend it.
+ * page; whatever copies a frag into another skb (skb_split(),
+ * skb_segment(), pskb_expand_head(), a copy, an MTU probe from 6.5), or
+ * adds pages of its own by reference, gives the frags references first
+ * (skb_zcopy_downgrade_managed()). An skb that already holds pages by
+ * reference (bytes of a write() that TCP appends to), and every skb where
+ * that does not hold (ZCOPY_MANAGED_FRAGS), takes one for each page too.
+ * Bytes that follow on from the last frag's, as short sends from one page
+ * do, extend it.
  */
 int zcopy_sg_from_iter(struct sk_buff *skb, struct iov_iter *from, size_t length)
 {
@@ -972,7 +975,7 @@ int zcopy_sg_from_iter(struct sk_buff *skb, struct iov_iter *from, size_t length
 	size_t copied = 0;
 	bool refs;
 
-	if (!frag)
+	if (!frag && ZCOPY_MANAGED_FRAGS)
 		shinfo->flags |= SKBFL_MANAGED_FRAG_REFS;
 	refs = !skb_zcopy_managed(skb);
 

@@ -196,6 +196,19 @@ static inline bool zcopy_inet_test_DEFER_CONNECT(const struct sock *sk)
 #endif
 
 /*
+ * Before 6.5, TCP's sendpage (tcp_build_frag(), under sendfile(), splice(),
+ * kTLS) adds a page by reference to the tail skb without first giving its
+ * managed frags references (skb_zcopy_downgrade_managed()), and an skb of
+ * managed frags (SKBFL_MANAGED_FRAG_REFS) never drops that one: there,
+ * every frag of a send takes a reference, as the core's own fill does.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 5, 0)
+#define ZCOPY_MANAGED_FRAGS	false
+#else
+#define ZCOPY_MANAGED_FRAGS	true
+#endif
+
+/*
  * 6.11 made __zerocopy_sg_from_iter() charge the socket for what
  * msghdr.sg_from_iter adds to an skb, and dropped the callback's socket
  * argument. Before, the callback charges, as the core does after it since.
