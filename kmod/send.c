@@ -957,14 +957,15 @@ static void zcopy_tx_trim(struct zcopy_tx *tx, const struct bio_vec *bvec, size_
  * the ubuf. As for io_uring's registered buffers, an skb that starts
  * empty takes them without a reference each (SKBFL_MANAGED_FRAG_REFS),
  * which spares iov_iter_get_pages() and a get_page() and put_page() per
- * page; whatever copies a frag into another skb (skb_split(),
- * skb_segment(), pskb_expand_head(), a copy, an MTU probe from 6.5), or
- * adds pages of its own by reference, gives the frags references first
- * (skb_zcopy_downgrade_managed()). An skb that already holds pages by
- * reference (bytes of a write() that TCP appends to), and every skb where
- * that does not hold (ZCOPY_MANAGED_FRAGS), takes one for each page too.
- * Bytes that follow on from the last frag's, as short sends from one page
- * do, extend it.
+ * page. Whatever copies such a frag into another skb takes a reference of
+ * its own (skb_segment(), a copy, an MTU probe from 6.5), and whatever
+ * splits the skb, reallocates its head or adds a page by reference gives
+ * its frags references first (skb_zcopy_downgrade_managed()). Every skb
+ * that takes the ubuf gets its flags, which never include
+ * SKBFL_MANAGED_FRAG_REFS. An skb that already holds pages by reference
+ * (bytes of a write() that TCP appends to), and every skb before 6.5
+ * (ZCOPY_MANAGED_FRAGS), takes one for each page too. Bytes that follow on
+ * from the last frag's, as short sends from one page do, extend it.
  */
 int zcopy_sg_from_iter(struct sk_buff *skb, struct iov_iter *from, size_t length)
 {
