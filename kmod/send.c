@@ -952,22 +952,23 @@ static void zcopy_tx_trim(struct zcopy_tx *tx, const struct bio_vec *bvec, size_
 }
 
 /*
- * msghdr.sg_from_iter for every send with a ubuf: fill @skb's frags from
- * @from, a bvec of pages that the send holds until the stack lets go of
- * the ubuf. As for io_uring's registered buffers, an skb that starts
- * empty takes them without a reference each (SKBFL_MANAGED_FRAG_REFS),
- * which spares iov_iter_get_pages() and a get_page() and put_page() per
- * page. Whatever copies such a frag into another skb takes a reference of
- * its own (skb_segment(), a copy, an MTU probe from 6.5), and whatever
- * splits the skb, reallocates its head or adds a page by reference gives
- * its frags references first (skb_zcopy_downgrade_managed()). Every skb
- * that takes the ubuf gets its flags, which never include
- * SKBFL_MANAGED_FRAG_REFS. An skb that already holds pages by reference
- * (bytes of a write() that TCP appends to), and every skb before 6.5
- * (ZCOPY_MANAGED_FRAGS), takes one for each page too. Bytes that follow on
- * from the last frag's, as short sends from one page do, extend it.
+ * Fill @skb's frags from @from, as msghdr.sg_from_iter
+ * (zcopy_sg_from_iter(), around this) for every send with a ubuf: @from is
+ * a bvec of pages that the send holds until the stack lets go of the ubuf.
+ * As for io_uring's registered buffers, an skb that starts empty takes
+ * them without a reference each (SKBFL_MANAGED_FRAG_REFS), which spares
+ * iov_iter_get_pages() and a get_page() and put_page() per page. Whatever
+ * copies such a frag into another skb takes a reference of its own
+ * (skb_segment(), a copy, an MTU probe from 6.5), and whatever splits the
+ * skb, reallocates its head or adds a page by reference gives its frags
+ * references first (skb_zcopy_downgrade_managed()). Every skb that takes
+ * the ubuf gets its flags, which never include SKBFL_MANAGED_FRAG_REFS. An
+ * skb that already holds pages by reference (bytes of a write() that TCP
+ * appends to), and every skb before 6.5 (ZCOPY_MANAGED_FRAGS), takes one
+ * for each page too. Bytes that follow on from the last frag's, as short
+ * sends from one page do, extend it.
  */
-int zcopy_sg_from_iter(struct sk_buff *skb, struct iov_iter *from, size_t length)
+static int zcopy_fill_skb(struct sk_buff *skb, struct iov_iter *from, size_t length)
 {
 	struct skb_shared_info *shinfo = skb_shinfo(skb);
 	int frag = shinfo->nr_frags;
@@ -1014,6 +1015,8 @@ int zcopy_sg_from_iter(struct sk_buff *skb, struct iov_iter *from, size_t length
 	return bi.bi_size ? -EMSGSIZE : 0;
 }
 
+ZCOPY_SG_FROM_ITER(zcopy_sg_from_iter, zcopy_fill_skb)
+
 /*
  * Hand the pages to the socket; returns bytes sent or an error. A datagram
  * of more pieces of pages than an skb holds (MAX_SKB_FRAGS) is sent by
@@ -1027,7 +1030,7 @@ static int zcopy_tx_sendmsg(struct zcopy_tx *tx, struct zcopy_tx_args *args)
 	struct msghdr msg = {
 		.msg_flags = MSG_ZEROCOPY | zcopy_msg_flags(sock, args->flags),
 		.msg_ubuf = &tx->ubuf,
-		.sg_from_iter = ZCOPY_SG_FROM_ITER,
+		.sg_from_iter = zcopy_sg_from_iter,
 	};
 	struct ubuf_info *joined = NULL;
 	u32 copy;

@@ -442,7 +442,6 @@ struct zcopy_tx *zcopy_tx_alloc(struct zcopy_file *zf, unsigned int nr_pages,
 				const struct zcopy_tx_ops *ops, size_t priv_size, bool record);
 void zcopy_tx_free(struct zcopy_tx *tx);
 int zcopy_tx_submit(struct zcopy_tx *tx, struct zcopy_tx_args *args);
-int zcopy_sg_from_iter(struct sk_buff *skb, struct iov_iter *from, size_t length);
 
 /* ---- fixed.c: registered buffers, pinned once and sent from many times ---- */
 

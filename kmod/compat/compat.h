@@ -211,20 +211,16 @@ static inline bool zcopy_inet_test_DEFER_CONNECT(const struct sock *sk)
 /*
  * 6.11 made __zerocopy_sg_from_iter() charge the socket for what
  * msghdr.sg_from_iter adds to an skb, and dropped the callback's socket
- * argument. Before, the callback charges, as the core does after it since.
+ * argument. ZCOPY_SG_FROM_ITER() defines @name, the callback as the
+ * kernel calls it, around @fill, one of 6.11's form; before 6.11 it
+ * charges, as the core does after the callback since.
  */
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 11, 0)
 #include <net/sock.h>
 
-int zcopy_sg_from_iter(struct sk_buff *skb, struct iov_iter *from, size_t length);
-
-static inline int zcopy_sg_from_iter_charged(struct sock *sk, struct sk_buff *skb,
-					     struct iov_iter *from, size_t length)
+static inline void zcopy_sg_charge(struct sock *sk, struct sk_buff *skb,
+				   unsigned long truesize)
 {
-	unsigned long truesize = skb->truesize;
-	int ret = zcopy_sg_from_iter(skb, from, length);
-
-	truesize = skb->truesize - truesize;
 	if (sk && sk->sk_type == SOCK_STREAM) {
 		sk_wmem_queued_add(sk, truesize);
 		if (!skb_zcopy_pure(skb))
@@ -232,12 +228,24 @@ static inline int zcopy_sg_from_iter_charged(struct sock *sk, struct sk_buff *sk
 	} else {
 		refcount_add(truesize, &skb->sk->sk_wmem_alloc);
 	}
-	return ret;
 }
 
-#define ZCOPY_SG_FROM_ITER	zcopy_sg_from_iter_charged
+#define ZCOPY_SG_FROM_ITER(name, fill)					\
+static int name(struct sock *sk, struct sk_buff *skb,			\
+		struct iov_iter *from, size_t length)			\
+{									\
+	unsigned long truesize = skb->truesize;				\
+	int ret = fill(skb, from, length);				\
+									\
+	zcopy_sg_charge(sk, skb, skb->truesize - truesize);		\
+	return ret;							\
+}
 #else
-#define ZCOPY_SG_FROM_ITER	zcopy_sg_from_iter
+#define ZCOPY_SG_FROM_ITER(name, fill)					\
+static int name(struct sk_buff *skb, struct iov_iter *from, size_t length) \
+{									\
+	return fill(skb, from, length);					\
+}
 #endif
 
 /* 6.12 brought frags of device memory (net_iov), which have no page. */
