@@ -21,7 +21,9 @@ KERNELS	?= 6.1 6.12 6.1-rt
 export KERNELS
 
 SCRIPTS	:= $(CURDIR)/scripts
-CACHE	:= $(CURDIR)/.cache
+# Where the scripts keep what they fetch and build (scripts/lib.sh):
+# the VM takes the selftests and tools from there too.
+CACHE	:= $(or $(ZCOPY_CACHE),$(CURDIR)/.cache)
 KSFT_DIR = $(shell bash -c '. $(SCRIPTS)/lib.sh && echo $$(kernel_src $$(newest_kernel))/tools/testing/selftests')
 
 all: module
@@ -45,11 +47,11 @@ KSFT_INSTALL := $(CACHE)/build/kselftest
 
 selftests: tools
 	$(MAKE) -C selftests KSFT_DIR=$(KSFT_DIR) OUTPUT=$(CACHE)/build/selftests \
-		INSTALL_PATH=$(KSFT_INSTALL) install >/dev/null
+		BUILD=$(CACHE)/build INSTALL_PATH=$(KSFT_INSTALL) install >/dev/null
 	install -m 0755 selftests/run_tests.sh $(KSFT_INSTALL)/
 
 tools:
-	$(MAKE) -C tools
+	$(MAKE) -C tools BUILD=$(CACHE)/build
 
 check: deps
 	$(SCRIPTS)/check
@@ -87,9 +89,10 @@ sparse: deps
 	$(SCRIPTS)/sparse
 
 clean: module-clean
-	$(MAKE) -C selftests KSFT_DIR=$(KSFT_DIR) OUTPUT=$(CACHE)/build/selftests clean
+	$(MAKE) -C selftests KSFT_DIR=$(KSFT_DIR) OUTPUT=$(CACHE)/build/selftests \
+		BUILD=$(CACHE)/build clean
 	rm -rf $(KSFT_INSTALL)
-	$(MAKE) -C tools clean
+	$(MAKE) -C tools BUILD=$(CACHE)/build clean
 
 # Everything fetched as well: the next make fetches it again.
 distclean:
