@@ -452,7 +452,6 @@ TEST_F(tx, writes_between_sends)
 	struct zc_tx *t = &self->t;
 	char *buf = zc_map(64 * KB);
 	char small[1000];
-	struct zcopy_iovec w = { (uintptr_t)small, sizeof(small) };
 	int on = 1, off = 0;
 	unsigned int i;
 
@@ -468,7 +467,7 @@ TEST_F(tx, writes_between_sends)
 
 		ASSERT_EQ(0, zc_tx_sendv(t, &iov, 1, 0, i));
 		ASSERT_EQ(sizeof(small), write(t->sock, small, sizeof(small)));
-		t->hash = zc_fnv_iov(t->hash, &w, 1, sizeof(small));
+		t->hash = zc_fnv(t->hash, small, sizeof(small));
 		t->bytes += sizeof(small);
 	}
 	ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_CORK, &off, sizeof(off)));
@@ -531,13 +530,12 @@ TEST_F(tx, sendfile_after_send_frees_file_pages)
 	zc_fill(file, ZC_SEED(44), flen);
 	for (i = 0; i < TX_SENDFILE_PAGES; i++) {
 		struct zcopy_iovec iov = { (uintptr_t)buf, ps };
-		struct zcopy_iovec f = { (uintptr_t)file + i * ps, ps };
 		off_t pos = i * ps;
 
 		ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)));
 		ASSERT_EQ(0, zc_tx_sendv(t, &iov, 1, 0, i));
 		ASSERT_EQ((ssize_t)ps, sendfile(t->sock, mfd, &pos, ps));
-		t->hash = zc_fnv_iov(t->hash, &f, 1, ps);
+		t->hash = zc_fnv(t->hash, file + i * ps, ps);
 		t->bytes += ps;
 		ASSERT_EQ(0, setsockopt(t->sock, IPPROTO_TCP, TCP_CORK, &off, sizeof(off)));
 	}
