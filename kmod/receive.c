@@ -68,8 +68,23 @@ struct zcopy_rx_slot {
 #define ZCOPY_RX_NO_SPARE	U32_MAX
 
 /**
+ * struct zcopy_rx_scratch - room for what one call copies in and out
+ * @offs:	the offsets of the slots it gives back
+ * @desc:	the descriptors it fills
+ *
+ * The most a call may name. An area keeps one between calls, so that a
+ * receive allocates nothing: with init_on_alloc, Debian's default, each
+ * allocation would also be cleared.
+ */
+struct zcopy_rx_scratch {
+	u64			offs[ZCOPY_MAX_RX_DESC];
+	struct zcopy_rx_desc	desc[ZCOPY_MAX_RX_DESC];
+};
+
+/**
  * struct zcopy_rx_area - the receive area of a file
  * @area:	what it shares with a send pool
+ * @scratch:	a call's room, kept between calls (zcopy_rx_scratch_get())
  * @lock:	protects everything below, and orders every insertion of a
  *		PTE against every zap
  * @maps:	mappings of the area (one at most)
@@ -81,6 +96,7 @@ struct zcopy_rx_slot {
  */
 struct zcopy_rx_area {
 	struct zcopy_area	area;
+	struct zcopy_rx_scratch	*scratch;
 	struct mutex		lock;		/* see above */
 	unsigned int		maps;
 	unsigned long		used;
@@ -170,6 +186,7 @@ static void zcopy_rx_free(struct zcopy_area *za)
 			put_page(area->slots[i].page);
 	zcopy_count(za->zf, ZC_RX_SLOTS_USED, -(s64)area->used);
 	zcopy_area_destroy(za);
+	kvfree(area->scratch);
 	kvfree(area);
 }
 
@@ -1228,25 +1245,39 @@ void zcopy_rx_unhold(struct zcopy_rx_area *area, const u32 *idx, unsigned int n)
 	mutex_unlock(&area->lock);
 }
 
-static int zcopy_rx_release_user(struct zcopy_rx_area *area, u64 uoffs, u32 count)
+/*
+ * The area's scratch, or when another call has it, one of this call's
+ * own; given back with zcopy_rx_scratch_put().
+ */
+static struct zcopy_rx_scratch *zcopy_rx_scratch_get(struct zcopy_rx_area *area)
 {
-	u64 *offs;
-	int ret;
+	struct zcopy_rx_scratch *s = xchg(&area->scratch, NULL);
 
+	return s ?: kvmalloc(sizeof(*s), GFP_KERNEL_ACCOUNT);
+}
+
+static void zcopy_rx_scratch_put(struct zcopy_rx_area *area, struct zcopy_rx_scratch *s)
+{
+	if (cmpxchg(&area->scratch, NULL, s))
+		kvfree(s);
+}
+
+static int zcopy_rx_release_user(struct zcopy_rx_area *area, u64 uoffs, u32 count,
+				 u64 *offs)
+{
 	if (!count || count > ZCOPY_MAX_RX_DESC)
 		return -EINVAL;
-	offs = memdup_user(u64_to_user_ptr(uoffs), array_size(count, sizeof(*offs)));
-	if (IS_ERR(offs))
-		return PTR_ERR(offs);
-	ret = zcopy_rx_release(area, offs, count);
-	kfree(offs);
-	return ret;
+	if (copy_from_user(offs, u64_to_user_ptr(uoffs), array_size(count, sizeof(*offs))))
+		return -EFAULT;
+	return zcopy_rx_release(area, offs, count);
 }
 
 long zcopy_ioctl_release(struct zcopy_file *zf, struct zcopy_release __user *uarg)
 {
+	struct zcopy_rx_scratch *scratch;
 	struct zcopy_release args;
 	struct zcopy_rx_area *area;
+	int ret;
 
 	if (copy_from_user(&args, uarg, sizeof(args)))
 		return -EFAULT;
@@ -1255,7 +1286,12 @@ long zcopy_ioctl_release(struct zcopy_file *zf, struct zcopy_release __user *uar
 	area = zcopy_file_rx(zf);
 	if (!area)
 		return -ENXIO;
-	return zcopy_rx_release_user(area, args.offsets, args.count);
+	scratch = zcopy_rx_scratch_get(area);
+	if (!scratch)
+		return -ENOMEM;
+	ret = zcopy_rx_release_user(area, args.offsets, args.count, scratch->offs);
+	zcopy_rx_scratch_put(area, scratch);
+	return ret;
 }
 
 /* Which sockets can be received from, and whether they are TCP. */
@@ -1278,11 +1314,11 @@ static int zcopy_rx_check_socket(struct socket *sock, bool *tcp)
 }
 
 static int zcopy_recv(struct zcopy_file *zf, struct zcopy_rx_area *area,
-		      struct zcopy_recv *args, struct zcopy_rx_desc *desc)
+		      struct zcopy_recv *args, struct zcopy_rx_scratch *scratch)
 {
 	struct zcopy_rx_ctx ctx = {
 		.area = area,
-		.desc = desc,
+		.desc = scratch->desc,
 		.max_desc = args->desc_count,
 	};
 	struct socket *sock;
@@ -1297,7 +1333,8 @@ static int zcopy_recv(struct zcopy_file *zf, struct zcopy_rx_area *area,
 	if (ret)
 		goto out_put;
 	if (args->release_count) {
-		ret = zcopy_rx_release_user(area, args->release, args->release_count);
+		ret = zcopy_rx_release_user(area, args->release, args->release_count,
+					    scratch->offs);
 		if (ret)
 			goto out_put;
 	}
@@ -1339,8 +1376,8 @@ out_put:
 
 long zcopy_ioctl_recv(struct zcopy_file *zf, struct zcopy_recv __user *uarg)
 {
+	struct zcopy_rx_scratch *scratch;
 	struct zcopy_rx_area *area;
-	struct zcopy_rx_desc *desc;
 	struct zcopy_recv args;
 	size_t size;
 	int ret;
@@ -1357,27 +1394,25 @@ long zcopy_ioctl_recv(struct zcopy_file *zf, struct zcopy_recv __user *uarg)
 	if (!area)
 		return -ENXIO;
 
-	/* Each descriptor handed back is filled whole by zcopy_rx_fill(). */
-	size = array_size(args.desc_count, sizeof(*desc));
-	desc = kmalloc(size, GFP_KERNEL);
-	if (!desc)
-		return -ENOMEM;
 	/*
 	 * Where the results go must take them before data leaves the socket:
 	 * a write to each page of the array proves it, as a copy of all of it
 	 * would, for a fraction of the cost.
 	 */
-	ret = -EFAULT;
+	size = array_size(args.desc_count, sizeof(struct zcopy_rx_desc));
 	if (fault_in_writeable(u64_to_user_ptr(args.desc), size) ||
 	    copy_to_user(uarg, &args, sizeof(args)))
-		goto out_free;
+		return -EFAULT;
+	scratch = zcopy_rx_scratch_get(area);
+	if (!scratch)
+		return -ENOMEM;
 
-	ret = zcopy_recv(zf, area, &args, desc);
-	if (!ret && (copy_to_user(u64_to_user_ptr(args.desc), desc,
-				  array_size(args.desc_count, sizeof(*desc))) ||
+	/* Each descriptor handed back is filled whole by zcopy_rx_fill(). */
+	ret = zcopy_recv(zf, area, &args, scratch);
+	if (!ret && (copy_to_user(u64_to_user_ptr(args.desc), scratch->desc,
+				  array_size(args.desc_count, sizeof(struct zcopy_rx_desc))) ||
 		     copy_to_user(uarg, &args, sizeof(args))))
 		ret = -EFAULT;
-out_free:
-	kfree(desc);
+	zcopy_rx_scratch_put(area, scratch);
 	return ret;
 }
