@@ -1313,6 +1313,29 @@ static int zcopy_rx_check_socket(struct socket *sock, bool *tcp)
 	return 0;
 }
 
+/*
+ * Whether recv(2) may read @sock, by the LSMs' socket_recvmsg hook:
+ * sock_recvmsg() runs it, zcopy's reads of the queue (tcp_read_sock(),
+ * __skb_recv_udp()) do not, and security_socket_recvmsg() is not
+ * exported. So a recvmsg of no bytes, without waiting. TCP, asked to peek
+ * at urgent data, takes nothing and answers only EINVAL, ENOTCONN, EAGAIN
+ * or 0: any other error is the hook's. UDP ignores MSG_OOB and peeks at
+ * its queue as recv(2) would; what that takes, recv(2) would have taken
+ * (the socket's error, which is then the answer, a datagram with a bad
+ * checksum, a path MTU notice that IPV6_RECVPATHMTU queued).
+ */
+static int zcopy_rx_may_recv(struct socket *sock)
+{
+	struct msghdr msg = {};
+	int ret;
+
+	iov_iter_kvec(&msg.msg_iter, ITER_DEST, NULL, 0, 0);
+	ret = sock_recvmsg(sock, &msg, MSG_OOB | MSG_PEEK | MSG_DONTWAIT);
+	if (ret >= 0 || ret == -EINVAL || ret == -ENOTCONN || ret == -EAGAIN)
+		return 0;
+	return ret;
+}
+
 static int zcopy_recv(struct zcopy_file *zf, struct zcopy_rx_area *area,
 		      struct zcopy_recv *args, struct zcopy_rx_scratch *scratch)
 {
@@ -1338,6 +1361,9 @@ static int zcopy_recv(struct zcopy_file *zf, struct zcopy_rx_area *area,
 		if (ret)
 			goto out_put;
 	}
+	ret = zcopy_rx_may_recv(sock);
+	if (ret)
+		goto out_put;
 
 	if ((args->flags & ZCOPY_RECV_DONTWAIT) || (sock->file->f_flags & O_NONBLOCK))
 		timeo = 0;

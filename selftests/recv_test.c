@@ -877,6 +877,54 @@ TEST_F(rx, listening_tcp_enotconn)
 	close(lfd);
 }
 
+/*
+ * Refused where recv(2) is, by the LSMs' socket_recvmsg hook: here a BPF
+ * LSM program that refuses this process with EPERM, for TCP and UDP, with
+ * and without waiting. The data stays queued, for the receive after.
+ */
+TEST_F(rx, lsm_refused_recv_eperm)
+{
+	struct zcopy_rx_desc d[4];
+	struct zcopy_recv r;
+	int u, c, link;
+	char b;
+
+	rx_start(_metadata, self, AF_INET, 4);
+	u = zc_bind(AF_INET, SOCK_DGRAM, "127.0.0.1", 0);
+	ASSERT_LE(0, u);
+	c = zc_dial(AF_INET, SOCK_DGRAM, "127.0.0.1", zc_port(u));
+	ASSERT_LE(0, c);
+	ASSERT_EQ(5, write(self->cli, "hello", 5));
+	ASSERT_EQ(5, write(c, "howdy", 5));
+	ASSERT_EQ(0, rt_wait_readable(self->srv, 5, 5000));
+
+	link = zc_lsm_refuse("socket_recvmsg", EPERM);
+	if (link < 0) {
+		close(c);
+		close(u);
+		SKIP(return, "no BPF LSM program on socket_recvmsg: %s", strerror(-link));
+	}
+	if (recv(self->srv, &b, 1, MSG_PEEK | MSG_DONTWAIT) != -1 || errno != EPERM) {
+		close(link);
+		close(c);
+		close(u);
+		SKIP(return, "recv(2) is not refused: bpf is not an active LSM");
+	}
+	EXPECT_EQ(-EPERM, zc_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
+	EXPECT_EQ(-EPERM, zc_recv(self->zfd, self->srv, d, 4, 0, 2000, &r));
+	EXPECT_EQ(-EPERM, zc_recv(self->zfd, u, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
+	close(link);
+
+	ASSERT_EQ(0, zc_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
+	EXPECT_EQ(5, r.bytes);
+	EXPECT_EQ(0, memcmp(self->area + d[0].offset, "hello", 5));
+	ASSERT_EQ(0, zc_recv(self->zfd, u, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
+	EXPECT_EQ(5, r.bytes);
+	EXPECT_EQ(0, memcmp(self->area + d[0].offset, "howdy", 5));
+	close(c);
+	close(u);
+}
+
 TEST_F(rx, full_area_enospc)
 {
 	struct zcopy_rx_desc d[4];

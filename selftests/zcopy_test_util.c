@@ -6,7 +6,11 @@
 #include <limits.h>
 #include <netinet/tcp.h>
 #include <netinet/udp.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
+
+#include <linux/bpf.h>
+#include <linux/btf.h>
 
 #include "zcopy_test_util.h"
 
@@ -1099,6 +1103,138 @@ bool zc_kernel_before(int major, int minor)
 	if (uname(&u) || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
 		return false;
 	return ma < major || (ma == major && mi < minor);
+}
+
+/* Bytes after a struct btf_type of @kind with @vlen entries, or -1. */
+static long zc_btf_extra(unsigned int kind, unsigned int vlen)
+{
+	switch (kind) {
+	case BTF_KIND_INT:
+		return sizeof(uint32_t);
+	case BTF_KIND_ARRAY:
+		return sizeof(struct btf_array);
+	case BTF_KIND_STRUCT:
+	case BTF_KIND_UNION:
+		return vlen * sizeof(struct btf_member);
+	case BTF_KIND_ENUM:
+		return vlen * sizeof(struct btf_enum);
+	case BTF_KIND_FUNC_PROTO:
+		return vlen * sizeof(struct btf_param);
+	case BTF_KIND_VAR:
+		return sizeof(struct btf_var);
+	case BTF_KIND_DATASEC:
+		return vlen * sizeof(struct btf_var_secinfo);
+	case BTF_KIND_DECL_TAG:
+		return sizeof(struct btf_decl_tag);
+	case BTF_KIND_ENUM64:
+		return vlen * sizeof(struct btf_enum64);
+	case BTF_KIND_PTR:
+	case BTF_KIND_FWD:
+	case BTF_KIND_TYPEDEF:
+	case BTF_KIND_VOLATILE:
+	case BTF_KIND_CONST:
+	case BTF_KIND_RESTRICT:
+	case BTF_KIND_FUNC:
+	case BTF_KIND_FLOAT:
+	case BTF_KIND_TYPE_TAG:
+		return 0;
+	}
+	return -1;
+}
+
+/* The type id of function @name in the kernel's BTF, or -errno. */
+static int zc_btf_func_id(const char *name)
+{
+	const struct btf_header *h;
+	const char *types, *end, *strs;
+	struct stat st;
+	char *buf;
+	int fd, id, ret = -ENOENT;
+	ssize_t n;
+	size_t got = 0;
+
+	fd = open("/sys/kernel/btf/vmlinux", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) || st.st_size < (off_t)sizeof(*h)) {
+		close(fd);
+		return -EINVAL;
+	}
+	buf = malloc(st.st_size);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (got < (size_t)st.st_size && (n = read(fd, buf + got, st.st_size - got)) > 0)
+		got += n;
+	close(fd);
+	h = (const struct btf_header *)buf;
+	if (got != (size_t)st.st_size || h->magic != BTF_MAGIC ||
+	    (size_t)h->hdr_len + h->type_off + h->type_len > got ||
+	    (size_t)h->hdr_len + h->str_off + h->str_len > got) {
+		free(buf);
+		return -EINVAL;
+	}
+	types = buf + h->hdr_len + h->type_off;
+	end = types + h->type_len;
+	strs = buf + h->hdr_len + h->str_off;
+	for (id = 1; types + sizeof(struct btf_type) <= end; id++) {
+		const struct btf_type *t = (const struct btf_type *)types;
+		long extra = zc_btf_extra(BTF_INFO_KIND(t->info), BTF_INFO_VLEN(t->info));
+
+		if (extra < 0) {
+			ret = -EPROTO;
+			break;
+		}
+		if (BTF_INFO_KIND(t->info) == BTF_KIND_FUNC && t->name_off < h->str_len &&
+		    !strcmp(strs + t->name_off, name)) {
+			ret = id;
+			break;
+		}
+		types += sizeof(*t) + extra;
+	}
+	free(buf);
+	return ret;
+}
+
+int zc_lsm_refuse(const char *hook, int err)
+{
+	/* if (current tgid == getpid()) return -err; return 0; */
+	struct bpf_insn prog[] = {
+		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_get_current_pid_tgid },
+		{ .code = BPF_ALU64 | BPF_RSH | BPF_K, .dst_reg = BPF_REG_0, .imm = 32 },
+		{ .code = BPF_JMP | BPF_JNE | BPF_K, .dst_reg = BPF_REG_0, .off = 2,
+		  .imm = getpid() },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = -err },
+		{ .code = BPF_JMP | BPF_EXIT },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	char fn[128];
+	union bpf_attr a;
+	int id, pfd, link;
+
+	snprintf(fn, sizeof(fn), "bpf_lsm_%s", hook);
+	id = zc_btf_func_id(fn);
+	if (id < 0)
+		return id;
+	memset(&a, 0, sizeof(a));
+	a.prog_type = BPF_PROG_TYPE_LSM;
+	a.expected_attach_type = BPF_LSM_MAC;
+	a.insns = (uintptr_t)prog;
+	a.insn_cnt = ARRAY_SIZE(prog);
+	a.license = (uintptr_t)"GPL";
+	a.attach_btf_id = id;
+	pfd = syscall(__NR_bpf, BPF_PROG_LOAD, &a, sizeof(a));
+	if (pfd < 0)
+		return -errno;
+	memset(&a, 0, sizeof(a));
+	a.raw_tracepoint.prog_fd = pfd;
+	link = syscall(__NR_bpf, BPF_RAW_TRACEPOINT_OPEN, &a, sizeof(a));
+	if (link < 0)
+		link = -errno;
+	close(pfd);
+	return link;
 }
 
 long long zc_tcpext(const char *name)

@@ -397,6 +397,14 @@ int zc_param_write(const char *name, long val);
 /* Whether the running kernel is older than @major.@minor. */
 bool zc_kernel_before(int major, int minor);
 
+/*
+ * Make the LSM hook @hook ("socket_recvmsg") refuse this process with
+ * -@err, by a BPF LSM program: the fd of its link, whose close undoes it,
+ * or -errno (ENOENT: no kernel BTF, or no such hook). Whether the hook
+ * then runs depends on "bpf" being among the kernel's active LSMs.
+ */
+int zc_lsm_refuse(const char *hook, int err);
+
 /* net.ipv4.tcp_mtu_probing of the caller's netns: 0 or -errno. */
 int zc_mtu_probing_read(long *val);
 int zc_mtu_probing_write(long val);

@@ -440,7 +440,8 @@ struct zcopy_rx_desc {
  * O_NONBLOCK on the socket: EAGAIN), returns 0 bytes at the end of the
  * stream, and fails with the connection's error; with EPIPE if the socket
  * is disconnected (connect(2) to AF_UNSPEC) while the receive waits, with
- * EPERM under TCP_REPAIR. The slots in @release stay released whatever the
+ * EPERM under TCP_REPAIR, and as recv(2) where a security module refuses
+ * to let it read the socket. The slots in @release stay released whatever the
  * receive then returns, and a receive that released some is not restarted
  * after a signal, even a stop and continue (SIGSTOP, a ptrace attach, the
  * freezer): EINTR, as signal(7) lists for other interfaces that cannot
