@@ -22,6 +22,7 @@
  */
 
 #include <linux/highmem.h>
+#include <linux/ipv6.h>
 #include <linux/mm.h>
 #include <linux/net.h>
 #include <linux/pagemap.h>
@@ -67,24 +68,19 @@ struct zcopy_rx_slot {
 
 #define ZCOPY_RX_NO_SPARE	U32_MAX
 
-/**
- * struct zcopy_rx_scratch - room for what one call copies in and out
- * @offs:	the offsets of the slots it gives back
- * @desc:	the descriptors it fills
- *
- * The most a call may name. An area keeps one between calls, so that a
+/*
+ * Room for the most that one call copies in and out: its descriptors, then
+ * the offsets it gives back. An area keeps one between calls, so that a
  * receive allocates nothing: with init_on_alloc, Debian's default, each
- * allocation would also be cleared.
+ * allocation is also cleared.
  */
-struct zcopy_rx_scratch {
-	u64			offs[ZCOPY_MAX_RX_DESC];
-	struct zcopy_rx_desc	desc[ZCOPY_MAX_RX_DESC];
-};
+#define ZCOPY_RX_ROOM	(ZCOPY_MAX_RX_DESC * (sizeof(struct zcopy_rx_desc) + sizeof(u64)))
 
 /**
  * struct zcopy_rx_area - the receive area of a file
  * @area:	what it shares with a send pool
- * @scratch:	a call's room, kept between calls (zcopy_rx_scratch_get())
+ * @room:	ZCOPY_RX_ROOM bytes for a call's lists, NULL while a call has
+ *		them (zcopy_rx_room_get())
  * @lock:	protects everything below, and orders every insertion of a
  *		PTE against every zap
  * @maps:	mappings of the area (one at most)
@@ -96,7 +92,7 @@ struct zcopy_rx_scratch {
  */
 struct zcopy_rx_area {
 	struct zcopy_area	area;
-	struct zcopy_rx_scratch	*scratch;
+	void			*room;
 	struct mutex		lock;		/* see above */
 	unsigned int		maps;
 	unsigned long		used;
@@ -186,7 +182,7 @@ static void zcopy_rx_free(struct zcopy_area *za)
 			put_page(area->slots[i].page);
 	zcopy_count(za->zf, ZC_RX_SLOTS_USED, -(s64)area->used);
 	zcopy_area_destroy(za);
-	kvfree(area->scratch);
+	kvfree(area->room);
 	kvfree(area);
 }
 
@@ -205,15 +201,23 @@ static struct zcopy_area *zcopy_rx_create(struct zcopy_file *zf, unsigned long n
 	area = kvzalloc(struct_size(area, slots, nr), GFP_KERNEL_ACCOUNT);
 	if (!area)
 		return ERR_PTR(-ENOMEM);
+	ret = -ENOMEM;
+	area->room = kvmalloc(ZCOPY_RX_ROOM, GFP_KERNEL_ACCOUNT);
+	if (!area->room)
+		goto err_free_area;
 	ret = zcopy_area_init(&area->area, zf, &zcopy_rx_area_ops,
 			      ZCOPY_MMAP_RECV >> PAGE_SHIFT, nr);
-	if (ret) {
-		kvfree(area);
-		return ERR_PTR(ret);
-	}
+	if (ret)
+		goto err_free_room;
 	mutex_init(&area->lock);
 	area->spare = ZCOPY_RX_NO_SPARE;
 	return &area->area;
+
+err_free_room:
+	kvfree(area->room);
+err_free_area:
+	kvfree(area);
+	return ERR_PTR(ret);
 }
 
 /* One mapping at a time, of the whole area. */
@@ -713,16 +717,31 @@ static struct vm_area_struct *zcopy_rx_vma(struct zcopy_rx_area *area)
 }
 
 /*
+ * An IPv6 UDP socket with IPV6_RECVPATHMTU, whose path MTU notices only
+ * recvmsg() returns: the LSM check's peek (zcopy_rx_may_recv()) would
+ * take them.
+ */
+static bool zcopy_rx_wants_pmtu(struct sock *sk)
+{
+	struct ipv6_pinfo *np = sk->sk_family == AF_INET6 ? inet6_sk(sk) : NULL;
+
+	return np && np->rxopt.bits.rxpmtu;
+}
+
+/*
  * May zcopy take @sk's queue? Not once an upper layer reads it (kTLS, ESP
  * in TCP) or a BPF sockmap redirects it. TCP checks under the socket lock,
  * and again after every wait, which drops the lock: such a layer may have
  * taken the socket over meanwhile, and would parse skbs that we then free.
  * Nor with UDP_GRO: datagrams may come merged, their boundaries in a
- * control message (UDP_GRO's gso_size) that a receive cannot return.
+ * control message (UDP_GRO's gso_size) that a receive cannot return; nor
+ * with IPV6_RECVPATHMTU.
  */
 static bool zcopy_rx_queue_is_ours(struct sock *sk, bool tcp)
 {
 	if (tcp ? inet_csk_has_ulp(sk) : udp_test_bit(GRO_ENABLED, sk))
+		return false;
+	if (!tcp && zcopy_rx_wants_pmtu(sk))
 		return false;
 	return !rcu_access_pointer(__sk_user_data(sk));
 }
@@ -1246,27 +1265,31 @@ void zcopy_rx_unhold(struct zcopy_rx_area *area, const u32 *idx, unsigned int n)
 }
 
 /*
- * The area's scratch, or when another call has it, one of this call's
- * own; given back with zcopy_rx_scratch_put().
+ * @size bytes for a call's lists: the area's room, unless another call has
+ * it; then (*@alloc) an allocation of that size.
  */
-static struct zcopy_rx_scratch *zcopy_rx_scratch_get(struct zcopy_rx_area *area)
+static void *zcopy_rx_room_get(struct zcopy_rx_area *area, size_t size, bool *alloc)
 {
-	struct zcopy_rx_scratch *s = xchg(&area->scratch, NULL);
+	void *room = xchg(&area->room, NULL);
 
-	return s ?: kvmalloc(sizeof(*s), GFP_KERNEL_ACCOUNT);
+	*alloc = !room;
+	return room ?: kvmalloc(size, GFP_KERNEL_ACCOUNT);
 }
 
-static void zcopy_rx_scratch_put(struct zcopy_rx_area *area, struct zcopy_rx_scratch *s)
+static void zcopy_rx_room_put(struct zcopy_rx_area *area, void *room, bool alloc)
 {
-	if (cmpxchg(&area->scratch, NULL, s))
-		kvfree(s);
+	if (alloc) {
+		kvfree(room);
+		return;
+	}
+	/* What this call wrote there, before the next call's xchg() takes it. */
+	smp_store_release(&area->room, room);
 }
 
+/* Release the @count slots at the offsets that @uoffs lists, read into @offs. */
 static int zcopy_rx_release_user(struct zcopy_rx_area *area, u64 uoffs, u32 count,
 				 u64 *offs)
 {
-	if (!count || count > ZCOPY_MAX_RX_DESC)
-		return -EINVAL;
 	if (copy_from_user(offs, u64_to_user_ptr(uoffs), array_size(count, sizeof(*offs))))
 		return -EFAULT;
 	return zcopy_rx_release(area, offs, count);
@@ -1274,23 +1297,26 @@ static int zcopy_rx_release_user(struct zcopy_rx_area *area, u64 uoffs, u32 coun
 
 long zcopy_ioctl_release(struct zcopy_file *zf, struct zcopy_release __user *uarg)
 {
-	struct zcopy_rx_scratch *scratch;
 	struct zcopy_release args;
 	struct zcopy_rx_area *area;
+	bool alloc;
+	u64 *offs;
 	int ret;
 
 	if (copy_from_user(&args, uarg, sizeof(args)))
 		return -EFAULT;
 	if (args.flags || memchr_inv(args.reserved, 0, sizeof(args.reserved)))
 		return -EINVAL;
+	if (!args.count || args.count > ZCOPY_MAX_RX_DESC)
+		return -EINVAL;
 	area = zcopy_file_rx(zf);
 	if (!area)
 		return -ENXIO;
-	scratch = zcopy_rx_scratch_get(area);
-	if (!scratch)
+	offs = zcopy_rx_room_get(area, array_size(args.count, sizeof(*offs)), &alloc);
+	if (!offs)
 		return -ENOMEM;
-	ret = zcopy_rx_release_user(area, args.offsets, args.count, scratch->offs);
-	zcopy_rx_scratch_put(area, scratch);
+	ret = zcopy_rx_release_user(area, args.offsets, args.count, offs);
+	zcopy_rx_room_put(area, offs, alloc);
 	return ret;
 }
 
@@ -1317,31 +1343,36 @@ static int zcopy_rx_check_socket(struct socket *sock, bool *tcp)
  * Whether recv(2) may read @sock, by the LSMs' socket_recvmsg hook:
  * sock_recvmsg() runs it, zcopy's reads of the queue (tcp_read_sock(),
  * __skb_recv_udp()) do not, and security_socket_recvmsg() is not
- * exported. So a recvmsg of no bytes, without waiting. TCP, asked to peek
- * at urgent data, takes nothing and answers only EINVAL, ENOTCONN, EAGAIN
- * or 0: any other error is the hook's. UDP ignores MSG_OOB and peeks at
- * its queue as recv(2) would; what that takes, recv(2) would have taken
- * (the socket's error, which is then the answer, a datagram with a bad
- * checksum, a path MTU notice that IPV6_RECVPATHMTU queued).
+ * exported. So a recvmsg of no bytes, without waiting, whose answer is
+ * the hook's where the protocol could not have given it. TCP, asked to
+ * peek at urgent data, takes nothing and answers only EINVAL, ENOTCONN,
+ * EAGAIN or 0. UDP ignores MSG_OOB and peeks at its queue as recv(2)
+ * would, answering EAGAIN, 0, or the socket's error, which it takes and
+ * which is then the receive's answer, as it would be recv(2)'s (so is a
+ * datagram with a bad checksum, dropped). An IPV6_RECVPATHMTU notice,
+ * which it would take too, never waits here: such sockets are refused.
  */
-static int zcopy_rx_may_recv(struct socket *sock)
+static int zcopy_rx_may_recv(struct socket *sock, bool tcp)
 {
 	struct msghdr msg = {};
 	int ret;
 
 	iov_iter_kvec(&msg.msg_iter, ITER_DEST, NULL, 0, 0);
 	ret = sock_recvmsg(sock, &msg, MSG_OOB | MSG_PEEK | MSG_DONTWAIT);
-	if (ret >= 0 || ret == -EINVAL || ret == -ENOTCONN || ret == -EAGAIN)
+	if (ret >= 0 || ret == -EAGAIN)
+		return 0;
+	if (tcp && (ret == -EINVAL || ret == -ENOTCONN))
 		return 0;
 	return ret;
 }
 
+/* Receive into @desc, after releasing the slots listed, read into @offs. */
 static int zcopy_recv(struct zcopy_file *zf, struct zcopy_rx_area *area,
-		      struct zcopy_recv *args, struct zcopy_rx_scratch *scratch)
+		      struct zcopy_recv *args, struct zcopy_rx_desc *desc, u64 *offs)
 {
 	struct zcopy_rx_ctx ctx = {
 		.area = area,
-		.desc = scratch->desc,
+		.desc = desc,
 		.max_desc = args->desc_count,
 	};
 	struct socket *sock;
@@ -1356,12 +1387,16 @@ static int zcopy_recv(struct zcopy_file *zf, struct zcopy_rx_area *area,
 	if (ret)
 		goto out_put;
 	if (args->release_count) {
-		ret = zcopy_rx_release_user(area, args->release, args->release_count,
-					    scratch->offs);
+		ret = zcopy_rx_release_user(area, args->release, args->release_count, offs);
 		if (ret)
 			goto out_put;
 	}
-	ret = zcopy_rx_may_recv(sock);
+	/* Before the LSM check, whose peek may take the socket's error. */
+	if (READ_ONCE(area->used) == area->area.nr_pages) {
+		ret = -ENOSPC;
+		goto out_put;
+	}
+	ret = zcopy_rx_may_recv(sock, tcp);
 	if (ret)
 		goto out_put;
 
@@ -1402,10 +1437,11 @@ out_put:
 
 long zcopy_ioctl_recv(struct zcopy_file *zf, struct zcopy_recv __user *uarg)
 {
-	struct zcopy_rx_scratch *scratch;
 	struct zcopy_rx_area *area;
+	struct zcopy_rx_desc *desc;
 	struct zcopy_recv args;
 	size_t size;
+	bool alloc;
 	int ret;
 
 	if (copy_from_user(&args, uarg, sizeof(args)))
@@ -1425,20 +1461,21 @@ long zcopy_ioctl_recv(struct zcopy_file *zf, struct zcopy_recv __user *uarg)
 	 * a write to each page of the array proves it, as a copy of all of it
 	 * would, for a fraction of the cost.
 	 */
-	size = array_size(args.desc_count, sizeof(struct zcopy_rx_desc));
+	size = array_size(args.desc_count, sizeof(*desc));
 	if (fault_in_writeable(u64_to_user_ptr(args.desc), size) ||
 	    copy_to_user(uarg, &args, sizeof(args)))
 		return -EFAULT;
-	scratch = zcopy_rx_scratch_get(area);
-	if (!scratch)
+	desc = zcopy_rx_room_get(area, size + array_size(args.release_count, sizeof(u64)),
+				 &alloc);
+	if (!desc)
 		return -ENOMEM;
 
 	/* Each descriptor handed back is filled whole by zcopy_rx_fill(). */
-	ret = zcopy_recv(zf, area, &args, scratch);
-	if (!ret && (copy_to_user(u64_to_user_ptr(args.desc), scratch->desc,
-				  array_size(args.desc_count, sizeof(struct zcopy_rx_desc))) ||
+	ret = zcopy_recv(zf, area, &args, desc, (u64 *)(desc + args.desc_count));
+	if (!ret && (copy_to_user(u64_to_user_ptr(args.desc), desc,
+				  array_size(args.desc_count, sizeof(*desc))) ||
 		     copy_to_user(uarg, &args, sizeof(args))))
 		ret = -EFAULT;
-	zcopy_rx_scratch_put(area, scratch);
+	zcopy_rx_room_put(area, desc, alloc);
 	return ret;
 }

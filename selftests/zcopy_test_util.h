@@ -398,8 +398,9 @@ int zc_param_write(const char *name, long val);
 bool zc_kernel_before(int major, int minor);
 
 /*
- * Make the LSM hook @hook ("socket_recvmsg") refuse this process with
- * -@err, by a BPF LSM program: the fd of its link, whose close undoes it,
+ * Make the LSM hook @hook ("socket_recvmsg") refuse this process (its pid
+ * in the initial PID namespace, where the tests run) with -@err, by a BPF
+ * LSM program: the fd of its link, whose close undoes it,
  * or -errno (ENOENT: no kernel BTF, or no such hook). Whether the hook
  * then runs depends on "bpf" being among the kernel's active LSMs.
  */

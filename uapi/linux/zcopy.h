@@ -456,7 +456,9 @@ struct zcopy_rx_desc {
  * for reading. Sockets whose data belongs to an upper layer (kTLS, a BPF
  * sockmap) are refused with EOPNOTSUPP, also when the layer takes over
  * while the receive waits; so are UDP sockets with UDP_GRO, whose
- * datagrams may come merged (their boundaries in a control message). Data
+ * datagrams may come merged (their boundaries in a control message), and
+ * IPv6 UDP sockets with IPV6_RECVPATHMTU, whose notices only recvmsg(2)
+ * returns. Data
  * the kernel cannot copy (the unreadable frags of devmem TCP) fails with
  * EFAULT and stays queued; what came before it is received first. Arrays
  * this call cannot read or write fail with EFAULT before any data is
