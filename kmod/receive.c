@@ -1391,8 +1391,8 @@ static int zcopy_recv(struct zcopy_file *zf, struct zcopy_rx_area *area,
 		if (ret)
 			goto out_put;
 	}
-	/* Before the LSM check, whose peek may take the socket's error. */
-	if (READ_ONCE(area->used) == area->area.nr_pages) {
+	/* Before the LSM check, whose peek at UDP may take the socket's error. */
+	if (!tcp && READ_ONCE(area->used) == area->area.nr_pages) {
 		ret = -ENOSPC;
 		goto out_put;
 	}
