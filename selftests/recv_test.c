@@ -2279,6 +2279,43 @@ TEST_F(rx, udp_gro_eopnotsupp)
 }
 
 /*
+ * A full area answers ENOSPC before the receive's LSM check, whose peek
+ * would take the UDP socket's error: the error (ECONNREFUSED, from the
+ * ICMP port unreachable that a send to a closed port brings) is still
+ * there for the receive after a release.
+ */
+TEST_F(rx, udp_full_area_keeps_socket_error)
+{
+	struct sockaddr_storage ss;
+	struct zcopy_rx_desc d[4];
+	struct pollfd pfd;
+	struct zcopy_recv r;
+	uint64_t sent = 0;
+	socklen_t sl;
+	int closed;
+
+	udp_start(_metadata, self, AF_INET, 1);
+	udp_send(_metadata, self->cli, &sent, 100);
+	RX_ONCE(&self->rx, 4, 0, 2000, 0);
+	ASSERT_EQ(100, self->rx.last_bytes);
+
+	closed = zc_bind(AF_INET, SOCK_DGRAM, "127.0.0.1", 0);
+	ASSERT_LE(0, closed);
+	sl = zc_sockaddr(AF_INET, "127.0.0.1", zc_port(closed), &ss);
+	close(closed);
+	ASSERT_EQ(0, connect(self->srv, (struct sockaddr *)&ss, sl));
+	ASSERT_EQ(1, send(self->srv, "x", 1, 0));
+	pfd = (struct pollfd){ .fd = self->srv, .events = POLLIN };
+	ASSERT_EQ(1, poll(&pfd, 1, 2000));
+	ASSERT_TRUE(pfd.revents & POLLERR) TH_LOG("no ICMP error came back");
+
+	EXPECT_EQ(-ENOSPC, zc_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
+	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+	EXPECT_EQ(-ECONNREFUSED, zc_recv(self->zfd, self->srv, d, 4, ZCOPY_RECV_DONTWAIT, 0, &r));
+	check_rx_ledger(_metadata, &self->rx);
+}
+
+/*
  * With IPV6_RECVPATHMTU a socket's path MTU notices come from recvmsg(),
  * and the receive's LSM check would take them: refused (EOPNOTSUPP), the
  * datagram left queued; without it, received.
