@@ -2255,27 +2255,38 @@ TEST_F(rx, udp_datagram_eor)
 }
 
 /*
- * With UDP_GRO a socket's datagrams may come merged, their boundaries in
- * a control message that ZCOPY_IOC_RECV has no room for: refused
- * (EOPNOTSUPP), the datagram left queued; without it, received.
+ * A UDP socket of @family with socket option @level/@opt set: a receive
+ * is refused (EOPNOTSUPP), the datagram left queued; with it cleared,
+ * received.
  */
-TEST_F(rx, udp_gro_eopnotsupp)
+static void udp_option_refused(struct __test_metadata *_metadata, rx_self *self,
+			       int family, int level, int opt)
 {
 	struct zcopy_rx_desc d[4];
 	int on = 1, off = 0, ret;
 	struct zcopy_recv r;
 	uint64_t sent = 0;
 
-	udp_start(_metadata, self, AF_INET, 4);
-	ASSERT_EQ(0, setsockopt(self->srv, IPPROTO_UDP, UDP_GRO, &on, sizeof(on)));
+	udp_start(_metadata, self, family, 4);
+	ASSERT_EQ(0, setsockopt(self->srv, level, opt, &on, sizeof(on)));
 	udp_send(_metadata, self->cli, &sent, 100);
 	ret = zc_recv(self->zfd, self->srv, d, 4, 0, 2000, &r);
 	EXPECT_EQ(-EOPNOTSUPP, ret) TH_LOG("%s, %llu bytes", errno_str(-ret), ZC_U64(r.bytes));
-	ASSERT_EQ(0, setsockopt(self->srv, IPPROTO_UDP, UDP_GRO, &off, sizeof(off)));
+	ASSERT_EQ(0, setsockopt(self->srv, level, opt, &off, sizeof(off)));
 	RX_ONCE(&self->rx, 4, 0, 2000, 0);
 	EXPECT_EQ(100, self->rx.last_bytes);
 	check_rx_ledger(_metadata, &self->rx);
 	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+}
+
+/*
+ * With UDP_GRO a socket's datagrams may come merged, their boundaries in
+ * a control message that ZCOPY_IOC_RECV has no room for: refused
+ * (EOPNOTSUPP), the datagram left queued; without it, received.
+ */
+TEST_F(rx, udp_gro_eopnotsupp)
+{
+	udp_option_refused(_metadata, self, AF_INET, IPPROTO_UDP, UDP_GRO);
 }
 
 /*
@@ -2322,21 +2333,7 @@ TEST_F(rx, udp_full_area_keeps_socket_error)
  */
 TEST_F(rx, udp_recvpathmtu_eopnotsupp)
 {
-	struct zcopy_rx_desc d[4];
-	int on = 1, off = 0, ret;
-	struct zcopy_recv r;
-	uint64_t sent = 0;
-
-	udp_start(_metadata, self, AF_INET6, 4);
-	ASSERT_EQ(0, setsockopt(self->srv, IPPROTO_IPV6, IPV6_RECVPATHMTU, &on, sizeof(on)));
-	udp_send(_metadata, self->cli, &sent, 100);
-	ret = zc_recv(self->zfd, self->srv, d, 4, 0, 2000, &r);
-	EXPECT_EQ(-EOPNOTSUPP, ret) TH_LOG("%s, %llu bytes", errno_str(-ret), ZC_U64(r.bytes));
-	ASSERT_EQ(0, setsockopt(self->srv, IPPROTO_IPV6, IPV6_RECVPATHMTU, &off, sizeof(off)));
-	RX_ONCE(&self->rx, 4, 0, 2000, 0);
-	EXPECT_EQ(100, self->rx.last_bytes);
-	check_rx_ledger(_metadata, &self->rx);
-	EXPECT_EQ(0, rt_rx_release_all(&self->rx));
+	udp_option_refused(_metadata, self, AF_INET6, IPPROTO_IPV6, IPV6_RECVPATHMTU);
 }
 
 /* The Internet checksum of @len bytes at @p, from @sum. */
