@@ -1085,9 +1085,6 @@ static int zcopy_rx_udp(struct zcopy_rx_ctx *ctx, struct socket *sock,
 	struct sk_buff *skb;
 	int err, ret;
 
-	/* As for TCP: no free slot fails at once, not once a datagram comes. */
-	if (READ_ONCE(ctx->area->used) == ctx->area->area.nr_pages)
-		return -ENOSPC;
 	for (;;) {
 		skb = zcopy_rx_udp_peek(sock->sk, &timeo, &err);
 		if (!skb)
@@ -1391,7 +1388,10 @@ static int zcopy_recv(struct zcopy_file *zf, struct zcopy_rx_area *area,
 		if (ret)
 			goto out_put;
 	}
-	/* Before the LSM check, whose peek at UDP may take the socket's error. */
+	/*
+	 * UDP, as TCP: no free slot fails at once, not once a datagram comes;
+	 * and before the LSM check, whose peek may take the socket's error.
+	 */
 	if (!tcp && READ_ONCE(area->used) == area->area.nr_pages) {
 		ret = -ENOSPC;
 		goto out_put;
