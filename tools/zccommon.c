@@ -4,6 +4,7 @@
  */
 #include <getopt.h>
 #include <netdb.h>
+#include <poll.h>
 #include <sys/time.h>
 
 #include "zccommon.h"
@@ -180,6 +181,19 @@ int zc_write_all(int fd, const void *buf, size_t len)
 		len -= n;
 	}
 	return 0;
+}
+
+int zc_wait_fd(int fd, short events, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+	int n;
+
+	do {
+		n = poll(&pfd, 1, timeout_ms);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		zc_fail("poll");
+	return n ? 0 : -1;
 }
 
 double zc_now(void)

@@ -75,6 +75,12 @@ uint64_t zc_udp_max(int family);
 /* write() all of @buf: 0, or -1 with errno. */
 int zc_write_all(int fd, const void *buf, size_t len);
 
+/*
+ * Wait for @fd to be ready for @events (0: errors and hangup only): 0, or
+ * -1 when @timeout_ms passed; dies on poll()'s own failure.
+ */
+int zc_wait_fd(int fd, short events, int timeout_ms);
+
 /* ---- time, CPU, progress ---- */
 
 double zc_now(void);

@@ -229,24 +229,10 @@ static void consume(struct receiver *r, const void *data, size_t len, int dgram)
 	zc_progress(&r->progress, r->bytes);
 }
 
-/* Wait until @fd is readable: 0, or -1 when @timeout_ms passed. */
-static int wait_ready(int fd, int timeout_ms)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	int n;
-
-	do {
-		n = poll(&pfd, 1, timeout_ms);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		zc_fail("poll");
-	return n ? 0 : -1;
-}
-
 /* Wait for data: 0, or -1 when the timeout passed. */
 static int wait_data(struct receiver *r)
 {
-	return wait_ready(r->sock, r->timeout_ms);
+	return zc_wait_fd(r->sock, POLLIN, r->timeout_ms);
 }
 
 /* Nothing came for --timeout: the end of a UDP stream, a failure for TCP. */
@@ -488,7 +474,7 @@ static int open_stream(const struct opts *o, int *family)
 		zc_fail("listen");
 	announce(lfd);
 	/* --timeout covers the wait for the connection too: a sender may fail before it. */
-	if (o->timeout_s && wait_ready(lfd, o->timeout_s * 1000))
+	if (o->timeout_s && zc_wait_fd(lfd, POLLIN, o->timeout_s * 1000))
 		zc_die(ZC_EXIT_RUNTIME, "no connection for %d s", o->timeout_s);
 	do {
 		fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);

@@ -476,20 +476,6 @@ static void ring_alloc(struct sender *s)
 		s->slots[i].buf = mem + (size_t)i * s->slot_size;
 }
 
-/* Wait for @fd to be ready for @events: 0, or -1 on timeout. */
-static int wait_fd(int fd, short events, int timeout_ms)
-{
-	struct pollfd pfd = { .fd = fd, .events = events };
-	int n;
-
-	do {
-		n = poll(&pfd, 1, timeout_ms);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		zc_fail("poll");
-	return n ? 0 : -1;
-}
-
 /* ---- MSG_ZEROCOPY ---- */
 
 /* Read the notifications queued on the socket's error queue: how many. */
@@ -529,7 +515,7 @@ static int mz_reap_queued(struct sender *s)
 
 static void mz_reap(struct sender *s, int timeout_ms)
 {
-	if (timeout_ms && wait_fd(s->sock, 0, timeout_ms))
+	if (timeout_ms && zc_wait_fd(s->sock, 0, timeout_ms))
 		return;
 	mz_reap_queued(s);
 }
@@ -545,7 +531,7 @@ static void mz_send(struct sender *s, struct slot *sl, size_t len)
 		if (n < 0 && errno == ENOBUFS) {
 			/* out of option memory for notifications: read some */
 			if (!mz_reap_queued(s))
-				wait_fd(s->sock, 0, 10);
+				zc_wait_fd(s->sock, 0, 10);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -591,7 +577,7 @@ static int zc_reap_queued(struct sender *s)
 
 static void zc_reap(struct sender *s, int timeout_ms)
 {
-	if (timeout_ms && wait_fd(s->zfd, POLLIN, timeout_ms))
+	if (timeout_ms && zc_wait_fd(s->zfd, POLLIN, timeout_ms))
 		return;
 	zc_reap_queued(s);
 }
@@ -974,7 +960,7 @@ static void finish(struct sender *s)
 	for (;;) {
 		ssize_t n;
 
-		if (wait_fd(s->sock, POLLIN, DRAIN_TIMEOUT_MS)) {
+		if (zc_wait_fd(s->sock, POLLIN, DRAIN_TIMEOUT_MS)) {
 			fprintf(stderr, "%s: the receiver did not close\n", zc_prog);
 			s->problems++;
 			return;
