@@ -1343,22 +1343,6 @@ static void *efault_reader_main(void *arg)
 }
 
 /*
- * The page of the next fault on @uffd; 0 if @done (an eventfd, or -1) is
- * written first, or nothing comes within 10 s.
- */
-static uintptr_t uffd_next_fault(int uffd, int done)
-{
-	struct pollfd p[2] = { { .fd = uffd, .events = POLLIN },
-			       { .fd = done, .events = POLLIN } };
-	struct uffd_msg msg;
-
-	if (poll(p, 2, 10000) < 1 || !(p[0].revents & POLLIN) ||
-	    read(uffd, &msg, sizeof(msg)) != sizeof(msg) || msg.event != UFFD_EVENT_PAGEFAULT)
-		return 0;
-	return msg.arg.pagefault.address & ~(uintptr_t)(zc_page_size() - 1);
-}
-
-/*
  * A read() that fails to copy its second record puts that record back,
  * in order of sequence among those completed meanwhile. The second
  * record's place is a page under userfaultfd: the read waits there while
@@ -1368,10 +1352,8 @@ static uintptr_t uffd_next_fault(int uffd, int done)
  */
 TEST(records_in_order_after_read_efault)
 {
-	struct uffdio_api api = { .api = UFFD_API };
 	struct zcopy_completion rec[8];
 	struct efault_reader r = { 0 };
-	struct uffdio_register reg;
 	size_t ps = zc_page_size();
 	int a[2], b[2], i, uffd;
 	char *buf, *junk, *two;
@@ -1383,10 +1365,6 @@ TEST(records_in_order_after_read_efault)
 	if (r.zfd < 0 && errno == ENOENT)
 		SKIP(return, ZCOPY_DEVICE " is missing: zcopy.ko is not loaded");
 	ASSERT_LE(0, r.zfd);
-	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (uffd < 0)
-		SKIP(return, "no userfaultfd: %s", strerror(errno));
-	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
 	buf = zc_map(64 * KB);
 	junk = calloc(1, HELD_JUNK);
 	ASSERT_NE(NULL, buf);
@@ -1414,12 +1392,12 @@ TEST(records_in_order_after_read_efault)
 	two = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, two);
 	two[0] = 1;
-	reg = (struct uffdio_register){ .range = { (uintptr_t)two + ps, ps },
-					.mode = UFFDIO_REGISTER_MODE_MISSING };
-	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	uffd = zc_uffd_open(two + ps, ps);
+	if (uffd < 0)
+		SKIP(return, "no userfaultfd: %s", strerror(-uffd));
 	r.buf = two + ps - sizeof(rec[0]);
 	ASSERT_EQ(0, pthread_create(&th, NULL, efault_reader_main, &r));
-	ASSERT_EQ((uintptr_t)two + ps, uffd_next_fault(uffd, -1))
+	ASSERT_EQ((uintptr_t)two + ps, zc_uffd_next_fault(uffd, -1))
 		TH_LOG("the read did not reach its second record");
 
 	/* Sends 0 and 2 complete while the second record is out. */
@@ -1469,20 +1447,16 @@ static void *lost_index_main(void *arg)
  */
 static int lost_index_round(struct __test_metadata *_metadata, int zfd, char *mem)
 {
-	struct uffdio_api api = { .api = UFFD_API };
 	struct zcopy_unregister u = { .index = 0 };
 	struct zcopy_register next = { .addr = (uintptr_t)mem, .len = zc_page_size() };
-	struct uffdio_register reg;
 	size_t ps = zc_page_size();
+	struct uffdio_range range;
 	struct uffdio_copy copy;
 	struct lost_index l;
 	pthread_t th;
 	int uffd, lost;
 	char *two;
 
-	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	ASSERT_LE(0, uffd);
-	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
 	/* The argument on the first page, the buffer (never touched) on the second. */
 	two = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, two);
@@ -1490,9 +1464,8 @@ static int lost_index_round(struct __test_metadata *_metadata, int zfd, char *me
 				 .done = eventfd(0, EFD_CLOEXEC) };
 	ASSERT_LE(0, l.done);
 	*l.r = (struct zcopy_register){ .addr = (uintptr_t)two + ps, .len = ps };
-	reg = (struct uffdio_register){ .range = { (uintptr_t)two, 2 * ps },
-					.mode = UFFDIO_REGISTER_MODE_MISSING };
-	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	uffd = zc_uffd_open(two, 2 * ps);
+	ASSERT_LE(0, uffd) TH_LOG("userfaultfd: %s", strerror(-uffd));
 	ASSERT_EQ(0, pthread_create(&th, NULL, lost_index_main, &l));
 
 	/*
@@ -1500,7 +1473,7 @@ static int lost_index_round(struct __test_metadata *_metadata, int zfd, char *me
 	 * a long-term pin may not let go of mmap_lock, so it cannot wait on
 	 * userfaultfd: it fails at once.
 	 */
-	if (!uffd_next_fault(uffd, l.done)) {
+	if (!zc_uffd_next_fault(uffd, l.done)) {
 		pthread_join(th, NULL);
 		ASSERT_EQ(EFAULT, l.err) TH_LOG("REGISTER neither pinned nor failed");
 		lost = -1;
@@ -1512,12 +1485,13 @@ static int lost_index_round(struct __test_metadata *_metadata, int zfd, char *me
 	ASSERT_EQ(0, ioctl(uffd, UFFDIO_COPY, &copy));
 
 	/* Writing the index back: it is unregistered, and taken again. */
-	ASSERT_EQ((uintptr_t)two, uffd_next_fault(uffd, l.done)) TH_LOG("no index written back");
+	ASSERT_EQ((uintptr_t)two, zc_uffd_next_fault(uffd, l.done)) TH_LOG("no index written back");
 	ASSERT_EQ(0, ioctl(zfd, ZCOPY_IOC_UNREGISTER, &u));
 	ASSERT_EQ(0, ioctl(zfd, ZCOPY_IOC_REGISTER, &next));
 	ASSERT_EQ(0, next.index);
 	ASSERT_EQ(0, munmap(two, ps));
-	ASSERT_EQ(0, ioctl(uffd, UFFDIO_WAKE, &reg.range));
+	range = (struct uffdio_range){ (uintptr_t)two, 2 * ps };
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_WAKE, &range));
 	pthread_join(th, NULL);
 	EXPECT_EQ(EFAULT, l.err);
 

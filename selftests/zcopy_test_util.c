@@ -11,6 +11,7 @@
 
 #include <linux/bpf.h>
 #include <linux/btf.h>
+#include <linux/userfaultfd.h>
 
 #include "zcopy_test_util.h"
 
@@ -99,6 +100,36 @@ void zc_unmap(void *p, size_t len)
 
 	if (p)
 		munmap((char *)p - ps, sz + 2 * ps);
+}
+
+int zc_uffd_open(void *addr, size_t len)
+{
+	struct uffdio_register reg = { .range = { (uintptr_t)addr, len },
+				       .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_api api = { .api = UFFD_API };
+	int uffd, err;
+
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		return -errno;
+	if (ioctl(uffd, UFFDIO_API, &api) || ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+		err = errno;
+		close(uffd);
+		return -err;
+	}
+	return uffd;
+}
+
+uintptr_t zc_uffd_next_fault(int uffd, int done)
+{
+	struct pollfd p[2] = { { .fd = uffd, .events = POLLIN },
+			       { .fd = done, .events = POLLIN } };
+	struct uffd_msg msg;
+
+	if (poll(p, 2, 10000) < 1 || !(p[0].revents & POLLIN) ||
+	    read(uffd, &msg, sizeof(msg)) != sizeof(msg) || msg.event != UFFD_EVENT_PAGEFAULT)
+		return 0;
+	return msg.arg.pagefault.address & ~(uintptr_t)(zc_page_size() - 1);
 }
 
 void zc_close_fds_except(int a, int b)

@@ -84,6 +84,18 @@ void *zc_map(size_t len);
 
 void zc_unmap(void *p, size_t len);
 
+/*
+ * A userfaultfd (O_NONBLOCK) with @len bytes from @addr registered for
+ * missing-page faults: the fd, or -errno.
+ */
+int zc_uffd_open(void *addr, size_t len);
+
+/*
+ * The page of the next fault on @uffd; 0 if @done (an eventfd, or -1) is
+ * written first, or nothing comes within 10 s.
+ */
+uintptr_t zc_uffd_next_fault(int uffd, int done);
+
 /* ---- processes ---- */
 
 /* Close every descriptor from 3 on but @a and @b (either may be -1). */
