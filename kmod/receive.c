@@ -1347,13 +1347,17 @@ static int zcopy_rx_check_socket(struct socket *sock, bool *tcp)
  * would, answering EAGAIN, 0, or the socket's error, which it takes and
  * which is then the receive's answer, as it would be recv(2)'s (so is a
  * datagram with a bad checksum, dropped). An IPV6_RECVPATHMTU notice,
- * which it would take too, never waits here: such sockets are refused.
+ * which it would take too, never waits here: such sockets are refused,
+ * here again, as the option may have been set since zcopy_rx_check_socket()
+ * (while the release list was read, which can wait on a page fault).
  */
 static int zcopy_rx_may_recv(struct socket *sock, bool tcp)
 {
 	struct msghdr msg = {};
 	int ret;
 
+	if (!tcp && zcopy_rx_wants_pmtu(sock->sk))
+		return -EOPNOTSUPP;
 	iov_iter_kvec(&msg.msg_iter, ITER_DEST, NULL, 0, 0);
 	ret = sock_recvmsg(sock, &msg, MSG_OOB | MSG_PEEK | MSG_DONTWAIT);
 	if (ret >= 0 || ret == -EAGAIN)

@@ -24,6 +24,7 @@
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <linux/userfaultfd.h>
 
 #include "kselftest_harness.h"
 #include "recv_test_util.h"
@@ -2334,6 +2335,95 @@ TEST_F(rx, udp_full_area_keeps_socket_error)
 TEST_F(rx, udp_recvpathmtu_eopnotsupp)
 {
 	udp_option_refused(_metadata, self, AF_INET6, IPPROTO_IPV6, IPV6_RECVPATHMTU);
+}
+
+struct stalled_recv {
+	int zfd;
+	struct zcopy_recv r;
+	int ret;
+};
+
+static void *stalled_recv_main(void *arg)
+{
+	struct stalled_recv *s = arg;
+
+	s->ret = zc_recv_args(s->zfd, &s->r);
+	return NULL;
+}
+
+/*
+ * IPV6_RECVPATHMTU set, and a notice queued, while a receive waits to read
+ * its release list (a page under userfaultfd): the receive releases the
+ * slot and is refused (EOPNOTSUPP), before its LSM check's peek would take
+ * the notice; recvmsg() then gets it.
+ */
+TEST_F(rx, udp_recvpathmtu_set_during_release)
+{
+	struct zcopy_rx_desc d[4];
+	struct stalled_recv s = { .zfd = self->zfd };
+	struct uffdio_copy copy;
+	struct sockaddr_in6 dst;
+	socklen_t sl = sizeof(dst);
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(struct ip6_mtuinfo))];
+	} cbuf;
+	char byte, *big;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = &cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
+	uint64_t sent = 0, *rel, *page;
+	int on = 1, uffd;
+	pthread_t th;
+
+	udp_start(_metadata, self, AF_INET6, 4);
+	udp_send(_metadata, self->cli, &sent, 100);
+	RX_ONCE(&self->rx, 4, 0, 2000, 0);
+	ASSERT_EQ(1, self->rx.nslots);
+	rel = zc_map(self->ps);
+	page = zc_map(self->ps);
+	ASSERT_NE(NULL, rel);
+	ASSERT_NE(NULL, page);
+	uffd = zc_uffd_open(rel, self->ps);
+	if (uffd < 0)
+		SKIP(return, "no userfaultfd: %s", strerror(-uffd));
+
+	s.r = (struct zcopy_recv){ .sockfd = self->srv, .flags = ZCOPY_RECV_DONTWAIT,
+				   .desc = (uintptr_t)d, .desc_count = 4,
+				   .release = (uintptr_t)rel, .release_count = 1 };
+	ASSERT_EQ(0, pthread_create(&th, NULL, stalled_recv_main, &s));
+	ASSERT_EQ((uintptr_t)rel, zc_uffd_next_fault(uffd, -1))
+		TH_LOG("the receive did not read its release list");
+
+	/* Too big for loopback's MTU, and not to be fragmented: a notice. */
+	ASSERT_EQ(0, setsockopt(self->srv, IPPROTO_IPV6, IPV6_RECVPATHMTU, &on, sizeof(on)));
+	ASSERT_EQ(0, setsockopt(self->srv, IPPROTO_IPV6, IPV6_DONTFRAG, &on, sizeof(on)));
+	ASSERT_EQ(0, getsockname(self->cli, (struct sockaddr *)&dst, &sl));
+	big = calloc(1, 65500);
+	ASSERT_NE(NULL, big);
+	EXPECT_EQ(-1, sendto(self->srv, big, 65500, 0, (struct sockaddr *)&dst, sl));
+	EXPECT_EQ(EMSGSIZE, errno);
+	free(big);
+
+	page[0] = self->rx.slots[0].area_off;
+	copy = (struct uffdio_copy){ .dst = (uintptr_t)rel, .src = (uintptr_t)page,
+				     .len = self->ps };
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_COPY, &copy));
+	pthread_join(th, NULL);
+	EXPECT_EQ(-EOPNOTSUPP, s.ret) TH_LOG("%s", errno_str(-s.ret));
+	rt_rx_forget(&self->rx, 1);
+
+	ASSERT_EQ(0, recvmsg(self->srv, &mh, MSG_DONTWAIT))
+		TH_LOG("recvmsg: %s, not the notice", strerror(errno));
+	cm = CMSG_FIRSTHDR(&mh);
+	ASSERT_NE(NULL, cm);
+	EXPECT_EQ(IPPROTO_IPV6, cm->cmsg_level);
+	EXPECT_EQ(IPV6_PATHMTU, cm->cmsg_type);
+	check_rx_ledger(_metadata, &self->rx);
+	close(uffd);
+	zc_unmap(rel, self->ps);
+	zc_unmap(page, self->ps);
 }
 
 /* The Internet checksum of @len bytes at @p, from @sum. */
