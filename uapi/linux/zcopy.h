@@ -403,6 +403,11 @@ struct zcopy_completion {
  * frag) is mapped as it is; anything else (headers, partial or compound
  * pages, ordinary send() data) is copied into pages of ours, mapped the
  * same way. Each slot stays mapped until released, and is unmapped then.
+ * A page mapped as it is holds what its sender's page holds: over a
+ * network, the NIC's; on this machine, the sender's own page, which zcopy's
+ * pool and the kernel's senders no longer write once it is sent, but which
+ * a sender that can still write it can change (a packet socket's ring,
+ * CAP_NET_RAW, spliced into the socket), as under TCP_ZEROCOPY_RECEIVE.
  * zcopy copies into a page of its own again only once nothing else holds
  * it: one that something took from the area (a vmsplice()d pipe, an
  * O_DIRECT write, a MSG_ZEROCOPY send, and wherever those took it) is left
