@@ -226,13 +226,23 @@ static void zcopy_tx_release(struct zcopy_tx *head, bool atomic)
 }
 
 /*
- * Whether sends can be released where their last reference went: not in a
- * hard interrupt or with interrupts off (netpoll), where bottom halves
- * cannot be turned off.
+ * Whether sends can be released where their last reference went, with
+ * bottom halves off: not in a hard interrupt or with interrupts off
+ * (netpoll), where they cannot be turned off. On PREEMPT_RT,
+ * local_bh_disable() takes a per-CPU lock that the softirq threads hold
+ * while they run: a caller in task context holding a spinlock_t that they
+ * also take (a driver's, "irqsave" but with interrupts on) would deadlock
+ * against them, and one with preemption off would sleep. There, only a
+ * caller that already has bottom halves off (a softirq, spin_lock_bh())
+ * and may sleep on the records' lock releases in place.
  */
 static bool zcopy_tx_can_disable_bh(void)
 {
-	return !in_hardirq() && !in_nmi() && !irqs_disabled();
+	if (in_hardirq() || in_nmi() || irqs_disabled())
+		return false;
+	if (IS_ENABLED(CONFIG_PREEMPT_RT))
+		return softirq_count() && preemptible();
+	return true;
 }
 
 /*
@@ -397,9 +407,9 @@ static void zcopy_tx_complete(struct sk_buff *skb, struct ubuf_info *uarg,
 		return;
 	}
 	/*
-	 * Off for a caller in process context too (TCP's backlog): as in
-	 * softirq, kvfree() then defers, and module exit's synchronize_rcu()
-	 * waits for us to return.
+	 * Off for a caller in process context too (TCP's backlog, but for
+	 * PREEMPT_RT): as in softirq, kvfree() then defers, and module exit's
+	 * synchronize_rcu() waits for us to return.
 	 */
 	local_bh_disable();
 	zcopy_tx_finish(tx, true);
