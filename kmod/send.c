@@ -321,20 +321,36 @@ static bool zcopy_tx_unref(struct zcopy_tx **txp)
 	return true;
 }
 
-/* Sends released in one go with bottom halves off; the rest go to the worker. */
-#define ZCOPY_TX_RELEASE_BUDGET	64
+/*
+ * With bottom halves off, at most this many sends, and this many of their
+ * pages, are released in one go, so that the softirq (on PREEMPT_RT, the
+ * CPU's softirq lock) is not held for long; the rest go to the worker.
+ */
+#define ZCOPY_TX_RELEASE_SENDS	64
+#define ZCOPY_TX_RELEASE_PAGES	1024
+
+/* The pages that releasing @head's chain lets go of. */
+static unsigned int zcopy_tx_chain_pages(const struct zcopy_tx *head)
+{
+	const struct zcopy_tx *tx;
+	unsigned int pages = 0;
+
+	for (tx = head; tx; tx = tx->next)
+		pages += tx->nr_pages;
+	return pages;
+}
 
 /*
  * @head's last reference went: release its chain, and each successor that
  * its predecessor held the last reference to, and theirs in turn, in the
  * order they were linked. With bottom halves off (@atomic), a chain whose
- * release sleeps, and any past ZCOPY_TX_RELEASE_BUDGET, go to the worker,
- * which comes back here. Chains (TCP before 6.10) and successors (6.10 on)
- * never meet: only a chain's head, a send of its own, has successors.
+ * release sleeps, and any past the budget above, go to the worker, which
+ * comes back here. Chains (TCP before 6.10) and successors (6.10 on) never
+ * meet: only a chain's head, a send of its own, has successors.
  */
 static void zcopy_tx_finish(struct zcopy_tx *head, bool atomic)
 {
-	unsigned int budget = ZCOPY_TX_RELEASE_BUDGET;
+	unsigned int sends = ZCOPY_TX_RELEASE_SENDS, pages = ZCOPY_TX_RELEASE_PAGES, n = 0;
 	struct llist_node *todo, **pos;
 	struct zcopy_tx *tx, *succ, *next;
 
@@ -343,7 +359,10 @@ static void zcopy_tx_finish(struct zcopy_tx *head, bool atomic)
 	while (todo) {
 		tx = llist_entry(todo, struct zcopy_tx, done);
 		todo = todo->next;
-		if (atomic && (!budget || zcopy_tx_release_sleeps(tx))) {
+		if (atomic)
+			n = zcopy_tx_chain_pages(tx);
+		/* Asked last: asking may let go of part of the chain. */
+		if (atomic && (!sends || n > pages || zcopy_tx_release_sleeps(tx))) {
 			zcopy_tx_defer(tx);
 			continue;
 		}
@@ -362,10 +381,12 @@ static void zcopy_tx_finish(struct zcopy_tx *head, bool atomic)
 			}
 		}
 		zcopy_tx_release(tx, atomic);
-		if (atomic)
-			budget--;
-		else
+		if (atomic) {
+			sends--;
+			pages -= n;
+		} else {
 			cond_resched();
+		}
 	}
 }
 

@@ -218,6 +218,17 @@ TEST_F(tx, size_1m)
 	tx_one_buffer(_metadata, &self->t, MB, 0);
 }
 
+/*
+ * One send of 2048 pages, more than a completion lets go of in place
+ * (1024): zcopy's worker releases it, its record as any other's.
+ */
+TEST_F(tx, size_8m)
+{
+	if (IS_UDP(&self->t))
+		SKIP(return, "TCP only: a datagram is at most 64 KiB");
+	tx_one_buffer(_metadata, &self->t, 8 * MB, 0);
+}
+
 TEST_F(tx, udp_max_datagram)
 {
 	if (!IS_UDP(&self->t))
