@@ -514,9 +514,11 @@ static long tx_free_pages(void)
  * took: once the file is gone, its pages are free again. Before 6.5 TCP's
  * sendpage adds a page with a reference that an skb of managed frags
  * (SKBFL_MANAGED_FRAG_REFS) never drops, so sends there must not make one;
- * a leak there keeps all of the file's 16 MiB.
+ * a leak there keeps all of the file's 16 MiB. Its 4096 rounds of four
+ * calls take the debug kernel (KASAN, lockdep) about 30 s over veth: the
+ * harness's default timeout.
  */
-TEST_F(tx, sendfile_after_send_frees_file_pages)
+TEST_F_TIMEOUT(tx, sendfile_after_send_frees_file_pages, 180)
 {
 	const size_t ps = zc_page_size(), flen = TX_SENDFILE_PAGES * ps;
 	struct zc_tx *t = &self->t;
