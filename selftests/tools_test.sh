@@ -220,20 +220,22 @@ check "zcopy-pool -> zcopy-recv over e1000e: verified, copied (the NIC's own buf
 transfer - ::1 "--method zcopy-pool --notify" "--method zcopy-recv"; xfer=$?
 check "zcopy-pool --notify -> zcopy-recv over IPv6 loopback: verified" true
 port=$((port + 1))
-timeout 20 zcrecv --listen "127.0.0.1:$port" --method zcopy-recv --timeout 2 \
+# The timeout counts from listen() too: 5 s leaves nc time to start and
+# connect on a loaded host (2 s did not, once).
+timeout 30 zcrecv --listen "127.0.0.1:$port" --method zcopy-recv --timeout 5 \
 	>"$tmp/recv.out" 2>"$tmp/recv.err" &
 pid=$!
 until_listening "$tmp/recv.err" $pid
-sleep 8 2>/dev/null | nc 127.0.0.1 $port 2>/dev/null &
+sleep 15 2>/dev/null | nc 127.0.0.1 $port 2>/dev/null &
 ncpid=$!
 wait $pid
 rc=$?
 kill $ncpid 2>/dev/null
 { echo "zcrecv -> $rc"; cat "$tmp/recv.err"; } >"$tmp/log"
-if [ $rc -eq 1 ] && grep -q "no data for 2 s" "$tmp/recv.err"; then
-	tap_ok "zcopy-recv --timeout 2 from a silent peer: status 1, no data for 2 s"
+if [ $rc -eq 1 ] && grep -q "no data for 5 s" "$tmp/recv.err"; then
+	tap_ok "zcopy-recv --timeout 5 from a silent peer: status 1, no data for 5 s"
 else
-	not_ok "zcopy-recv --timeout 2 from a silent peer: status 1, no data for 2 s"
+	not_ok "zcopy-recv --timeout 5 from a silent peer: status 1, no data for 5 s"
 fi
 
 # Datagrams of two pages come to zcopy-recv as two descriptors each: one
