@@ -14,6 +14,7 @@
 
 #include <linux/atomic.h>
 #include <linux/delay.h>
+#include <linux/kallsyms.h>
 #include <linux/kprobes.h>
 #include <linux/module.h>
 #include <linux/sched.h>
@@ -22,6 +23,10 @@
 static char *symbol = "zcopy_pool_pfn_mkwrite";
 module_param(symbol, charp, 0444);
 MODULE_PARM_DESC(symbol, "The function whose returns are caught");
+
+static char *caller;
+module_param(caller, charp, 0444);
+MODULE_PARM_DESC(caller, "If set, only returns into this function are caught");
 
 static unsigned int delay_ms = 500;
 module_param(delay_ms, uint, 0644);
@@ -70,12 +75,28 @@ MODULE_PARM_DESC(armed, "Returns still to catch");
 module_param_cb(held, &zcopy_testmod_held_ops, &zcopy_testmod_held, 0444);
 MODULE_PARM_DESC(held, "Returns caught so far");
 
+/* Whether @ri returns into @caller, by the name of the code it returns to. */
+static bool zcopy_testmod_from_caller(struct kretprobe_instance *ri)
+{
+	char name[KSYM_SYMBOL_LEN];
+	size_t len;
+
+	if (!caller)
+		return true;
+	sprint_symbol_no_offset(name, get_kretprobe_retaddr(ri));
+	len = strlen(caller);
+	/* A module's symbol is followed by " [module]". */
+	return !strncmp(name, caller, len) && (!name[len] || name[len] == ' ');
+}
+
 /* In the returning task, preemption off: the wait keeps its CPU. */
 static int zcopy_testmod_ret(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
 	int only = READ_ONCE(tgid), ret = READ_ONCE(retval);
 
 	if (only && task_tgid_nr(current) != only)
+		return 0;
+	if (atomic_read(&zcopy_testmod_armed) <= 0 || !zcopy_testmod_from_caller(ri))
 		return 0;
 	if (atomic_dec_if_positive(&zcopy_testmod_armed) < 0)
 		return 0;
@@ -88,7 +109,8 @@ static int zcopy_testmod_ret(struct kretprobe_instance *ri, struct pt_regs *regs
 
 static struct kretprobe zcopy_testmod_krp = {
 	.handler	= zcopy_testmod_ret,
-	.maxactive	= 4,
+	/* Enough for a function that every task calls (@caller). */
+	.maxactive	= 64,
 };
 
 static int __init zcopy_testmod_init(void)
