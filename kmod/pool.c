@@ -509,17 +509,20 @@ static void zcopy_pool_tx_put(struct zcopy_tx *tx, unsigned int from, bool sent)
 	mutex_lock(&pool->lock);
 	for (i = from; i < tx->nr_pages; i++) {
 		idx = ptx->slots[i];
-		/* A copy has taken the slot since: the send's page is its own. */
-		if (pool->slots[idx] != tx->pages[i])
-			continue;
-		pool->sending[idx]--;
-		zcopy_pool_account(pool, idx, true);
-		if (sent && !zcopy_slot_held(pool, idx))
-			__set_bit(idx, pool->rearm);
+		/* Unless a copy has taken the slot since: the page is the send's own. */
+		if (pool->slots[idx] == tx->pages[i]) {
+			pool->sending[idx]--;
+			zcopy_pool_account(pool, idx, true);
+			if (sent && !zcopy_slot_held(pool, idx))
+				__set_bit(idx, pool->rearm);
+		}
+		/*
+		 * Under the lock: a fault or a re-arm that finds the slot let
+		 * go of must not find its page still taken (zcopy_slot_shared()).
+		 */
+		put_page(tx->pages[i]);
 	}
 	mutex_unlock(&pool->lock);
-	for (i = from; i < tx->nr_pages; i++)
-		put_page(tx->pages[i]);
 	tx->nr_pages = from;
 }
 
@@ -638,12 +641,12 @@ static int zcopy_pool_send_by_ref(struct zcopy_pool *pool, struct zcopy_tx_args 
 				__set_bit(idx, pool->given);
 			zcopy_pool_account(pool, idx, true);
 		}
+		/* Under the lock, as in zcopy_pool_tx_put(). */
+		put_page(bvec[i].bv_page);
 		sent -= min_t(size_t, sent, bvec[i].bv_len);
 	}
 	mutex_unlock(&pool->lock);
 
-	for (i = 0; i < nr; i++)
-		put_page(bvec[i].bv_page);
 	if (slots != fast)
 		kvfree(slots);
 	if (ret <= 0)

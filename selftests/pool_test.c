@@ -2143,6 +2143,175 @@ TEST_F_TIMEOUT(pool, write_fault_racing_send, 120)
 	free(zero);
 }
 
+struct gap_send {
+	int zfd, sock;
+	int ret;
+};
+
+/* Send slot 0 with a record; its release may run in this thread. */
+static void *gap_sender(void *arg)
+{
+	struct gap_send *g = arg;
+
+	g->ret = zc_pool_send(g->zfd, g->sock, 0, getpagesize(), NOTIFY, 2, NULL);
+	return NULL;
+}
+
+/*
+ * A send's release lets go of its slots, then of its pages. A read of
+ * another record in between finds the slot to re-arm with its page still
+ * taken by the send, leaves it to fault and forgets it, and the read of
+ * the send's own record re-arms nothing: the write after it faults. The
+ * selftests' module holds the release up in that gap (in zcopy's worker,
+ * or in the sending thread where the stack let go before the call
+ * returned) while the other record is read.
+ */
+TEST_F_TIMEOUT(pool, rearm_during_release, 120)
+{
+	const size_t ps = self->c.ps;
+	struct zcopy_completion rec[4];
+	struct zcopy_stats st0, st1;
+	struct gap_send g;
+	int64_t deadline;
+	struct pt_conn *k;
+	long held = 0;
+	pthread_t th;
+	uint8_t *p;
+	int ret;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		SKIP(return, "one CPU: the held release would hold up the reader");
+	p = pt_map_pool(_metadata, &self->c, self->c.zfd, 2);
+	zc_fill(p, ZC_SEED(31), 2 * ps);
+	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, NULL);
+	ret = zc_testmod_load("symbol=mutex_unlock caller=zcopy_pool_tx_put delay_ms=500");
+	if (ret == -ENOENT)
+		SKIP(return, "no " ZC_TESTMOD_KO);
+	ASSERT_EQ(0, ret) TH_LOG("load zcopy_testmod: %s", strerror(-ret));
+
+	/* Slot 1's record queued, not read. */
+	ASSERT_EQ(0, zc_pool_send(self->c.zfd, k->sock, ps, ps, NOTIFY, 1, NULL));
+	pt_account(k, p + ps, ps);
+	ASSERT_EQ(0, zc_wait_idle(self->c.zfd, 0, 5000, &st0));
+	ASSERT_EQ(1, st0.records_queued);
+
+	ASSERT_EQ(0, zc_testmod_write("armed", 1));
+	g = (struct gap_send){ .zfd = self->c.zfd, .sock = k->sock };
+	pt_account(k, p, ps);
+	ASSERT_EQ(0, pthread_create(&th, NULL, gap_sender, &g));
+	for (deadline = zc_now_ms() + 10000; !held && zc_now_ms() < deadline;)
+		ASSERT_EQ(0, zc_testmod_read("held", &held));
+	ASSERT_EQ(1, held) TH_LOG("slot 0's release was not held up");
+	/* Slot 0's record comes once its release goes on. */
+	ASSERT_EQ(sizeof(rec[0]), read(self->c.zfd, rec, sizeof(rec)));
+	EXPECT_EQ(1, rec[0].cookie);
+	pthread_join(th, NULL);
+	ASSERT_EQ(0, g.ret);
+
+	ASSERT_EQ(0, zc_wait_idle(self->c.zfd, 0, 5000, &st0));
+	ASSERT_EQ(sizeof(rec[0]), read(self->c.zfd, rec, sizeof(rec)));
+	EXPECT_EQ(2, rec[0].cookie);
+	st0 = pt_stats(_metadata, self->c.zfd, 0);
+	zc_fill(p, ZC_SEED(32), ps);
+	st1 = pt_stats(_metadata, self->c.zfd, 0);
+	EXPECT_EQ(0, DELTA(st1, st0, write_faults)) TH_LOG("slot 0 was not re-armed");
+	EXPECT_EQ(0, DELTA(st1, st0, cow_copies));
+	EXPECT_TRUE(zc_check_all(p, ZC_SEED(32), ps));
+	pt_check_data(_metadata, k);
+	EXPECT_EQ(0, zc_testmod_unload());
+}
+
+struct gap_writer {
+	int zfd;
+	uint8_t *p;
+	size_t len;
+	long held;
+};
+
+/*
+ * Wait for the send to be held up with its slots let go of (the module
+ * may hold up an earlier return too, where the compiler inlined the
+ * taking of the slots), then write its pages.
+ */
+static void *gap_writer(void *arg)
+{
+	struct gap_writer *w = arg;
+	int64_t deadline = zc_now_ms() + 10000;
+	struct zcopy_stats st;
+
+	while (zc_now_ms() < deadline) {
+		if (zc_testmod_read("held", &w->held) ||
+		    zc_stats(w->zfd, 0, &st))
+			break;
+		if (w->held && !st.pool_pages_in_flight) {
+			zc_fill(w->p, ZC_SEED(34), w->len);
+			return NULL;
+		}
+	}
+	w->held = 0;
+	return NULL;
+}
+
+/*
+ * A send by reference that the socket refuses lets go of its slots, then
+ * of its pages; a write in between found the page still taken by the
+ * send and copied it, though nothing had it in flight. The selftests'
+ * module holds the sender up in that gap while another thread writes.
+ */
+TEST_F_TIMEOUT(pool, write_after_refused_send_by_ref, 120)
+{
+	struct pt_conn_opts o = { .hold = true, .rcvbuf = BLOCK_RCVBUF, .sndbuf = 16384 };
+	const size_t ps = self->c.ps, n = 2, chunk = 65536;
+	struct gap_writer w = { .zfd = self->c.zfd, .len = n * ps };
+	struct zcopy_stats st0, st1;
+	struct pt_conn *k;
+	uint8_t *buf;
+	pthread_t th;
+	int ret, idle = 0;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		SKIP(return, "one CPU: the held sender would hold up the writer");
+	w.p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
+	zc_fill(w.p, ZC_SEED(33), n * ps);
+	buf = malloc(chunk);
+	ASSERT_NE(NULL, buf);
+	zc_fill(buf, ZC_SEED(331), chunk);
+	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, &o);
+	while (idle < 3) {
+		ssize_t r = send(k->sock, buf, chunk, MSG_DONTWAIT);
+
+		if (r > 0) {
+			pt_account(k, buf, r);
+			idle = 0;
+			continue;
+		}
+		ASSERT_EQ(EAGAIN, errno) TH_LOG("filling the socket: %s", strerror(errno));
+		idle++;
+		zc_sleep_ms(50);
+	}
+	ret = zc_testmod_load("symbol=mutex_unlock caller=zcopy_pool_send_by_ref delay_ms=500");
+	if (ret == -ENOENT)
+		SKIP(return, "no " ZC_TESTMOD_KO);
+	ASSERT_EQ(0, ret) TH_LOG("load zcopy_testmod: %s", strerror(-ret));
+	ASSERT_EQ(0, zc_testmod_write("tgid", getpid()));
+	ASSERT_EQ(0, zc_testmod_write("armed", 2));
+
+	st0 = pt_stats(_metadata, self->c.zfd, 0);
+	ASSERT_EQ(0, pthread_create(&th, NULL, gap_writer, &w));
+	ret = zc_pool_send(self->c.zfd, k->sock, 0, n * ps, ZCOPY_SEND_DONTWAIT, 1, NULL);
+	pthread_join(th, NULL);
+	EXPECT_EQ(-EAGAIN, ret) TH_LOG("send by reference on a full socket: %s",
+				       errno_name(-ret));
+	ASSERT_LE(1, w.held) TH_LOG("the send was not held up");
+	st1 = pt_stats(_metadata, self->c.zfd, 0);
+	EXPECT_EQ(0, DELTA(st1, st0, cow_copies)) TH_LOG("pages no one had were copied");
+	EXPECT_EQ(0, st1.pool_pages_in_flight);
+	EXPECT_TRUE(zc_check_all(w.p, ZC_SEED(34), n * ps));
+	pt_check_data(_metadata, k);
+	EXPECT_EQ(0, zc_testmod_unload());
+	free(buf);
+}
+
 struct wr_state {
 	uint64_t *a;
 	size_t words;
