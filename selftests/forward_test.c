@@ -1131,6 +1131,52 @@ TEST_F(fwd1, datagrams_in_and_out)
 }
 
 /*
+ * A datagram forwarded in more pieces than an skb has fragments
+ * (MAX_SKB_FRAGS, 17 on Debian's kernels): UDP builds it in one skb, so it
+ * is copied, whole and in order, and the record and the ledger say why.
+ */
+TEST_F(fwd1, datagram_of_many_pieces_copied)
+{
+	const size_t len = 1200, nr = 24, piece = len / nr;
+	struct zcopy_fwd_piece p[24];
+	struct zcopy_completion rec[2];
+	struct zcopy_stats st0, st1;
+	int utx, urx, otx, orx, i;
+	struct zcopy_forward f;
+	struct zcopy_recv r;
+	uint8_t buf[2048];
+	uint64_t rel;
+
+	ASSERT_EQ(0, zc_udp_pair(AF_INET, true, &utx, &urx));
+	ASSERT_EQ(0, zc_udp_pair(AF_INET, true, &otx, &orx));
+	zc_fill(buf, ZC_SEED(70), len);
+	ASSERT_EQ(len, send(utx, buf, len, 0));
+	ASSERT_EQ(0, zc_recv(self->zfd, urx, self->d, FWD_DESC, 0, 5000, &r));
+	ASSERT_EQ(len, r.bytes);
+	rel = self->d[0].offset;
+	for (i = 0; i < nr; i++)
+		p[i] = (struct zcopy_fwd_piece){ .offset = rel + i * piece, .len = piece };
+	ASSERT_EQ(0, zc_poll_stats(self->zfd, 0, 5000, &st0, fwd_idle));
+	ASSERT_EQ(0, zc_forward(self->zfd, otx, p, nr, ZCOPY_FORWARD_NOTIFY, 9, &f));
+	EXPECT_EQ(len, f.bytes);
+	ASSERT_EQ(len, recv(orx, buf, sizeof(buf), 0));
+	EXPECT_EQ(len, zc_check(buf, ZC_SEED(70), len));
+	ASSERT_EQ(1, zc_read_records(self->zfd, rec, 2, 5000));
+	EXPECT_EQ(9, rec[0].cookie);
+	EXPECT_EQ(len, rec[0].bytes);
+	EXPECT_EQ(ZCOPY_COMPL_COPIED | ZCOPY_COPIED_FRAGS, rec[0].flags);
+	ASSERT_EQ(0, zc_poll_stats(self->zfd, 0, 5000, &st1, fwd_idle));
+	EXPECT_EQ(len, st1.fwd_copied_not_offloaded - st0.fwd_copied_not_offloaded);
+	EXPECT_EQ(0, st1.fwd_zerocopy_bytes - st0.fwd_zerocopy_bytes);
+	EXPECT_EQ(0, st1.fwd_slots_held);
+	ASSERT_EQ(0, zc_release(self->zfd, &rel, 1));
+	close(utx);
+	close(urx);
+	close(otx);
+	close(orx);
+}
+
+/*
  * Two received datagrams forwarded as one (ZCOPY_SEND_MORE) to a UDP socket
  * with UDP_SEGMENT: the stack would refuse the second piece's ubuf and drop
  * the datagram built from the first. Corked forwards are copied.
