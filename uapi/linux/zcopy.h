@@ -229,7 +229,14 @@ struct zcopy_send_batch {
  * memory: registered buffers are for memory sent from again and again, as
  * io_uring's fixed buffers are. At most ZCOPY_MAX_REGISTERED per file
  * (ENOSPC). Pool memory cannot be registered, nor unmapped memory (EFAULT;
- * a partial pin is undone).
+ * a partial pin is undone). Other errors of the kernel's long-term pin are
+ * passed on: EOPNOTSUPP for memory that cannot be pinned long-term (fsdax),
+ * ENOMEM or EBUSY for pages that could not be moved out of movable memory
+ * first. A page of a private mapping still shared copy-on-write (a file's
+ * page cache, a page shared with a parent since fork()) is copied once,
+ * when it is pinned, as any long-term pin copies it. The buffer is the
+ * file's: whoever holds the file (a child after fork(), a process it was
+ * passed to) sends from the pages registered, not from its own memory.
  */
 struct zcopy_register {
 	__u64	addr;
