@@ -112,6 +112,44 @@ static struct pt_conn *blocked_conn(struct __test_metadata *_metadata, struct pt
 	return k;
 }
 
+/*
+ * A loopback TCP connection whose socket is full: a send with
+ * ZCOPY_SEND_DONTWAIT fails with EAGAIN. Filled with plain send()s of
+ * bytes from @seed; acks of what got out free room for a while.
+ */
+static struct pt_conn *full_conn(struct __test_metadata *_metadata, struct pt_ctx *c,
+				 uint64_t seed)
+{
+	struct pt_conn_opts o = { .hold = true, .rcvbuf = BLOCK_RCVBUF, .sndbuf = 16384 };
+	const size_t chunk = 65536;
+	struct pt_conn *k;
+	uint8_t *buf = malloc(chunk);
+	int idle = 0;
+
+	if (!buf)
+		return NULL;
+	zc_fill(buf, seed, chunk);
+	k = pt_connect(_metadata, c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, &o);
+	while (k && idle < 3) {
+		ssize_t r = send(k->sock, buf, chunk, MSG_DONTWAIT);
+
+		if (r > 0) {
+			pt_account(k, buf, r);
+			idle = 0;
+			continue;
+		}
+		if (errno != EAGAIN) {
+			TH_LOG("filling the socket: %s", strerror(errno));
+			k = NULL;
+			break;
+		}
+		idle++;
+		zc_sleep_ms(50);
+	}
+	free(buf);
+	return k;
+}
+
 static const char *errno_name(int err)
 {
 	switch (err) {
@@ -817,33 +855,17 @@ TEST_F(pool, send_ktls_eopnotsupp)
  */
 TEST_F(pool, send_dontwait_full_socket_eagain)
 {
-	struct pt_conn_opts o = { .hold = true, .rcvbuf = BLOCK_RCVBUF, .sndbuf = 16384 };
-	const size_t ps = self->c.ps, n = 4, chunk = 65536;
+	const size_t ps = self->c.ps, n = 4;
 	struct pollfd pfd = { self->c.zfd, POLLIN, 0 };
 	struct zcopy_stats st0, st1, st2;
 	struct pt_conn *k;
-	uint8_t *p, *buf;
-	int ret, idle = 0;
+	uint8_t *p;
+	int ret;
 
 	p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
 	zc_fill(p, ZC_SEED(24), n * ps);
-	buf = malloc(chunk);
-	ASSERT_NE(NULL, buf);
-	zc_fill(buf, ZC_SEED(241), chunk);
-	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, &o);
-	/* Fill the socket; acks of what got out free room for a while. */
-	while (idle < 3) {
-		ssize_t r = send(k->sock, buf, chunk, MSG_DONTWAIT);
-
-		if (r > 0) {
-			pt_account(k, buf, r);
-			idle = 0;
-			continue;
-		}
-		ASSERT_EQ(EAGAIN, errno) TH_LOG("filling the socket: %s", strerror(errno));
-		idle++;
-		zc_sleep_ms(50);
-	}
+	k = full_conn(_metadata, &self->c, ZC_SEED(241));
+	ASSERT_NE(NULL, k);
 
 	/* Pages 0-1 with a record, 2-3 by reference. */
 	st0 = pt_stats(_metadata, self->c.zfd, 0);
@@ -874,7 +896,6 @@ TEST_F(pool, send_dontwait_full_socket_eagain)
 	EXPECT_TRUE(zc_check_all(p, ZC_SEED(242), 2 * ps));
 	EXPECT_TRUE(zc_check_all(p + 2 * ps, ZC_SEED(243), 2 * ps));
 	pt_check_data(_metadata, k);
-	free(buf);
 }
 
 /* ---- ZCOPY_IOC_POOL_SEND_BATCH ---- */
@@ -2260,35 +2281,19 @@ static void *gap_writer(void *arg)
  */
 TEST_F_TIMEOUT(pool, write_after_refused_send_by_ref, 120)
 {
-	struct pt_conn_opts o = { .hold = true, .rcvbuf = BLOCK_RCVBUF, .sndbuf = 16384 };
-	const size_t ps = self->c.ps, n = 2, chunk = 65536;
+	const size_t ps = self->c.ps, n = 2;
 	struct gap_writer w = { .zfd = self->c.zfd, .len = n * ps };
 	struct zcopy_stats st0, st1;
 	struct pt_conn *k;
-	uint8_t *buf;
 	pthread_t th;
-	int ret, idle = 0;
+	int ret;
 
 	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
 		SKIP(return, "one CPU: the held sender would hold up the writer");
 	w.p = pt_map_pool(_metadata, &self->c, self->c.zfd, n);
 	zc_fill(w.p, ZC_SEED(33), n * ps);
-	buf = malloc(chunk);
-	ASSERT_NE(NULL, buf);
-	zc_fill(buf, ZC_SEED(331), chunk);
-	k = pt_connect(_metadata, &self->c, ZC_LOOPBACK, AF_INET, SOCK_STREAM, &o);
-	while (idle < 3) {
-		ssize_t r = send(k->sock, buf, chunk, MSG_DONTWAIT);
-
-		if (r > 0) {
-			pt_account(k, buf, r);
-			idle = 0;
-			continue;
-		}
-		ASSERT_EQ(EAGAIN, errno) TH_LOG("filling the socket: %s", strerror(errno));
-		idle++;
-		zc_sleep_ms(50);
-	}
+	k = full_conn(_metadata, &self->c, ZC_SEED(331));
+	ASSERT_NE(NULL, k);
 	ret = zc_testmod_load("symbol=mutex_unlock caller=zcopy_pool_send_by_ref delay_ms=500");
 	if (ret == -ENOENT)
 		SKIP(return, "no " ZC_TESTMOD_KO);
@@ -2309,7 +2314,6 @@ TEST_F_TIMEOUT(pool, write_after_refused_send_by_ref, 120)
 	EXPECT_TRUE(zc_check_all(w.p, ZC_SEED(34), n * ps));
 	pt_check_data(_metadata, k);
 	EXPECT_EQ(0, zc_testmod_unload());
-	free(buf);
 }
 
 struct wr_state {
